@@ -1,0 +1,135 @@
+package acct
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2866"
+)
+
+// Non-standard plain attributes from FreeRADIUS's dictionary.openser.
+const (
+	attrSipResponseCode radius.Type = 102
+	attrSipToTag        radius.Type = 104
+	attrSipFromTag      radius.Type = 105
+)
+
+// acctRecord is what a Stop tells us.
+type acctRecord struct {
+	status      rfc2866.AcctStatusType
+	callID      string
+	fromTag     string
+	hasFromTag  bool
+	sessionTime int
+}
+
+// extractRecord reads the attributes we use from an Accounting-Request.
+// A missing or malformed Acct-Status-Type yields status 0, which is ignored.
+func extractRecord(p *radius.Packet) acctRecord {
+	var r acctRecord
+	if v, err := rfc2866.AcctStatusType_Lookup(p); err == nil {
+		r.status = v
+	}
+	r.callID = rfc2866.AcctSessionID_GetString(p)
+	if v, ok := p.Attributes.Lookup(attrSipFromTag); ok {
+		r.fromTag, r.hasFromTag = radius.String(v), true
+	}
+	if v, err := rfc2866.AcctSessionTime_Lookup(p); err == nil {
+		r.sessionTime = int(uint32(v))
+	}
+	return r
+}
+
+// Listener receives RADIUS accounting live and closes tracked calls on Stop.
+type Listener struct {
+	tracker Tracker
+	log     *slog.Logger
+	conn    net.PacketConn
+	srv     *radius.PacketServer
+
+	closeOnce sync.Once
+}
+
+// NewListener binds addr (UDP, e.g. ":1813") so that Serve cannot fail on
+// the address later; secret is the shared secret of the sending proxy.
+func NewListener(addr, secret string, tracker Tracker, log *slog.Logger) (*Listener, error) {
+	if secret == "" {
+		return nil, errors.New("acct: radius listener: empty secret")
+	}
+	conn, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("acct: radius listener: %w", err)
+	}
+	l := &Listener{tracker: tracker, log: log, conn: conn}
+	l.srv = &radius.PacketServer{
+		// The server checks each request's authenticator against this
+		// secret and drops (with a log line) what does not verify.
+		SecretSource: radius.StaticSecretSource([]byte(secret)),
+		Handler:      radius.HandlerFunc(l.serveRADIUS),
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return l, nil
+}
+
+// Addr is the bound address.
+func (l *Listener) Addr() net.Addr { return l.conn.LocalAddr() }
+
+// Serve handles requests until ctx is done or Close is called.
+func (l *Listener) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	err := l.srv.Serve(l.conn)
+	if errors.Is(err, radius.ErrServerShutdown) {
+		return nil
+	}
+	return err
+}
+
+// Close stops the listener and waits for handlers in flight.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		l.srv.Shutdown(ctx)
+		l.conn.Close() // Shutdown only closes it if Serve ran
+	})
+	return nil
+}
+
+func (l *Listener) serveRADIUS(w radius.ResponseWriter, r *radius.Request) {
+	// Only accounting: IsAuthenticRequest lets Access-Request through
+	// unverified, and we have nothing to say to it.
+	if r.Code != radius.CodeAccountingRequest {
+		l.log.Warn("radius: not an Accounting-Request, dropped", "code", r.Code.String(), "from", r.RemoteAddr.String())
+		return
+	}
+	rec := extractRecord(r.Packet)
+	// Answer first: the record is safely ours, and a late answer makes the
+	// sender retransmit.
+	if err := w.Write(r.Response(radius.CodeAccountingResponse)); err != nil {
+		l.log.Warn("radius: cannot answer", "from", r.RemoteAddr.String(), "err", err)
+	}
+	if rec.status != rfc2866.AcctStatusType_Value_Stop || rec.callID == "" {
+		return
+	}
+	var match *Call
+	for _, c := range l.tracker.TrackedCalls() {
+		if c.CallID == rec.callID && (!rec.hasFromTag || c.FromTag == rec.fromTag) {
+			match = &c
+			break
+		}
+	}
+	if match == nil {
+		l.log.Debug("radius: stop for an untracked call, ignored", "callid", rec.callID, "from_tag", rec.fromTag)
+		return
+	}
+	l.log.Info("radius accounting says call ended", "callid", match.CallID, "from_tag", match.FromTag,
+		"reason", Terminated.String(), "duration", rec.sessionTime)
+	l.tracker.Close(Outcome{CallID: match.CallID, FromTag: match.FromTag, Kind: Terminated, Duration: rec.sessionTime})
+}

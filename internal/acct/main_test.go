@@ -1,0 +1,116 @@
+package acct
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/acct/accttest"
+)
+
+// testDB is the throwaway MariaDB shared by this package's tests, started
+// once in TestMain; dbErr says why there is none.
+var (
+	testDB *accttest.MariaDB
+	dbErr  error
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if err := accttest.Available(); err != nil {
+		dbErr = fmt.Errorf("package internal/acct: %w", err)
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "accttest")
+	if err != nil {
+		dbErr = err
+		return m.Run()
+	}
+	defer os.RemoveAll(dir)
+	testDB, dbErr = accttest.StartMariaDB(dir)
+	if dbErr != nil {
+		dbErr = fmt.Errorf("package internal/acct: %w", dbErr)
+		return m.Run()
+	}
+	defer testDB.Stop()
+	return m.Run()
+}
+
+// needDB skips (or fails under CI) when there is no MariaDB.
+func needDB(t *testing.T) *accttest.MariaDB {
+	t.Helper()
+	accttest.Require(t, dbErr)
+	return testDB
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// fakeTracker is the session layer: Close forgets the call and records it.
+type fakeTracker struct {
+	mu     sync.Mutex
+	calls  []Call
+	closed []Outcome
+}
+
+func newTracker(calls ...Call) *fakeTracker {
+	calls = append([]Call(nil), calls...) // Close edits it in place
+	for i := range calls {
+		if calls[i].Since.IsZero() {
+			calls[i].Since = time.Now().Add(-time.Minute)
+		}
+	}
+	return &fakeTracker{calls: calls}
+}
+
+func (f *fakeTracker) TrackedCalls() []Call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Call(nil), f.calls...)
+}
+
+func (f *fakeTracker) Close(o Outcome) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, c := range f.calls {
+		if c.CallID == o.CallID && c.FromTag == o.FromTag {
+			f.calls = append(f.calls[:i], f.calls[i+1:]...)
+			f.closed = append(f.closed, o)
+			return
+		}
+	}
+}
+
+// Closed returns the outcomes so far, sorted by Call-ID.
+func (f *fakeTracker) Closed() []Outcome {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := append([]Outcome(nil), f.closed...)
+	sort.Slice(out, func(i, j int) bool { return out[i].CallID < out[j].CallID })
+	return out
+}
+
+// waitClosed waits (generously) until n calls were closed.
+func (f *fakeTracker) waitClosed(t *testing.T, n int) []Outcome {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := f.Closed()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,337 @@
+package acct
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Columns names the radacct columns the poller reads. Empty fields take the
+// defaults CDRTool and the original used.
+type Columns struct {
+	SessionID       string // the SIP Call-ID; default AcctSessionId
+	FromTag         string // default SipFromTag
+	ToTag           string // default SipToTag (not needed to match, kept for config compatibility)
+	SessionTime     string // default AcctSessionTime
+	StopTime        string // default AcctStopTime
+	ConnectInfoStop string // default ConnectInfo_stop
+	MediaInfo       string // default MediaInfo
+}
+
+// DBConfig is the [RadiusDatabase] section.
+type DBConfig struct {
+	User     string
+	Password string
+	// Host is host, host:port (3306 by default) or a Unix socket path "/...".
+	Host     string
+	Database string
+	// Table is an strftime pattern (%Y %m %d %y %%), default "radacct%Y%m".
+	Table   string
+	Columns Columns
+	// QueryTimeout bounds connecting and each query; default 3s.
+	QueryTimeout time.Duration
+	// BatchSize is the most Call-IDs per query; default 500.
+	BatchSize int
+}
+
+func (c *DBConfig) setDefaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.Table, "radacct%Y%m")
+	def(&c.Columns.SessionID, "AcctSessionId")
+	def(&c.Columns.FromTag, "SipFromTag")
+	def(&c.Columns.ToTag, "SipToTag")
+	def(&c.Columns.SessionTime, "AcctSessionTime")
+	def(&c.Columns.StopTime, "AcctStopTime")
+	def(&c.Columns.ConnectInfoStop, "ConnectInfo_stop")
+	def(&c.Columns.MediaInfo, "MediaInfo")
+	if c.QueryTimeout <= 0 {
+		c.QueryTimeout = 3 * time.Second
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+}
+
+func (c *DBConfig) validate() error {
+	if err := validIdent(c.Table, true); err != nil {
+		return fmt.Errorf("table: %w", err)
+	}
+	if _, err := tableName(c.Table, time.Now()); err != nil {
+		return err
+	}
+	if c.Database == "" {
+		return errors.New("database: empty")
+	}
+	cols := c.Columns
+	for _, n := range []string{cols.SessionID, cols.FromTag, cols.ToTag, cols.SessionTime, cols.StopTime, cols.ConnectInfoStop, cols.MediaInfo} {
+		if err := validIdent(n, false); err != nil {
+			return fmt.Errorf("column: %w", err)
+		}
+	}
+	return nil
+}
+
+// mysqlConfig builds the driver config with short timeouts so a dead or
+// slow database fails a round instead of hanging it.
+func (c *DBConfig) mysqlConfig(log *slog.Logger) *mysql.Config {
+	mc := mysql.NewConfig()
+	mc.User = c.User
+	mc.Passwd = c.Password
+	mc.DBName = c.Database
+	switch {
+	case strings.HasPrefix(c.Host, "/"):
+		mc.Net, mc.Addr = "unix", c.Host
+	case c.Host == "":
+		mc.Net, mc.Addr = "tcp", "127.0.0.1:3306"
+	default:
+		mc.Net, mc.Addr = "tcp", c.Host
+		if _, _, err := net.SplitHostPort(c.Host); err != nil {
+			mc.Addr = net.JoinHostPort(strings.Trim(c.Host, "[]"), "3306")
+		}
+	}
+	mc.Timeout = c.QueryTimeout
+	mc.ReadTimeout = c.QueryTimeout
+	mc.WriteTimeout = c.QueryTimeout
+	mc.Logger = driverLogger{log}
+	return mc
+}
+
+// driverLogger routes the driver's own complaints to our logger instead of
+// its package-global one.
+type driverLogger struct{ log *slog.Logger }
+
+func (l driverLogger) Print(v ...any) {
+	l.log.Debug("mysql driver", "msg", strings.TrimSpace(fmt.Sprint(v...)))
+}
+
+// Poller checks tracked calls against the radacct tables.
+type Poller struct {
+	cfg     DBConfig
+	tracker Tracker
+	log     *slog.Logger
+	db      *sql.DB
+	selects string // "SELECT ... FROM " up to the table name
+	now     func() time.Time
+
+	mu sync.Mutex // one round at a time
+}
+
+// NewPoller validates cfg and prepares a connection pool; it does not
+// connect, so a database that is down at start is not an error.
+func NewPoller(cfg DBConfig, tracker Tracker, log *slog.Logger) (*Poller, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("acct: radius database config: %w", err)
+	}
+	conn, err := mysql.NewConnector(cfg.mysqlConfig(log))
+	if err != nil {
+		return nil, fmt.Errorf("acct: radius database config: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	// A poll needs one connection; keep one idle and recycle it so a
+	// restarted server is picked up.
+	db.SetMaxOpenConns(2)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(10 * time.Minute)
+	c := cfg.Columns
+	sel := fmt.Sprintf("SELECT %s, %s, %s, %s, %s, %s FROM ",
+		quoteIdent(c.SessionID), quoteIdent(c.FromTag), quoteIdent(c.SessionTime),
+		quoteIdent(c.StopTime), quoteIdent(c.ConnectInfoStop), quoteIdent(c.MediaInfo))
+	return &Poller{cfg: cfg, tracker: tracker, log: log, db: db, selects: sel, now: time.Now}, nil
+}
+
+// Close releases the connection pool.
+func (p *Poller) Close() error { return p.db.Close() }
+
+// Run polls every interval until ctx is done, starting at once (calls may
+// have ended while the daemon was down). A failed round is logged and the
+// next one tries again.
+func (p *Poller) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := p.Check(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("accounting check failed, retrying next round", "err", err, "interval", interval)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// row is one radacct row, NULLs as zero values.
+type row struct {
+	callID, fromTag string
+	sessionTime     int64
+	stopTime        string
+	connectInfoStop string
+	mediaInfo       string
+}
+
+// classify applies accounting.md: a stop time or a BYE's connect info means
+// terminated; a media timeout without a BYE means timed out.
+func (r row) classify() (Kind, bool) {
+	if stopTimeSet(r.stopTime) || strings.TrimSpace(r.connectInfoStop) != "" {
+		return Terminated, true
+	}
+	if strings.EqualFold(strings.TrimSpace(r.mediaInfo), "timeout") {
+		return TimedOut, true
+	}
+	return 0, false
+}
+
+// stopTimeSet: old FreeRADIUS schemas use a zero date instead of NULL.
+func stopTimeSet(s string) bool {
+	s = strings.TrimSpace(s)
+	return s != "" && !strings.HasPrefix(s, "0000-00-00")
+}
+
+type callKey struct{ callID, fromTag string }
+
+// Check runs one round: it looks up every tracked call in this month's and
+// last month's tables and closes those that accounting says ended. A query
+// error (other than a missing table) ends the round at once, so a dead
+// database costs one QueryTimeout; what was found before it is still closed.
+func (p *Poller) Check(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	calls := p.tracker.TrackedCalls()
+	if len(calls) == 0 {
+		return nil
+	}
+	tracked := make(map[callKey]bool, len(calls))
+	var ids []string
+	seen := make(map[string]bool, len(calls))
+	for _, c := range calls {
+		tracked[callKey{c.CallID, c.FromTag}] = true
+		if !seen[c.CallID] {
+			seen[c.CallID] = true
+			ids = append(ids, c.CallID)
+		}
+	}
+
+	tables, err := p.tables()
+	if err != nil {
+		return err
+	}
+	found := make(map[callKey]Outcome)
+	var firstErr error
+tables:
+	for _, table := range tables {
+		for start := 0; start < len(ids); start += p.cfg.BatchSize {
+			batch := ids[start:min(start+p.cfg.BatchSize, len(ids))]
+			rows, err := p.query(ctx, table, batch)
+			if isNoSuchTable(err) {
+				p.log.Debug("accounting table missing, skipped", "table", table)
+				break
+			}
+			if err != nil {
+				firstErr = fmt.Errorf("acct: query %s: %w", table, err)
+				break tables
+			}
+			for _, r := range rows {
+				k := callKey{r.callID, r.fromTag}
+				if !tracked[k] {
+					continue // another dialog with the same Call-ID
+				}
+				kind, ok := r.classify()
+				if !ok {
+					continue
+				}
+				// A stop beats a media timeout seen in another row.
+				if prev, dup := found[k]; dup && prev.Kind == Terminated {
+					continue
+				}
+				o := Outcome{CallID: r.callID, FromTag: r.fromTag, Kind: kind}
+				if kind == Terminated {
+					o.Duration = int(max(r.sessionTime, 0))
+				}
+				found[k] = o
+			}
+		}
+	}
+	for _, o := range found {
+		p.log.Info("accounting says call ended", "callid", o.CallID, "from_tag", o.FromTag,
+			"reason", o.Kind.String(), "duration", o.Duration)
+		p.tracker.Close(o)
+	}
+	return firstErr
+}
+
+// tables returns this month's and last month's table names, once each.
+func (p *Poller) tables() ([]string, error) {
+	now := p.now()
+	var out []string
+	for _, t := range []time.Time{now, lastMonth(now)} {
+		name, err := tableName(p.cfg.Table, t)
+		if err != nil {
+			return nil, err
+		}
+		if len(out) == 0 || out[0] != name {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+func (p *Poller) query(ctx context.Context, table string, ids []string) ([]row, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.QueryTimeout)
+	defer cancel()
+	var q strings.Builder
+	q.WriteString(p.selects)
+	q.WriteString(quoteIdent(table))
+	q.WriteString(" WHERE ")
+	q.WriteString(quoteIdent(p.cfg.Columns.SessionID))
+	q.WriteString(" IN (")
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteByte('?')
+		args[i] = id
+	}
+	q.WriteByte(')')
+
+	rs, err := p.db.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []row
+	for rs.Next() {
+		var (
+			callID, fromTag, stop, cinfo, media sql.NullString
+			st                                  sql.NullInt64
+		)
+		if err := rs.Scan(&callID, &fromTag, &st, &stop, &cinfo, &media); err != nil {
+			return nil, err
+		}
+		out = append(out, row{
+			callID: callID.String, fromTag: fromTag.String, sessionTime: st.Int64,
+			stopTime: stop.String, connectInfoStop: cinfo.String, mediaInfo: media.String,
+		})
+	}
+	return out, rs.Err()
+}
+
+// isNoSuchTable: ER_NO_SUCH_TABLE, e.g. next month's table not created yet.
+func isNoSuchTable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1146
+}
