@@ -1,0 +1,361 @@
+package rating
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultPort is the engine's TCP port when an address has none.
+const DefaultPort = "9024"
+
+// ErrClosed: the Conn or Pool was closed. It also matches ErrNotSent.
+var ErrClosed = errors.New("rating: closed")
+
+// Options tune the client; zero values take the defaults.
+type Options struct {
+	Timeout    time.Duration // per request when ctx has no deadline (500ms)
+	MinBackoff time.Duration // first wait after a failed connect (100ms)
+	MaxBackoff time.Duration // longest wait between connect attempts (5s)
+	MaxReply   int           // bytes; a longer reply drops the connection (64 KiB)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = 500 * time.Millisecond
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = 5 * time.Second
+		if o.MaxBackoff < o.MinBackoff {
+			o.MaxBackoff = o.MinBackoff
+		}
+	}
+	if o.MaxReply <= 0 {
+		o.MaxReply = 64 << 10
+	}
+	return o
+}
+
+// NormalizeAddr turns "host" or "host:port" into "host:port" with the
+// default port; it is the name Pool uses for an engine.
+func NormalizeAddr(a string) string {
+	a = strings.TrimSpace(a)
+	if host, port, err := net.SplitHostPort(a); err == nil {
+		if port == "" {
+			port = DefaultPort
+		}
+		return net.JoinHostPort(host, port)
+	}
+	return net.JoinHostPort(strings.Trim(a, "[]"), DefaultPort)
+}
+
+// Conn is the client of one engine: one TCP connection, connected lazily,
+// re-connected with backoff, carrying one request at a time.
+type Conn struct {
+	addr string
+	opts Options
+	log  *slog.Logger
+
+	// sem is held by the request (or probe) using nc/br: the engine frames by
+	// socket read, so requests must never overlap on a connection.
+	sem chan struct{}
+	nc  net.Conn
+	br  *bufio.Reader
+
+	mu       sync.Mutex
+	live     net.Conn // == nc, readable without sem (for Close and stats)
+	failing  bool     // the last connect attempt failed
+	backoff  time.Duration
+	next     time.Time // no connect attempt before this
+	closed   bool
+	probing  bool
+	probeCtx context.Context
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// NewConn returns a client of the engine at addr (host[:port]). It does not
+// connect until the first request.
+func NewConn(addr string, opts Options, log *slog.Logger) *Conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	addr = NormalizeAddr(addr)
+	return &Conn{
+		addr:     addr,
+		opts:     opts.withDefaults(),
+		log:      log.With("engine", addr),
+		sem:      make(chan struct{}, 1),
+		probeCtx: ctx,
+		stop:     cancel,
+	}
+}
+
+// Addr is the engine's normalized address.
+func (c *Conn) Addr() string { return c.addr }
+
+// Connected reports whether a connection is open now.
+func (c *Conn) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.live != nil
+}
+
+// Healthy reports whether new parties may be sent here: false while the
+// last connect attempt failed. An unhealthy engine is probed in the
+// background (respecting the backoff) so it comes back without a call
+// having to fail on it first.
+func (c *Conn) Healthy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.failing {
+		return true
+	}
+	if !c.closed && !c.probing && !time.Now().Before(c.next) {
+		c.probing = true
+		c.wg.Add(1)
+		go c.probe()
+	}
+	return false
+}
+
+func (c *Conn) probe() {
+	defer c.wg.Done()
+	defer func() {
+		c.mu.Lock()
+		c.probing = false
+		c.mu.Unlock()
+	}()
+	select {
+	case c.sem <- struct{}{}:
+	case <-c.probeCtx.Done():
+		return
+	}
+	defer func() { <-c.sem }()
+	if c.nc != nil || c.isClosed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.probeCtx, c.opts.Timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	_ = c.connect(ctx, deadline) // the outcome is recorded in c.failing
+}
+
+func (c *Conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Close drops the connection. A request in progress gets up to
+// Options.Timeout to finish; later requests fail with ErrClosed.
+func (c *Conn) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.stop()
+	c.mu.Unlock()
+
+	t := time.NewTimer(c.opts.Timeout)
+	select {
+	case c.sem <- struct{}{}:
+	case <-t.C:
+		c.mu.Lock()
+		if c.live != nil {
+			c.live.Close() // abort the stuck request
+		}
+		c.mu.Unlock()
+		c.sem <- struct{}{}
+	}
+	t.Stop()
+	c.drop()
+	<-c.sem
+	c.wg.Wait()
+}
+
+// MaxSessionTime asks how long the call may last.
+func (c *Conn) MaxSessionTime(ctx context.Context, r Request) (MaxTime, error) {
+	line, err := formatMaxSessionTime(r)
+	if err != nil {
+		return MaxTime{}, err
+	}
+	reply, err := c.roundTrip(ctx, line)
+	if err != nil {
+		return MaxTime{}, err
+	}
+	mt, err := ParseMaxSessionTime(reply)
+	if err != nil {
+		return MaxTime{}, fmt.Errorf("rating %s: CallId %s: %w", c.addr, r.CallID, err)
+	}
+	return mt, nil
+}
+
+// DebitBalance debits a call that ended.
+func (c *Conn) DebitBalance(ctx context.Context, d Debit) (DebitReply, error) {
+	line, err := formatDebit(d)
+	if err != nil {
+		return DebitReply{}, err
+	}
+	reply, err := c.roundTrip(ctx, line)
+	if err != nil {
+		return DebitReply{}, err
+	}
+	dr, err := ParseDebit(reply)
+	if err != nil {
+		return dr, fmt.Errorf("rating %s: CallId %s: %w", c.addr, d.CallID, err)
+	}
+	return dr, nil
+}
+
+func (c *Conn) notSent(err error) error {
+	return fmt.Errorf("rating %s: %w: %w", c.addr, ErrNotSent, err)
+}
+
+var errBackoff = errors.New("engine unreachable, waiting before reconnecting")
+
+// roundTrip sends one request line and reads its reply.
+func (c *Conn) roundTrip(ctx context.Context, line string) (string, error) {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return "", c.notSent(ctx.Err())
+	}
+	defer func() { <-c.sem }()
+	if c.isClosed() {
+		return "", c.notSent(ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", c.notSent(err)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(c.opts.Timeout)
+	}
+	if c.nc != nil && !c.reusable() {
+		c.log.Debug("rating connection closed by the engine or holds stray data; reconnecting")
+		c.drop()
+	}
+	if c.nc == nil {
+		if err := c.connect(ctx, deadline); err != nil {
+			return "", c.notSent(err)
+		}
+	}
+	nc := c.nc
+	// A cancelled ctx must interrupt a blocked read, not just a deadline.
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	if err := nc.SetDeadline(deadline); err != nil {
+		stop()
+		c.drop()
+		return "", c.notSent(err)
+	}
+	c.log.Debug("rating request", "request", strings.TrimSuffix(line, "\n"))
+	n, err := io.WriteString(nc, line)
+	if err != nil {
+		stop()
+		c.drop()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		if n == 0 {
+			return "", c.notSent(err)
+		}
+		c.log.Warn("rating request partly written; connection dropped", "err", err)
+		return "", fmt.Errorf("rating %s: write: %w", c.addr, err)
+	}
+	reply, err := readReply(c.br, c.opts.MaxReply)
+	if !stop() {
+		// The ctx fired while we finished: its deadline change may land
+		// after ours, so this connection cannot be trusted any more.
+		c.drop()
+	}
+	if err != nil {
+		c.drop() // a late reply must never answer the next request
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		c.log.Warn("rating request sent but no complete reply; connection dropped", "request", strings.TrimSuffix(line, "\n"), "err", err)
+		return "", fmt.Errorf("rating %s: no reply: %w", c.addr, err)
+	}
+	c.log.Debug("rating reply", "reply", reply)
+	return reply, nil
+}
+
+// reusable checks an idle connection before a request is written on it, so
+// that a connection the engine closed (e.g. it restarted) is replaced
+// before sending rather than turning the request's fate unknown.
+func (c *Conn) reusable() bool {
+	for c.br.Buffered() > 0 {
+		b, _ := c.br.Peek(1)
+		if b[0] != '\n' && b[0] != '\r' {
+			return false // unsolicited data: the framing is lost
+		}
+		c.br.Discard(1)
+	}
+	return peerAlive(c.nc)
+}
+
+func (c *Conn) connect(ctx context.Context, deadline time.Time) error {
+	c.mu.Lock()
+	if c.failing && time.Now().Before(c.next) {
+		c.mu.Unlock()
+		return errBackoff
+	}
+	c.mu.Unlock()
+
+	// Dial resolves the name at every connect: an engine may move.
+	d := net.Dialer{Deadline: deadline}
+	nc, err := d.DialContext(ctx, "tcp", c.addr)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		if c.backoff == 0 {
+			c.backoff = c.opts.MinBackoff
+		} else if c.backoff *= 2; c.backoff > c.opts.MaxBackoff {
+			c.backoff = c.opts.MaxBackoff
+		}
+		c.next = time.Now().Add(c.backoff)
+		if !c.failing {
+			c.log.Warn("rating engine unreachable", "err", err)
+		} else {
+			c.log.Debug("rating engine still unreachable", "err", err, "retry_in", c.backoff)
+		}
+		c.failing = true
+		return err
+	}
+	if c.closed {
+		nc.Close()
+		return ErrClosed
+	}
+	if c.failing {
+		c.log.Info("rating engine reachable again")
+	} else {
+		c.log.Debug("rating engine connected")
+	}
+	c.failing, c.backoff = false, 0
+	c.nc, c.live = nc, nc
+	c.br = bufio.NewReaderSize(nc, 4096)
+	return nil
+}
+
+// drop closes the connection; the caller holds sem.
+func (c *Conn) drop() {
+	if c.nc == nil {
+		return
+	}
+	c.nc.Close()
+	c.mu.Lock()
+	c.nc, c.live, c.br = nil, nil, nil
+	c.mu.Unlock()
+}

@@ -1,0 +1,17 @@
+// Package rating is the client of the CDRTool rating engine: MaxSessionTime
+// asks how long a prepaid call may last, DebitBalance takes the money when it
+// ends. See ../shared/spec/rating-protocol.md.
+//
+// Use a Pool: Pick(party) names the engine for a billing party (the engine
+// its calls already use, else a healthy one); Acquire/Release count the
+// party's tracked calls so it stays there while it has any. Requests go one
+// at a time per engine connection, each in one write, with a deadline from
+// the context (or Options.Timeout).
+//
+// Errors: errors.Is(err, ErrNotSent) means the engine certainly never saw the
+// request (no connection, backoff, queue wait timed out, invalid values);
+// any other error leaves its fate unknown (written, no complete reply), so a
+// debit must then be re-sent without Force. ErrInvalid (which also matches
+// ErrNotSent) is permanent: the values can never be sent. ErrEngine marks an
+// "Error: ..." answer from the engine.
+package rating

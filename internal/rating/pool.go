@@ -1,0 +1,250 @@
+package rating
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+)
+
+// ErrNoEngine: the engine name is empty (no engine configured).
+var ErrNoEngine = errors.New("rating: no engine")
+
+// Pool is the client of several engines. All calls of one billing party go
+// to one engine while the party has calls tracked (the engine keeps the
+// party's sessions); new parties go to a healthy engine.
+type Pool struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	addrs   []string         // configured engines, normalized, in order
+	conns   map[string]*Conn // configured engines, plus removed ones still in use
+	parties map[string]*affinity
+	refs    map[string]int // engine -> parties with affinity to it
+	closed  bool
+	wg      sync.WaitGroup // background closes of removed engines
+}
+
+type affinity struct {
+	engine string
+	calls  int
+}
+
+// NewPool returns a pool over the engines at addrs (host[:port] each).
+func NewPool(addrs []string, opts Options, log *slog.Logger) *Pool {
+	p := &Pool{
+		opts:    opts.withDefaults(),
+		log:     log,
+		conns:   make(map[string]*Conn),
+		parties: make(map[string]*affinity),
+		refs:    make(map[string]int),
+	}
+	p.SetAddrs(addrs)
+	return p
+}
+
+// SetAddrs replaces the configured engines (at reload). Parties with calls
+// on a removed engine stay there until they are released.
+func (p *Pool) SetAddrs(addrs []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	seen := make(map[string]bool, len(addrs))
+	p.addrs = p.addrs[:0:0]
+	for _, a := range addrs {
+		a = NormalizeAddr(a)
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		p.addrs = append(p.addrs, a)
+		if p.conns[a] == nil {
+			p.conns[a] = NewConn(a, p.opts, p.log)
+		}
+	}
+	for a := range p.conns {
+		if !seen[a] && p.refs[a] == 0 {
+			p.retireLocked(a)
+		}
+	}
+}
+
+// retireLocked closes a removed engine's connection in the background: a
+// request in progress on it is let finish.
+func (p *Pool) retireLocked(a string) {
+	c := p.conns[a]
+	delete(p.conns, a)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		c.Close()
+	}()
+}
+
+func (p *Pool) configuredLocked(a string) bool {
+	for _, x := range p.addrs {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Pick returns the engine for a billing party: the one its tracked calls
+// use, else a healthy configured engine chosen by hashing the party (so
+// concurrent first calls of one party agree), else any configured engine.
+// It returns "" when no engine is configured.
+func (p *Pool) Pick(party string) string {
+	p.mu.Lock()
+	if a := p.parties[party]; a != nil {
+		p.mu.Unlock()
+		return a.engine
+	}
+	addrs := p.addrs
+	conns := make([]*Conn, len(addrs))
+	for i, a := range addrs {
+		conns[i] = p.conns[a]
+	}
+	p.mu.Unlock()
+
+	best, bestHealthy, bestScore := "", false, uint64(0)
+	for i, a := range addrs {
+		h := conns[i].Healthy()
+		s := score(party, a)
+		if best == "" || (h && !bestHealthy) || (h == bestHealthy && s > bestScore) {
+			best, bestHealthy, bestScore = a, h, s
+		}
+	}
+	return best
+}
+
+// score is rendezvous hashing: removing an engine moves only its parties.
+func score(party, engine string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(party))
+	h.Write([]byte{0})
+	h.Write([]byte(engine))
+	return h.Sum64()
+}
+
+// Acquire records one more tracked call of party on engine. A party has one
+// engine: a call acquired on another one is counted on the first (and
+// logged, as it means the caller did not use Pick).
+func (p *Pool) Acquire(party, engine string) {
+	if engine == "" {
+		return
+	}
+	engine = NormalizeAddr(engine)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.parties[party]
+	if a == nil {
+		p.parties[party] = &affinity{engine: engine, calls: 1}
+		p.refs[engine]++
+		return
+	}
+	if a.engine != engine {
+		p.log.Warn("rating: party acquired on a second engine; keeping the first", "party", party, "engine", a.engine, "other", engine)
+	}
+	a.calls++
+}
+
+// Release forgets one tracked call of party.
+func (p *Pool) Release(party string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.parties[party]
+	if a == nil {
+		return
+	}
+	if a.calls--; a.calls > 0 {
+		return
+	}
+	delete(p.parties, party)
+	if p.refs[a.engine]--; p.refs[a.engine] > 0 {
+		return
+	}
+	delete(p.refs, a.engine)
+	if !p.closed && p.conns[a.engine] != nil && !p.configuredLocked(a.engine) {
+		p.retireLocked(a.engine)
+	}
+}
+
+// conn returns the client of engine. An engine no longer configured (a
+// debit owed to it after a reload) gets a connection again on demand.
+func (p *Pool) conn(engine string) (*Conn, error) {
+	if engine == "" {
+		return nil, fmt.Errorf("%w: %w", ErrNotSent, ErrNoEngine)
+	}
+	engine = NormalizeAddr(engine)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, fmt.Errorf("%w: %w", ErrNotSent, ErrClosed)
+	}
+	c := p.conns[engine]
+	if c == nil {
+		c = NewConn(engine, p.opts, p.log)
+		p.conns[engine] = c
+	}
+	return c, nil
+}
+
+// MaxSessionTime asks engine how long the call may last.
+func (p *Pool) MaxSessionTime(ctx context.Context, engine string, r Request) (MaxTime, error) {
+	c, err := p.conn(engine)
+	if err != nil {
+		return MaxTime{}, err
+	}
+	return c.MaxSessionTime(ctx, r)
+}
+
+// DebitBalance debits a call that ended on engine.
+func (p *Pool) DebitBalance(ctx context.Context, engine string, d Debit) (DebitReply, error) {
+	c, err := p.conn(engine)
+	if err != nil {
+		return DebitReply{}, err
+	}
+	return c.DebitBalance(ctx, d)
+}
+
+// Connected reports how many configured engines have an open connection.
+func (p *Pool) Connected() (up, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range p.addrs {
+		if p.conns[a].Connected() {
+			up++
+		}
+	}
+	return up, len(p.addrs)
+}
+
+// Close closes every connection; later requests fail with ErrClosed.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	conns := p.conns
+	p.conns = map[string]*Conn{}
+	p.addrs = nil
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Close()
+		}()
+	}
+	wg.Wait()
+	p.wg.Wait()
+}

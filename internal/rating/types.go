@@ -1,0 +1,44 @@
+package rating
+
+import "errors"
+
+// Kind says what a MaxSessionTime answer allows.
+type Kind int
+
+const (
+	Limited   Kind = iota // may talk Seconds (0: no credit)
+	Unlimited             // "none": no limit from the engine
+	Locked                // too many parallel calls for the account
+)
+
+// MaxTime is a parsed MaxSessionTime answer.
+type MaxTime struct {
+	Kind    Kind
+	Seconds int
+	Prepaid bool // type=prepaid (without a type line: a number means prepaid)
+}
+
+// Request is a MaxSessionTime question.
+type Request struct {
+	CallID, From, To, Gateway, Application string
+	Duration                               int  // the cap sent to the engine
+	Connected                              bool // re-ask at start: adds State=Connected
+}
+
+// Debit is a DebitBalance request.
+type Debit struct {
+	CallID, From, To, Gateway, Application string
+	Duration                               int  // billed seconds, 0 for a call never answered
+	Force                                  bool // debit even a CallId the engine does not know
+}
+
+// DebitReply is a parsed DebitBalance answer.
+type DebitReply struct {
+	OK             bool   // false: "Failed", nothing was debited
+	MaxSessionTime int    // the new common limit of the account's remaining calls
+	Price          string // this call's price as the engine wrote it
+}
+
+// ErrNotSent marks a request that certainly never reached the engine (no
+// connection, backoff). Any other error leaves its fate unknown.
+var ErrNotSent = errors.New("rating: request not sent")
