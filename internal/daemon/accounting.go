@@ -1,0 +1,62 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/callcontrol/callcontrol/internal/acct"
+	"github.com/callcontrol/callcontrol/internal/config"
+	"github.com/callcontrol/callcontrol/internal/session"
+)
+
+// accounting runs the radacct poller and the RADIUS listener, when
+// configured. Neither ever delays the proxy's replies or the start: the
+// first poll (catching calls that ended while the daemon was down) runs in
+// the background.
+type accounting struct {
+	poller   *acct.Poller
+	listener *acct.Listener
+}
+
+func startAccounting(ctx context.Context, cfg *config.Config, m *session.Manager, wg *sync.WaitGroup, log *slog.Logger) (*accounting, error) {
+	a := &accounting{}
+	if r := cfg.RadiusDatabase; r.Enabled {
+		p, err := acct.NewPoller(acct.DBConfig{User: r.User, Password: r.Password, Host: r.Host, Database: r.Database,
+			Table: r.Table, Columns: acct.Columns{SessionID: r.SessionIDField, FromTag: r.FromTagField, ToTag: r.ToTagField,
+				SessionTime: r.DurationField, StopTime: r.StopTimeField, ConnectInfoStop: r.StopInfoField,
+				MediaInfo: r.MediaInfoField}}, m, log)
+		if err != nil {
+			return nil, err
+		}
+		a.poller = p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Check(ctx); err != nil {
+				log.Warn("accounting check after start failed; retried every check_interval", "err", err)
+			}
+			p.Run(ctx, cfg.CallControl.CheckInterval)
+		}()
+	}
+	if r := cfg.RadiusAccounting; r.Enabled() {
+		l, err := acct.NewListener(r.Listen, r.Secret, m, log)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		a.listener = l
+		wg.Add(1)
+		go func() { defer wg.Done(); l.Serve(ctx) }()
+	}
+	return a, nil
+}
+
+func (a *accounting) close() {
+	if a.listener != nil {
+		a.listener.Close()
+	}
+	if a.poller != nil {
+		a.poller.Close()
+	}
+}

@@ -1,0 +1,88 @@
+package daemon
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/control"
+	"github.com/callcontrol/callcontrol/internal/session"
+)
+
+// controlDoor serves the operators' control socket from the daemon.
+type controlDoor struct {
+	srv *control.Server
+}
+
+func startControl(d *Daemon) (*controlDoor, error) {
+	cc := d.cfg.CallControl
+	srv, err := control.NewServer(cc.ControlSocket, cc.ControlGroup, backend{d}, d.log)
+	if err != nil {
+		return nil, err
+	}
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); srv.Serve() }()
+	return &controlDoor{srv: srv}, nil
+}
+
+func (c *controlDoor) close() { c.srv.Close() }
+
+// backend answers the control socket.
+type backend struct{ d *Daemon }
+
+func info(s *session.Session, now time.Time) control.SessionInfo {
+	i := control.SessionInfo{CallID: s.CallID, Party: s.Party, Destination: s.RURI, State: s.State(),
+		FromTag: s.FromTag, SourceIP: s.SourceIP, Engine: s.Engine, Prepaid: s.Prepaid,
+		Created: s.Created, Answered: s.Answered, Limit: s.Limit, Remaining: s.Remaining(now)}
+	if s.HasDialog {
+		i.DialogID = s.Dialog.String()
+	}
+	if !strings.EqualFold(s.Diverter, "none") {
+		i.Diverter = s.Diverter
+	}
+	if !s.InProgress() {
+		i.Remaining = session.NoLimit
+	}
+	return i
+}
+
+func (b backend) Sessions(prefix string) []control.SessionInfo {
+	now := time.Now()
+	var out []control.SessionInfo
+	b.d.sessions.Each(func(s *session.Session) {
+		user := strings.TrimPrefix(s.Party, "sip:")
+		if prefix == "" || strings.HasPrefix(user, strings.TrimPrefix(prefix, "sip:")) {
+			out = append(out, info(s, now))
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out
+}
+
+func (b backend) Session(callID string) (control.SessionInfo, bool) {
+	s, ok := b.d.sessions.Get(callID)
+	if !ok {
+		return control.SessionInfo{}, false
+	}
+	return info(&s, time.Now()), true
+}
+
+func (b backend) Terminate(callID string) bool { return b.d.sessions.Terminate(callID) }
+
+func (b backend) Stats() control.Stats {
+	pending, inProgress, parties := b.d.sessions.Counts()
+	up, total := b.d.engines.connected()
+	return control.Stats{
+		Sessions:          map[string]int{"pending": pending, "in-progress": inProgress},
+		Parties:           parties,
+		EnginesUp:         up,
+		EnginesTotal:      total,
+		DebitsWaiting:     b.d.state.debitsWaiting(),
+		DialogEndsPending: b.d.dialogs.Pending(),
+		Uptime:            time.Since(b.d.started),
+		Requests:          b.d.proxySrv.Requests(),
+		Version:           Version,
+	}
+}
+
+func (b backend) Reload() error { return b.d.Reload() }

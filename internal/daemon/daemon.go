@@ -1,0 +1,300 @@
+// Package daemon builds callcontrold from its configuration and owns every
+// long-lived part of it: the proxy socket, the session table, the rating
+// engines, the debit spool, the dialog client, the control socket and the
+// accounting checks. cmd/callcontrold only parses flags and calls Run.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/config"
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/proxy"
+	"github.com/callcontrol/callcontrol/internal/session"
+)
+
+// Version is set at build time (-ldflags "-X ...daemon.Version=...").
+var Version = "0.1.0"
+
+// Options are the command line's.
+type Options struct {
+	ConfigDir  string
+	RuntimeDir string
+	Debug      bool
+	PidFile    string
+	// Ready, when set, is called once the proxy socket is being served
+	// (the parent of a forked daemon waits for it).
+	Ready func()
+}
+
+// Daemon is a running callcontrold.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	started time.Time
+
+	mu  sync.Mutex // guards cfg (reload)
+	cfg *config.Config
+
+	proxyLn  net.Listener
+	proxySrv *proxy.Server
+	dialogs  *dialog.Client
+	sessions *session.Manager
+	state    *state
+	engines  *engines
+	control  *controlDoor
+	acct     *accounting
+
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+}
+
+// ConfigPath is where the daemon reads its configuration.
+func (o Options) ConfigPath() string { return filepath.Join(o.ConfigDir, "config.ini") }
+
+// LoadConfig reads the configuration and logs its warnings.
+func LoadConfig(opts Options, log *slog.Logger) (*config.Config, error) {
+	path := opts.ConfigPath()
+	cfg, warnings, err := config.LoadFile(path, opts.RuntimeDir, opts.ConfigDir == "/etc/callcontrol")
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Start builds every part and starts serving. On error, whatever was
+// started is stopped again.
+func Start(opts Options, log *slog.Logger) (*Daemon, error) {
+	cfg, err := LoadConfig(opts, log)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{opts: opts, log: log, cfg: cfg, started: time.Now()}
+	if err := d.start(); err != nil {
+		d.stop()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Daemon) start() (err error) {
+	opts, cfg, log := d.opts, d.cfg, d.log
+	log.Info("callcontrold starting", "version", Version, "summary", cfg.Summary())
+	if opts.RuntimeDir != "" {
+		if err := os.MkdirAll(opts.RuntimeDir, 0o755); err != nil {
+			return fmt.Errorf("runtime directory: %w", err)
+		}
+	}
+	cc := cfg.CallControl
+
+	// The socket comes first: a second daemon must fail before it touches
+	// the first one's state.
+	if d.proxyLn, err = listenProxySocket(cc.Socket, cc.Group, log); err != nil {
+		return err
+	}
+	if d.dialogs, err = newDialogClient(cfg, opts.RuntimeDir, log); err != nil {
+		return err
+	}
+	d.engines = newEngines(cfg, log)
+	if d.state, err = openState(cc.StateDir, !cc.Sync, log); err != nil {
+		return err
+	}
+	d.sessions = session.NewManager(limits(cfg), d.engines.rater(), d.dialogs, d.state, log)
+	if err = d.state.startDebits(d.engines, d.sessions, log); err != nil {
+		return err
+	}
+	d.sessions.Restore(d.state.restoredSessions())
+
+	d.proxySrv = proxy.NewServer(d.proxyLn, session.Handler{M: d.sessions}, log, opts.Debug)
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.proxySrv.Serve() }()
+
+	if d.control, err = startControl(d); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.housekeeping(ctx, cc.CheckInterval) }()
+	if d.acct, err = startAccounting(ctx, cfg, d.sessions, &d.wg, log); err != nil {
+		return err
+	}
+	if opts.PidFile != "" {
+		if err := os.WriteFile(opts.PidFile, fmt.Appendf(nil, "%d\n", os.Getpid()), 0o644); err != nil {
+			return fmt.Errorf("pid file: %w", err)
+		}
+	}
+	log.Info("callcontrold ready", "socket", cc.Socket, "control", cc.ControlSocket)
+	return nil
+}
+
+func limits(cfg *config.Config) session.Limits {
+	cc := cfg.CallControl
+	toSeconds := func(l config.Limit) int {
+		if !l.Set {
+			return session.NoLimit
+		}
+		return l.Seconds
+	}
+	return session.Limits{Limit: toSeconds(cc.Limit), PrepaidLimit: toSeconds(cc.PrepaidLimit),
+		SetupTime: cc.SetupTime, StaleTimeout: cc.StaleTimeout, ProxyTimeout: cc.ProxyTimeout}
+}
+
+func newDialogClient(cfg *config.Config, runtimeDir string, log *slog.Logger) (*dialog.Client, error) {
+	p := cfg.Proxy
+	flavor := dialog.OpenSIPS
+	if p.Kind == config.Kamailio {
+		flavor = dialog.Kamailio
+	}
+	dir := runtimeDir
+	if dir == "" {
+		dir = filepath.Dir(cfg.CallControl.Socket)
+	}
+	return dialog.New(dialog.Options{Flavor: flavor, ProxySocket: p.SocketPath,
+		LocalSocket: filepath.Join(dir, "dialog.sock"), MaxInFlight: p.MaxConnections,
+		OpenSIPSByDialogID: p.DialogID == config.DialogIDNumeric}, log)
+}
+
+// housekeeping drops calls never answered and stale calls, and compacts
+// the state log now and then so a restart replays little.
+func (d *Daemon) housekeeping(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.sessions.Housekeep()
+			d.state.maybeCompact(d.sessions)
+		}
+	}
+}
+
+// Reload re-reads the configuration: new limits apply to new calls, engine
+// addresses are re-resolved; nothing in progress is dropped. An invalid
+// file is refused and the configuration in force stays.
+func (d *Daemon) Reload() error {
+	cfg, err := LoadConfig(d.opts, d.log)
+	if err != nil {
+		d.log.Error("reload refused: the configuration in force stays", "err", err)
+		return err
+	}
+	d.mu.Lock()
+	old := d.cfg
+	d.cfg = cfg
+	d.mu.Unlock()
+	d.sessions.SetLimits(limits(cfg))
+	d.engines.reload(cfg)
+	for _, w := range restartOnly(old, cfg) {
+		d.log.Warn("reload: this option changes only at restart", "option", w)
+	}
+	d.log.Info("configuration reloaded", "summary", cfg.Summary())
+	return nil
+}
+
+// restartOnly lists options that changed but apply only at a restart.
+func restartOnly(old, cfg *config.Config) []string {
+	var changed []string
+	o, n := old.CallControl, cfg.CallControl
+	if o.Socket != n.Socket || o.Group != n.Group {
+		changed = append(changed, "[CallControl] socket/group")
+	}
+	if o.StateDir != n.StateDir || o.Sync != n.Sync {
+		changed = append(changed, "[CallControl] state_dir/sync")
+	}
+	if o.ControlSocket != n.ControlSocket || o.ControlGroup != n.ControlGroup {
+		changed = append(changed, "[CallControl] control_socket/control_group")
+	}
+	if o.CheckInterval != n.CheckInterval {
+		changed = append(changed, "[CallControl] check_interval")
+	}
+	if old.Proxy != cfg.Proxy {
+		changed = append(changed, "[OpenSIPS]/[Kamailio]")
+	}
+	if old.RadiusDatabase != cfg.RadiusDatabase || old.RadiusAccounting != cfg.RadiusAccounting {
+		changed = append(changed, "[RadiusDatabase]/[RadiusAccounting]")
+	}
+	return changed
+}
+
+// Stop shuts down cleanly: no new requests, timers stopped, a compact
+// snapshot written, sockets removed.
+func (d *Daemon) Stop() {
+	d.log.Info("callcontrold stopping")
+	d.stop()
+	d.log.Info("callcontrold stopped")
+}
+
+func (d *Daemon) stop() {
+	if d.proxySrv != nil {
+		d.proxySrv.Close()
+	} else if d.proxyLn != nil {
+		d.proxyLn.Close()
+	}
+	if d.control != nil {
+		d.control.close()
+	}
+	if d.cancel != nil {
+		d.cancel()
+	}
+	if d.acct != nil {
+		d.acct.close()
+	}
+	d.wg.Wait()
+	if d.sessions != nil {
+		d.sessions.Shutdown()
+	}
+	if d.state != nil {
+		d.state.close(d.sessions)
+	}
+	if d.dialogs != nil {
+		d.dialogs.Close()
+	}
+	if d.engines != nil {
+		d.engines.close()
+	}
+	if d.opts.PidFile != "" {
+		os.Remove(d.opts.PidFile)
+	}
+}
+
+// Run starts the daemon and serves until SIGTERM or SIGINT; SIGHUP reloads.
+func Run(opts Options, log *slog.Logger) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	d, err := Start(opts, log)
+	if err != nil {
+		return err
+	}
+	if opts.Ready != nil {
+		opts.Ready()
+	}
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			d.Reload()
+			continue
+		}
+		log.Info("signal received", "signal", sig.String())
+		break
+	}
+	d.Stop()
+	return nil
+}
+
+// errNoRating is returned by parts that need an engine when none is set.
+var errNoRating = errors.New("no rating engine configured")

@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/config"
+	"github.com/callcontrol/callcontrol/internal/rating"
+	"github.com/callcontrol/callcontrol/internal/session"
+)
+
+// debitTimeout bounds one DebitBalance: debits are off the proxy's path,
+// so they may wait longer than a MaxSessionTime, but not forever.
+const debitTimeout = 5 * time.Second
+
+// engines is the rating pool with the configured per-request timeout
+// applied to MaxSessionTime (kept under the proxy's timeout).
+type engines struct {
+	pool    *rating.Pool // nil: no engine configured, every call postpaid
+	timeout atomic.Int64 // time.Duration
+}
+
+func newEngines(cfg *config.Config, log *slog.Logger) *engines {
+	e := &engines{}
+	if cfg.CDRTool.Enabled() {
+		e.pool = rating.NewPool(cfg.CDRTool.Addresses, rating.Options{Timeout: cfg.CDRTool.Timeout}, log)
+	}
+	e.setTimeout(cfg, log)
+	return e
+}
+
+func (e *engines) setTimeout(cfg *config.Config, log *slog.Logger) {
+	t := cfg.CDRTool.Timeout
+	if max := cfg.CallControl.ProxyTimeout * 4 / 5; e.pool != nil && t > max {
+		log.Warn("[CDRTool] timeout is not under [CallControl] proxy_timeout: capped so the proxy is answered in time",
+			"timeout", t, "capped_to", max)
+		t = max
+	}
+	e.timeout.Store(int64(t))
+}
+
+// rater is what the session manager asks; nil when no engine is set.
+func (e *engines) rater() session.Rater {
+	if e.pool == nil {
+		return nil
+	}
+	return e
+}
+
+func (e *engines) Pick(party string) string           { return e.pool.Pick(party) }
+func (e *engines) Acquire(party, engine string)       { e.pool.Acquire(party, engine) }
+func (e *engines) Release(party string)               { e.pool.Release(party) }
+func (e *engines) MaxSessionTime(ctx context.Context, engine string, r rating.Request) (rating.MaxTime, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(e.timeout.Load()))
+	defer cancel()
+	return e.pool.MaxSessionTime(ctx, engine, r)
+}
+
+// DebitBalance delivers a debit for the spool.
+func (e *engines) DebitBalance(ctx context.Context, engine string, d rating.Debit) (rating.DebitReply, error) {
+	if e.pool == nil {
+		return rating.DebitReply{}, errNoRating
+	}
+	ctx, cancel := context.WithTimeout(ctx, debitTimeout)
+	defer cancel()
+	return e.pool.DebitBalance(ctx, engine, d)
+}
+
+func (e *engines) connected() (up, total int) {
+	if e.pool == nil {
+		return 0, 0
+	}
+	return e.pool.Connected()
+}
+
+func (e *engines) reload(cfg *config.Config) {
+	if e.pool != nil {
+		e.pool.SetAddrs(cfg.CDRTool.Addresses)
+	}
+	e.setTimeout(cfg, slog.New(slog.DiscardHandler))
+}
+
+func (e *engines) close() {
+	if e.pool != nil {
+		e.pool.Close()
+	}
+}

@@ -1,0 +1,118 @@
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/session"
+	"github.com/callcontrol/callcontrol/internal/store"
+)
+
+const (
+	sessionPrefix = "s/"
+	// compactEvery bounds how much log a restart replays.
+	compactBytes = 64 << 20
+	compactEvery = 10 * time.Minute
+)
+
+// state is the session manager's journal: the durable log of sessions and
+// the debit spool, sharing one log so a session's end and its debit are
+// written in one atomic batch.
+type state struct {
+	log      *store.Log
+	restored map[string][]byte
+	debits   *debits
+	logger   *slog.Logger
+
+	mu          sync.Mutex
+	lastCompact time.Time
+	bytesAt     uint64
+}
+
+func openState(dir string, noSync bool, log *slog.Logger) (*state, error) {
+	l, restored, err := store.Open(dir, store.Options{NoSync: noSync}, log)
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	return &state{log: l, restored: restored, logger: log, lastCompact: time.Now()}, nil
+}
+
+// restoredSessions decodes the sessions found at start; a record that
+// does not decode is reported and skipped.
+func (s *state) restoredSessions() []*session.Session {
+	var out []*session.Session
+	bad := 0
+	for k, v := range s.restored {
+		if !strings.HasPrefix(k, sessionPrefix) {
+			continue
+		}
+		sess, err := session.Unmarshal(v)
+		if err != nil {
+			bad++
+			continue
+		}
+		out = append(out, sess)
+	}
+	if bad > 0 {
+		s.logger.Error("state: some saved sessions could not be read and are lost", "unreadable", bad, "restored", len(out))
+	}
+	s.restored = nil
+	return out
+}
+
+// Save implements session.Journal.
+func (s *state) Save(sess *session.Session) session.Wait {
+	return s.log.Apply(store.Put(sessionPrefix+sess.CallID, sess.Marshal())).Wait
+}
+
+// End implements session.Journal: the session's removal and its debit in
+// one batch; the debit is handed to the spool once that batch is durable.
+func (s *state) End(callID string, owed *session.Owed) session.Wait {
+	if owed == nil {
+		return s.log.Apply(store.Delete(sessionPrefix + callID)).Wait
+	}
+	return s.debits.owe(s.log, store.Delete(sessionPrefix+callID), *owed)
+}
+
+// maybeCompact writes a snapshot when the log has grown or aged.
+func (s *state) maybeCompact(m *session.Manager) {
+	st := s.log.Stats()
+	s.mu.Lock()
+	due := st.Bytes-s.bytesAt > compactBytes || time.Since(s.lastCompact) > compactEvery
+	s.mu.Unlock()
+	if due {
+		s.compact(m)
+	}
+}
+
+func (s *state) compact(m *session.Manager) {
+	start := time.Now()
+	err := s.log.Compact(func(put func(key string, v []byte)) {
+		m.Each(func(sess *session.Session) { put(sessionPrefix+sess.CallID, sess.Marshal()) })
+		s.debits.dump(put)
+	})
+	if err != nil {
+		s.logger.Error("state: snapshot failed", "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.lastCompact, s.bytesAt = time.Now(), s.log.Stats().Bytes
+	s.mu.Unlock()
+	s.logger.Debug("state: snapshot written", "took", time.Since(start))
+}
+
+func (s *state) debitsWaiting() int { return s.debits.waiting() }
+
+// close leaves a compact snapshot behind for the next start.
+func (s *state) close(m *session.Manager) {
+	if m != nil {
+		s.compact(m)
+	}
+	s.debits.close()
+	if err := s.log.Close(); err != nil {
+		s.logger.Error("state: close failed", "err", err)
+	}
+}

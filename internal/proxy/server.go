@@ -1,0 +1,155 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Replies to the module, exactly as it compares them.
+const (
+	NoLimit          = "No limit"
+	Limited          = "Limited"
+	NoCredit         = "No credit"
+	Locked           = "Locked"
+	DuplicatedCallID = "Duplicated callid"
+	CallLimitReached = "Call limit reached"
+	Error            = "Error"
+	Ok               = "Ok"
+	NotFound         = "Not found"
+)
+
+// Handler answers one request. received is when the request had been read
+// whole; the handler must answer before received plus the proxy's timeout.
+// The reply is written followed by "\r\n": single-line replies are the bare
+// line, multi-line replies (debug) carry their own "\r\n" after each line.
+type Handler interface {
+	Handle(req *Request, received time.Time) string
+}
+
+// Server serves the proxy socket: one goroutine per connection, each
+// connection strictly in order, so one connection's slow request never
+// delays another's reply.
+type Server struct {
+	ln      net.Listener
+	handler Handler
+	log     *slog.Logger
+	debug   bool
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+
+	requests atomic.Uint64
+}
+
+// NewServer serves ln with h. With debug set, every request and reply is
+// logged (the wire traffic).
+func NewServer(ln net.Listener, h Handler, log *slog.Logger, debug bool) *Server {
+	return &Server{ln: ln, handler: h, log: log, debug: debug, conns: make(map[net.Conn]struct{})}
+}
+
+// Requests is how many requests have been answered.
+func (s *Server) Requests() uint64 { return s.requests.Load() }
+
+// Serve accepts connections until Close.
+func (s *Server) Serve() error {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.log.Error("proxy socket: accept failed", "err", err)
+			time.Sleep(50 * time.Millisecond) // e.g. EMFILE: do not spin
+			continue
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// Close stops accepting, closes every connection and waits for their
+// goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	err := s.ln.Close()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+		s.wg.Done()
+	}()
+	r := bufio.NewReaderSize(c, MaxRequestSize+512)
+	w := bufio.NewWriterSize(c, 4096)
+	var req Request
+	for {
+		err := ReadRequest(r, &req)
+		received := time.Now()
+		var reply string
+		var malformed *MalformedError
+		switch {
+		case err == nil:
+			reply = s.handler.Handle(&req, received)
+		case errors.As(err, &malformed):
+			s.log.Warn("proxy socket: "+malformed.Error(), "command", req.Command, "callid", req.CallID)
+			reply = Error
+		case errors.Is(err, ErrTooLarge):
+			s.log.Warn("proxy socket: request over 64 KiB, closing the connection")
+			w.WriteString(Error + "\r\n")
+			w.Flush()
+			return
+		default:
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.log.Debug("proxy socket: read failed", "err", err)
+			}
+			return
+		}
+		s.requests.Add(1)
+		if s.debug {
+			s.log.Debug("proxy socket", "request", req, "reply", reply, "took", time.Since(received))
+		}
+		w.WriteString(reply)
+		w.WriteString("\r\n")
+		// Flush unless the next request is already here: the module
+		// never pipelines, but a test client may, and then one write
+		// carries several replies.
+		if r.Buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,623 @@
+// Package session holds the tracked calls and applies the rules of
+// ../shared/spec/behaviour.md: who pays, what the proxy is answered at
+// init, timers, re-timing the parallel prepaid calls of a party, the
+// debit owed when a call ends, and housekeeping.
+package session
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/rating"
+)
+
+// Replies to init, start and stop, exactly as the proxy module reads them.
+const (
+	ReplyNoLimit          = "No limit"
+	ReplyLimited          = "Limited"
+	ReplyNoCredit         = "No credit"
+	ReplyLocked           = "Locked"
+	ReplyDuplicatedCallID = "Duplicated callid"
+	ReplyCallLimitReached = "Call limit reached"
+	ReplyError            = "Error"
+	ReplyOk               = "Ok"
+	ReplyNotFound         = "Not found"
+)
+
+// DefaultMaxDuration is the Duration sent to the engine when neither
+// prepaid_limit nor limit is set (the engine answers 0 without one).
+const DefaultMaxDuration = 36000
+
+// Limits are the configurable rules; they may change on reload.
+type Limits struct {
+	Limit        int // seconds or NoLimit
+	PrepaidLimit int // seconds or NoLimit
+	SetupTime    time.Duration
+	StaleTimeout time.Duration
+	ProxyTimeout time.Duration // the proxy's socket_timeout: answer before it
+}
+
+// Rater is the rating engine pool, nil when no engine is configured.
+type Rater interface {
+	Pick(party string) string
+	Acquire(party, engine string)
+	Release(party string)
+	MaxSessionTime(ctx context.Context, engine string, r rating.Request) (rating.MaxTime, error)
+}
+
+// Owed is a debit the manager owes the engine.
+type Owed struct {
+	Engine string
+	Debit  rating.Debit
+}
+
+// Wait blocks until a journal write is durable.
+type Wait func() error
+
+// Journal makes the table durable and owes debits. End removes a session
+// and records its debit (if any) in one atomic step, so a crash never
+// leaves both the session and its debit, nor neither.
+type Journal interface {
+	Save(s *Session) Wait
+	End(callID string, debit *Owed) Wait
+}
+
+// Manager is the session table. Its methods are safe for concurrent use;
+// none blocks on a peer while holding the lock.
+type Manager struct {
+	limits  atomic.Pointer[Limits]
+	rater   Rater
+	ender   dialog.Ender
+	journal Journal
+	log     *slog.Logger
+	now     func() time.Time
+
+	mu      sync.Mutex
+	calls   map[string]*Session
+	parties map[string][]*Session
+	closed  bool
+}
+
+// NewManager returns an empty table. rater may be nil (postpaid only).
+func NewManager(l Limits, rater Rater, ender dialog.Ender, j Journal, log *slog.Logger) *Manager {
+	m := &Manager{rater: rater, ender: ender, journal: j, log: log, now: time.Now,
+		calls: make(map[string]*Session), parties: make(map[string][]*Session)}
+	m.SetLimits(l)
+	return m
+}
+
+// SetLimits applies new limits to calls set up from now on.
+func (m *Manager) SetLimits(l Limits) { m.limits.Store(&l) }
+
+// Limits returns the limits in force.
+func (m *Manager) Limits() Limits { return *m.limits.Load() }
+
+// InitRequest is what the proxy says at init.
+type InitRequest struct {
+	CallID, RURI, Diverter, SourceIP, From, FromTag, Prepaid, CallLimit, CallToken, Application string
+}
+
+// Init decides whether a call may proceed and for how long. It answers
+// before received plus the proxy's timeout, whatever the engine does.
+func (m *Manager) Init(r *InitRequest, received time.Time) string {
+	log := m.log.With("callid", r.CallID)
+	if r.CallID == "" {
+		log.Warn("init refused: no callid")
+		return ReplyError
+	}
+	party, err := BillingParty(r.From, r.Diverter)
+	if err != nil {
+		log.Warn("init refused: no billing party", "from", r.From, "diverter", r.Diverter)
+		return ReplyError
+	}
+	log = log.With("party", party, "to", r.RURI)
+	callLimit, _ := strconv.Atoi(r.CallLimit)
+	token := r.CallToken
+	if token == "" {
+		token = "None"
+	}
+	app := r.Application
+	if app == "" {
+		app = "audio"
+	}
+	lim := m.Limits()
+
+	// A debit the engine already expects for this Call-ID, carried over
+	// from an init being set up again.
+	carriedEngine := ""
+
+	m.mu.Lock()
+	if old := m.calls[r.CallID]; old != nil {
+		if old.Token != token || old.InProgress() {
+			m.mu.Unlock()
+			log.Info("init refused: duplicated callid", "token", token, "known_token", old.Token, "known_state", old.State())
+			return ReplyDuplicatedCallID
+		}
+		// The same call set up again (serial fork): start over. If the
+		// engine counted it for another destination, release that first.
+		m.removeLocked(old)
+		var debit *Owed
+		if old.Owed {
+			if old.RURI != r.RURI || old.Diverter != r.Diverter || old.Party != party {
+				debit = m.owed(old, 0)
+			} else {
+				carriedEngine = old.Engine
+			}
+		}
+		m.journal.End(old.CallID, debit)
+		log.Info("init again for a call being set up", "debit_old", debit != nil)
+	}
+	if callLimit > 0 && len(m.parties[party]) >= callLimit {
+		m.mu.Unlock()
+		log.Info("init refused: call limit reached", "call_limit", callLimit)
+		m.release(carriedEngine, party, r, app)
+		return ReplyCallLimitReached
+	}
+	m.mu.Unlock()
+
+	s := &Session{CallID: r.CallID, Party: party, RURI: r.RURI, Diverter: r.Diverter, SourceIP: r.SourceIP,
+		FromTag: r.FromTag, Token: token, Application: app, CallLimit: callLimit,
+		Limit: lim.Limit, Cap: NoLimit, Created: received}
+
+	askEngine := m.rater != nil && !strings.EqualFold(r.Prepaid, "false")
+	if askEngine {
+		cap := lim.PrepaidLimit
+		if cap == NoLimit {
+			cap = lim.Limit
+		}
+		duration := cap
+		if duration == NoLimit {
+			duration = DefaultMaxDuration
+		}
+		engine := carriedEngine
+		if engine == "" {
+			engine = m.rater.Pick(party)
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), answerBy(received, lim.ProxyTimeout))
+		mt, err := m.rater.MaxSessionTime(ctx, engine, rating.Request{CallID: r.CallID, From: party, To: r.RURI,
+			Gateway: r.SourceIP, Application: app, Duration: duration})
+		cancel()
+		if err != nil {
+			log.Error("init refused: rating engine did not answer in time", "engine", engine, "err", err)
+			m.release(carriedEngine, party, r, app)
+			return ReplyError
+		}
+		s.Engine = engine
+		s.Owed = carriedEngine != ""
+		switch {
+		case mt.Kind == rating.Locked:
+			log.Info("init refused: account locked", "engine", engine)
+			m.release(carriedEngine, party, r, app)
+			return ReplyLocked
+		case mt.Kind == rating.Limited:
+			s.Prepaid, s.Owed, s.Cap = true, true, cap
+			s.Limit = mt.Seconds
+			if cap != NoLimit && cap < s.Limit {
+				s.Limit = cap
+			}
+		case mt.Prepaid: // prepaid, but a destination the engine does not charge
+			s.Prepaid, s.Cap, s.Limit = true, cap, cap
+		default: // postpaid account
+			if strings.EqualFold(r.Prepaid, "true") {
+				log.Error("init refused: proxy says prepaid but the rating engine says postpaid: check the prepaid flag of the proxy and the account in CDRTool", "engine", engine)
+				m.release(carriedEngine, party, r, app)
+				return ReplyError
+			}
+			if !s.Owed {
+				s.Engine = ""
+			}
+		}
+		if s.Prepaid && s.Owed && s.Limit == 0 {
+			log.Info("init refused: no credit", "engine", engine)
+			m.release(engine, party, r, app)
+			return ReplyNoCredit
+		}
+	}
+
+	if s.Limit == NoLimit && callLimit == 0 {
+		if s.Owed {
+			m.release(s.Engine, party, r, app)
+		}
+		log.Info("call not limited", "prepaid", s.Prepaid)
+		return ReplyNoLimit
+	}
+
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		m.release(engineIfOwed(s), party, r, app)
+		return ReplyError
+	}
+	if m.calls[r.CallID] != nil { // another connection set up the same Call-ID meanwhile
+		m.mu.Unlock()
+		m.release(engineIfOwed(s), party, r, app)
+		log.Warn("init refused: duplicated callid (concurrent init)")
+		return ReplyDuplicatedCallID
+	}
+	if callLimit > 0 && len(m.parties[party]) >= callLimit {
+		m.mu.Unlock()
+		m.release(engineIfOwed(s), party, r, app)
+		log.Info("init refused: call limit reached", "call_limit", callLimit)
+		return ReplyCallLimitReached
+	}
+	m.addLocked(s)
+	wait := m.journal.Save(s)
+	m.mu.Unlock()
+	if err := wait(); err != nil {
+		log.Error("state log write failed; the call is tracked in memory only", "err", err)
+	}
+	log.Info("call limited", "limit", s.Limit, "prepaid", s.Prepaid, "engine", s.Engine, "call_limit", callLimit)
+	return ReplyLimited
+}
+
+func engineIfOwed(s *Session) string {
+	if s.Owed {
+		return s.Engine
+	}
+	return ""
+}
+
+// release owes a 0 s debit for a call the engine counted but that is not
+// tracked, so the engine forgets it. engine "" means nothing is owed.
+func (m *Manager) release(engine, party string, r *InitRequest, app string) {
+	if engine == "" {
+		return
+	}
+	m.journal.End(r.CallID, &Owed{Engine: engine, Debit: rating.Debit{CallID: r.CallID, From: party, To: r.RURI,
+		Gateway: r.SourceIP, Application: app, Duration: 0}})
+}
+
+// answerBy is the moment the proxy's answer must be on its way: its timeout
+// less a margin for scheduling and the write.
+func answerBy(received time.Time, proxyTimeout time.Duration) time.Time {
+	margin := proxyTimeout / 5
+	if margin > 100*time.Millisecond {
+		margin = 100 * time.Millisecond
+	}
+	return received.Add(proxyTimeout - margin)
+}
+
+// Start records that the call was answered and starts its clock. A
+// repeated start changes nothing.
+func (m *Manager) Start(callID, dialogID string, received time.Time) string {
+	log := m.log.With("callid", callID)
+	m.mu.Lock()
+	s := m.calls[callID]
+	if s == nil {
+		m.mu.Unlock()
+		log.Info("start for an unknown call")
+		return ReplyNotFound
+	}
+	if s.InProgress() {
+		m.mu.Unlock()
+		return ReplyOk
+	}
+	now := m.now()
+	s.Answered = now
+	if id, err := dialog.ParseID(dialogID); err == nil {
+		s.Dialog, s.HasDialog = id, true
+	} else {
+		log.Warn("start with an unusable dialogid: the call can be ended by Call-ID only", "dialogid", dialogID)
+	}
+	if !s.Prepaid || !s.Owed {
+		if s.Limit != NoLimit {
+			m.setEndLocked(s, now.Add(time.Duration(s.Limit)*time.Second))
+		}
+		wait := m.journal.Save(s)
+		m.mu.Unlock()
+		m.waitLogged(wait, callID)
+		log.Info("call answered", "party", s.Party, "limit", s.Limit)
+		return ReplyOk
+	}
+	// Prepaid: run the clock on the limit from init until the engine has
+	// re-timed the party's calls.
+	m.setEndLocked(s, now.Add(time.Duration(s.Limit)*time.Second))
+	wait := m.journal.Save(s)
+	req := rating.Request{CallID: s.CallID, From: s.Party, To: s.RURI, Gateway: s.SourceIP,
+		Application: s.Application, Duration: capOrDefault(s.Cap), Connected: true}
+	engine, party := s.Engine, s.Party
+	m.mu.Unlock()
+	m.waitLogged(wait, callID)
+
+	ctx, cancel := context.WithDeadline(context.Background(), answerBy(received, m.Limits().ProxyTimeout))
+	mt, err := m.rater.MaxSessionTime(ctx, engine, req)
+	cancel()
+	switch {
+	case err != nil:
+		log.Warn("re-ask at start failed; the call keeps its limit", "engine", engine, "err", err)
+	case mt.Kind == rating.Limited:
+		m.Retime(party, engine, mt.Seconds)
+	default:
+		log.Info("re-ask at start did not give a number; the call keeps its limit", "answer", mt.Kind)
+	}
+	log.Info("call answered", "party", party, "prepaid", true)
+	return ReplyOk
+}
+
+func capOrDefault(c int) int {
+	if c == NoLimit {
+		return DefaultMaxDuration
+	}
+	return c
+}
+
+// Retime sets every answered prepaid call of party on engine to end
+// seconds from now (capped by each call's own cap): the engine's common
+// end moment for the account's parallel calls.
+func (m *Manager) Retime(party, engine string, seconds int) {
+	now := m.now()
+	m.mu.Lock()
+	var waits []Wait
+	for _, s := range m.parties[party] {
+		if !s.Prepaid || !s.Owed || !s.InProgress() || s.Engine != engine {
+			continue
+		}
+		end := now.Add(time.Duration(seconds) * time.Second)
+		if s.Cap != NoLimit {
+			if capEnd := s.Answered.Add(time.Duration(s.Cap) * time.Second); end.After(capEnd) {
+				end = capEnd
+			}
+		}
+		m.setEndLocked(s, end)
+		s.Limit = int(math.Round(end.Sub(s.Answered).Seconds()))
+		waits = append(waits, m.journal.Save(s))
+	}
+	m.mu.Unlock()
+	for _, w := range waits {
+		m.waitLogged(w, party)
+	}
+	if len(waits) > 0 {
+		m.log.Info("party's calls re-timed", "party", party, "engine", engine, "seconds", seconds, "calls", len(waits))
+	}
+}
+
+// Debited is called when a debit was delivered: the engine's reply carries
+// the new common limit of the party's remaining calls.
+func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
+	if !reply.OK {
+		return
+	}
+	m.mu.Lock()
+	remaining := false
+	for _, s := range m.parties[o.Debit.From] {
+		if s.Prepaid && s.Owed && s.InProgress() && s.Engine == o.Engine {
+			remaining = true
+			break
+		}
+	}
+	m.mu.Unlock()
+	if remaining {
+		m.Retime(o.Debit.From, o.Engine, reply.MaxSessionTime)
+	}
+}
+
+// Stop ends a call the proxy says is over, and debits its real duration.
+func (m *Manager) Stop(callID string) string {
+	m.mu.Lock()
+	s := m.calls[callID]
+	if s == nil {
+		m.mu.Unlock()
+		return ReplyNotFound
+	}
+	wait := m.endLocked(s, m.now(), false, "stop")
+	m.mu.Unlock()
+	m.waitLogged(wait, callID)
+	return ReplyOk
+}
+
+// Terminate ends a call on an operator's word: BYE both ends, debit the
+// real duration. It reports whether the call was known.
+func (m *Manager) Terminate(callID string) bool {
+	m.mu.Lock()
+	s := m.calls[callID]
+	if s == nil {
+		m.mu.Unlock()
+		return false
+	}
+	wait := m.endLocked(s, m.now(), true, "operator")
+	m.mu.Unlock()
+	m.waitLogged(wait, callID)
+	return true
+}
+
+// expire runs on the session's timer.
+func (m *Manager) expire(s *Session) {
+	m.mu.Lock()
+	if m.calls[s.CallID] != s || s.EndAt.IsZero() {
+		m.mu.Unlock()
+		return
+	}
+	now := m.now()
+	if early := s.EndAt.Sub(now); early > time.Millisecond { // re-timed after the timer was armed
+		s.timer.Reset(early)
+		m.mu.Unlock()
+		return
+	}
+	m.endLocked(s, s.EndAt, true, "time limit")
+	m.mu.Unlock()
+}
+
+// endLocked removes s, asks the proxy to end its dialog when bye is set,
+// and owes its debit: the time from answer to end, capped at the limit.
+func (m *Manager) endLocked(s *Session, end time.Time, bye bool, reason string) Wait {
+	m.removeLocked(s)
+	duration := 0
+	if s.InProgress() {
+		if !s.EndAt.IsZero() && end.After(s.EndAt) {
+			end = s.EndAt
+		}
+		duration = int(math.Round(end.Sub(s.Answered).Seconds()))
+		if duration < 0 {
+			duration = 0
+		}
+	}
+	return m.finishLocked(s, duration, bye, reason)
+}
+
+func (m *Manager) finishLocked(s *Session, duration int, bye bool, reason string) Wait {
+	var debit *Owed
+	if s.Owed {
+		debit = m.owed(s, duration)
+	}
+	if bye && s.InProgress() {
+		m.ender.End(dialog.Target{CallID: s.CallID, Dialog: s.Dialog})
+	}
+	m.log.Info("call ended", "callid", s.CallID, "party", s.Party, "to", s.RURI, "reason", reason,
+		"duration", duration, "bye", bye && s.InProgress(), "debit", debit != nil)
+	return m.journal.End(s.CallID, debit)
+}
+
+func (m *Manager) owed(s *Session, duration int) *Owed {
+	return &Owed{Engine: s.Engine, Debit: rating.Debit{CallID: s.CallID, From: s.Party, To: s.RURI,
+		Gateway: s.SourceIP, Application: s.Application, Duration: duration}}
+}
+
+func (m *Manager) waitLogged(w Wait, what string) {
+	if err := w(); err != nil {
+		m.log.Error("state log write failed", "callid", what, "err", err)
+	}
+}
+
+func (m *Manager) setEndLocked(s *Session, end time.Time) {
+	s.EndAt = end
+	d := end.Sub(m.now())
+	if d < 0 {
+		d = 0
+	}
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, func() { m.expire(s) })
+	} else {
+		s.timer.Reset(d)
+	}
+}
+
+func (m *Manager) addLocked(s *Session) {
+	m.calls[s.CallID] = s
+	m.parties[s.Party] = append(m.parties[s.Party], s)
+	if s.Engine != "" && m.rater != nil {
+		m.rater.Acquire(s.Party, s.Engine)
+	}
+}
+
+func (m *Manager) removeLocked(s *Session) {
+	delete(m.calls, s.CallID)
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	calls := m.parties[s.Party]
+	for i, c := range calls {
+		if c == s {
+			calls[i] = calls[len(calls)-1]
+			calls[len(calls)-1] = nil
+			calls = calls[:len(calls)-1]
+			break
+		}
+	}
+	if len(calls) == 0 {
+		delete(m.parties, s.Party)
+	} else {
+		m.parties[s.Party] = calls
+	}
+	if s.Engine != "" && m.rater != nil {
+		m.rater.Release(s.Party)
+	}
+}
+
+// Housekeep drops calls never answered within the setup time (0 s debit)
+// and ends answered calls without a timer older than the stale timeout.
+func (m *Manager) Housekeep() {
+	lim := m.Limits()
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.calls {
+		switch {
+		case !s.InProgress() && now.Sub(s.Created) >= lim.SetupTime:
+			m.removeLocked(s)
+			m.finishLocked(s, 0, false, "not answered within the setup time")
+		case s.InProgress() && s.EndAt.IsZero() && now.Sub(s.Created) >= lim.StaleTimeout:
+			m.endLocked(s, now, true, "stale")
+		}
+	}
+}
+
+// Restore loads sessions saved before a restart: timers re-armed from
+// their absolute end times, calls whose time passed ended at once.
+func (m *Manager) Restore(sessions []*Session) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	expired := 0
+	for _, s := range sessions {
+		if old := m.calls[s.CallID]; old != nil {
+			m.removeLocked(old)
+		}
+		m.addLocked(s)
+		if !s.EndAt.IsZero() {
+			if !s.EndAt.After(now) {
+				m.endLocked(s, s.EndAt, true, "time limit (passed while the daemon was down)")
+				expired++
+				continue
+			}
+			m.setEndLocked(s, s.EndAt)
+		}
+	}
+	m.log.Info("sessions restored", "sessions", len(m.calls), "expired_meanwhile", expired, "parties", len(m.parties))
+}
+
+// Shutdown stops every timer; the table stays as it is (it is durable).
+func (m *Manager) Shutdown() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	for _, s := range m.calls {
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+	}
+}
+
+// Each calls f for a copy of every session, under the lock: f must be quick.
+func (m *Manager) Each(f func(s *Session)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.calls {
+		c := *s
+		c.timer = nil
+		f(&c)
+	}
+}
+
+// Get returns a copy of one session.
+func (m *Manager) Get(callID string) (Session, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.calls[callID]
+	if s == nil {
+		return Session{}, false
+	}
+	c := *s
+	c.timer = nil
+	return c, true
+}
+
+// Counts returns how many sessions and parties are tracked.
+func (m *Manager) Counts() (pending, inProgress, parties int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.calls {
+		if s.InProgress() {
+			inProgress++
+		} else {
+			pending++
+		}
+	}
+	return pending, inProgress, len(m.parties)
+}

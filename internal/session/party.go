@@ -1,0 +1,59 @@
+package session
+
+import (
+	"errors"
+	"strings"
+)
+
+var errNoParty = errors.New("no sip:user@host in from or diverter")
+
+// BillingParty returns who pays for a call: "sip:"+diverter when the call
+// was diverted, else the sip:user@host inside the From header body, with
+// display name, port and parameters stripped.
+func BillingParty(from, diverter string) (string, error) {
+	if diverter != "" && !strings.EqualFold(diverter, "none") {
+		return userHost(diverter)
+	}
+	uri := from
+	if i := strings.IndexByte(uri, '<'); i >= 0 {
+		uri = uri[i+1:]
+		j := strings.IndexByte(uri, '>')
+		if j < 0 {
+			return "", errNoParty
+		}
+		uri = uri[:j]
+	} else if i := strings.IndexByte(uri, ';'); i >= 0 {
+		uri = uri[:i] // name-addr without <>: parameters follow ';'
+	}
+	return userHost(strings.TrimSpace(uri))
+}
+
+// userHost reduces "sip:user@host:port;params?headers" (scheme optional)
+// to "sip:user@host".
+func userHost(uri string) (string, error) {
+	if i := strings.IndexByte(uri, ':'); i >= 0 {
+		switch strings.ToLower(uri[:i]) {
+		case "sip", "sips":
+			uri = uri[i+1:]
+		}
+	}
+	if i := strings.IndexAny(uri, ";?"); i >= 0 {
+		uri = uri[:i]
+	}
+	at := strings.LastIndexByte(uri, '@')
+	if at <= 0 || at == len(uri)-1 {
+		return "", errNoParty
+	}
+	user, host := uri[:at], uri[at+1:]
+	if strings.HasPrefix(host, "[") { // IPv6 reference
+		if j := strings.IndexByte(host, ']'); j > 0 {
+			host = host[:j+1]
+		}
+	} else if j := strings.IndexByte(host, ':'); j >= 0 {
+		host = host[:j]
+	}
+	if host == "" || strings.ContainsAny(user+host, " \t\r\n<>\"") {
+		return "", errNoParty
+	}
+	return "sip:" + user + "@" + strings.ToLower(host), nil
+}

@@ -1,0 +1,178 @@
+package session
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/dialog"
+)
+
+// NoLimit marks a session without a time limit.
+const NoLimit = -1
+
+// Session is one tracked call. The manager's lock guards every field.
+type Session struct {
+	CallID      string
+	Party       string // billing party, sip:user@host
+	RURI        string // destination, rated as To
+	Diverter    string
+	SourceIP    string // rated as Gateway
+	FromTag     string
+	Token       string // call_token, "None" when the proxy set none
+	Application string // audio unless the proxy said otherwise
+	Engine      string // rating engine of a prepaid call, "" otherwise
+
+	Prepaid   bool // the limit comes from the rating engine
+	Owed      bool // the engine returned a number: exactly one debit is owed
+	HasDialog bool
+	Dialog    dialog.ID
+	CallLimit int
+	Cap       int // prepaid: prepaid_limit or limit, NoLimit if none
+	Limit     int // seconds, NoLimit if none
+
+	Created  time.Time
+	Answered time.Time // zero until start
+	EndAt    time.Time // zero unless answered with a limit
+
+	timer *time.Timer
+}
+
+// InProgress tells whether the call was answered.
+func (s *Session) InProgress() bool { return !s.Answered.IsZero() }
+
+// State is the operator's word for where the call is.
+func (s *Session) State() string {
+	if s.InProgress() {
+		return "in-progress"
+	}
+	return "pending"
+}
+
+// Remaining is the time left before the call is cut, or NoLimit.
+func (s *Session) Remaining(now time.Time) int {
+	if s.EndAt.IsZero() {
+		return NoLimit
+	}
+	d := s.EndAt.Sub(now)
+	if d < 0 {
+		return 0
+	}
+	return int((d + time.Second - 1) / time.Second)
+}
+
+const recordVersion = 1
+
+// Marshal encodes the session for the state log: compact, versioned.
+func (s *Session) Marshal() []byte {
+	b := make([]byte, 0, 64+len(s.CallID)+len(s.Party)+len(s.RURI)+len(s.Diverter)+len(s.SourceIP)+
+		len(s.FromTag)+len(s.Token)+len(s.Application)+len(s.Engine))
+	b = append(b, recordVersion)
+	for _, str := range [...]string{s.CallID, s.Party, s.RURI, s.Diverter, s.SourceIP, s.FromTag, s.Token, s.Application, s.Engine} {
+		b = binary.AppendUvarint(b, uint64(len(str)))
+		b = append(b, str...)
+	}
+	var flags byte
+	if s.Prepaid {
+		flags |= 1
+	}
+	if s.Owed {
+		flags |= 2
+	}
+	if s.HasDialog {
+		flags |= 4
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(s.Dialog.Entry))
+	b = binary.AppendUvarint(b, uint64(s.Dialog.ID))
+	b = binary.AppendVarint(b, int64(s.CallLimit))
+	b = binary.AppendVarint(b, int64(s.Cap))
+	b = binary.AppendVarint(b, int64(s.Limit))
+	for _, t := range [...]time.Time{s.Created, s.Answered, s.EndAt} {
+		var n int64
+		if !t.IsZero() {
+			n = t.UnixNano()
+		}
+		b = binary.AppendVarint(b, n)
+	}
+	return b
+}
+
+var errRecord = errors.New("session record: corrupt")
+
+// Unmarshal decodes what Marshal wrote.
+func Unmarshal(b []byte) (*Session, error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		return nil, errRecord
+	}
+	d := decoder{b: b[1:]}
+	s := &Session{}
+	for _, p := range [...]*string{&s.CallID, &s.Party, &s.RURI, &s.Diverter, &s.SourceIP, &s.FromTag, &s.Token, &s.Application, &s.Engine} {
+		*p = d.string()
+	}
+	flags := d.byte()
+	s.Prepaid, s.Owed, s.HasDialog = flags&1 != 0, flags&2 != 0, flags&4 != 0
+	s.Dialog.Entry = uint32(d.uvarint())
+	s.Dialog.ID = uint32(d.uvarint())
+	s.CallLimit = int(d.varint())
+	s.Cap = int(d.varint())
+	s.Limit = int(d.varint())
+	for _, p := range [...]*time.Time{&s.Created, &s.Answered, &s.EndAt} {
+		if n := d.varint(); n != 0 {
+			*p = time.Unix(0, n)
+		}
+	}
+	if d.err || s.CallID == "" {
+		return nil, errRecord
+	}
+	return s, nil
+}
+
+type decoder struct {
+	b   []byte
+	err bool
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = true
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = true
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.err = true
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err = true
+		d.b = nil
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
