@@ -1,0 +1,27 @@
+// Package store is a small durable key/value log: the daemon's memory of its
+// calls and of the debits it owes, kept across kill -9 and power cuts.
+//
+// Values are opaque bytes; the owner (the session and debit packages) encodes
+// its own records. The owner keeps the live table in memory; the store only
+// makes changes durable and gives the table back at Open.
+//
+// On disk (one directory, 0700):
+//
+//	LOCK                  flock'd while open: two daemons never share a log
+//	snapshot              the live set at the last Compact, written atomically
+//	wal-<seq hex>.log     write-ahead segments, replayed in order on top
+//
+// Every batch of ops given to one Apply is one frame
+// (length, CRC32C over length and payload, payload), so after a crash a batch
+// is either entirely there or entirely absent. Concurrent Apply calls are
+// grouped by one writer goroutine into one write() and one fsync()
+// (group commit); Commit.Wait returns once the batch is durable.
+//
+// Replay stops at a torn or corrupt frame in a segment (kept: everything
+// before it) and goes on with the next segment; a damaged snapshot keeps the
+// frames that check out. Damage is logged, never fatal: the daemon starts.
+//
+// Ordering contract for the owner: update the in-memory table before (or
+// atomically with, under the lock that Compact's dump takes) calling Apply,
+// so that any op written before a Compact rotation is visible to its dump.
+package store

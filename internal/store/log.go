@@ -1,0 +1,470 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Op is one change: a Put of a whole value, or a Delete.
+type Op struct {
+	Key    string
+	Value  []byte
+	Delete bool
+}
+
+// Put returns an op that sets key to v.
+func Put(key string, v []byte) Op { return Op{Key: key, Value: v} }
+
+// Delete returns an op that removes key.
+func Delete(key string) Op { return Op{Key: key, Delete: true} }
+
+// Options tune a Log. The zero value is the safe default.
+type Options struct {
+	// NoSync skips fsync after each group (tests, or a machine where losing
+	// the last moments before a power cut is acceptable). Kill -9 is
+	// survived either way: every group is write()n before Wait returns.
+	NoSync bool
+	// MaxBatch caps the bytes one group write carries (default 1 MiB); a
+	// larger backlog is written as several groups.
+	MaxBatch int
+}
+
+// ErrClosed is returned for ops applied after Close.
+var ErrClosed = errors.New("store: log closed")
+
+// Stats describe the log since Open.
+type Stats struct {
+	Records     uint64        // ops written
+	Batches     uint64        // Apply calls written
+	Groups      uint64        // write()+fsync() rounds
+	Bytes       uint64        // bytes written to segments
+	Errors      uint64        // failed group writes or syncs
+	LastSync    time.Duration // latency of the last fsync
+	MaxSync     time.Duration
+	Segment     uint64 // current segment number
+	Compactions uint64
+	SnapRecords int // records in the last snapshot written
+}
+
+// Commit is the durability of one Apply (shared by every batch of the same
+// group).
+type Commit struct {
+	done chan struct{}
+	err  error
+}
+
+func newCommit() *Commit { return &Commit{done: make(chan struct{})} }
+
+func (c *Commit) finish(err error) {
+	c.err = err
+	close(c.done)
+}
+
+func failedCommit(err error) *Commit {
+	c := newCommit()
+	c.finish(err)
+	return c
+}
+
+// Wait returns once the batch is on disk (written, and fsync'd unless
+// NoSync), or the error that kept it from getting there.
+func (c *Commit) Wait() error {
+	<-c.done
+	return c.err
+}
+
+// Done is closed when Wait would return.
+func (c *Commit) Done() <-chan struct{} { return c.done }
+
+type group struct {
+	buf     []byte
+	c       *Commit
+	records int
+	batches int
+}
+
+type rotReq struct{ reply chan rotResult }
+
+type rotResult struct {
+	seq uint64
+	err error
+}
+
+// Log is an open store directory. Safe for concurrent use.
+type Log struct {
+	dir   string
+	opts  Options
+	log   *slog.Logger
+	lockf *os.File
+
+	mu     sync.Mutex
+	queue  []*group
+	spare  []byte
+	closed bool
+
+	wake chan struct{}
+	rot  chan rotReq
+	done chan struct{}
+
+	// owned by the writer goroutine
+	seg       *os.File
+	segSeq    uint64
+	segBroken bool
+
+	statsMu sync.Mutex
+	stats   Stats
+
+	compactMu sync.Mutex
+	nop       *Commit
+}
+
+const (
+	snapName    = "snapshot"
+	snapTmpName = "snapshot.tmp"
+	lockName    = "LOCK"
+	segPrefix   = "wal-"
+	segSuffix   = ".log"
+)
+
+var segMagic = []byte("CCWAL\x00\x00\x01")
+
+func segName(seq uint64) string { return fmt.Sprintf("%s%016x%s", segPrefix, seq, segSuffix) }
+
+func parseSegName(name string) (uint64, bool) {
+	if !strings.HasPrefix(name, segPrefix) || !strings.HasSuffix(name, segSuffix) {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(name[len(segPrefix):len(name)-len(segSuffix)], 16, 64)
+	return seq, err == nil
+}
+
+// Open locks dir (creating it 0700), replays the snapshot and the segments,
+// and starts the writer. It returns the live set; values alias the buffers
+// the files were read into and must not be modified. Damaged files are
+// logged and read as far as they check out; only I/O failures (and a dir
+// locked by another process) are errors.
+func Open(dir string, opts Options, log *slog.Logger) (*Log, map[string][]byte, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1 << 20
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("store: %w", err)
+	}
+	lockf, err := lockDir(filepath.Join(dir, lockName))
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: %s: %w", dir, err)
+	}
+	l := &Log{
+		dir: dir, opts: opts, log: log, lockf: lockf,
+		wake: make(chan struct{}, 1),
+		rot:  make(chan rotReq),
+		done: make(chan struct{}),
+		nop:  failedCommit(nil),
+	}
+	live, maxSeq, err := l.load()
+	if err != nil {
+		lockf.Close()
+		return nil, nil, err
+	}
+	// Always write to a fresh segment: the last one may end in a torn frame,
+	// and appending after it would hide every later record from replay.
+	if err := l.newSegment(maxSeq + 1); err != nil {
+		lockf.Close()
+		return nil, nil, err
+	}
+	go l.run()
+	return l, live, nil
+}
+
+func (l *Log) load() (map[string][]byte, uint64, error) {
+	_ = os.Remove(filepath.Join(l.dir, snapTmpName)) // an unfinished Compact
+	live, base, haveBase, err := l.loadSnapshot()
+	if err != nil {
+		return nil, 0, err
+	}
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: %w", err)
+	}
+	var segs []uint64
+	for _, e := range ents {
+		if seq, ok := parseSegName(e.Name()); ok {
+			segs = append(segs, seq)
+		}
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i] < segs[j] })
+	maxSeq := uint64(0)
+	if haveBase && base > 0 {
+		maxSeq = base - 1
+	}
+	var scratch []rawOp
+	for _, seq := range segs {
+		maxSeq = max(maxSeq, seq)
+		name := filepath.Join(l.dir, segName(seq))
+		if haveBase && seq < base {
+			// Covered by the snapshot; left over by a Compact that
+			// crashed before deleting it.
+			if err := os.Remove(name); err != nil {
+				l.log.Warn("store: cannot remove old segment", "file", name, "err", err)
+			}
+			continue
+		}
+		buf, err := os.ReadFile(name)
+		if err != nil {
+			return nil, 0, fmt.Errorf("store: %w", err)
+		}
+		if len(buf) == 0 {
+			continue // created, crashed before the header was written
+		}
+		if len(buf) < len(segMagic) || string(buf[:len(segMagic)]) != string(segMagic) {
+			l.log.Warn("store: segment has no valid header, skipped", "file", name, "size", len(buf))
+			continue
+		}
+		var n int
+		var rerr error
+		scratch, n, rerr = replayFrames(buf[len(segMagic):], scratch, live)
+		if rerr != nil {
+			l.log.Warn("store: segment damaged, records after the damage are lost",
+				"file", name, "offset", len(segMagic)+n, "size", len(buf), "err", rerr)
+		}
+	}
+	return live, maxSeq, nil
+}
+
+// replayFrames applies frames from b to live until the end or the first bad
+// frame; it returns how many bytes were good.
+func replayFrames(b []byte, scratch []rawOp, live map[string][]byte) ([]rawOp, int, error) {
+	off := 0
+	for off < len(b) {
+		payload, size, err := readFrame(b[off:])
+		if err != nil {
+			return scratch, off, err
+		}
+		scratch, err = decodeOps(scratch[:0], payload)
+		if err != nil {
+			return scratch, off, err
+		}
+		for _, op := range scratch {
+			if op.kind == opDelete {
+				delete(live, string(op.key))
+			} else {
+				live[string(op.key)] = op.value
+			}
+		}
+		off += size
+	}
+	return scratch, off, nil
+}
+
+// newSegment creates segment seq and makes its directory entry durable
+// before anything is acknowledged in it.
+func (l *Log) newSegment(seq uint64) error {
+	name := filepath.Join(l.dir, segName(seq))
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: new segment: %w", err)
+	}
+	if _, err = f.Write(segMagic); err == nil {
+		if err = f.Sync(); err == nil {
+			err = syncDir(l.dir)
+		}
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(name)
+		return fmt.Errorf("store: new segment: %w", err)
+	}
+	if l.seg != nil {
+		if err := l.seg.Close(); err != nil {
+			l.log.Warn("store: closing segment", "err", err)
+		}
+	}
+	l.seg, l.segSeq, l.segBroken = f, seq, false
+	l.statsMu.Lock()
+	l.stats.Segment = seq
+	l.statsMu.Unlock()
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Apply queues ops as one atomic batch and returns at once; Wait on the
+// Commit for durability. Batches are written in the order Apply was called.
+func (l *Log) Apply(ops ...Op) *Commit {
+	if len(ops) == 0 {
+		return l.nop
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return failedCommit(ErrClosed)
+	}
+	var g *group
+	if n := len(l.queue); n > 0 && len(l.queue[n-1].buf) < l.opts.MaxBatch {
+		g = l.queue[n-1]
+	} else {
+		g = &group{buf: l.spare[:0], c: newCommit()}
+		l.spare = nil
+		l.queue = append(l.queue, g)
+	}
+	mark := len(g.buf)
+	b, start := beginFrame(g.buf)
+	for _, op := range ops {
+		b = appendOp(b, op)
+	}
+	if len(b)-start-frameHeader > maxFrame {
+		g.buf = b[:mark]
+		l.mu.Unlock()
+		return failedCommit(fmt.Errorf("store: batch larger than %d bytes", maxFrame))
+	}
+	g.buf = endFrame(b, start)
+	g.records += len(ops)
+	g.batches++
+	c := g.c
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return c
+}
+
+func (l *Log) run() {
+	defer close(l.done)
+	for {
+		select {
+		case <-l.wake:
+		case r := <-l.rot:
+			r.reply <- l.rotate()
+			continue
+		}
+		for {
+			l.mu.Lock()
+			var g *group
+			if len(l.queue) > 0 {
+				g = l.queue[0]
+				l.queue[0] = nil
+				l.queue = l.queue[1:]
+			}
+			closing := l.closed
+			l.mu.Unlock()
+			if g == nil {
+				if closing {
+					return
+				}
+				break
+			}
+			l.write(g)
+		}
+	}
+}
+
+func (l *Log) rotate() rotResult {
+	if err := l.newSegment(l.segSeq + 1); err != nil {
+		return rotResult{err: err}
+	}
+	return rotResult{seq: l.segSeq}
+}
+
+func (l *Log) write(g *group) {
+	var err error
+	if l.segBroken {
+		// Never append after a failed write: a partial frame there would
+		// hide every later one from replay.
+		err = l.newSegment(l.segSeq + 1)
+	}
+	var lat time.Duration
+	synced := false
+	if err == nil {
+		_, err = l.seg.Write(g.buf)
+		if err == nil && !l.opts.NoSync {
+			t0 := time.Now()
+			err = syncData(l.seg)
+			lat, synced = time.Since(t0), true
+		}
+		if err != nil {
+			l.segBroken = true
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("store: write: %w", err)
+		l.log.Error("store: group commit failed", "segment", l.segSeq, "batches", g.batches, "err", err)
+	}
+	l.statsMu.Lock()
+	if err != nil {
+		l.stats.Errors++
+	} else {
+		l.stats.Records += uint64(g.records)
+		l.stats.Batches += uint64(g.batches)
+		l.stats.Groups++
+		l.stats.Bytes += uint64(len(g.buf))
+		if synced {
+			l.stats.LastSync = lat
+			l.stats.MaxSync = max(l.stats.MaxSync, lat)
+		}
+	}
+	l.statsMu.Unlock()
+	g.c.finish(err)
+	if cap(g.buf) <= 4*l.opts.MaxBatch {
+		l.mu.Lock()
+		l.spare = g.buf[:0]
+		l.mu.Unlock()
+	}
+}
+
+// Close writes what is queued, stops the writer and releases the directory.
+// Ops applied afterwards fail with ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	<-l.done
+	l.compactMu.Lock() // let a running Compact finish with the directory
+	defer l.compactMu.Unlock()
+	var err error
+	if l.seg != nil {
+		if !l.opts.NoSync {
+			err = l.seg.Sync()
+		}
+		if cerr := l.seg.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if cerr := l.lockf.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Stats returns counters since Open.
+func (l *Log) Stats() Stats {
+	l.statsMu.Lock()
+	defer l.statsMu.Unlock()
+	return l.stats
+}
