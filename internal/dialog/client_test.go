@@ -1,0 +1,503 @@
+package dialog
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
+)
+
+// recorder collects outcomes reported through Options.onResult.
+type recorder struct {
+	mu      sync.Mutex
+	byCall  map[string][]outcome
+	n       int
+	changed chan struct{}
+}
+
+func newRecorder() *recorder {
+	return &recorder{byCall: map[string][]outcome{}, changed: make(chan struct{})}
+}
+
+func (r *recorder) add(t Target, o outcome) {
+	r.mu.Lock()
+	r.byCall[t.CallID] = append(r.byCall[t.CallID], o)
+	r.n++
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *recorder) wait(t *testing.T, n int, timeout time.Duration) map[string][]outcome {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		r.mu.Lock()
+		got, ch := r.n, r.changed
+		if got >= n {
+			out := make(map[string][]outcome, len(r.byCall))
+			for k, v := range r.byCall {
+				out[k] = append([]outcome(nil), v...)
+			}
+			r.mu.Unlock()
+			return out
+		}
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("%d outcomes after %v, want %d", got, timeout, n)
+		}
+	}
+}
+
+// logBuf is a concurrency-safe log sink.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// lineWith returns the first log line containing every part.
+func (l *logBuf) lineWith(parts ...string) string {
+	for _, line := range strings.Split(l.String(), "\n") {
+		ok := true
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return line
+		}
+	}
+	return ""
+}
+
+type harness struct {
+	client *Client
+	rec    *recorder
+	logs   *logBuf
+	dir    string
+}
+
+func newClient(t *testing.T, opts Options) *harness {
+	t.Helper()
+	h := &harness{rec: newRecorder(), logs: &logBuf{}}
+	if opts.LocalSocket == "" {
+		h.dir = dialogtest.SocketDir(t)
+		opts.LocalSocket = filepath.Join(h.dir, "dialog.sock")
+	}
+	opts.onResult = h.rec.add
+	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c, err := New(opts, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	h.client = c
+	return h
+}
+
+func TestClientWireAndAnswers(t *testing.T) {
+	target := Target{CallID: "6432622xvv@1", Dialog: ID{1079, 6296}}
+	tests := []struct {
+		name    string
+		flavor  Flavor
+		byID    bool
+		answer  dialogtest.Answer
+		wantRaw string
+		want    outcome
+		wantLog []string
+	}{
+		{name: "kamailio ok", flavor: Kamailio, answer: dialogtest.AnswerOK, want: outcomeOK,
+			wantRaw: `{"jsonrpc":"2.0","method":"dlg.end_dlg","params":[1079,6296],"id":1}`,
+			wantLog: []string{"level=INFO", "dialog ended", "call_id=6432622xvv@1", "dialog=1079:6296"}},
+		{name: "kamailio gone", flavor: Kamailio, answer: dialogtest.AnswerNotFound, want: outcomeGone,
+			wantLog: []string{"level=INFO", "dialog already gone", "call_id=6432622xvv@1", "code=404"}},
+		{name: "kamailio error", flavor: Kamailio, answer: dialogtest.AnswerError, want: outcomeError,
+			wantLog: []string{"level=ERROR", "proxy refused", "call_id=6432622xvv@1", "code=500"}},
+		{name: "kamailio no answer", flavor: Kamailio, answer: dialogtest.AnswerNone, want: outcomeTimeout,
+			wantLog: []string{"level=ERROR", "no answer", "call_id=6432622xvv@1"}},
+		{name: "opensips ok by call-id", flavor: OpenSIPS, answer: dialogtest.AnswerOK, want: outcomeOK,
+			wantRaw: `{"jsonrpc":"2.0","id":"1","method":"dlg_end_dlg","params":{"dialog_id":"6432622xvv@1"}}`,
+			wantLog: []string{"level=INFO", "dialog ended", "call_id=6432622xvv@1"}},
+		{name: "opensips ok by dialog id", flavor: OpenSIPS, byID: true, answer: dialogtest.AnswerOK, want: outcomeOK,
+			wantRaw: `{"jsonrpc":"2.0","id":"1","method":"dlg_end_dlg","params":{"dialog_id":"734.8981"}}`,
+			wantLog: []string{"dialog ended", "call_id=6432622xvv@1"}},
+		{name: "opensips gone", flavor: OpenSIPS, answer: dialogtest.AnswerNotFound, want: outcomeGone,
+			wantLog: []string{"level=INFO", "dialog already gone", "call_id=6432622xvv@1"}},
+		{name: "opensips plain-text error", flavor: OpenSIPS, answer: dialogtest.AnswerPlainText, want: outcomeTimeout,
+			wantLog: []string{"level=ERROR", "no answer", "call_id=6432622xvv@1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := dialogtest.SocketDir(t)
+			proxyPath := filepath.Join(dir, "proxy.sock")
+			var fake *dialogtest.Fake
+			if tt.flavor == Kamailio {
+				fake = dialogtest.NewKamailio(t, proxyPath)
+			} else {
+				fake = dialogtest.NewOpenSIPS(t, proxyPath)
+			}
+			fake.SetAnswer(tt.answer)
+			h := newClient(t, Options{Flavor: tt.flavor, ProxySocket: proxyPath, OpenSIPSByDialogID: tt.byID,
+				Timeout: 300 * time.Millisecond})
+			h.client.End(target)
+			got := h.rec.wait(t, 1, 20*time.Second)
+			if o := got[target.CallID]; len(o) != 1 || o[0] != tt.want {
+				t.Fatalf("outcomes %v, want [%v]", o, tt.want)
+			}
+			reqs := fake.Requests()
+			if len(reqs) != 1 {
+				t.Fatalf("fake got %d requests, want 1", len(reqs))
+			}
+			if !reqs[0].Valid {
+				t.Fatalf("fake refused request %s", reqs[0].Raw)
+			}
+			if tt.wantRaw != "" && string(reqs[0].Raw) != tt.wantRaw {
+				t.Fatalf("sent  %s\nwant %s", reqs[0].Raw, tt.wantRaw)
+			}
+			if line := h.logs.lineWith(tt.wantLog...); line == "" {
+				t.Fatalf("no log line with %q in:\n%s", tt.wantLog, h.logs)
+			}
+			if tt.answer == dialogtest.AnswerPlainText {
+				if h.logs.lineWith("unusable reply", "500 Internal error") == "" {
+					t.Fatalf("plain-text error not logged:\n%s", h.logs)
+				}
+			}
+			if n := h.client.Pending(); n != 0 {
+				t.Fatalf("Pending() = %d after the outcome", n)
+			}
+		})
+	}
+}
+
+// TestClientOutOfOrderReplies answers requests in reverse order, plus a
+// stray reply, and checks each outcome reaches the right Call-ID.
+func TestClientOutOfOrderReplies(t *testing.T) {
+	dir := dialogtest.SocketDir(t)
+	proxyPath := filepath.Join(dir, "proxy.sock")
+	peer, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: proxyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	h := newClient(t, Options{Flavor: Kamailio, ProxySocket: proxyPath, Timeout: 30 * time.Second})
+
+	const n = 5
+	for i := range n {
+		h.client.End(Target{CallID: fmt.Sprintf("call-%d", i), Dialog: ID{uint32(i), uint32(100 + i)}})
+	}
+	type got struct {
+		id    string
+		entry int
+		from  *net.UnixAddr
+	}
+	var reqs []got
+	buf := make([]byte, 65536)
+	peer.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for range n {
+		m, from, err := peer.ReadFromUnix(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id, entry, hid int
+		if _, err := fmt.Sscanf(string(buf[:m]), `{"jsonrpc":"2.0","method":"dlg.end_dlg","params":[%d,%d],"id":%d}`, &entry, &hid, &id); err != nil {
+			t.Fatalf("unexpected request %s: %v", buf[:m], err)
+		}
+		reqs = append(reqs, got{id: fmt.Sprint(id), entry: entry, from: from})
+	}
+	if _, err := peer.WriteToUnix([]byte(`{"jsonrpc":"2.0","result":{},"id":999}`), reqs[0].from); err != nil {
+		t.Fatal(err)
+	}
+	// Reverse order; even entries succeed, odd ones are gone.
+	for i := n - 1; i >= 0; i-- {
+		r := reqs[i]
+		body := `{"jsonrpc":"2.0","result":{},"id":` + r.id + `}`
+		if r.entry%2 == 1 {
+			body = `{"jsonrpc":"2.0","error":{"code":404,"message":"Dialog not found"},"id":` + r.id + `}`
+		}
+		if _, err := peer.WriteToUnix([]byte(body), r.from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outcomes := h.rec.wait(t, n, 20*time.Second)
+	for i := range n {
+		want := outcomeOK
+		if i%2 == 1 {
+			want = outcomeGone
+		}
+		if o := outcomes[fmt.Sprintf("call-%d", i)]; len(o) != 1 || o[0] != want {
+			t.Errorf("call-%d: outcomes %v, want [%v]", i, o, want)
+		}
+	}
+	if h.logs.lineWith("reply to no pending request", "id=999") == "" {
+		t.Errorf("stray reply not logged:\n%s", h.logs)
+	}
+}
+
+// TestClientKamailioStopBeforeReply mimics Kamailio: before answering it
+// waits for something only our side can do (answering `stop`). End must
+// keep returning at once meanwhile.
+func TestClientKamailioStopBeforeReply(t *testing.T) {
+	dir := dialogtest.SocketDir(t)
+	proxyPath := filepath.Join(dir, "proxy.sock")
+	fake := dialogtest.NewKamailio(t, proxyPath)
+	stopAnswered := make(chan struct{})
+	var once sync.Once
+	fake.SetHook(func(dialogtest.Request) {
+		once.Do(func() {
+			select {
+			case <-stopAnswered:
+			case <-time.After(30 * time.Second):
+			}
+		})
+	})
+	h := newClient(t, Options{Flavor: Kamailio, ProxySocket: proxyPath, Timeout: 60 * time.Second})
+
+	h.client.End(Target{CallID: "first", Dialog: ID{1, 1}})
+	fake.WaitFor(1, 20*time.Second)
+	// The proxy is now blocked on us; the proxy-path goroutine keeps calling End.
+	const more = 100
+	for i := range more {
+		h.client.End(Target{CallID: fmt.Sprintf("more-%d", i), Dialog: ID{2, uint32(i)}})
+	}
+	if p := h.client.Pending(); p != more+1 {
+		t.Fatalf("Pending() = %d, want %d", p, more+1)
+	}
+	close(stopAnswered)
+	outcomes := h.rec.wait(t, more+1, 30*time.Second)
+	for call, o := range outcomes {
+		if len(o) != 1 || o[0] != outcomeOK {
+			t.Errorf("%s: outcomes %v", call, o)
+		}
+	}
+	if got := len(fake.Requests()); got != more+1 {
+		t.Fatalf("fake got %d requests, want %d", got, more+1)
+	}
+}
+
+// TestClientBackPressure ends 10,000 calls at once against a proxy whose
+// receive queue fills (it pauses, then reads): every request must arrive
+// exactly once.
+func TestClientBackPressure(t *testing.T) {
+	const n = 10000
+	for _, flavor := range []Flavor{Kamailio, OpenSIPS} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			dir := dialogtest.SocketDir(t)
+			proxyPath := filepath.Join(dir, "proxy.sock")
+			var fake *dialogtest.Fake
+			if flavor == Kamailio {
+				fake = dialogtest.NewKamailio(t, proxyPath)
+			} else {
+				fake = dialogtest.NewOpenSIPS(t, proxyPath)
+			}
+			fake.Pause()
+			h := newClient(t, Options{Flavor: flavor, ProxySocket: proxyPath, Timeout: 60 * time.Second,
+				MaxInFlight: 2000, GiveUpAfter: 5 * time.Minute})
+
+			var wg sync.WaitGroup
+			const workers = 8
+			for w := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := w; i < n; i += workers {
+						h.client.End(Target{CallID: fmt.Sprintf("bp-%d", i), Dialog: ID{uint32(i >> 8), uint32(i)}})
+					}
+				}()
+			}
+			wg.Wait()
+			// Wait until the kernel refuses sends before letting the proxy read.
+			deadline := time.Now().Add(20 * time.Second)
+			for h.client.refused.Load() == 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if h.client.refused.Load() == 0 {
+				t.Fatal("no send was ever refused: the test did not exercise back-pressure")
+			}
+			fake.Resume()
+
+			reqs := fake.WaitFor(n, 120*time.Second)
+			outcomes := h.rec.wait(t, n, 120*time.Second)
+			seen := make(map[string]int, n)
+			for _, r := range reqs {
+				if !r.Valid {
+					t.Fatalf("invalid request %s", r.Raw)
+				}
+				seen[r.Key()]++
+			}
+			for i := range n {
+				key := fmt.Sprintf("bp-%d", i)
+				if flavor == Kamailio {
+					key = ID{uint32(i >> 8), uint32(i)}.String()
+				}
+				if seen[key] != 1 {
+					t.Errorf("%s delivered %d times", key, seen[key])
+				}
+				if o := outcomes[fmt.Sprintf("bp-%d", i)]; len(o) != 1 || o[0] != outcomeOK {
+					t.Errorf("bp-%d outcomes %v", i, o)
+				}
+			}
+			if len(reqs) != n {
+				t.Errorf("fake got %d requests, want %d", len(reqs), n)
+			}
+			if p := h.client.Pending(); p != 0 {
+				t.Errorf("Pending() = %d at the end", p)
+			}
+			t.Logf("sends refused and retried: %d", h.client.refused.Load())
+		})
+	}
+}
+
+func TestClientProxyDown(t *testing.T) {
+	t.Run("gives up with a log line", func(t *testing.T) {
+		dir := dialogtest.SocketDir(t)
+		h := newClient(t, Options{Flavor: Kamailio, ProxySocket: filepath.Join(dir, "absent.sock"),
+			GiveUpAfter: 200 * time.Millisecond})
+		h.client.End(Target{CallID: "lost-call", Dialog: ID{1, 2}})
+		h.client.End(Target{CallID: "lost-too", Dialog: ID{1, 3}})
+		outcomes := h.rec.wait(t, 2, 20*time.Second)
+		for _, call := range []string{"lost-call", "lost-too"} {
+			if o := outcomes[call]; len(o) != 1 || o[0] != outcomeGaveUp {
+				t.Fatalf("%s: outcomes %v, want gave up", call, o)
+			}
+			if h.logs.lineWith("level=ERROR", "gave up", "call_id="+call) == "" {
+				t.Fatalf("no error line for %s:\n%s", call, h.logs)
+			}
+		}
+	})
+	t.Run("delivers once the proxy is back", func(t *testing.T) {
+		dir := dialogtest.SocketDir(t)
+		proxyPath := filepath.Join(dir, "proxy.sock")
+		h := newClient(t, Options{Flavor: OpenSIPS, ProxySocket: proxyPath})
+		h.client.End(Target{CallID: "late-proxy", Dialog: ID{1, 2}})
+		deadline := time.Now().Add(20 * time.Second)
+		for h.client.refused.Load() < 3 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		fake := dialogtest.NewOpenSIPS(t, proxyPath)
+		outcomes := h.rec.wait(t, 1, 20*time.Second)
+		if o := outcomes["late-proxy"]; len(o) != 1 || o[0] != outcomeOK {
+			t.Fatalf("outcomes %v", o)
+		}
+		if reqs := fake.Requests(); len(reqs) != 1 || reqs[0].DialogID != "late-proxy" {
+			t.Fatalf("fake got %+v", reqs)
+		}
+	})
+}
+
+func TestClientClose(t *testing.T) {
+	dir := dialogtest.SocketDir(t)
+	proxyPath := filepath.Join(dir, "proxy.sock")
+	fake := dialogtest.NewKamailio(t, proxyPath)
+	fake.SetAnswer(dialogtest.AnswerNone)
+	h := newClient(t, Options{Flavor: Kamailio, ProxySocket: proxyPath, Timeout: time.Minute, MaxInFlight: 2})
+	for i := range 5 {
+		h.client.End(Target{CallID: fmt.Sprintf("c-%d", i), Dialog: ID{1, uint32(i)}})
+	}
+	fake.WaitFor(2, 20*time.Second)
+	if p := h.client.Pending(); p != 5 {
+		t.Fatalf("Pending() = %d, want 5", p)
+	}
+	if err := h.client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	outcomes := h.rec.wait(t, 5, time.Second)
+	for call, o := range outcomes {
+		if len(o) != 1 || o[0] != outcomeAbandoned {
+			t.Errorf("%s: outcomes %v, want abandoned", call, o)
+		}
+	}
+	if h.logs.lineWith("abandoned", "call_id=c-4", "sent=false") == "" {
+		t.Errorf("queued request not logged as abandoned:\n%s", h.logs)
+	}
+	if h.client.Pending() != 0 {
+		t.Errorf("Pending() = %d after Close", h.client.Pending())
+	}
+	if _, err := os.Stat(h.client.opts.LocalSocket); !os.IsNotExist(err) {
+		t.Errorf("local socket still there: %v", err)
+	}
+	h.client.End(Target{CallID: "after-close"})
+	if h.logs.lineWith("closed", "call_id=after-close") == "" {
+		t.Errorf("End after Close not logged:\n%s", h.logs)
+	}
+	if err := h.client.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestNew(t *testing.T) {
+	dir := dialogtest.SocketDir(t)
+	proxy := filepath.Join(dir, "proxy.sock")
+
+	// A stale socket from a previous run is replaced.
+	stale := filepath.Join(dir, "stale.sock")
+	old, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: stale, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	c, err := New(Options{Flavor: Kamailio, ProxySocket: proxy, LocalSocket: stale}, nil)
+	if err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	fi, err := os.Stat(stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o666 {
+		t.Errorf("socket mode %v, want 0666", fi.Mode().Perm())
+	}
+	if c.opts.Timeout != DefaultTimeout || c.opts.MaxInFlight != DefaultMaxInFlight || c.opts.GiveUpAfter != DefaultGiveUpAfter {
+		t.Errorf("defaults not applied: %+v", c.opts)
+	}
+	c.Close()
+
+	regular := filepath.Join(dir, "regular")
+	if err := os.WriteFile(regular, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"no flavor", Options{ProxySocket: proxy, LocalSocket: filepath.Join(dir, "a.sock")}},
+		{"no proxy socket", Options{Flavor: Kamailio, LocalSocket: filepath.Join(dir, "a.sock")}},
+		{"no local socket", Options{Flavor: OpenSIPS, ProxySocket: proxy}},
+		{"local path is a regular file", Options{Flavor: OpenSIPS, ProxySocket: proxy, LocalSocket: regular}},
+		{"local dir missing", Options{Flavor: OpenSIPS, ProxySocket: proxy, LocalSocket: filepath.Join(dir, "no", "a.sock")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if c, err := New(tt.opts, nil); err == nil {
+				c.Close()
+				t.Fatal("want error")
+			}
+		})
+	}
+	if b, err := os.ReadFile(regular); err != nil || string(b) != "keep me" {
+		t.Errorf("regular file touched: %q, %v", b, err)
+	}
+}
