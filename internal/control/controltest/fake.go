@@ -1,0 +1,101 @@
+// Package controltest provides a fake control.Backend for tests of the
+// control socket and its clients.
+package controltest
+
+import (
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/callcontrol/callcontrol/internal/control"
+)
+
+// Backend is an in-memory control.Backend. Set its fields before use; read
+// Terminated and Reloads through their methods while a server runs.
+type Backend struct {
+	mu         sync.Mutex
+	sessions   map[string]control.SessionInfo
+	stats      control.Stats
+	reloadErr  error
+	terminated []string
+	reloads    int
+}
+
+// New returns a Backend holding sessions and answering stats.
+func New(stats control.Stats, sessions ...control.SessionInfo) *Backend {
+	b := &Backend{sessions: make(map[string]control.SessionInfo), stats: stats}
+	for _, s := range sessions {
+		b.sessions[s.CallID] = s
+	}
+	return b
+}
+
+// SetReloadError makes Reload fail with err (nil: succeed).
+func (b *Backend) SetReloadError(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reloadErr = err
+}
+
+// Sessions implements control.Backend, ordered by Call-ID.
+func (b *Backend) Sessions(prefix string) []control.SessionInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []control.SessionInfo
+	for _, s := range b.sessions {
+		if strings.HasPrefix(s.Party, prefix) {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CallID < out[j].CallID })
+	return out
+}
+
+// Session implements control.Backend.
+func (b *Backend) Session(callID string) (control.SessionInfo, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.sessions[callID]
+	return s, ok
+}
+
+// Terminate implements control.Backend: it forgets the session.
+func (b *Backend) Terminate(callID string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.sessions[callID]; !ok {
+		return false
+	}
+	delete(b.sessions, callID)
+	b.terminated = append(b.terminated, callID)
+	return true
+}
+
+// Stats implements control.Backend.
+func (b *Backend) Stats() control.Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stats
+}
+
+// Reload implements control.Backend.
+func (b *Backend) Reload() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reloads++
+	return b.reloadErr
+}
+
+// Terminated returns the Call-IDs terminated so far, in order.
+func (b *Backend) Terminated() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.terminated...)
+}
+
+// Reloads returns how many times Reload was called.
+func (b *Backend) Reloads() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.reloads
+}

@@ -1,0 +1,49 @@
+package control
+
+// The wire protocol: one JSON object per line each way, in order, several
+// requests per connection. "v" lets a later client and server tell each
+// other apart; a server answers requests of versions it does not know with
+// CodeBadRequest.
+
+// Version is the protocol version this package speaks.
+const Version = 1
+
+// Commands.
+const (
+	CmdSessions  = "sessions"
+	CmdSession   = "session"
+	CmdTerminate = "terminate"
+	CmdStats     = "stats"
+	CmdReload    = "reload"
+)
+
+// Error codes in Response.Code.
+const (
+	CodeNotFound   = "not_found"
+	CodeDenied     = "denied"
+	CodeBadRequest = "bad_request"
+	CodeFailed     = "failed"
+	CodeBusy       = "busy"
+)
+
+// Request is one operator command.
+type Request struct {
+	V      int    `json:"v"`
+	Cmd    string `json:"cmd"`
+	Prefix string `json:"prefix,omitempty"`  // sessions
+	CallID string `json:"call_id,omitempty"` // session, terminate
+}
+
+// Response answers one Request.
+type Response struct {
+	OK       bool          `json:"ok"`
+	Code     string        `json:"code,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Sessions []SessionInfo `json:"sessions,omitzero"`
+	Session  *SessionInfo  `json:"session,omitempty"`
+	Stats    *Stats        `json:"stats,omitempty"`
+}
+
+// maxLine bounds one request line: requests are tiny, and an unbounded line
+// would let a confused client make the daemon buffer without limit.
+const maxLine = 64 << 10

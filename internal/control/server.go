@@ -1,0 +1,340 @@
+package control
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+)
+
+const (
+	// maxConns bounds concurrent operator connections: each costs a
+	// goroutine in the daemon that sits on the call path.
+	maxConns = 32
+	// idleTimeout drops connections that send nothing, so a stuck client
+	// cannot pin a goroutine forever.
+	idleTimeout  = 2 * time.Minute
+	writeTimeout = 10 * time.Second
+)
+
+// Server serves the control socket. Create it with NewServer, run Serve in a
+// goroutine, stop it with Close.
+type Server struct {
+	path    string
+	group   string // "" when none is in force
+	gid     int    // -1 when none is in force
+	backend Backend
+	log     *slog.Logger
+	ln      *net.UnixListener
+
+	// authorize decides whether a peer may talk to the daemon; a field so
+	// tests can exercise refusal without another uid.
+	authorize func(uid, gid uint32) error
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// NewServer listens on the Unix stream socket path. With a group that exists
+// the socket gets mode 0660 and that group, and its members may connect;
+// otherwise mode 0600 (a missing group is logged, not fatal: only root and
+// the daemon's user can then connect). A stale socket left by a dead daemon
+// is replaced; one a live process still answers on is an error.
+func NewServer(path string, group string, backend Backend, log *slog.Logger) (*Server, error) {
+	if backend == nil {
+		return nil, errors.New("control: nil backend")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{path: path, gid: -1, backend: backend, log: log, conns: make(map[net.Conn]struct{})}
+	s.authorize = s.allowed
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			log.Warn("control socket group not found; socket is for root and the daemon's user only",
+				"group", group, "socket", path, "err", err)
+		} else if gid, err := strconv.Atoi(g.Gid); err == nil {
+			s.group, s.gid = group, gid
+		}
+	}
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("control: listen on %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(true)
+	mode := os.FileMode(0o600)
+	if s.gid >= 0 {
+		mode = 0o660
+		if err := os.Chown(path, -1, s.gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("control: chown %s to group %s: %w", path, group, err)
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control: chmod %s: %w", path, err)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+// removeStale removes a socket file nobody listens on any more.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("control: %s exists and is not a socket", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("control: %s is in use by another process (is another callcontrold running?)", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("control: remove stale socket: %w", err)
+	}
+	return nil
+}
+
+// Path is the socket's path.
+func (s *Server) Path() string { return s.path }
+
+// Serve accepts connections until Close; it returns nil after Close.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	var backoff time.Duration
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: wait, do not spin.
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+			s.log.Error("control socket accept failed", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		if len(s.conns) >= maxConns {
+			s.mu.Unlock()
+			s.log.Warn("control socket: too many connections, refusing one", "max", maxConns)
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			writeResponse(c, Response{Code: CodeBusy, Error: "too many control connections"})
+			c.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		authorize := s.authorize
+		s.mu.Unlock()
+		go s.handle(c, authorize)
+	}
+}
+
+// Close stops accepting, closes open connections and waits for their
+// goroutines. The socket file is removed.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	err := s.ln.Close()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+// allowed admits root, the daemon's own user, and members of the control
+// group (primary group of the peer process, or the peer user's
+// supplementary groups).
+func (s *Server) allowed(uid, gid uint32) error {
+	if uid == 0 || int64(uid) == int64(os.Getuid()) {
+		return nil
+	}
+	if s.gid >= 0 {
+		if int64(gid) == int64(s.gid) {
+			return nil
+		}
+		if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+			if gids, err := u.GroupIds(); err == nil {
+				want := strconv.Itoa(s.gid)
+				for _, g := range gids {
+					if g == want {
+						return nil
+					}
+				}
+			}
+		}
+		return fmt.Errorf("permission denied: uid %d is not root, the daemon's user, or a member of group %s", uid, s.group)
+	}
+	return fmt.Errorf("permission denied: uid %d is not root or the daemon's user (no control group configured)", uid)
+}
+
+func (s *Server) handle(c *net.UnixConn, authorize func(uid, gid uint32) error) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+		s.wg.Done()
+	}()
+
+	uid, gid, pid := int64(-1), int64(-1), int64(-1)
+	var deny error
+	if cred, err := peerCred(c); err != nil {
+		deny = fmt.Errorf("permission denied: cannot read peer credentials: %v", err)
+	} else {
+		uid, gid, pid = int64(cred.Uid), int64(cred.Gid), int64(cred.Pid)
+		deny = authorize(cred.Uid, cred.Gid)
+	}
+
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 0, 4096), maxLine)
+	for {
+		c.SetReadDeadline(time.Now().Add(idleTimeout))
+		if !sc.Scan() {
+			if errors.Is(sc.Err(), bufio.ErrTooLong) {
+				c.SetWriteDeadline(time.Now().Add(writeTimeout))
+				writeResponse(c, Response{Code: CodeBadRequest, Error: "request line too long"})
+			}
+			return
+		}
+		var resp Response
+		if deny != nil {
+			// Answer the first request, so the client gets a clear reason
+			// instead of a bare hang-up, then drop the connection.
+			s.log.Warn("control socket: refused connection", "uid", uid, "gid", gid, "pid", pid, "reason", deny.Error())
+			resp = Response{Code: CodeDenied, Error: deny.Error()}
+		} else {
+			resp = s.serveLine(sc.Bytes(), uid)
+		}
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := writeResponse(c, resp); err != nil || deny != nil {
+			return
+		}
+	}
+}
+
+// serveLine answers one request line.
+func (s *Server) serveLine(line []byte, uid int64) (resp Response) {
+	req, err := decodeRequest(line)
+	if err != nil {
+		return Response{Code: CodeBadRequest, Error: err.Error()}
+	}
+	// The backend is the daemon's session manager: a bug there hit from an
+	// operator command must not take down the call path.
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("control command panicked", "cmd", req.Cmd, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			resp = Response{Code: CodeFailed, Error: "internal error"}
+		}
+	}()
+	return s.dispatch(req, uid)
+}
+
+func decodeRequest(line []byte) (Request, error) {
+	var req Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		return req, fmt.Errorf("malformed request: %v", err)
+	}
+	if req.V != 0 && req.V != Version {
+		return req, fmt.Errorf("unsupported protocol version %d (this daemon speaks %d)", req.V, Version)
+	}
+	return req, nil
+}
+
+func (s *Server) dispatch(req Request, uid int64) Response {
+	switch req.Cmd {
+	case CmdSessions:
+		s.log.Debug("control: sessions", "uid", uid, "prefix", req.Prefix)
+		list := s.backend.Sessions(req.Prefix)
+		if list == nil {
+			list = []SessionInfo{}
+		}
+		return Response{OK: true, Sessions: list}
+	case CmdSession:
+		if req.CallID == "" {
+			return Response{Code: CodeBadRequest, Error: "session: call_id is required"}
+		}
+		info, ok := s.backend.Session(req.CallID)
+		if !ok {
+			return notFound(req.CallID)
+		}
+		return Response{OK: true, Session: &info}
+	case CmdTerminate:
+		if req.CallID == "" {
+			return Response{Code: CodeBadRequest, Error: "terminate: call_id is required"}
+		}
+		if !s.backend.Terminate(req.CallID) {
+			s.log.Info("control: terminate of unknown call", "uid", uid, "callid", req.CallID)
+			return notFound(req.CallID)
+		}
+		s.log.Info("control: call terminated by operator", "uid", uid, "callid", req.CallID)
+		return Response{OK: true}
+	case CmdStats:
+		st := s.backend.Stats()
+		return Response{OK: true, Stats: &st}
+	case CmdReload:
+		if err := s.backend.Reload(); err != nil {
+			s.log.Error("control: reload failed", "uid", uid, "err", err)
+			return Response{Code: CodeFailed, Error: "reload failed: " + err.Error()}
+		}
+		s.log.Info("control: configuration reloaded", "uid", uid)
+		return Response{OK: true}
+	case "":
+		return Response{Code: CodeBadRequest, Error: "missing cmd"}
+	default:
+		return Response{Code: CodeBadRequest, Error: fmt.Sprintf("unknown command %q", req.Cmd)}
+	}
+}
+
+func notFound(callID string) Response {
+	return Response{Code: CodeNotFound, Error: fmt.Sprintf("call id %s does not exist", callID)}
+}
+
+func writeResponse(c net.Conn, resp Response) error {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		b, _ = json.Marshal(Response{Code: CodeFailed, Error: "cannot encode reply: " + err.Error()})
+	}
+	_, err = c.Write(append(b, '\n'))
+	return err
+}
