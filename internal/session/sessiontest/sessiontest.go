@@ -1,0 +1,95 @@
+// Package sessiontest has in-memory stand-ins for the session manager's
+// peers: a journal that records sessions and debits, and a dialog ender
+// that records what it was asked to end.
+package sessiontest
+
+import (
+	"sync"
+
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/session"
+)
+
+// Journal keeps saved sessions and owed debits in memory.
+type Journal struct {
+	mu       sync.Mutex
+	sessions map[string][]byte
+	debits   []session.Owed
+}
+
+// NewJournal returns an empty journal.
+func NewJournal() *Journal { return &Journal{sessions: make(map[string][]byte)} }
+
+func done() error { return nil }
+
+// Save implements session.Journal.
+func (j *Journal) Save(s *session.Session) session.Wait {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.sessions[s.CallID] = s.Marshal()
+	return done
+}
+
+// End implements session.Journal.
+func (j *Journal) End(callID string, o *session.Owed) session.Wait {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.sessions, callID)
+	if o != nil {
+		j.debits = append(j.debits, *o)
+	}
+	return done
+}
+
+// Debits returns the debits owed so far.
+func (j *Journal) Debits() []session.Owed {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]session.Owed(nil), j.debits...)
+}
+
+// Saved returns the sessions as they would be restored.
+func (j *Journal) Saved() []*session.Session {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []*session.Session
+	for _, b := range j.sessions {
+		s, err := session.Unmarshal(b)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Ender records the dialogs it was asked to end.
+type Ender struct {
+	mu      sync.Mutex
+	targets []dialog.Target
+	ch      chan dialog.Target
+}
+
+// NewEnder returns a recording ender; every End is also sent on C().
+func NewEnder() *Ender { return &Ender{ch: make(chan dialog.Target, 1<<16)} }
+
+// End implements dialog.Ender.
+func (e *Ender) End(t dialog.Target) {
+	e.mu.Lock()
+	e.targets = append(e.targets, t)
+	e.mu.Unlock()
+	select {
+	case e.ch <- t:
+	default:
+	}
+}
+
+// Ended returns every target so far.
+func (e *Ender) Ended() []dialog.Target {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]dialog.Target(nil), e.targets...)
+}
+
+// C delivers each End as it happens.
+func (e *Ender) C() <-chan dialog.Target { return e.ch }
