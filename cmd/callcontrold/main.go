@@ -119,4 +119,3 @@ func runForked(opts daemon.Options, debug bool) int {
 	}
 	return 0
 }
-

@@ -22,4 +22,4 @@ func (d *debits) owe(l *store.Log, with store.Op, o session.Owed) session.Wait {
 }
 func (d *debits) dump(put func(string, []byte)) {}
 func (d *debits) waiting() int                  { return 0 }
-func (d *debits) close()                         {}
+func (d *debits) close()                        {}

@@ -49,9 +49,9 @@ func (e *engines) rater() session.Rater {
 	return e
 }
 
-func (e *engines) Pick(party string) string           { return e.pool.Pick(party) }
-func (e *engines) Acquire(party, engine string)       { e.pool.Acquire(party, engine) }
-func (e *engines) Release(party string)               { e.pool.Release(party) }
+func (e *engines) Pick(party string) string     { return e.pool.Pick(party) }
+func (e *engines) Acquire(party, engine string) { e.pool.Acquire(party, engine) }
+func (e *engines) Release(party string)         { e.pool.Release(party) }
 func (e *engines) MaxSessionTime(ctx context.Context, engine string, r rating.Request) (rating.MaxTime, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(e.timeout.Load()))
 	defer cancel()

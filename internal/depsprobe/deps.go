@@ -1,7 +1,9 @@
 package main
+
 import (
-_ "gopkg.in/ini.v1"
-_ "layeh.com/radius"
-_ "github.com/go-sql-driver/mysql"
+	_ "github.com/go-sql-driver/mysql"
+	_ "gopkg.in/ini.v1"
+	_ "layeh.com/radius"
 )
-func main(){}
+
+func main() {}
