@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// daemonBuild is the callcontrold binary built once by TestMain, or the
+// reason there is none (bin == "" and err == nil: no source yet). Set before any test runs, read-only afterwards.
+var daemonBuild struct {
+	bin string
+	err error
+}
+
+// buildDaemon builds ./cmd/callcontrold into dir. $CALLCONTROLD names a
+// prebuilt binary instead.
+func buildDaemon(dir string) (string, error) {
+	if p := os.Getenv("CALLCONTROLD"); p != "" {
+		return p, nil
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		return "", err
+	}
+	if src, _ := filepath.Glob(filepath.Join(root, "cmd", "callcontrold", "*.go")); len(src) == 0 {
+		// Not written yet: StartStack falls back to the FakeDaemon.
+		return "", nil
+	}
+	bin := filepath.Join(dir, "callcontrold")
+	cmd := exec.Command("go", "build", "-race", "-o", bin, "./cmd/callcontrold")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build ./cmd/callcontrold: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cce2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	daemonBuild.bin, daemonBuild.err = buildDaemon(dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// DaemonConfig is what a test sets in the daemon's config.ini.
+type DaemonConfig struct {
+	// Dir holds etc/ (config.ini), run/ (sockets) and state/. Empty: a new
+	// directory. Give a stopped daemon's Dir to restart it with its state.
+	Dir   string
+	Limit string // [CallControl] limit: seconds or "None"
+	// RPCSocket is [Kamailio] socket_path: Kamailio's JSON-RPC socket, or
+	// an RPCSpy's.
+	RPCSocket string
+	// Extra is appended to config.ini verbatim (e.g. a [CDRTool] section).
+	Extra string
+}
+
+// Daemon is a running callcontrold.
+type Daemon struct {
+	*proc
+	Config DaemonConfig // with Dir filled in
+	Socket string       // the proxy socket
+}
+
+// StartDaemon writes config.ini and starts callcontrold --no-fork --debug,
+// and returns once its proxy socket accepts connections.
+func StartDaemon(t testing.TB, cfg DaemonConfig) *Daemon {
+	t.Helper()
+	if daemonBuild.err != nil {
+		t.Fatalf("no callcontrold: %v", daemonBuild.err)
+	}
+	if cfg.Dir == "" {
+		cfg.Dir = shortDir(t, "cc")
+	}
+	etc, run, state := filepath.Join(cfg.Dir, "etc"), filepath.Join(cfg.Dir, "run"), filepath.Join(cfg.Dir, "state")
+	for _, d := range []string{etc, run, state} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &Daemon{Config: cfg, Socket: filepath.Join(run, "socket")}
+	if cfg.Limit == "" {
+		cfg.Limit = "None"
+	}
+	ini := fmt.Sprintf("[CallControl]\nsocket = %s\nlimit = %s\nstate_dir = %s\ncheck_interval = 1\n\n[Kamailio]\nsocket_path = %s\n\n%s\n",
+		d.Socket, cfg.Limit, state, cfg.RPCSocket, cfg.Extra)
+	if err := os.WriteFile(filepath.Join(etc, "config.ini"), []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("daemon config.ini:\n%s", ini)
+	d.proc = startProc(t, "callcontrold", filepath.Join(cfg.Dir, fmt.Sprintf("daemon-%d.log", time.Now().UnixNano())),
+		daemonBuild.bin, "--no-fork", "--config-dir", etc, "--runtime-dir", run, "--debug")
+	waitFor(t, "callcontrold proxy socket", d.proc, startTimeout, func() bool {
+		c, err := net.Dial("unix", d.Socket)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+	return d
+}
+
+// ProxyCommand sends one request (lines without line ends; the empty line
+// is added) on a proxy socket and returns the reply. Replies to call
+// requests are one line; operator commands end with an empty line.
+func ProxyCommand(sock string, lines ...string) (string, error) {
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(strings.Join(lines, "\r\n") + "\r\n\r\n")); err != nil {
+		return "", err
+	}
+	operator := lines[0] == "debug"
+	var buf bytes.Buffer
+	b := make([]byte, 4096)
+	for {
+		n, err := c.Read(b)
+		buf.Write(b[:n])
+		s := buf.String()
+		if !operator && strings.HasSuffix(s, "\r\n") {
+			return s, nil
+		}
+		if operator && (s == "\r\n" || strings.HasSuffix(s, "\r\n\r\n")) {
+			return s, nil
+		}
+		if err != nil {
+			return s, fmt.Errorf("reading reply to %q: %w (got %q)", lines[0], err, s)
+		}
+	}
+}
+
+// Sessions lists the sessions a daemon listening on sock holds: its
+// "Call id ..." lines.
+func Sessions(t testing.TB, sock string) []string {
+	t.Helper()
+	reply, err := ProxyCommand(sock, "debug", "show: sessions")
+	if err != nil {
+		t.Fatalf("show sessions: %v", err)
+	}
+	var out []string
+	for _, l := range strings.Split(reply, "\r\n") {
+		if strings.HasPrefix(l, "Call id") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// WaitNoSessions waits until the daemon on sock holds no session.
+func WaitNoSessions(t testing.TB, sock string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		s := Sessions(t, sock)
+		if len(s) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("daemon still holds sessions after %v: %q", d, s)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

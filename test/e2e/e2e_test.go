@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// assertKamailioReturned checks the xlog line kamailio.cfg writes after
+// call_control().
+func assertKamailioReturned(t *testing.T, k *Kamailio, callID, rc string) {
+	t.Helper()
+	want := "call_control returned " + rc + " for " + callID
+	if len(k.logLines(want)) == 0 {
+		t.Errorf("kamailio log has no %q; call_control lines: %q", want, k.logLines("call_control returned"))
+	}
+}
+
+// assertEndRequests checks the dialog-end requests the daemon sent.
+func assertEndRequests(t *testing.T, spy *RPCSpy, want int) {
+	t.Helper()
+	var ends []RPCRequest
+	for _, r := range spy.Requests() {
+		if r.Method == "dlg.end_dlg" {
+			ends = append(ends, r)
+		}
+	}
+	if len(ends) != want {
+		t.Errorf("daemon sent %d dlg.end_dlg requests, want %d: %+v", len(ends), want, spy.Requests())
+	}
+	for _, r := range ends {
+		// Kamailio refuses one "h_entry:h_id" string: two numbers it is.
+		var n1, n2 uint32
+		if len(r.Params) != 2 || json.Unmarshal(r.Params[0], &n1) != nil || json.Unmarshal(r.Params[1], &n2) != nil {
+			t.Errorf("dlg.end_dlg params are not [h_entry, h_id] numbers: %s", r.Raw)
+		}
+	}
+}
+
+// TestLimitedCall: with limit = 3 the daemon ends the dialog through
+// Kamailio 3 s after the answer; both ends get a BYE.
+func TestLimitedCall(t *testing.T) {
+	s := StartStack(t, StackConfig{Limit: "3"})
+	const callID = "e2e-limited@127.0.0.1"
+	caller, callee := s.Call(t, CallConfig{Caller: "caller_wait_bye.xml", Callee: "callee_wait_bye.xml", CallID: callID})
+	if t.Failed() {
+		return
+	}
+	for _, ep := range []*Sipp{caller, callee} {
+		ev := ep.Events(t)
+		answered, bye := ev["answered"], ev["bye"]
+		if answered.IsZero() || bye.IsZero() {
+			t.Errorf("%s: events %v, want answered and bye", ep.name, ev)
+			continue
+		}
+		// The daemon's clock starts when Kamailio relays the 200 OK, a
+		// moment after the callee sent it and before the caller got it:
+		// a little slack below 3 s; the upper bound is loose for a busy
+		// machine but still tells 3 s from the next whole second.
+		if d := bye.Sub(answered); d < 2900*time.Millisecond || d > 4500*time.Millisecond {
+			t.Errorf("%s: BYE came %v after the answer, want 3 s (limit = 3)", ep.name, d)
+		} else {
+			t.Logf("%s: BYE %v after the answer", ep.name, d)
+		}
+	}
+	assertKamailioReturned(t, s.Kamailio, callID, "1")
+	assertEndRequests(t, s.Spy, 1)
+	WaitNoSessions(t, s.Socket, 10*time.Second)
+}
+
+// TestCallerHangsUp: a limited call the caller ends after 1 s ends through
+// stop; the daemon asks Kamailio to end nothing, then or later.
+func TestCallerHangsUp(t *testing.T) {
+	s := StartStack(t, StackConfig{Limit: "2"})
+	const callID = "e2e-hangup@127.0.0.1"
+	caller, _ := s.Call(t, CallConfig{Caller: "caller_hangup.xml", Callee: "callee_wait_bye.xml", CallID: callID, PauseMS: 1000})
+	if t.Failed() {
+		return
+	}
+	assertKamailioReturned(t, s.Kamailio, callID, "1")
+	WaitNoSessions(t, s.Socket, 10*time.Second)
+	// Past the moment the 2 s limit would have ended the call: a timer
+	// left running would show up as a dlg.end_dlg now.
+	if answered := caller.Events(t)["answered"]; !answered.IsZero() {
+		time.Sleep(time.Until(answered.Add(3 * time.Second)))
+	}
+	assertEndRequests(t, s.Spy, 0)
+	if s.Fake != nil {
+		var cmds []string
+		for _, r := range s.Fake.Requests() {
+			if r.Values["callid"] == callID {
+				cmds = append(cmds, r.Command)
+			}
+		}
+		if want := []string{"init", "start", "stop"}; !slices.Equal(cmds, want) {
+			t.Errorf("requests for the call: %q, want %q", cmds, want)
+		}
+	}
+}
+
+// TestNoLimit: with limit = None the daemon answers No limit, Kamailio's
+// call_control() returns 2 and the call completes normally.
+func TestNoLimit(t *testing.T) {
+	s := StartStack(t, StackConfig{Limit: "None"})
+	const callID = "e2e-nolimit@127.0.0.1"
+	s.Call(t, CallConfig{Caller: "caller_hangup.xml", Callee: "callee_wait_bye.xml", CallID: callID, PauseMS: 1000})
+	assertKamailioReturned(t, s.Kamailio, callID, "2")
+	assertEndRequests(t, s.Spy, 0)
+	WaitNoSessions(t, s.Socket, 10*time.Second)
+}
+
+// TestDaemonDown: with nothing on the proxy socket call_control() fails
+// (-5) and the script refuses the call with 500.
+func TestDaemonDown(t *testing.T) {
+	requirePeers(t)
+	dir := shortDir(t, "down")
+	k := StartKamailio(t, KamailioConfig{CCSocket: dir + "/nobody.sock"})
+	const callID = "e2e-down@127.0.0.1"
+	StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_expect_500.xml", Remote: "127.0.0.1:9",
+		Proxy: k.Addr(), CallID: callID, Timeout: 20 * time.Second}).Wait(t, 30*time.Second)
+	assertKamailioReturned(t, k, callID, "-5")
+}
+
+// TestKamailioRequests checks, with the FakeDaemon recording, what a real
+// Kamailio sends on the proxy socket for a call ended through dlg.end_dlg:
+// the facts of spec/proxy-protocol.md the daemon is built on.
+func TestKamailioRequests(t *testing.T) {
+	requirePeers(t)
+	dir := shortDir(t, "fake")
+	kamRPC := dir + "/kam-rpc.sock"
+	f := StartFakeDaemon(t, dir, &FakeDaemon{InitReply: "Limited", EndAfter: time.Second, RPCSocket: kamRPC})
+	k := StartKamailio(t, KamailioConfig{CCSocket: f.Socket, RPCSocket: kamRPC})
+	const callID = "e2e-fake@127.0.0.1"
+	callee := StartSipp(t, SippConfig{Name: "callee", Scenario: "callee_wait_bye.xml"})
+	caller := StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_wait_bye.xml", Remote: callee.Addr(),
+		Proxy: k.Addr(), CallID: callID})
+	caller.Wait(t, 30*time.Second)
+	callee.Wait(t, 30*time.Second)
+
+	var cmds []string
+	for _, r := range f.Requests() {
+		if r.Values["callid"] != callID {
+			continue
+		}
+		cmds = append(cmds, r.Command)
+		switch r.Command {
+		case "init":
+			want := []string{"ruri", "diverter", "sourceip", "callid", "from", "fromtag", "sip_application"}
+			if !slices.Equal(r.Keys, want) {
+				t.Errorf("init keys %q, want %q", r.Keys, want)
+			}
+			if !strings.HasPrefix(r.Values["ruri"], "sip:e2e@"+callee.Addr()) || r.Values["diverter"] != "None" ||
+				r.Values["sourceip"] != "127.0.0.1" || !strings.Contains(r.Values["from"], "<sip:caller@"+caller.Addr()+">") {
+				t.Errorf("init values %q", r.Values)
+			}
+		case "start":
+			if !dialogIDRe.MatchString(r.Values["dialogid"]) {
+				t.Errorf("start dialogid %q, want h_entry:h_id", r.Values["dialogid"])
+			}
+		}
+	}
+	if want := []string{"init", "start", "stop"}; !slices.Equal(cmds, want) {
+		t.Errorf("requests for the call: %q, want %q", cmds, want)
+	}
+}
+
+var dialogIDRe = regexp.MustCompile(`^[0-9]+:[0-9]+$`)

@@ -1,0 +1,80 @@
+package e2e
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+// StackConfig configures a daemon + Kamailio pair.
+type StackConfig struct {
+	Limit string // [CallControl] limit
+	Extra string // appended to config.ini
+}
+
+// Stack is callcontrold (or, while cmd/callcontrold does not exist, a
+// FakeDaemon) with a Kamailio in front of it, and an RPCSpy between the
+// daemon and Kamailio's JSON-RPC socket.
+type Stack struct {
+	Dir      string
+	Socket   string // the daemon's proxy socket
+	Daemon   *Daemon
+	Fake     *FakeDaemon
+	Spy      *RPCSpy
+	Kamailio *Kamailio
+	KamRPC   string // Kamailio's own JSON-RPC socket
+}
+
+// StartStack starts the daemon first, then Kamailio (which waits 10 s after
+// failing to reach the daemon).
+func StartStack(t testing.TB, cfg StackConfig) *Stack {
+	t.Helper()
+	requirePeers(t)
+	s := &Stack{Dir: shortDir(t, "stack")}
+	s.KamRPC = s.Dir + "/kam-rpc.sock"
+	s.Spy = NewRPCSpy(t, s.Dir, s.KamRPC)
+	if daemonBuild.bin == "" && daemonBuild.err == nil {
+		t.Log("cmd/callcontrold does not exist yet: using the FakeDaemon")
+		f := &FakeDaemon{InitReply: "No limit", RPCSocket: s.Spy.Socket}
+		if n, err := strconv.Atoi(cfg.Limit); err == nil {
+			f.InitReply, f.EndAfter = "Limited", time.Duration(n)*time.Second
+		}
+		s.Fake = StartFakeDaemon(t, s.Dir, f)
+		s.Socket = s.Fake.Socket
+	} else {
+		s.Daemon = StartDaemon(t, DaemonConfig{Limit: cfg.Limit, RPCSocket: s.Spy.Socket, Extra: cfg.Extra})
+		s.Socket = s.Daemon.Socket
+	}
+	s.Kamailio = StartKamailio(t, KamailioConfig{CCSocket: s.Socket, RPCSocket: s.KamRPC})
+	return s
+}
+
+// CallConfig is one call from a sipp caller through Kamailio to a sipp
+// callee.
+type CallConfig struct {
+	Caller, Callee string // scenario files; Callee "" for calls the proxy refuses
+	CallID         string
+	PauseMS        int // the caller's <pause/>
+	Timeout        time.Duration
+}
+
+// Call runs one call and waits for both endpoints; it fails the test unless
+// both scenarios complete.
+func (s *Stack) Call(t testing.TB, cfg CallConfig) (caller, callee *Sipp) {
+	t.Helper()
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 20 * time.Second
+	}
+	remote := "127.0.0.1:9" // nobody: the proxy refuses the call first
+	if cfg.Callee != "" {
+		callee = StartSipp(t, SippConfig{Name: "callee", Scenario: cfg.Callee, Timeout: cfg.Timeout})
+		remote = callee.Addr()
+	}
+	caller = StartSipp(t, SippConfig{Name: "caller", Scenario: cfg.Caller, Remote: remote,
+		Proxy: s.Kamailio.Addr(), CallID: cfg.CallID, PauseMS: cfg.PauseMS, Timeout: cfg.Timeout})
+	caller.Wait(t, cfg.Timeout+10*time.Second)
+	if callee != nil {
+		callee.Wait(t, cfg.Timeout+10*time.Second)
+	}
+	return caller, callee
+}
