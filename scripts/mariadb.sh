@@ -8,6 +8,8 @@
 #   mariadb.sh start DIR PORT    init, start in the background, wait until it answers
 #   mariadb.sh stop  DIR         stop what start started, wait until it is gone
 set -eu
+# Debian puts mariadbd in /usr/sbin, often missing from a user's PATH.
+PATH=$PATH:/usr/sbin:/sbin
 
 usage() { echo "usage: $0 init DIR | run DIR PORT | start DIR PORT | stop DIR" >&2; exit 2; }
 [ $# -ge 2 ] || usage

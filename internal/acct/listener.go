@@ -51,6 +51,7 @@ type Listener struct {
 	tracker Tracker
 	log     *slog.Logger
 	conn    net.PacketConn
+	secret  string
 	srv     *radius.PacketServer
 
 	closeOnce sync.Once
@@ -66,10 +67,11 @@ func NewListener(addr, secret string, tracker Tracker, log *slog.Logger) (*Liste
 	if err != nil {
 		return nil, fmt.Errorf("acct: radius listener: %w", err)
 	}
-	l := &Listener{tracker: tracker, log: log, conn: conn}
+	l := &Listener{tracker: tracker, log: log, conn: conn, secret: secret}
 	l.srv = &radius.PacketServer{
 		// The server checks each request's authenticator against this
-		// secret and drops (with a log line) what does not verify.
+		// secret and drops what does not verify; verifyingConn does the
+		// same check first so the log line can name the sender.
 		SecretSource: radius.StaticSecretSource([]byte(secret)),
 		Handler:      radius.HandlerFunc(l.serveRADIUS),
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -84,7 +86,7 @@ func (l *Listener) Addr() net.Addr { return l.conn.LocalAddr() }
 func (l *Listener) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
-	err := l.srv.Serve(l.conn)
+	err := l.srv.Serve(&verifyingConn{PacketConn: l.conn, secret: []byte(l.secret), log: l.log})
 	if errors.Is(err, radius.ErrServerShutdown) {
 		return nil
 	}
@@ -132,4 +134,35 @@ func (l *Listener) serveRADIUS(w radius.ResponseWriter, r *radius.Request) {
 	l.log.Info("radius accounting says call ended", "callid", match.CallID, "from_tag", match.FromTag,
 		"reason", Terminated.String(), "duration", rec.sessionTime)
 	l.tracker.Close(Outcome{CallID: match.CallID, FromTag: match.FromTag, Kind: Terminated, Duration: rec.sessionTime})
+}
+
+// verifyingConn drops, with a log line naming the sender, every datagram
+// that is not an Accounting-Request signed with the shared secret. Warnings
+// are limited to one a second so a misconfigured or hostile sender cannot
+// flood syslog. ReadFrom is only called from the server's single read loop.
+type verifyingConn struct {
+	net.PacketConn
+	secret     []byte
+	log        *slog.Logger
+	lastWarn   time.Time
+	suppressed int
+}
+
+func (c *verifyingConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil {
+			return n, addr, err
+		}
+		if n >= 20 && radius.Code(b[0]) == radius.CodeAccountingRequest && radius.IsAuthenticRequest(b[:n], c.secret) {
+			return n, addr, nil
+		}
+		if now := time.Now(); now.Sub(c.lastWarn) >= time.Second {
+			c.log.Warn("radius: dropped a datagram that is not an Accounting-Request signed with our secret",
+				"from", addr.String(), "len", n, "also_dropped_since_last_warning", c.suppressed)
+			c.lastWarn, c.suppressed = now, 0
+		} else {
+			c.suppressed++
+		}
+	}
 }
