@@ -302,20 +302,35 @@ func TestClientKamailioStopBeforeReply(t *testing.T) {
 // receive queue fills (it pauses, then reads): every request must arrive
 // exactly once.
 func TestClientBackPressure(t *testing.T) {
-	const n = 10000
-	for _, flavor := range []Flavor{Kamailio, OpenSIPS} {
-		t.Run(flavor.String(), func(t *testing.T) {
+	tests := []struct {
+		name        string
+		flavor      Flavor
+		n           int
+		pause       bool          // stop reading until sends are refused
+		readDelay   time.Duration // a slow proxy
+		maxInFlight int
+	}{
+		{name: "kamailio paused", flavor: Kamailio, n: 10000, pause: true, maxInFlight: 2000},
+		{name: "opensips paused", flavor: OpenSIPS, n: 10000, pause: true, maxInFlight: 2000},
+		{name: "kamailio slow reader", flavor: Kamailio, n: 1000, readDelay: 200 * time.Microsecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := tt.n
 			dir := dialogtest.SocketDir(t)
 			proxyPath := filepath.Join(dir, "proxy.sock")
 			var fake *dialogtest.Fake
-			if flavor == Kamailio {
+			if tt.flavor == Kamailio {
 				fake = dialogtest.NewKamailio(t, proxyPath)
 			} else {
 				fake = dialogtest.NewOpenSIPS(t, proxyPath)
 			}
-			fake.Pause()
-			h := newClient(t, Options{Flavor: flavor, ProxySocket: proxyPath, Timeout: 60 * time.Second,
-				MaxInFlight: 2000, GiveUpAfter: 5 * time.Minute})
+			fake.SetReadDelay(tt.readDelay)
+			if tt.pause {
+				fake.Pause()
+			}
+			h := newClient(t, Options{Flavor: tt.flavor, ProxySocket: proxyPath, Timeout: 60 * time.Second,
+				MaxInFlight: tt.maxInFlight, GiveUpAfter: 5 * time.Minute})
 
 			var wg sync.WaitGroup
 			const workers = 8
@@ -332,7 +347,7 @@ func TestClientBackPressure(t *testing.T) {
 			// Wait until the kernel refuses sends before letting the proxy read.
 			deadline := time.Now().Add(20 * time.Second)
 			for h.client.refused.Load() == 0 && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(time.Millisecond)
 			}
 			if h.client.refused.Load() == 0 {
 				t.Fatal("no send was ever refused: the test did not exercise back-pressure")
@@ -350,7 +365,7 @@ func TestClientBackPressure(t *testing.T) {
 			}
 			for i := range n {
 				key := fmt.Sprintf("bp-%d", i)
-				if flavor == Kamailio {
+				if tt.flavor == Kamailio {
 					key = ID{uint32(i >> 8), uint32(i)}.String()
 				}
 				if seen[key] != 1 {

@@ -175,3 +175,25 @@ func FuzzParseReply(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkEncodeRequest(b *testing.B) {
+	t := Target{CallID: "6432622xvv@1", Dialog: ID{1079, 6296}}
+	for _, f := range []Flavor{Kamailio, OpenSIPS} {
+		b.Run(f.String(), func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if _, err := encodeRequest(f, false, uint64(i), t); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkParseReply(b *testing.B) {
+	in := []byte(`{"jsonrpc":"2.0","error":{"code":404,"message":"Dialog not found"},"id":12}`)
+	for b.Loop() {
+		if _, err := parseReply(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -150,13 +150,16 @@ func (f *Fake) SetHook(fn func(Request)) {
 	f.mu.Unlock()
 }
 
-// Pause stops reading (after the datagram being read, if any), so the
-// kernel queue fills and senders see EAGAIN.
+// Pause stops reading (a datagram already being handled is finished), so
+// the kernel queue fills and senders see EAGAIN.
 func (f *Fake) Pause() {
 	f.mu.Lock()
 	if !f.paused {
 		f.paused = true
 		f.resume = make(chan struct{})
+		// Wake a read in progress; serve clears the deadline under f.mu,
+		// so this cannot be lost.
+		f.conn.SetReadDeadline(time.Now())
 	}
 	f.mu.Unlock()
 }
@@ -233,6 +236,9 @@ func (f *Fake) serve() {
 	for {
 		f.mu.Lock()
 		paused, resume, delay := f.paused, f.resume, f.readDelay
+		if !paused {
+			f.conn.SetReadDeadline(time.Time{})
+		}
 		f.mu.Unlock()
 		if paused {
 			select {
@@ -246,6 +252,9 @@ func (f *Fake) serve() {
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // Pause
 			}
 			select {
 			case <-f.done:
