@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/control"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+var (
+	t0    = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	now   = t0.Add(20 * time.Minute)
+	alice = control.SessionInfo{CallID: "6432622xvv@1", Party: "sip:alice@example.com", Destination: "sip:0031650222333@example.com",
+		State: "in-progress", DialogID: "3413:2147483647", FromTag: "a73kszlfl", SourceIP: "10.0.0.1", Engine: "10.0.0.5:9024",
+		Prepaid: true, Created: t0, Answered: t0.Add(7 * time.Second), Limit: 3723, Remaining: 2530}
+	bob = control.SessionInfo{CallID: "1-4711@127.0.0.1", Party: "sip:bob@example.org", Destination: "sip:limited@127.0.0.1:5060",
+		State: "pending", SourceIP: "127.0.0.1", Diverter: "carol@example.org", Created: t0.Add(time.Minute), Limit: -1, Remaining: -1}
+	tabby = control.SessionInfo{CallID: "evil\tid\x1b[2J", Party: "sip:x@example.com", Destination: "sip:y@example.com",
+		State: "in-progress", Created: t0.Add(2 * time.Minute), Answered: t0.Add(3 * time.Minute), Limit: 45, Remaining: 0}
+	someStats = control.Stats{Sessions: map[string]int{"pending": 1, "in-progress": 2}, Parties: 3, EnginesUp: 1, EnginesTotal: 2,
+		DebitsWaiting: 4, DialogEndsPending: 1, Uptime: 26*time.Hour + 3*time.Minute + 4*time.Second + 500*time.Millisecond,
+		Requests: 123456, Version: "1.0.0"}
+)
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from output:\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	list := []control.SessionInfo{tabby, bob, alice}
+	sortSessions(list)
+	tests := []struct {
+		name  string
+		write func(b *bytes.Buffer) error
+	}{
+		{"sessions", func(b *bytes.Buffer) error { return writeSessionsTable(b, list, time.UTC) }},
+		{"sessions_empty", func(b *bytes.Buffer) error { return writeSessionsTable(b, nil, time.UTC) }},
+		{"sessions.json", func(b *bytes.Buffer) error { return writeJSON(b, list) }},
+		{"sessions_empty.json", func(b *bytes.Buffer) error { return writeJSON(b, []control.SessionInfo{}) }},
+		{"session", func(b *bytes.Buffer) error { return writeSession(b, alice, now, time.UTC) }},
+		{"session_pending", func(b *bytes.Buffer) error { return writeSession(b, bob, now, time.UTC) }},
+		{"session.json", func(b *bytes.Buffer) error { return writeJSON(b, alice) }},
+		{"stats", func(b *bytes.Buffer) error { return writeStats(b, someStats) }},
+		{"stats_empty", func(b *bytes.Buffer) error { return writeStats(b, control.Stats{}) }},
+		{"stats.json", func(b *bytes.Buffer) error { return writeJSON(b, someStats) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := tc.write(&b); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.name, b.Bytes())
+		})
+	}
+}
+
+func TestFormatSeconds(t *testing.T) {
+	tests := []struct {
+		in   int
+		want string
+	}{
+		{-1, "-"}, {-100, "-"}, {0, "0s"}, {9, "9s"}, {60, "1m00s"}, {123, "2m03s"},
+		{3600, "1h00m00s"}, {3723, "1h02m03s"}, {90061, "25h01m01s"},
+	}
+	for _, tc := range tests {
+		if got := formatSeconds(tc.in); got != tc.want {
+			t.Errorf("formatSeconds(%d) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestSortSessions(t *testing.T) {
+	a := control.SessionInfo{CallID: "b", Created: t0}
+	b := control.SessionInfo{CallID: "a", Created: t0}
+	c := control.SessionInfo{CallID: "0", Created: t0.Add(time.Second)}
+	list := []control.SessionInfo{c, a, b}
+	sortSessions(list)
+	if list[0].CallID != "a" || list[1].CallID != "b" || list[2].CallID != "0" {
+		t.Errorf("order = %v %v %v", list[0].CallID, list[1].CallID, list[2].CallID)
+	}
+}
