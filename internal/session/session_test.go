@@ -1,0 +1,487 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/acct"
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/rating"
+)
+
+func TestBillingParty(t *testing.T) {
+	tests := []struct{ from, diverter, want string }{
+		{`"Alice" <sip:alice@example.com>;tag=a73kszlfl`, "None", "sip:alice@example.com"},
+		{`"Caller" <sip:caller@127.0.0.1:5070>`, "None", "sip:caller@127.0.0.1"},
+		{`<sips:bob@Example.COM;transport=tls>`, "", "sips:bob@example.com"[1:][:0] + "sip:bob@example.com"},
+		{`sip:carol@example.com;tag=1`, "None", "sip:carol@example.com"},
+		{`<sip:alice@example.com>`, "dave@example.org", "sip:dave@example.org"},
+		{`<sip:alice@[2001:db8::1]:5060>`, "None", "sip:alice@[2001:db8::1]"},
+		{`"no uri"`, "None", ""},
+		{`<sip:example.com>`, "None", ""},
+		{`<sip:alice@example.com`, "None", ""},
+	}
+	for _, tt := range tests {
+		got, err := BillingParty(tt.from, tt.diverter)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("%q: want error, got %q", tt.from, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%q/%q: got %q %v, want %q", tt.from, tt.diverter, got, err, tt.want)
+		}
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	s := &Session{CallID: "c@1", Party: "sip:a@b", RURI: "sip:d@e", Diverter: "None", SourceIP: "10.0.0.1",
+		FromTag: "t", Token: "None", Application: "audio", Engine: "127.0.0.1:9024", Prepaid: true, Owed: true,
+		HasDialog: true, Dialog: dialog.ID{Entry: 1079, ID: 6296}, CallLimit: 3, Cap: NoLimit, Limit: 600,
+		Created: time.Unix(0, 1700000000123456789), Answered: time.Unix(0, 1700000001000000000),
+		EndAt: time.Unix(0, 1700000601000000000)}
+	got, err := Unmarshal(s.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.CallID != s.CallID || got.Engine != s.Engine || !got.Owed || got.Dialog != s.Dialog ||
+		got.Limit != 600 || got.Cap != NoLimit || !got.EndAt.Equal(s.EndAt) || !got.Created.Equal(s.Created) {
+		t.Fatalf("got %+v", got)
+	}
+	pending := &Session{CallID: "x", Limit: NoLimit, Cap: NoLimit}
+	got, err = Unmarshal(pending.Marshal())
+	if err != nil || !got.Answered.IsZero() || !got.EndAt.IsZero() || got.Limit != NoLimit {
+		t.Fatalf("pending: %+v %v", got, err)
+	}
+	b := s.Marshal()
+	for i := 0; i < len(b); i++ {
+		if _, err := Unmarshal(b[:i]); err == nil {
+			t.Fatalf("truncated at %d accepted", i)
+		}
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	f.Add((&Session{CallID: "c", Limit: 5}).Marshal())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Unmarshal(b)
+		if err == nil && s.CallID == "" {
+			t.Fatal("session without a Call-ID")
+		}
+	})
+}
+
+// fakeRater answers MaxSessionTime from a script and records requests.
+type fakeRater struct {
+	mu       sync.Mutex
+	answer   func(r rating.Request) (rating.MaxTime, error)
+	requests []rating.Request
+	acquired map[string]int
+}
+
+func (f *fakeRater) Pick(party string) string { return "engine1" }
+func (f *fakeRater) Acquire(party, engine string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.acquired[party]++
+}
+func (f *fakeRater) Release(party string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.acquired[party]--
+}
+func (f *fakeRater) MaxSessionTime(ctx context.Context, engine string, r rating.Request) (rating.MaxTime, error) {
+	f.mu.Lock()
+	f.requests = append(f.requests, r)
+	answer := f.answer
+	f.mu.Unlock()
+	return answer(r)
+}
+
+func limited(n int) func(rating.Request) (rating.MaxTime, error) {
+	return func(rating.Request) (rating.MaxTime, error) {
+		return rating.MaxTime{Kind: rating.Limited, Seconds: n, Prepaid: true}, nil
+	}
+}
+
+type journal struct {
+	mu     sync.Mutex
+	saved  map[string]*Session
+	debits []Owed
+}
+
+func (j *journal) Save(s *Session) Wait {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c := *s
+	j.saved[s.CallID] = &c
+	return func() error { return nil }
+}
+func (j *journal) End(id string, o *Owed) Wait {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.saved, id)
+	if o != nil {
+		j.debits = append(j.debits, *o)
+	}
+	return func() error { return nil }
+}
+func (j *journal) owed() []Owed {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]Owed(nil), j.debits...)
+}
+
+type ender struct{ ch chan dialog.Target }
+
+func (e ender) End(t dialog.Target) { e.ch <- t }
+
+type fixture struct {
+	m  *Manager
+	r  *fakeRater
+	j  *journal
+	ch chan dialog.Target
+}
+
+func newFixture(t *testing.T, lim Limits, answer func(rating.Request) (rating.MaxTime, error)) *fixture {
+	f := &fixture{j: &journal{saved: map[string]*Session{}}, ch: make(chan dialog.Target, 100)}
+	var r Rater
+	if answer != nil {
+		f.r = &fakeRater{answer: answer, acquired: map[string]int{}}
+		r = f.r
+	}
+	if lim.ProxyTimeout == 0 {
+		lim.ProxyTimeout = 500 * time.Millisecond
+	}
+	if lim.SetupTime == 0 {
+		lim.SetupTime, lim.StaleTimeout = time.Hour, 24*time.Hour
+	}
+	f.m = NewManager(lim, r, ender{f.ch}, f.j, slog.New(slog.DiscardHandler))
+	t.Cleanup(f.m.Shutdown)
+	return f
+}
+
+func initReq(id, user, prepaid string) *InitRequest {
+	return &InitRequest{CallID: id, RURI: "sip:dest@example.com", Diverter: "None", SourceIP: "10.0.0.1",
+		From: "<sip:" + user + "@example.com>", FromTag: "ft-" + id, Prepaid: prepaid}
+}
+
+func TestInitRules(t *testing.T) {
+	errEngine := errors.New("engine down")
+	tests := []struct {
+		name         string
+		limit, plim  int
+		answer       func(rating.Request) (rating.MaxTime, error)
+		prepaid      string
+		want         string
+		wantLimit    int
+		wantDuration int // Duration= sent; 0 when the engine must not be asked
+		wantDebits   int
+	}{
+		{"postpaid, no engine, limit", 60, NoLimit, nil, "unknown", ReplyLimited, 60, 0, 0},
+		{"postpaid, no engine, no limit", NoLimit, NoLimit, nil, "unknown", ReplyNoLimit, 0, 0, 0},
+		{"limit 0 is a real limit", 0, NoLimit, nil, "", ReplyLimited, 0, 0, 0},
+		{"prepaid 600", NoLimit, NoLimit, limited(600), "true", ReplyLimited, 600, DefaultMaxDuration, 0},
+		{"prepaid absent (Kamailio) asks", NoLimit, NoLimit, limited(600), "", ReplyLimited, 600, DefaultMaxDuration, 0},
+		{"prepaid capped by limit", 100, NoLimit, limited(600), "unknown", ReplyLimited, 100, 100, 0},
+		{"prepaid capped by prepaid_limit over limit", 100, 300, limited(600), "unknown", ReplyLimited, 300, 300, 0},
+		{"no credit debits 0", NoLimit, NoLimit, limited(0), "true", ReplyNoCredit, 0, DefaultMaxDuration, 1},
+		{"locked", NoLimit, NoLimit, func(rating.Request) (rating.MaxTime, error) {
+			return rating.MaxTime{Kind: rating.Locked, Prepaid: true}, nil
+		}, "true", ReplyLocked, 0, DefaultMaxDuration, 0},
+		{"postpaid by engine, no limit", NoLimit, NoLimit, func(rating.Request) (rating.MaxTime, error) {
+			return rating.MaxTime{Kind: rating.Unlimited}, nil
+		}, "unknown", ReplyNoLimit, 0, DefaultMaxDuration, 0},
+		{"postpaid by engine, global limit", 60, NoLimit, func(rating.Request) (rating.MaxTime, error) {
+			return rating.MaxTime{Kind: rating.Unlimited}, nil
+		}, "unknown", ReplyLimited, 60, 60, 0},
+		{"proxy says prepaid, engine postpaid", NoLimit, NoLimit, func(rating.Request) (rating.MaxTime, error) {
+			return rating.MaxTime{Kind: rating.Unlimited}, nil
+		}, "true", ReplyError, 0, DefaultMaxDuration, 0},
+		{"engine fails", NoLimit, NoLimit, func(rating.Request) (rating.MaxTime, error) {
+			return rating.MaxTime{}, errEngine
+		}, "true", ReplyError, 0, DefaultMaxDuration, 0},
+		{"prepaid false does not ask", 60, NoLimit, limited(5), "false", ReplyLimited, 60, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, Limits{Limit: tt.limit, PrepaidLimit: tt.plim}, tt.answer)
+			got := f.m.Init(initReq("c1", "alice", tt.prepaid), time.Now())
+			if got != tt.want {
+				t.Fatalf("reply %q, want %q", got, tt.want)
+			}
+			s, ok := f.m.Get("c1")
+			if ok != (tt.want == ReplyLimited) {
+				t.Fatalf("tracked %v for reply %q", ok, got)
+			}
+			if ok && s.Limit != tt.wantLimit {
+				t.Errorf("limit %d, want %d", s.Limit, tt.wantLimit)
+			}
+			asked := f.r != nil && len(f.r.requests) > 0
+			if asked != (tt.wantDuration != 0) {
+				t.Fatalf("engine asked %v", asked)
+			}
+			if asked {
+				r := f.r.requests[0]
+				if r.Duration != tt.wantDuration || r.From != "sip:alice@example.com" || r.To != "sip:dest@example.com" ||
+					r.Gateway != "10.0.0.1" || r.Application != "audio" || r.Connected {
+					t.Errorf("request %+v", r)
+				}
+			}
+			if d := f.j.owed(); len(d) != tt.wantDebits || (len(d) == 1 && d[0].Debit.Duration != 0) {
+				t.Errorf("debits %+v", d)
+			}
+		})
+	}
+}
+
+func TestInitAnswersBeforeProxyTimeoutWhenEngineHangs(t *testing.T) {
+	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: 300 * time.Millisecond}, nil)
+	// The rater is handed a deadline under the proxy's timeout.
+	now := time.Now()
+	if by := answerBy(now, 300*time.Millisecond); !by.Before(now.Add(300*time.Millisecond)) || by.Before(now.Add(200*time.Millisecond)) {
+		t.Fatalf("answer deadline %v after receipt", by.Sub(now))
+	}
+	ctxRater := &ctxRater{}
+	f.m.rater = ctxRater
+	start := time.Now()
+	if got := f.m.Init(initReq("c1", "alice", "true"), start); got != ReplyError {
+		t.Fatalf("got %q", got)
+	}
+	if took := time.Since(start); took >= 300*time.Millisecond {
+		t.Fatalf("answered after %v, the proxy gave up at 300ms", took)
+	}
+}
+
+// ctxRater never answers: it waits for the context like the real client.
+type ctxRater struct{}
+
+func (c *ctxRater) Pick(string) string     { return "e" }
+func (c *ctxRater) Acquire(string, string) {}
+func (c *ctxRater) Release(string)         {}
+func (c *ctxRater) MaxSessionTime(ctx context.Context, _ string, _ rating.Request) (rating.MaxTime, error) {
+	<-ctx.Done()
+	return rating.MaxTime{}, ctx.Err()
+}
+
+func waitEnd(t *testing.T, f *fixture, within time.Duration) dialog.Target {
+	t.Helper()
+	select {
+	case tg := <-f.ch:
+		return tg
+	case <-time.After(within):
+		t.Fatal("no dialog end")
+	}
+	return dialog.Target{}
+}
+
+func TestTimerEndsCallAndDebitsExactlyTheLimit(t *testing.T) {
+	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(1))
+	if got := f.m.Init(initReq("c1", "alice", "true"), time.Now()); got != ReplyLimited {
+		t.Fatal(got)
+	}
+	if got := f.m.Start("c1", "1079:6296", time.Now()); got != ReplyOk {
+		t.Fatal(got)
+	}
+	tg := waitEnd(t, f, 5*time.Second)
+	if tg.CallID != "c1" || tg.Dialog != (dialog.ID{Entry: 1079, ID: 6296}) {
+		t.Fatalf("ended %+v", tg)
+	}
+	if _, ok := f.m.Get("c1"); ok {
+		t.Fatal("session still tracked")
+	}
+	if got := f.m.Stop("c1"); got != ReplyNotFound {
+		t.Fatalf("stop after expiry: %q", got)
+	}
+	d := f.j.owed()
+	if len(d) != 1 || d[0].Debit.Duration != 1 || d[0].Engine != "engine1" || d[0].Debit.CallID != "c1" {
+		t.Fatalf("debits %+v", d)
+	}
+	// The re-ask at start carried State=Connected.
+	if r := f.r.requests; len(r) != 2 || !r[1].Connected {
+		t.Fatalf("requests %+v", r)
+	}
+	if f.r.acquired["sip:alice@example.com"] != 0 {
+		t.Fatalf("affinity not released: %v", f.r.acquired)
+	}
+}
+
+func TestStopDebitsRealDurationOnce(t *testing.T) {
+	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
+	f.m.Init(initReq("c1", "alice", "true"), time.Now())
+	f.m.Start("c1", "1:2", time.Now())
+	f.m.mu.Lock()
+	f.m.calls["c1"].Answered = time.Now().Add(-42 * time.Second) // answered 42 s ago
+	f.m.mu.Unlock()
+	if got := f.m.Stop("c1"); got != ReplyOk {
+		t.Fatal(got)
+	}
+	if got := f.m.Stop("c1"); got != ReplyNotFound {
+		t.Fatal(got)
+	}
+	if d := f.j.owed(); len(d) != 1 || d[0].Debit.Duration != 42 {
+		t.Fatalf("debits %+v", d)
+	}
+	select {
+	case tg := <-f.ch:
+		t.Fatalf("stop ended a dialog: %+v", tg)
+	default:
+	}
+}
+
+func TestParallelCallsEndTogether(t *testing.T) {
+	var mu sync.Mutex
+	answers := []int{100, 50, 3} // init c1, init c2, re-asks
+	next := func(rating.Request) (rating.MaxTime, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		n := answers[0]
+		if len(answers) > 1 {
+			answers = answers[1:]
+		}
+		return rating.MaxTime{Kind: rating.Limited, Seconds: n, Prepaid: true}, nil
+	}
+	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, next)
+	f.m.Init(initReq("c1", "alice", "true"), time.Now())
+	f.m.Init(initReq("c2", "alice", "true"), time.Now())
+	f.m.Start("c1", "1:1", time.Now()) // re-ask: 3 s for the party
+	time.Sleep(300 * time.Millisecond)
+	f.m.Start("c2", "1:2", time.Now()) // re-ask: 3 s from now, both calls
+	a := waitEnd(t, f, 6*time.Second)
+	at := time.Now()
+	b := waitEnd(t, f, 2*time.Second)
+	if gap := time.Since(at); gap > 500*time.Millisecond {
+		t.Fatalf("calls ended %v apart", gap)
+	}
+	if a.CallID == b.CallID {
+		t.Fatal("same call ended twice")
+	}
+	if d := f.j.owed(); len(d) != 2 {
+		t.Fatalf("debits %+v", d)
+	}
+}
+
+func TestDebitReplyRetimesRemainingCalls(t *testing.T) {
+	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
+	f.m.Init(initReq("c1", "alice", "true"), time.Now())
+	f.m.Init(initReq("c2", "alice", "true"), time.Now())
+	f.m.Start("c1", "1:1", time.Now())
+	f.m.Start("c2", "1:2", time.Now())
+	f.m.Stop("c1")
+	d := f.j.owed()
+	f.m.Debited(d[0], rating.DebitReply{OK: true, MaxSessionTime: 1})
+	if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "c2" {
+		t.Fatalf("ended %+v", tg)
+	}
+}
+
+func TestReinitForOtherDestinationReleasesOldRequest(t *testing.T) {
+	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
+	f.m.Init(initReq("c1", "alice", "true"), time.Now())
+	r := initReq("c1", "alice", "true")
+	r.RURI = "sip:other@example.com"
+	if got := f.m.Init(r, time.Now()); got != ReplyLimited {
+		t.Fatal(got)
+	}
+	d := f.j.owed()
+	if len(d) != 1 || d[0].Debit.To != "sip:dest@example.com" || d[0].Debit.Duration != 0 {
+		t.Fatalf("debits %+v", d)
+	}
+	f.m.Stop("c1")
+	if d := f.j.owed(); len(d) != 2 || d[1].Debit.To != "sip:other@example.com" {
+		t.Fatalf("debits %+v", d)
+	}
+	// Same destination again: the engine restarts its session, no extra debit.
+	f.m.Init(initReq("c2", "alice", "true"), time.Now())
+	f.m.Init(initReq("c2", "alice", "true"), time.Now())
+	f.m.Stop("c2")
+	if d := f.j.owed(); len(d) != 3 {
+		t.Fatalf("debits %+v", d)
+	}
+}
+
+func TestHousekeeping(t *testing.T) {
+	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit, SetupTime: time.Minute, StaleTimeout: time.Hour}, limited(600))
+	f.m.Init(initReq("never-answered", "alice", "true"), time.Now().Add(-2*time.Minute))
+	f.m.Init(initReq("fresh", "bob", "true"), time.Now())
+	f.m.Housekeep()
+	if _, ok := f.m.Get("never-answered"); ok {
+		t.Fatal("unanswered call kept")
+	}
+	if _, ok := f.m.Get("fresh"); !ok {
+		t.Fatal("fresh call dropped")
+	}
+	if d := f.j.owed(); len(d) != 1 || d[0].Debit.Duration != 0 || d[0].Debit.CallID != "never-answered" {
+		t.Fatalf("debits %+v", d)
+	}
+}
+
+func TestStaleUnlimitedCallEndedWithBye(t *testing.T) {
+	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit, SetupTime: time.Minute, StaleTimeout: time.Hour}, nil)
+	r := initReq("counted", "alice", "false")
+	r.CallLimit = "5"
+	if got := f.m.Init(r, time.Now().Add(-2*time.Hour)); got != ReplyLimited {
+		t.Fatal(got)
+	}
+	f.m.Start("counted", "3:4", time.Now())
+	f.m.Housekeep()
+	if tg := waitEnd(t, f, time.Second); tg.CallID != "counted" {
+		t.Fatalf("%+v", tg)
+	}
+}
+
+func TestRestore(t *testing.T) {
+	f := newFixture(t, Limits{Limit: 60, PrepaidLimit: NoLimit}, nil)
+	now := time.Now()
+	past := &Session{CallID: "past", Party: "sip:a@b", Limit: 10, Cap: NoLimit, HasDialog: true,
+		Created: now.Add(-time.Minute), Answered: now.Add(-20 * time.Second), EndAt: now.Add(-10 * time.Second)}
+	future := &Session{CallID: "future", Party: "sip:a@b", Limit: 60, Cap: NoLimit,
+		Created: now.Add(-time.Minute), Answered: now, EndAt: now.Add(time.Second)}
+	pending := &Session{CallID: "pending", Party: "sip:a@b", Limit: 60, Cap: NoLimit, Created: now}
+	f.m.Restore([]*Session{past, future, pending})
+	if tg := waitEnd(t, f, time.Second); tg.CallID != "past" {
+		t.Fatalf("%+v", tg)
+	}
+	if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "future" {
+		t.Fatalf("%+v", tg)
+	}
+	if _, ok := f.m.Get("pending"); !ok {
+		t.Fatal("pending call lost")
+	}
+	r := initReq("x", "a", "false")
+	r.From, r.CallLimit = "<sip:a@b>", "2"
+	if got := f.m.Init(r, time.Now()); got != ReplyLimited {
+		t.Fatalf("party count not rebuilt right: %q", got)
+	}
+	r.CallID = "y"
+	if got := f.m.Init(r, time.Now()); got != ReplyCallLimitReached {
+		t.Fatalf("party count not rebuilt: %q", got)
+	}
+}
+
+func TestAccountingClose(t *testing.T) {
+	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
+	for _, id := range []string{"term", "tout", "other-tag"} {
+		f.m.Init(initReq(id, "alice", "true"), time.Now())
+		f.m.Start(id, "1:1", time.Now())
+	}
+	f.m.Close(acct.Outcome{CallID: "other-tag", FromTag: "someone-else", Kind: acct.Terminated, Duration: 5})
+	f.m.Close(acct.Outcome{CallID: "term", FromTag: "ft-term", Kind: acct.Terminated, Duration: 17})
+	f.m.Close(acct.Outcome{CallID: "tout", FromTag: "ft-tout", Kind: acct.TimedOut})
+	f.m.Close(acct.Outcome{CallID: "term", FromTag: "ft-term", Kind: acct.Terminated, Duration: 17}) // again: ignored
+	if _, ok := f.m.Get("other-tag"); !ok {
+		t.Fatal("a call with another From tag was closed")
+	}
+	if tg := waitEnd(t, f, time.Second); tg.CallID != "tout" {
+		t.Fatalf("%+v", tg)
+	}
+	d := f.j.owed()
+	if len(d) != 2 || d[0].Debit.CallID != "term" || d[0].Debit.Duration != 17 || d[1].Debit.CallID != "tout" {
+		t.Fatalf("debits %+v", d)
+	}
+}
