@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Runs init.d/callcontrol against the built binaries, in a temporary runtime,
+# config and state directory: start, status, operator commands, reload,
+# restart, stop.
+#
+# Usage: test/initd_test.sh [BUILD-DIR]
+#   BUILD-DIR holds callcontrold and callcontrol (make initd passes build/);
+#   without it both are built into a temporary directory.
+# Needs start-stop-daemon (dpkg) and python3 when there is no /dev/log.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d /tmp/initd_test.XXXXXX)
+syslog_pid=
+own_devlog=
+
+cleanup() {
+	if [ -s "$tmp/run/callcontrold.pid" ]; then
+		kill "$(cat "$tmp/run/callcontrold.pid")" 2>/dev/null || true
+	fi
+	if [ -n "$syslog_pid" ]; then
+		kill "$syslog_pid" 2>/dev/null || true
+		wait "$syslog_pid" 2>/dev/null || true
+	fi
+	if [ -n "$own_devlog" ]; then
+		rm -f /dev/log
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+build=${1:-}
+if [ -z "$build" ]; then
+	build=$tmp/bin
+	(cd "$root" && go build -o "$build/" ./cmd/callcontrold ./cmd/callcontrol) || exit 1
+fi
+for b in callcontrold callcontrol; do
+	[ -x "$build/$b" ] || { echo "initd_test: $build/$b not found (run make build)"; exit 1; }
+done
+
+# The forked daemon logs to syslog and will not start without it. A bare
+# machine or container has no syslog daemon: stand in for one, and keep the
+# lines to check them.
+syslog=$tmp/syslog
+touch "$syslog"
+if [ ! -S /dev/log ]; then
+	own_devlog=1
+	python3 -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+os.chmod("/dev/log", 0o666)
+with open(sys.argv[1], "ab", buffering=0) as out:
+    while True:
+        out.write(s.recv(65536).rstrip(b"\0\n") + b"\n")
+' "$syslog" &
+	syslog_pid=$!
+	for _ in $(seq 50); do [ -S /dev/log ] && break; sleep 0.1; done
+fi
+
+mkdir -p "$tmp/etc" "$tmp/state"
+cat >"$tmp/etc/config.ini" <<INI
+[CallControl]
+state_dir = $tmp/state
+INI
+
+export DAEMON=$build/callcontrold CLI=$build/callcontrol RUNDIR=$tmp/run CONFDIR=$tmp/etc \
+	PIDFILE=$tmp/run/callcontrold.pid DEFAULTS=/dev/null
+script=$root/init.d/callcontrol
+
+passed=0
+failed=0
+out=$tmp/out
+
+# check WANT-STATUS DESCRIPTION COMMAND...: run, compare the exit status.
+check() {
+	local want=$1 desc=$2 got
+	shift 2
+	"$@" >"$out" 2>&1
+	got=$?
+	if [ "$got" -eq "$want" ]; then
+		passed=$((passed + 1))
+		echo "ok   $desc"
+	else
+		failed=$((failed + 1))
+		echo "FAIL $desc: exit $got, want $want; output:"
+		sed 's/^/     /' "$out"
+	fi
+}
+
+# contains DESCRIPTION PATTERN: the last command's output matches.
+contains() {
+	if grep -q -- "$2" "$out"; then
+		passed=$((passed + 1))
+		echo "ok   $1"
+	else
+		failed=$((failed + 1))
+		echo "FAIL $1: output lacks '$2':"
+		sed 's/^/     /' "$out"
+	fi
+}
+
+# truth DESCRIPTION COMMAND...: the command succeeds.
+truth() {
+	local desc=$1
+	shift
+	if "$@"; then
+		passed=$((passed + 1))
+		echo "ok   $desc"
+	else
+		failed=$((failed + 1))
+		echo "FAIL $desc"
+	fi
+}
+
+alive() { [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+# logged PATTERN: the daemon's syslog has the line, within a few seconds.
+logged() {
+	for _ in $(seq 100); do
+		grep -q -- "$1" "$syslog" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+check 3 "status before start: not running" "$script" status
+contains "status says not running" "not running"
+check 0 "start" "$script" start
+truth "pid file written and daemon alive" alive
+truth "control socket created" test -S "$RUNDIR/control"
+pid=$(cat "$PIDFILE")
+check 0 "start again is harmless" "$script" start
+truth "same daemon after second start" test "$(cat "$PIDFILE")" = "$pid"
+check 0 "status" "$script" status
+contains "status names the pid" "running (pid $pid)"
+check 0 "sessions" "$script" sessions
+contains "sessions: none yet" "No sessions."
+check 0 "sessions USER-PREFIX" "$script" sessions sip:alice
+check 1 "session of an unknown call" "$script" session no-such-call
+contains "session: says it does not exist" "does not exist"
+check 1 "terminate of an unknown call" "$script" terminate no-such-call
+check 2 "session without a Call-ID: usage" "$script" session
+check 0 "stats" "$script" stats
+contains "stats shows the version" "Version:"
+check 0 "reload" "$script" reload
+if [ -n "$own_devlog" ]; then
+	truth "reload reached the daemon (logged)" logged "configuration reloaded"
+fi
+truth "same daemon after reload" test "$(cat "$PIDFILE")" = "$pid"
+check 0 "restart" "$script" restart
+truth "a new daemon after restart" sh -c "alive() { [ -s '$PIDFILE' ] && kill -0 \"\$(cat '$PIDFILE')\"; }; alive && [ \"\$(cat '$PIDFILE')\" != '$pid' ]"
+check 0 "stop" "$script" stop
+truth "daemon gone, pid file removed" sh -c "! kill -0 $pid 2>/dev/null && [ ! -e '$PIDFILE' ]"
+truth "control socket removed" test ! -e "$RUNDIR/control"
+check 3 "status after stop" "$script" status
+check 0 "stop when stopped is harmless" "$script" stop
+check 2 "sessions with the daemon down: unreachable" "$script" sessions
+contains "unreachable message names the socket" "$RUNDIR/control"
+check 7 "reload with the daemon down" "$script" reload
+check 2 "unknown action: usage" "$script" frobnicate
+
+echo "initd: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
