@@ -1,0 +1,22 @@
+// Package debit is the durable debit spool: every DebitBalance the daemon
+// owes the rating engine is written to the store in the same atomic batch
+// that ends its session, and delivered in the background exactly once,
+// across engine outages and daemon crashes.
+//
+// Exactly once rests on what is persisted before each send. A record's
+// Attempted flag means "this debit, in its current form, may have reached
+// the engine"; it is made durable before the first send. Then:
+//
+//   - Ok: delivered; the record is deleted.
+//   - not sent (rating.ErrNotSent): Attempted goes back to what it was; retry.
+//   - fate unknown (any other error): retry without Force; a Failed reply
+//     to such a resend means the first one was applied.
+//   - Failed to a debit that had never reached the engine: the engine does
+//     not know the call (purged); resend once with Force=1, Attempted false
+//     again until that forced send is itself made durable as attempted.
+//   - Failed to a forced debit: the engine cannot price it; dropped, logged.
+//
+// A record restored with Attempted set is fate unknown: it is resent
+// without Force. Debits of one engine go one at a time, in order (the engine
+// is single-threaded); each engine has its own goroutine and backoff.
+package debit

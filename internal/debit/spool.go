@@ -1,0 +1,390 @@
+package debit
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/rating"
+	"github.com/callcontrol/callcontrol/internal/store"
+)
+
+// Engine delivers one debit. errors.Is(err, rating.ErrNotSent) means the
+// request certainly never reached the engine; any other error leaves its
+// fate unknown.
+type Engine interface {
+	DebitBalance(ctx context.Context, engine string, d rating.Debit) (rating.DebitReply, error)
+}
+
+// Options tune delivery; zero values take the defaults.
+type Options struct {
+	MinBackoff time.Duration // first retry delay, default 1 s
+	MaxBackoff time.Duration // default 60 s
+	Timeout    time.Duration // per send, a safety net over the engine's own; default 30 s
+}
+
+// Counters count outcomes since New.
+type Counters struct {
+	Delivered      uint64 // answered Ok
+	Forced         uint64 // of those, sent with Force=1
+	AlreadyApplied uint64 // Failed after a send of unknown fate: it had been applied
+	Refused        uint64 // Failed even with Force=1: dropped
+	Retries        uint64 // sends that failed and wait for a retry
+}
+
+// Spool owns the debits owed. Safe for concurrent use.
+type Spool struct {
+	log    *store.Log
+	eng    Engine
+	opts   Options
+	onDone func(Owed, rating.DebitReply)
+	lg     *slog.Logger
+
+	mu       sync.Mutex
+	nextID   uint64
+	recs     map[uint64]*entry
+	workers  map[string]*worker
+	ctx      context.Context
+	cancel   context.CancelFunc
+	running  bool
+	stopping bool
+	counters Counters
+	wg       sync.WaitGroup
+}
+
+type entry struct {
+	o      Owed
+	queued bool
+}
+
+type worker struct {
+	engine  string
+	queue   []uint64 // IDs, delivery order
+	wake    chan struct{}
+	started bool
+}
+
+// New makes a spool that writes to log and delivers through eng; restored
+// (from Restore) are queued at once. onDone is called for each debit
+// answered Ok, from the spool's goroutine and under none of its locks.
+// Nothing is sent before Run.
+func New(log *store.Log, eng Engine, restored []Owed, opts Options, onDone func(Owed, rating.DebitReply), l *slog.Logger) *Spool {
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = time.Second
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(60*time.Second, opts.MinBackoff)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if onDone == nil {
+		onDone = func(Owed, rating.DebitReply) {}
+	}
+	s := &Spool{
+		log: log, eng: eng, opts: opts, onDone: onDone, lg: l,
+		recs: make(map[uint64]*entry), workers: make(map[string]*worker),
+		// IDs grow across restarts too, so a key is never reused.
+		nextID: uint64(time.Now().UnixMicro()),
+	}
+	for _, o := range restored {
+		s.nextID = max(s.nextID, o.ID)
+		s.queueLocked(o)
+	}
+	if len(restored) > 0 {
+		l.Info("debit: restored debits owed", "waiting", len(restored))
+	}
+	return s
+}
+
+// Op registers d as owed and returns the store op that records it, to be
+// applied in the same atomic batch as the caller's own ops (e.g. deleting
+// the session), and d with its ID. Follow it with Queue once the batch is
+// applied, whatever the commit's outcome.
+func (s *Spool) Op(d Owed) (store.Op, Owed) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	d.ID = s.nextID
+	d.Attempted, d.Tries = false, 0
+	if d.Created.IsZero() {
+		d.Created = time.Now()
+	}
+	// Registered now, not at Queue: a Compact that runs between the
+	// caller's Apply and Queue must find it in Dump.
+	s.recs[d.ID] = &entry{o: d}
+	return store.Put(Key(d.ID), encode(d)), d
+}
+
+// Queue hands a debit from Op to delivery.
+func (s *Spool) Queue(d Owed) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d.ID == 0 {
+		// Not from Op: record it now so it is durable before its send.
+		s.nextID++
+		d.ID = s.nextID
+		if d.Created.IsZero() {
+			d.Created = time.Now()
+		}
+		s.log.Apply(store.Put(Key(d.ID), encode(d)))
+	}
+	s.queueLocked(d)
+}
+
+// Owe is Op, Apply with the caller's ops, and Queue in one call; the
+// returned commit covers the caller's ops and the debit.
+func (s *Spool) Owe(d Owed, with ...store.Op) *store.Commit {
+	op, d := s.Op(d)
+	ops := make([]store.Op, 0, len(with)+1)
+	c := s.log.Apply(append(append(ops, with...), op)...)
+	s.Queue(d)
+	return c
+}
+
+func (s *Spool) queueLocked(d Owed) {
+	e := s.recs[d.ID]
+	if e == nil {
+		e = &entry{o: d}
+		s.recs[d.ID] = e
+	}
+	if e.queued {
+		return
+	}
+	e.queued = true
+	d = e.o
+	w := s.workers[d.Engine]
+	if w == nil {
+		w = &worker{engine: d.Engine, wake: make(chan struct{}, 1)}
+		s.workers[d.Engine] = w
+	}
+	w.queue = append(w.queue, d.ID)
+	s.startLocked(w)
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Spool) startLocked(w *worker) {
+	if !s.running || s.stopping || w.started {
+		return
+	}
+	w.started = true
+	s.wg.Add(1)
+	go s.work(s.ctx, w)
+}
+
+// Run delivers until ctx is done or Close; it returns once every delivery
+// goroutine has stopped. A send in flight is abandoned as fate unknown.
+func (s *Spool) Run(ctx context.Context) {
+	s.mu.Lock()
+	if s.running || s.stopping {
+		s.mu.Unlock()
+		return
+	}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.running = true
+	for _, w := range s.workers {
+		s.startLocked(w)
+	}
+	ctx = s.ctx
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// Close stops delivery and waits for it. Owed debits stay in the store.
+func (s *Spool) Close() {
+	s.mu.Lock()
+	s.stopping = true
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	s.wg.Wait()
+}
+
+// Waiting is how many debits are owed and not yet delivered.
+func (s *Spool) Waiting() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.recs)
+}
+
+// Delivered returns the outcome counters.
+func (s *Spool) Delivered() Counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counters
+}
+
+// Dump puts every owed debit, for store.Log.Compact.
+func (s *Spool) Dump(put func(key string, v []byte)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, e := range s.recs {
+		put(Key(id), encode(e.o))
+	}
+}
+
+// Pending lists the owed debits, oldest first (for operators).
+func (s *Spool) Pending() []Owed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Owed, 0, len(s.recs))
+	for _, e := range s.recs {
+		out = append(out, e.o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// update stores o as the record's new state; the caller waits on the
+// commit only where the order against a send matters. The table changes
+// under the same lock as Apply, so Dump always matches the log.
+func (s *Spool) update(o Owed) *store.Commit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs[o.ID].o = o
+	return s.log.Apply(store.Put(Key(o.ID), encode(o)))
+}
+
+// finish removes the head of w's queue, delivered or given up.
+func (s *Spool) finish(w *worker, o Owed, count func(*Counters)) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.recs, o.ID)
+	w.queue = w.queue[1:]
+	count(&s.counters)
+	// Not waited for: if it is lost, the record comes back as fate unknown
+	// and its resend is answered Failed, which drops it. Never twice.
+	s.log.Apply(store.Delete(Key(o.ID)))
+	return len(w.queue)
+}
+
+type outcome int
+
+const (
+	done outcome = iota
+	again
+	later
+)
+
+func (s *Spool) work(ctx context.Context, w *worker) {
+	defer s.wg.Done()
+	backoff := time.Duration(0)
+	for {
+		s.mu.Lock()
+		var o Owed
+		have := len(w.queue) > 0
+		if have {
+			o = s.recs[w.queue[0]].o
+		}
+		s.mu.Unlock()
+		if !have {
+			select {
+			case <-w.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		switch s.attempt(ctx, w, o) {
+		case done:
+			backoff = 0
+		case again:
+		case later:
+			if ctx.Err() != nil {
+				return
+			}
+			backoff = min(max(2*backoff, s.opts.MinBackoff), s.opts.MaxBackoff)
+			s.mu.Lock()
+			s.counters.Retries++
+			n, total := len(w.queue), len(s.recs)
+			s.mu.Unlock()
+			s.lg.Warn("debit: engine round failed, debits waiting", "engine", w.engine,
+				"waiting", n, "waiting_all_engines", total, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+	}
+}
+
+// attempt sends the debit at the head of w's queue once.
+func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
+	log := s.lg.With("callid", o.Debit.CallID, "engine", o.Engine, "id", o.ID)
+	was := o.Attempted
+	o.Tries++
+	if !was {
+		o.Attempted = true
+	}
+	// Durable before the send: after a crash this debit is fate unknown.
+	if err := s.update(o).Wait(); err != nil {
+		log.Error("debit: cannot record the attempt, not sending", "err", err)
+		return later
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	reply, err := s.eng.DebitBalance(sctx, o.Engine, o.Debit)
+	cancel()
+	switch {
+	case errors.Is(err, rating.ErrNotSent):
+		if !was {
+			o.Attempted = false
+			s.update(o)
+		}
+		log.Warn("debit: not sent", "err", err)
+		return later
+	case err != nil:
+		if ctx.Err() != nil {
+			return later // stopping: the record stays attempted, fate unknown
+		}
+		if o.Debit.Force {
+			// A forced debit that may have been applied must not be forced
+			// again: resent plain, Failed then means it was applied.
+			o.Debit.Force = false
+			s.update(o)
+		}
+		log.Warn("debit: fate unknown, will resend without Force", "err", err)
+		return later
+	case reply.OK:
+		n := s.finish(w, o, func(c *Counters) {
+			c.Delivered++
+			if o.Debit.Force {
+				c.Forced++
+			}
+		})
+		log.Info("debit: delivered", "duration", o.Debit.Duration, "price", reply.Price,
+			"max_session_time", reply.MaxSessionTime, "forced", o.Debit.Force, "tries", o.Tries, "waiting", n)
+		s.onDone(o, reply)
+		return done
+	case o.Debit.Force:
+		n := s.finish(w, o, func(c *Counters) { c.Refused++ })
+		log.Error("debit: engine refused even a forced debit, dropped", "duration", o.Debit.Duration,
+			"from", o.Debit.From, "to", o.Debit.To, "waiting", n)
+		return done
+	case !was:
+		// Never reached the engine before, yet unknown to it (e.g.
+		// purged): force it, once.
+		o.Attempted, o.Debit.Force = false, true
+		s.update(o)
+		log.Warn("debit: engine does not know the call, resending with Force=1")
+		return again
+	default:
+		n := s.finish(w, o, func(c *Counters) { c.AlreadyApplied++ })
+		log.Info("debit: already applied by an earlier send", "duration", o.Debit.Duration, "waiting", n)
+		return done
+	}
+}
