@@ -87,6 +87,9 @@ type Conn struct {
 // NewConn returns a client of the engine at addr (host[:port]). It does not
 // connect until the first request.
 func NewConn(addr string, opts Options, log *slog.Logger) *Conn {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addr = NormalizeAddr(addr)
 	return &Conn{
@@ -301,6 +304,11 @@ func (c *Conn) reusable() bool {
 			return false // unsolicited data: the framing is lost
 		}
 		c.br.Discard(1)
+	}
+	// The last request's deadline has likely passed; an expired deadline
+	// would fail the peek itself.
+	if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
+		return false
 	}
 	return peerAlive(c.nc)
 }

@@ -398,3 +398,23 @@ func BenchmarkConnMaxSessionTime(b *testing.B) {
 		}
 	}
 }
+
+// An idle connection is reused, even after its last request's deadline
+// has passed.
+func TestConnReusesIdle(t *testing.T) {
+	s := newScripted(t, func(conn, req int, line string) []string { return []string{"none\ntype=postpaid\n\n"} })
+	c := NewConn(s.ln.Addr().String(), Options{Timeout: 20 * time.Second}, testLog(t))
+	defer c.Close()
+	for i := 0; i < 3; i++ {
+		if _, err := c.MaxSessionTime(context.Background(), testReq); err != nil {
+			t.Fatal(err)
+		}
+		// As if the connection sat idle past the request's deadline.
+		c.sem <- struct{}{}
+		c.nc.SetDeadline(time.Now().Add(-time.Second))
+		<-c.sem
+	}
+	if n := s.connCount(); n != 1 {
+		t.Fatalf("%d connections for 3 requests, want 1", n)
+	}
+}

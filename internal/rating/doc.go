@@ -14,4 +14,22 @@
 // debit must then be re-sent without Force. ErrInvalid (which also matches
 // ErrNotSent) is permanent: the values can never be sent. ErrEngine marks an
 // "Error: ..." answer from the engine.
+//
+// A DebitReply with OK false ("Failed") means nothing was debited. For a
+// debit that certainly never reached the engine (ErrNotSent earlier) and is
+// then answered Failed, re-send with Force; a debit whose fate was unknown
+// is re-sent without Force, and Failed then means it was already applied.
+//
+// API in short:
+//
+//	p := rating.NewPool(addrs, rating.Options{Timeout: 500 * time.Millisecond}, log)
+//	eng := p.Pick(party)                 // "" when no engine is configured
+//	mt, err := p.MaxSessionTime(ctx, eng, rating.Request{...})
+//	p.Acquire(party, eng)                // per tracked call; Release(party) when it ends
+//	dr, err := p.DebitBalance(ctx, eng, rating.Debit{...})
+//	up, total := p.Connected()
+//	p.SetAddrs(newAddrs)                 // at reload
+//	p.Close()
+//
+// The fake engine for tests is internal/rating/ratingtest.
 package rating

@@ -35,6 +35,9 @@ type affinity struct {
 
 // NewPool returns a pool over the engines at addrs (host[:port] each).
 func NewPool(addrs []string, opts Options, log *slog.Logger) *Pool {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	p := &Pool{
 		opts:    opts.withDefaults(),
 		log:     log,
