@@ -221,8 +221,13 @@ func (l *Log) load() (map[string][]byte, uint64, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("store: %w", err)
 		}
-		if len(buf) == 0 {
-			continue // created, crashed before the header was written
+		if len(buf) == 0 || string(buf) == string(segMagic) {
+			// Nothing in it (each start opens a fresh segment): drop it so
+			// restarts without a Compact do not pile up files.
+			if err := os.Remove(name); err != nil {
+				l.log.Warn("store: cannot remove empty segment", "file", name, "err", err)
+			}
+			continue
 		}
 		if len(buf) < len(segMagic) || string(buf[:len(segMagic)]) != string(segMagic) {
 			l.log.Warn("store: segment has no valid header, skipped", "file", name, "size", len(buf))
@@ -357,6 +362,11 @@ func (l *Log) run() {
 			continue
 		}
 		for {
+			select {
+			case r := <-l.rot: // a steady stream of groups must not starve Compact
+				r.reply <- l.rotate()
+			default:
+			}
 			l.mu.Lock()
 			var g *group
 			if len(l.queue) > 0 {

@@ -553,3 +553,22 @@ func FuzzReplay(f *testing.F) {
 		}
 	})
 }
+
+func TestRestartsDoNotPileUpSegments(t *testing.T) {
+	dir := t.TempDir()
+	for range 5 {
+		l, _ := mustOpen(t, dir, Options{})
+		l.Close()
+	}
+	if segs := segFiles(t, dir); len(segs) != 1 {
+		t.Fatalf("segments after idle restarts: %v", segs)
+	}
+	l, _ := mustOpen(t, dir, Options{})
+	mustWait(t, l.Apply(Put("a", []byte("1"))))
+	l.Close()
+	for range 3 {
+		l, live := mustOpen(t, dir, Options{})
+		equalMaps(t, live, map[string]string{"a": "1"})
+		l.Close()
+	}
+}
