@@ -1,0 +1,281 @@
+// Command ccbench measures callcontrold against the figures we hold it to
+// (BENCHMARKS.md): proxy throughput against a do-nothing server on the same
+// kind of socket, memory for a million sessions, a hundred thousand timers
+// firing in one second, and a restart with a hundred thousand sessions.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/proxy"
+	"github.com/callcontrol/callcontrol/internal/session"
+	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
+	"github.com/callcontrol/callcontrol/internal/store"
+)
+
+func main() {
+	what := flag.String("run", "proxy,memory,timers,restart", "comma-separated: proxy, memory, timers, restart")
+	conns := flag.Int("conns", 32, "proxy: client connections")
+	dur := flag.Duration("duration", 5*time.Second, "proxy: how long each run lasts")
+	sessions := flag.Int("sessions", 1_000_000, "memory: sessions to hold")
+	timers := flag.Int("timers", 100_000, "timers: timers firing within one second")
+	saved := flag.Int("saved", 100_000, "restart: sessions saved before the start")
+	bin := flag.String("daemon", "build/callcontrold", "restart: the daemon binary")
+	flag.Parse()
+	fmt.Printf("ccbench %s, GOMAXPROCS=%d, %s\n", time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), runtime.Version())
+	for _, w := range strings.Split(*what, ",") {
+		switch strings.TrimSpace(w) {
+		case "proxy":
+			benchProxy(*conns, *dur)
+		case "memory":
+			benchMemory(*sessions)
+		case "timers":
+			benchTimers(*timers)
+		case "restart":
+			benchRestart(*bin, *saved)
+		default:
+			fmt.Fprintln(os.Stderr, "unknown benchmark", w)
+			os.Exit(64)
+		}
+	}
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// nothing answers every request "Ok": the do-nothing baseline.
+type nothing struct{}
+
+func (nothing) Handle(*proxy.Request, time.Time) string { return proxy.Ok }
+
+func benchProxy(conns int, dur time.Duration) {
+	dir, _ := os.MkdirTemp("", "ccbench")
+	defer os.RemoveAll(dir)
+	fmt.Printf("\n== proxy: init+start+stop cycles/s, %d connections, %s per run\n", conns, dur)
+
+	serveAndLoad(filepath.Join(dir, "warmup.sock"), nothing{}, conns, dur/4) // warm up the runtime
+	base := serveAndLoad(filepath.Join(dir, "nothing.sock"), nothing{}, conns, dur)
+	fmt.Printf("do-nothing server (same parser and socket):  %8.0f cycles/s\n", base)
+
+	for _, sync := range []bool{false, true} {
+		l, _, err := store.Open(filepath.Join(dir, fmt.Sprintf("state-%v", sync)), store.Options{NoSync: !sync}, quiet)
+		if err != nil {
+			panic(err)
+		}
+		j := &storeJournal{l}
+		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
+			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, sessiontest.NewEnder(), j, quiet)
+		got := serveAndLoad(filepath.Join(dir, fmt.Sprintf("cc-%v.sock", sync)), session.Handler{M: m}, conns, dur)
+		m.Shutdown()
+		l.Close()
+		fmt.Printf("callcontrold, state log fsync=%-5v:           %8.0f cycles/s  (%.0f%% of do-nothing)\n", sync, got, 100*got/base)
+	}
+}
+
+// storeJournal is the daemon's journal without debits (postpaid calls).
+type storeJournal struct{ l *store.Log }
+
+func (j *storeJournal) Save(s *session.Session) session.Wait {
+	return j.l.Apply(store.Put("s/"+s.CallID, s.Marshal())).Wait
+}
+func (j *storeJournal) End(id string, _ *session.Owed) session.Wait {
+	return j.l.Apply(store.Delete("s/" + id)).Wait
+}
+
+// serveAndLoad serves h on path and runs conns clients doing
+// init/start/stop cycles for dur; it returns the cycles per second.
+func serveAndLoad(path string, h proxy.Handler, conns int, dur time.Duration) float64 {
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		panic(err)
+	}
+	srv := proxy.NewServer(ln, h, quiet, false)
+	go srv.Serve()
+	defer srv.Close()
+	var cycles atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(dur)
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := net.Dial("unix", path)
+			if err != nil {
+				panic(err)
+			}
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for n := 0; time.Now().Before(stop); n++ {
+				id := fmt.Sprintf("%d-%d@bench", i, n)
+				for _, req := range [...]string{
+					"init\r\nruri: sip:0031650222333@example.com\r\ndiverter: None\r\nsourceip: 10.0.0.1\r\ncallid: " + id +
+						"\r\nfrom: \"Alice\" <sip:alice" + fmt.Sprint(i) + "@example.com>;tag=a73\r\nfromtag: a73\r\nprepaid: false\r\ncall_limit: 0\r\ncall_token: None\r\n\r\n",
+					"start\r\ncallid: " + id + "\r\ndialogid: 1079:6296\r\n\r\n",
+					"stop\r\ncallid: " + id + "\r\n\r\n",
+				} {
+					io.WriteString(c, req)
+					if _, err := r.ReadString('\n'); err != nil {
+						panic(err)
+					}
+				}
+				cycles.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	return float64(cycles.Load()) / dur.Seconds()
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse + ms.StackInuse
+}
+
+type nopJournal struct{}
+
+func (nopJournal) Save(*session.Session) session.Wait     { return func() error { return nil } }
+func (nopJournal) End(string, *session.Owed) session.Wait { return func() error { return nil } }
+
+func benchMemory(n int) {
+	fmt.Printf("\n== memory: %d answered sessions with a running timer\n", n)
+	before := heapInUse()
+	m := session.NewManager(session.Limits{Limit: 36000, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
+		StaleTimeout: 48 * time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, sessiontest.NewEnder(), nopJournal{}, quiet)
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("%08x-%04x-bench@10.0.0.%d", i, i&0xffff, i%250)
+		r := &session.InitRequest{CallID: id, RURI: fmt.Sprintf("sip:0031650%06d@example.com", i%1000000),
+			Diverter: "None", SourceIP: "10.0.0.1", From: fmt.Sprintf(`"User %d" <sip:user%d@example.com>;tag=x`, i, i%200000),
+			FromTag: fmt.Sprintf("tag%08x", i), Prepaid: "false", CallLimit: "0", CallToken: "None"}
+		if m.Init(r, now) != session.ReplyLimited || m.Start(id, "1079:6296", now) != session.ReplyOk {
+			panic("bench call refused")
+		}
+	}
+	after := heapInUse()
+	pending, inProgress, parties := m.Counts()
+	fmt.Printf("sessions %d (in progress %d, pending %d), parties %d\n", pending+inProgress, inProgress, pending, parties)
+	fmt.Printf("heap+stacks in use: %.0f MiB (%.0f bytes per session); target < 1024 MiB\n",
+		float64(after-before)/(1<<20), float64(after-before)/float64(n))
+	m.Shutdown()
+}
+
+// timeEnder records when each end request was made.
+type timeEnder struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (e *timeEnder) End(t dialog.Target) {
+	now := time.Now()
+	e.mu.Lock()
+	e.at[t.CallID] = now
+	e.mu.Unlock()
+}
+
+func benchTimers(n int) {
+	fmt.Printf("\n== timers: %d calls whose limits run out within one second\n", n)
+	e := &timeEnder{at: make(map[string]time.Time, n)}
+	m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
+		StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, e, nopJournal{}, quiet)
+	start := time.Now().Add(3 * time.Second)
+	due := make(map[string]time.Time, n)
+	var restored []*session.Session
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("timer-%d", i)
+		end := start.Add(time.Duration(i) * time.Second / time.Duration(n))
+		due[id] = end
+		restored = append(restored, &session.Session{CallID: id, Party: fmt.Sprintf("sip:u%d@example.com", i%50000),
+			RURI: "sip:d@example.com", Limit: 3600, Cap: session.NoLimit, HasDialog: true,
+			Created: end.Add(-time.Hour), Answered: end.Add(-time.Hour), EndAt: end})
+	}
+	m.Restore(restored)
+	time.Sleep(time.Until(start.Add(time.Second + 2*time.Second)))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var late []time.Duration
+	for id, d := range due {
+		if at, ok := e.at[id]; ok {
+			late = append(late, at.Sub(d))
+		}
+	}
+	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
+	missed := n - len(late)
+	q := func(p float64) time.Duration {
+		if len(late) == 0 {
+			return 0
+		}
+		return late[int(p*float64(len(late)-1))]
+	}
+	fmt.Printf("fired %d, missed %d; lateness p50 %v, p99 %v, max %v; target p99 < 50ms, none missed\n",
+		len(late), missed, q(0.5).Round(time.Microsecond), q(0.99).Round(time.Microsecond), q(1).Round(time.Microsecond))
+	m.Shutdown()
+}
+
+func benchRestart(bin string, n int) {
+	fmt.Printf("\n== restart: %d saved sessions, time from exec until the proxy socket answers\n", n)
+	if _, err := os.Stat(bin); err != nil {
+		fmt.Println("skipped: build the daemon first (make build):", err)
+		return
+	}
+	dir, _ := os.MkdirTemp("", "ccbench-restart")
+	defer os.RemoveAll(dir)
+	state := filepath.Join(dir, "state")
+	l, _, err := store.Open(state, store.Options{NoSync: true}, quiet)
+	if err != nil {
+		panic(err)
+	}
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		s := &session.Session{CallID: fmt.Sprintf("%08x-restart@10.0.0.1", i), Party: fmt.Sprintf("sip:user%d@example.com", i),
+			RURI: "sip:0031650222333@example.com", Diverter: "None", SourceIP: "10.0.0.1", FromTag: "tag", Token: "None",
+			Application: "audio", HasDialog: true, Limit: 3600, Cap: session.NoLimit,
+			Created: now, Answered: now, EndAt: now.Add(time.Hour)}
+		l.Apply(store.Put("s/"+s.CallID, s.Marshal()))
+	}
+	if err := l.Close(); err != nil {
+		panic(err)
+	}
+	sock := filepath.Join(dir, "socket")
+	os.WriteFile(filepath.Join(dir, "config.ini"), []byte(fmt.Sprintf(
+		"[CallControl]\nsocket = %s\nlimit = 3600\nstate_dir = %s\ngroup = nogroup\n[Kamailio]\nsocket_path = %s/kam.sock\n",
+		sock, state, dir)), 0o644)
+	cmd := exec.Command(bin, "--no-fork", "--config-dir", dir, "--runtime-dir", dir)
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			io.WriteString(c, "debug\r\nshow: session\r\ncallid: 00000000-restart@10.0.0.1\r\n\r\n")
+			line, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err == nil {
+				fmt.Printf("answered after %v: %q; target < 1s\n", time.Since(t0).Round(time.Millisecond), strings.TrimSpace(line))
+				return
+			}
+		}
+		if time.Since(t0) > 30*time.Second {
+			fmt.Println("no answer within 30 s")
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
