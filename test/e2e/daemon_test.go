@@ -91,10 +91,10 @@ func StartDaemon(t testing.TB, cfg DaemonConfig) *Daemon {
 			t.Fatal(err)
 		}
 	}
-	d := &Daemon{Config: cfg, Socket: filepath.Join(run, "socket")}
 	if cfg.Limit == "" {
 		cfg.Limit = "None"
 	}
+	d := &Daemon{Config: cfg, Socket: filepath.Join(run, "socket")}
 	ini := fmt.Sprintf("[CallControl]\nsocket = %s\nlimit = %s\nstate_dir = %s\ncheck_interval = 1\n\n[Kamailio]\nsocket_path = %s\n\n%s\n",
 		d.Socket, cfg.Limit, state, cfg.RPCSocket, cfg.Extra)
 	if err := os.WriteFile(filepath.Join(etc, "config.ini"), []byte(ini), 0o644); err != nil {
@@ -112,6 +112,26 @@ func StartDaemon(t testing.TB, cfg DaemonConfig) *Daemon {
 		return true
 	})
 	return d
+}
+
+// Stop ends the daemon with SIGTERM (a clean shutdown) and fails the test
+// if it does not exit cleanly. Start it again with StartDaemon(t, d.Config).
+func (d *Daemon) Stop(t testing.TB) {
+	t.Helper()
+	if err := d.stop(15 * time.Second); err != nil {
+		t.Errorf("callcontrold did not stop cleanly: %v", err)
+	}
+}
+
+// Ended returns the daemon's "call ended" log lines for callID.
+func (d *Daemon) Ended(callID string) []string {
+	var out []string
+	for _, l := range d.logLines(`msg="call ended"`) {
+		if strings.Contains(l, "callid="+callID+" ") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // ProxyCommand sends one request (lines without line ends; the empty line

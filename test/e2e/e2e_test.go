@@ -19,6 +19,36 @@ func assertKamailioReturned(t *testing.T, k *Kamailio, callID, rc string) {
 	}
 }
 
+// assertDaemonEnded checks, with the real daemon, its log line for the end
+// of the call: reason and whether it asked the proxy for a BYE.
+func assertDaemonEnded(t *testing.T, s *Stack, callID, reason string, bye bool) {
+	t.Helper()
+	if s.Daemon == nil {
+		return
+	}
+	var want []string
+	if strings.Contains(reason, " ") {
+		want = append(want, `reason="`+reason+`"`)
+	} else {
+		want = append(want, "reason="+reason+" ")
+	}
+	if bye {
+		want = append(want, "bye=true")
+	} else {
+		want = append(want, "bye=false")
+	}
+	lines := s.Daemon.Ended(callID)
+	if len(lines) != 1 {
+		t.Errorf("daemon logged %d \"call ended\" lines for %s, want 1: %q", len(lines), callID, lines)
+		return
+	}
+	for _, w := range want {
+		if !strings.Contains(lines[0], w) {
+			t.Errorf("daemon's \"call ended\" line lacks %q: %s", w, lines[0])
+		}
+	}
+}
+
 // assertEndRequests checks the dialog-end requests the daemon sent.
 func assertEndRequests(t *testing.T, spy *RPCSpy, want int) {
 	t.Helper()
@@ -69,6 +99,7 @@ func TestLimitedCall(t *testing.T) {
 	assertKamailioReturned(t, s.Kamailio, callID, "1")
 	assertEndRequests(t, s.Spy, 1)
 	WaitNoSessions(t, s.Socket, 10*time.Second)
+	assertDaemonEnded(t, s, callID, "time limit", true)
 }
 
 // TestCallerHangsUp: a limited call the caller ends after 1 s ends through
@@ -88,6 +119,7 @@ func TestCallerHangsUp(t *testing.T) {
 		time.Sleep(time.Until(answered.Add(3 * time.Second)))
 	}
 	assertEndRequests(t, s.Spy, 0)
+	assertDaemonEnded(t, s, callID, "stop", false)
 	if s.Fake != nil {
 		var cmds []string
 		for _, r := range s.Fake.Requests() {
@@ -168,3 +200,34 @@ func TestKamailioRequests(t *testing.T) {
 }
 
 var dialogIDRe = regexp.MustCompile(`^[0-9]+:[0-9]+$`)
+
+// TestRestartMidCall: a limited call survives a clean restart of the
+// daemon: the restored session still ends the call on time.
+func TestRestartMidCall(t *testing.T) {
+	s := StartStack(t, StackConfig{Limit: "4"})
+	if s.Daemon == nil {
+		t.Skip("needs the real callcontrold")
+	}
+	const callID = "e2e-restart@127.0.0.1"
+	callee := StartSipp(t, SippConfig{Name: "callee", Scenario: "callee_wait_bye.xml"})
+	caller := StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_wait_bye.xml", Remote: callee.Addr(),
+		Proxy: s.Kamailio.Addr(), CallID: callID})
+	waitFor(t, "call answered", caller.proc, 10*time.Second, func() bool {
+		return len(Sessions(t, s.Socket)) == 1 && strings.Contains(Sessions(t, s.Socket)[0], "in-progress")
+	})
+	s.RestartDaemon(t)
+	if got := Sessions(t, s.Socket); len(got) != 1 || !strings.Contains(got[0], callID) {
+		t.Errorf("after the restart the daemon holds %q, want the call", got)
+	}
+	caller.Wait(t, 20*time.Second)
+	callee.Wait(t, 20*time.Second)
+	if t.Failed() {
+		return
+	}
+	ev := caller.Events(t)
+	if d := ev["bye"].Sub(ev["answered"]); d < 3900*time.Millisecond || d > 5500*time.Millisecond {
+		t.Errorf("BYE came %v after the answer, want 4 s (limit = 4)", d)
+	}
+	assertEndRequests(t, s.Spy, 1)
+	WaitNoSessions(t, s.Socket, 10*time.Second)
+}

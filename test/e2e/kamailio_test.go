@@ -51,23 +51,35 @@ func StartKamailio(t testing.TB, cfg KamailioConfig) *Kamailio {
 	if k.RPCSocket == "" {
 		k.RPCSocket = filepath.Join(dir, "rpc.sock")
 	}
-	k.Port = freePortBlock(t, 1)
-	if !udpPortFree(k.Port) {
-		t.Fatalf("SIP port 127.0.0.1:%d is in use (a Kamailio service?): free it first", k.Port)
+	// A port found free can be taken before Kamailio binds it: try another.
+	for attempt := 1; ; attempt++ {
+		k.Port = freePortBlock(t, 1)
+		if !udpPortFree(k.Port) {
+			t.Fatalf("SIP port 127.0.0.1:%d is in use (a Kamailio service?): free it first", k.Port)
+		}
+		args := []string{
+			"-f", cfgFile, "-DD", "-E", "-Y", dir, "-w", dir,
+			"-m", "64", "-M", "8",
+			"-A", "SIP_PORT=" + strconv.Itoa(k.Port),
+			"-A", fmt.Sprintf("CC_SOCKET=%q", cfg.CCSocket),
+			"-A", fmt.Sprintf("RPC_SOCKET=%q", k.RPCSocket),
+		}
+		if cfg.CCTimeoutMS > 0 {
+			args = append(args, "-A", "CC_TIMEOUT="+strconv.Itoa(cfg.CCTimeoutMS))
+		}
+		k.proc = startProc(t, "kamailio", filepath.Join(dir, fmt.Sprintf("kamailio-%d.log", attempt)), bin, args...)
+		// Ready when the SIP port is bound and the RPC process answers.
+		deadline := time.Now().Add(startTimeout)
+		for udpPortFree(k.Port) && !k.exited() && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if k.exited() && attempt < 3 && len(k.logLines("Address already in use")) > 0 {
+			t.Logf("kamailio: port %d taken meanwhile, trying another", k.Port)
+			continue
+		}
+		break
 	}
-	args := []string{
-		"-f", cfgFile, "-DD", "-E", "-Y", dir, "-w", dir,
-		"-m", "64", "-M", "8",
-		"-A", "SIP_PORT=" + strconv.Itoa(k.Port),
-		"-A", fmt.Sprintf("CC_SOCKET=%q", cfg.CCSocket),
-		"-A", fmt.Sprintf("RPC_SOCKET=%q", k.RPCSocket),
-	}
-	if cfg.CCTimeoutMS > 0 {
-		args = append(args, "-A", "CC_TIMEOUT="+strconv.Itoa(cfg.CCTimeoutMS))
-	}
-	k.proc = startProc(t, "kamailio", filepath.Join(dir, "kamailio.log"), bin, args...)
-	// Ready when the SIP port is bound and the RPC process answers.
-	waitFor(t, "kamailio SIP port", k.proc, startTimeout, func() bool { return !udpPortFree(k.Port) })
+	waitFor(t, "kamailio SIP port", k.proc, time.Second, func() bool { return !udpPortFree(k.Port) })
 	waitFor(t, "kamailio RPC socket", k.proc, startTimeout, func() bool {
 		_, err := k.RPC("core.version", time.Second)
 		return err == nil

@@ -49,6 +49,18 @@ func StartStack(t testing.TB, cfg StackConfig) *Stack {
 	return s
 }
 
+// RestartDaemon stops the daemon cleanly and starts it again with the same
+// configuration and state. Kamailio loses its connection: its processes
+// wait 10 s after a failure to reach the daemon before trying again.
+func (s *Stack) RestartDaemon(t testing.TB) {
+	t.Helper()
+	if s.Daemon == nil {
+		t.Fatal("RestartDaemon needs the real callcontrold")
+	}
+	s.Daemon.Stop(t)
+	s.Daemon = StartDaemon(t, s.Daemon.Config)
+}
+
 // CallConfig is one call from a sipp caller through Kamailio to a sipp
 // callee.
 type CallConfig struct {
