@@ -165,7 +165,17 @@ func newDialogClient(cfg *config.Config, runtimeDir string, log *slog.Logger) (*
 	}
 	return dialog.New(dialog.Options{Flavor: flavor, ProxySocket: p.SocketPath,
 		LocalSocket: filepath.Join(dir, "dialog.sock"), MaxInFlight: p.MaxConnections,
-		OpenSIPSByDialogID: p.DialogID == config.DialogIDNumeric}, log)
+		OpenSIPSKey: openSIPSKey(p.DialogID)}, log)
+}
+
+func openSIPSKey(m config.DialogIDMode) dialog.OpenSIPSKey {
+	switch m {
+	case config.DialogIDNumeric:
+		return dialog.ByHexID
+	case config.DialogIDPassthrough:
+		return dialog.ByDecimalID
+	}
+	return dialog.ByCallID
 }
 
 // housekeeping drops calls never answered and stale calls, and compacts

@@ -49,9 +49,9 @@ type Options struct {
 	LocalSocket string // our reply socket, e.g. <runtime-dir>/dialog.sock
 	Timeout     time.Duration
 	MaxInFlight int
-	// OpenSIPSByDialogID sends the 3.1+ numeric dialog_id instead of the
-	// Call-ID (which works on every 3.x).
-	OpenSIPSByDialogID bool
+	// OpenSIPSKey names the dialog for OpenSIPS: by Call-ID (default,
+	// every 3.x) or by one of the numeric forms.
+	OpenSIPSKey OpenSIPSKey
 	// GiveUpAfter bounds retries of refused sends: a request is dropped,
 	// with an error line, once it is this old and the proxy has refused
 	// every send for this long.
@@ -281,7 +281,7 @@ func (c *Client) pop() *request {
 func (c *Client) send(r *request, failingSince *time.Time) bool {
 	c.seq++
 	r.seq = c.seq
-	b, err := encodeRequest(c.opts.Flavor, c.opts.OpenSIPSByDialogID, r.seq, r.t)
+	b, err := encodeRequest(c.opts.Flavor, c.opts.OpenSIPSKey, r.seq, r.t)
 	if err != nil {
 		c.finish(r, outcomeGaveUp, "error", err.Error())
 		return false

@@ -124,7 +124,7 @@ func TestClientWireAndAnswers(t *testing.T) {
 	tests := []struct {
 		name    string
 		flavor  Flavor
-		byID    bool
+		key     OpenSIPSKey
 		answer  dialogtest.Answer
 		wantRaw string
 		want    outcome
@@ -142,7 +142,7 @@ func TestClientWireAndAnswers(t *testing.T) {
 		{name: "opensips ok by call-id", flavor: OpenSIPS, answer: dialogtest.AnswerOK, want: outcomeOK,
 			wantRaw: `{"jsonrpc":"2.0","id":"1","method":"dlg_end_dlg","params":{"dialog_id":"6432622xvv@1"}}`,
 			wantLog: []string{"level=INFO", "dialog ended", "call_id=6432622xvv@1"}},
-		{name: "opensips ok by dialog id", flavor: OpenSIPS, byID: true, answer: dialogtest.AnswerOK, want: outcomeOK,
+		{name: "opensips ok by dialog id", flavor: OpenSIPS, key: ByHexID, answer: dialogtest.AnswerOK, want: outcomeOK,
 			wantRaw: `{"jsonrpc":"2.0","id":"1","method":"dlg_end_dlg","params":{"dialog_id":"734.8981"}}`,
 			wantLog: []string{"dialog ended", "call_id=6432622xvv@1"}},
 		{name: "opensips gone", flavor: OpenSIPS, answer: dialogtest.AnswerNotFound, want: outcomeGone,
@@ -161,7 +161,7 @@ func TestClientWireAndAnswers(t *testing.T) {
 				fake = dialogtest.NewOpenSIPS(t, proxyPath)
 			}
 			fake.SetAnswer(tt.answer)
-			h := newClient(t, Options{Flavor: tt.flavor, ProxySocket: proxyPath, OpenSIPSByDialogID: tt.byID,
+			h := newClient(t, Options{Flavor: tt.flavor, ProxySocket: proxyPath, OpenSIPSKey: tt.key,
 				Timeout: 300 * time.Millisecond})
 			h.client.End(target)
 			got := h.rec.wait(t, 1, 20*time.Second)

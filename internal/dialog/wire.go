@@ -44,8 +44,20 @@ func ParseFlavor(s string) (Flavor, error) {
 // maxDatagram is the largest request OpenSIPS' mi_datagram reads.
 const maxDatagram = 65457
 
+// OpenSIPSKey is what names the dialog in an OpenSIPS dlg_end_dlg.
+type OpenSIPSKey int
+
+const (
+	// ByCallID works on every OpenSIPS 3.x.
+	ByCallID OpenSIPSKey = iota
+	// ByHexID is 3.1+'s "<h_entry>.<h_id>", hex, least significant digit first.
+	ByHexID
+	// ByDecimalID is 3.0's decimal (h_entry<<32)|h_id, as its call_control sends it.
+	ByDecimalID
+)
+
 // encodeRequest builds the end-dialog request with JSON-RPC id seq.
-func encodeRequest(f Flavor, byDialogID bool, seq uint64, t Target) ([]byte, error) {
+func encodeRequest(f Flavor, key OpenSIPSKey, seq uint64, t Target) ([]byte, error) {
 	var b []byte
 	switch f {
 	case Kamailio:
@@ -54,15 +66,18 @@ func encodeRequest(f Flavor, byDialogID bool, seq uint64, t Target) ([]byte, err
 			t.Dialog.Entry, t.Dialog.ID, seq)
 	case OpenSIPS:
 		// dialog_id must be a JSON string: a number is squeezed through a C int.
-		key := t.CallID
-		if byDialogID {
-			key = t.Dialog.openSIPSDialogID()
+		id := t.CallID
+		switch key {
+		case ByHexID:
+			id = t.Dialog.openSIPSDialogID()
+		case ByDecimalID:
+			id = strconv.FormatUint(t.Dialog.Uint64(), 10)
 		}
-		if key == "" {
+		if id == "" {
 			return nil, errors.New("empty Call-ID")
 		}
 		b = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":"%d","method":"dlg_end_dlg","params":{"dialog_id":`, seq)
-		b = appendJSONString(b, key)
+		b = appendJSONString(b, id)
 		b = append(b, "}}"...)
 	default:
 		return nil, fmt.Errorf("unknown flavor %v", f)

@@ -11,7 +11,7 @@ func TestEncodeRequestGolden(t *testing.T) {
 	tests := []struct {
 		name   string
 		flavor Flavor
-		byID   bool
+		key    OpenSIPSKey
 		seq    uint64
 		target Target
 		want   string
@@ -37,19 +37,24 @@ func TestEncodeRequestGolden(t *testing.T) {
 			want:   `{"jsonrpc":"2.0","id":"8","method":"dlg_end_dlg","params":{"dialog_id":"a\"b\\c<d>&"}}`,
 		},
 		{
-			name: "opensips by dialog id", flavor: OpenSIPS, byID: true, seq: 9,
+			name: "opensips by dialog id", flavor: OpenSIPS, key: ByHexID, seq: 9,
 			target: Target{CallID: "6432622xvv@1", Dialog: ID{1079, 6296}},
 			want:   `{"jsonrpc":"2.0","id":"9","method":"dlg_end_dlg","params":{"dialog_id":"734.8981"}}`,
 		},
 		{
-			name: "opensips by dialog id zero", flavor: OpenSIPS, byID: true, seq: 10,
+			name: "opensips 3.0 decimal id", flavor: OpenSIPS, key: ByDecimalID, seq: 11,
+			target: Target{CallID: "c", Dialog: ID{3413, 2147483647}},
+			want:   `{"jsonrpc":"2.0","id":"11","method":"dlg_end_dlg","params":{"dialog_id":"14660870864895"}}`,
+		},
+		{
+			name: "opensips by dialog id zero", flavor: OpenSIPS, key: ByHexID, seq: 10,
 			target: Target{CallID: "c", Dialog: ID{0, 0xabc}},
 			want:   `{"jsonrpc":"2.0","id":"10","method":"dlg_end_dlg","params":{"dialog_id":"0.cba"}}`,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := encodeRequest(tt.flavor, tt.byID, tt.seq, tt.target)
+			got, err := encodeRequest(tt.flavor, tt.key, tt.seq, tt.target)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +80,7 @@ func TestEncodeRequestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if b, err := encodeRequest(tt.flavor, false, 1, tt.target); err == nil {
+			if b, err := encodeRequest(tt.flavor, ByCallID, 1, tt.target); err == nil {
 				t.Fatalf("want error, got %q", b)
 			}
 		})
@@ -181,7 +186,7 @@ func BenchmarkEncodeRequest(b *testing.B) {
 	for _, f := range []Flavor{Kamailio, OpenSIPS} {
 		b.Run(f.String(), func(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
-				if _, err := encodeRequest(f, false, uint64(i), t); err != nil {
+				if _, err := encodeRequest(f, ByCallID, uint64(i), t); err != nil {
 					b.Fatal(err)
 				}
 			}
