@@ -1,32 +1,83 @@
 #!/usr/bin/env bash
-# Installs everything the build and the tests need on Debian 12 (run as root):
-# the real peers the end-to-end tests talk to, the linters, the Go modules.
+# Installs what the build and every test need on Debian 12, as root: the real
+# peers the tests talk to (Kamailio, sipp, MariaDB, radclient), the linters,
+# the packaging tools and the Go modules. Safe to run again: what is there is
+# kept, nothing is started that outlives the run. `make deps` and .ci/run
+# call it.
 set -euo pipefail
 
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+export PATH="/usr/local/go/bin:$PATH:/usr/sbin:/sbin"
+
+STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2, built for Go 1.26
+
 packages=(
-	kamailio            # the real SIP proxy, with call_control, dialog, jsonrpcs
-	sip-tester          # sipp: real SIP endpoints
-	mariadb-server      # radacct for accounting tests
-	freeradius-utils    # radclient for RADIUS tests
-	shellcheck          # the init script
-	dpkg-dev debhelper fakeroot lintian  # the Debian package
-	python3             # test helpers
+	kamailio         # the real SIP proxy: call_control, dialog, jsonrpcs modules
+	sip-tester       # sipp: real SIP endpoints for test/e2e
+	mariadb-server   # throwaway radacct database for accounting tests
+	freeradius-utils # radclient for RADIUS accounting tests
+	shellcheck       # lint of the shell scripts
+	dpkg-dev debhelper fakeroot lintian # the Debian package test
+	gcc libc6-dev    # cgo, needed by go test -race
+	make git ca-certificates python3
 )
+
+log() { printf '== %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+	echo "scripts/deps.sh: must run as root (apt-get install)" >&2
+	exit 1
+fi
+command -v go >/dev/null || {
+	echo "scripts/deps.sh: go not found (expected in /usr/local/go/bin)" >&2
+	exit 1
+}
+
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
-	export DEBIAN_FRONTEND=noninteractive
+	log "apt-get install ${missing[*]}"
+	# Debian starts the services it installs (kamailio on 5060, mariadb):
+	# the tests run their own on loopback, so keep them from starting.
+	made_policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		made_policy=1
+	fi
+	trap '[ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d' EXIT
 	apt-get update -qq
-	# Debian starts services on install; the tests run their own on loopback.
-	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
 	apt-get install -y -qq --no-install-recommends "${missing[@]}"
-	rm -f /usr/sbin/policy-rc.d
+	[ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+	trap - EXIT
 fi
 
-export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH)/bin"
-go mod download
-if ! command -v staticcheck >/dev/null; then
-	go install honnef.co/go/tools/cmd/staticcheck@2025.1.1
+# A Kamailio service started earlier (by systemd or the init script) must
+# not hold a SIP port; the tests use their own ports anyway.
+if command -v systemctl >/dev/null && systemctl is-active --quiet kamailio 2>/dev/null; then
+	log "stopping the kamailio service"
+	systemctl stop kamailio || true
+	systemctl disable kamailio >/dev/null 2>&1 || true
 fi
+pidfile=/run/kamailio/kamailio.pid
+if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+	log "stopping the kamailio service (pid $(cat "$pidfile"))"
+	/etc/init.d/kamailio stop || kill "$(cat "$pidfile")" || true
+fi
+
+GOBIN="$(go env GOPATH)/bin"
+export PATH="$PATH:$GOBIN"
+if ! "$GOBIN/staticcheck" -version 2>/dev/null | grep -q "(${STATICCHECK_VERSION#v})"; then
+	log "go install staticcheck@$STATICCHECK_VERSION"
+	go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
+go mod download
+
+log "versions"
+go version
+kamailio -v | head -1
+sipp -v 2>&1 | grep -m1 SIPp || true
+"$GOBIN/staticcheck" -version

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Throwaway MariaDB for tests: its own data directory, 127.0.0.1 only, no
 # grant tables (anyone may connect: never point this at real data).
 #
@@ -28,14 +28,14 @@ init() {
 		{ cat "$dir/install.log" >&2; exit 1; }
 }
 
-# args prints mariadbd's arguments; --user=root is only needed (and allowed) as root.
+# args sets the array mariadbd_args; --user=root is only needed (and allowed) as root.
 args() {
 	set -- --no-defaults --datadir="$dir/data" --socket="$dir/mysqld.sock" \
 		--pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
 		--port="$1" --bind-address=127.0.0.1 --skip-grant-tables \
 		--skip-log-bin --innodb-buffer-pool-size=16M --max-connections=50
-	[ "$(id -u)" = 0 ] && set -- "$@" --user=root
-	printf '%s\n' "$@"
+	if [ "$(id -u)" = 0 ]; then set -- "$@" --user=root; fi
+	mariadbd_args=("$@")
 }
 
 case $cmd in
@@ -46,18 +46,15 @@ run)
 	[ $# -eq 3 ] || usage
 	need mariadbd
 	init
-	# shellcheck disable=SC2046 # paths come from mktemp-style dirs without spaces
-	IFS='
-'
-	exec mariadbd $(args "$3")
+	args "$3"
+	exec mariadbd "${mariadbd_args[@]}"
 	;;
 start)
 	[ $# -eq 3 ] || usage
 	need mariadbd
 	init
-	IFS='
-'
-	mariadbd $(args "$3") </dev/null >>"$dir/error.log" 2>&1 &
+	args "$3"
+	mariadbd "${mariadbd_args[@]}" </dev/null >>"$dir/error.log" 2>&1 &
 	echo $! >"$dir/run.pid"
 	i=0
 	until mariadb-admin --no-defaults --socket="$dir/mysqld.sock" -uroot ping >/dev/null 2>&1; do
