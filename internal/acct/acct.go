@@ -49,9 +49,11 @@ type Outcome struct {
 
 // Tracker is the session layer as acct sees it. Close may be called for a
 // call that was closed meanwhile (a retransmitted Stop, a poll racing a
-// stop): it must ignore what it no longer tracks. Neither method may block
+// stop): it must ignore what it does not track. Neither method may block
 // for long: the listener calls them per packet.
 type Tracker interface {
 	TrackedCalls() []Call
-	Close(o Outcome)
+	// Close reports whether a tracked call matched (same Call-ID, and the
+	// same From tag unless o.FromTag is empty) and was closed.
+	Close(o Outcome) bool
 }

@@ -120,20 +120,18 @@ func (l *Listener) serveRADIUS(w radius.ResponseWriter, r *radius.Request) {
 	if rec.status != rfc2866.AcctStatusType_Value_Stop || rec.callID == "" {
 		return
 	}
-	var match *Call
-	for _, c := range l.tracker.TrackedCalls() {
-		if c.CallID == rec.callID && (!rec.hasFromTag || c.FromTag == rec.fromTag) {
-			match = &c
-			break
-		}
+	// Close looks the call up itself: no scan of every tracked call per
+	// packet. Without Sip-From-Tag, any From tag matches.
+	fromTag := ""
+	if rec.hasFromTag {
+		fromTag = rec.fromTag
 	}
-	if match == nil {
+	if !l.tracker.Close(Outcome{CallID: rec.callID, FromTag: fromTag, Kind: Terminated, Duration: rec.sessionTime}) {
 		l.log.Debug("radius: stop for an untracked call, ignored", "callid", rec.callID, "from_tag", rec.fromTag)
 		return
 	}
-	l.log.Info("radius accounting says call ended", "callid", match.CallID, "from_tag", match.FromTag,
+	l.log.Info("radius accounting says call ended", "callid", rec.callID, "from_tag", rec.fromTag,
 		"reason", Terminated.String(), "duration", rec.sessionTime)
-	l.tracker.Close(Outcome{CallID: match.CallID, FromTag: match.FromTag, Kind: Terminated, Duration: rec.sessionTime})
 }
 
 // verifyingConn drops, with a log line naming the sender, every datagram

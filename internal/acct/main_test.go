@@ -81,16 +81,18 @@ func (f *fakeTracker) TrackedCalls() []Call {
 	return append([]Call(nil), f.calls...)
 }
 
-func (f *fakeTracker) Close(o Outcome) {
+func (f *fakeTracker) Close(o Outcome) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, c := range f.calls {
-		if c.CallID == o.CallID && c.FromTag == o.FromTag {
+		if c.CallID == o.CallID && (o.FromTag == "" || c.FromTag == o.FromTag) {
 			f.calls = append(f.calls[:i], f.calls[i+1:]...)
+			o.FromTag = c.FromTag
 			f.closed = append(f.closed, o)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // Closed returns the outcomes so far, sorted by Call-ID.

@@ -19,12 +19,12 @@ func (m *Manager) TrackedCalls() []acct.Call {
 // passed while we did not see it; end without a BYE and debit what
 // accounting measured. TimedOut: nobody sent a BYE; end the dialog and
 // debit until now. A call with another From tag is another call.
-func (m *Manager) Close(o acct.Outcome) {
+func (m *Manager) Close(o acct.Outcome) bool {
 	m.mu.Lock()
 	s := m.calls[o.CallID]
 	if s == nil || (o.FromTag != "" && s.FromTag != "" && o.FromTag != s.FromTag) {
 		m.mu.Unlock()
-		return
+		return false
 	}
 	var wait Wait
 	switch o.Kind {
@@ -42,8 +42,9 @@ func (m *Manager) Close(o acct.Outcome) {
 		wait = m.endLocked(s, m.now(), true, "accounting: media timeout")
 	default:
 		m.mu.Unlock()
-		return
+		return false
 	}
 	m.mu.Unlock()
 	m.waitLogged(wait, o.CallID)
+	return true
 }
