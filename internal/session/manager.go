@@ -214,7 +214,7 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 				s.Engine = ""
 			}
 		}
-		if s.Prepaid && s.Owed && s.Limit == 0 {
+		if mt.Kind == rating.Limited && mt.Seconds == 0 {
 			log.Info("init refused: no credit", "engine", engine)
 			m.release(engine, party, r, app)
 			return ReplyNoCredit
