@@ -554,6 +554,10 @@ func (m *Manager) Restore(sessions []*Session) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if len(m.calls) == 0 { // size the table once instead of growing it step by step
+		m.calls = make(map[string]*Session, len(sessions))
+		m.parties = make(map[string][]*Session, len(sessions))
+	}
 	expired := 0
 	for _, s := range sessions {
 		if old := m.calls[s.CallID]; old != nil {
