@@ -325,7 +325,7 @@ func (s *Spool) work(ctx context.Context, w *worker) {
 
 // attempt sends the debit at the head of w's queue once.
 func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
-	log := s.lg.With("callid", o.Debit.CallID, "engine", o.Engine, "id", o.ID)
+	log := s.lg.With("callid", o.Debit.CallID, "party", o.Debit.From, "to", o.Debit.To, "engine", o.Engine, "id", o.ID)
 	was := o.Attempted
 	o.Tries++
 	if !was {
@@ -340,6 +340,12 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 	reply, err := s.eng.DebitBalance(sctx, o.Engine, o.Debit)
 	cancel()
 	switch {
+	case errors.Is(err, rating.ErrInvalid):
+		// Values the engine's framing cannot carry: no retry can help.
+		// Init refuses such calls, so this is a bug or a damaged record.
+		n := s.finish(w, o, func(c *Counters) { c.Refused++ })
+		log.Error("debit: cannot be sent to the engine, dropped", "duration", o.Debit.Duration, "err", err, "waiting", n)
+		return done
 	case errors.Is(err, rating.ErrNotSent):
 		if !was {
 			o.Attempted = false
@@ -372,8 +378,7 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 		return done
 	case o.Debit.Force:
 		n := s.finish(w, o, func(c *Counters) { c.Refused++ })
-		log.Error("debit: engine refused even a forced debit, dropped", "duration", o.Debit.Duration,
-			"from", o.Debit.From, "to", o.Debit.To, "waiting", n)
+		log.Error("debit: engine refused even a forced debit, dropped", "duration", o.Debit.Duration, "waiting", n)
 		return done
 	case !was:
 		// Never reached the engine before, yet unknown to it (e.g.
