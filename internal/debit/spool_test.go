@@ -489,3 +489,20 @@ func FuzzDecode(f *testing.F) {
 		Restore(map[string][]byte{Key(o.ID): b}, quiet())
 	})
 }
+
+// invalidEngine refuses every debit as one its framing cannot carry.
+type invalidEngine struct{}
+
+func (invalidEngine) DebitBalance(context.Context, string, rating.Debit) (rating.DebitReply, error) {
+	return rating.DebitReply{}, fmt.Errorf("value with a space: %w", rating.ErrInvalid)
+}
+
+func TestInvalidDebitDroppedNotRetried(t *testing.T) {
+	r := start(t, t.TempDir(), invalidEngine{})
+	defer r.stop()
+	owe(t, r.spool, "e1", "bad")
+	waitFor(t, "the invalid debit dropped", func() bool { return r.spool.Waiting() == 0 })
+	if c := r.spool.Delivered(); c.Refused != 1 || c.Delivered != 0 || c.Retries != 0 {
+		t.Fatalf("counters %+v", c)
+	}
+}
