@@ -384,6 +384,16 @@ func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
 	if !reply.OK {
 		return
 	}
+	// The reply's limit covers only the sessions the engine counts. A
+	// forced debit means the engine did not know this call (it restarted
+	// and lost its sessions, or purged them): it does not count our other
+	// calls either. And 0 is also what it says when it counts none of
+	// them; when it does count them, 0 means they are due now, which
+	// their timers already say. Re-timing from either would cut every
+	// remaining call of the party at once.
+	if o.Debit.Force || reply.MaxSessionTime <= 0 {
+		return
+	}
 	m.mu.Lock()
 	remaining := false
 	for _, s := range m.parties[o.Debit.From] {

@@ -380,6 +380,41 @@ func TestDebitReplyRetimesRemainingCalls(t *testing.T) {
 	}
 }
 
+// A debit reply from an engine that does not count the party's remaining
+// calls (forced: it had lost this one too; or MaxSessionTime=0) must not
+// cut them: they keep the limit they have.
+func TestDebitReplyFromEngineThatLostSessionsKeepsLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		force bool
+		max   int
+	}{
+		{"forced debit", true, 1},
+		{"forced debit, none remain", true, 0},
+		{"plain debit, none remain", false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
+			f.m.Init(initReq("c1", "alice", "true"), time.Now())
+			f.m.Init(initReq("c2", "alice", "true"), time.Now())
+			f.m.Start("c1", "1:1", time.Now())
+			f.m.Start("c2", "1:2", time.Now())
+			f.m.Stop("c1")
+			d := f.j.owed()[0]
+			d.Debit.Force = tc.force
+			f.m.Debited(d, rating.DebitReply{OK: true, MaxSessionTime: tc.max})
+			select {
+			case tg := <-f.ch:
+				t.Fatalf("ended %+v", tg)
+			case <-time.After(1500 * time.Millisecond):
+			}
+			if s, ok := f.m.Get("c2"); !ok || s.Limit != 600 {
+				t.Fatalf("c2 after the reply: %+v, %v", s, ok)
+			}
+		})
+	}
+}
+
 func TestReinitForOtherDestinationReleasesOldRequest(t *testing.T) {
 	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
 	f.m.Init(initReq("c1", "alice", "true"), time.Now())
