@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -36,7 +37,16 @@ func main() {
 	timers := flag.Int("timers", 100_000, "timers: timers firing within one second")
 	saved := flag.Int("saved", 100_000, "restart: sessions saved before the start")
 	bin := flag.String("daemon", "build/callcontrold", "restart: the daemon binary")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			panic(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Printf("ccbench %s, GOMAXPROCS=%d, %s\n", time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), runtime.Version())
 	for _, w := range strings.Split(*what, ",") {
 		switch strings.TrimSpace(w) {
@@ -50,7 +60,7 @@ func main() {
 			benchRestart(*bin, *saved)
 		default:
 			fmt.Fprintln(os.Stderr, "unknown benchmark", w)
-			os.Exit(64)
+			return
 		}
 	}
 }
