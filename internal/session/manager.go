@@ -359,6 +359,12 @@ func (m *Manager) Retime(party, engine string, seconds int) {
 		if !s.Prepaid || !s.Owed || !s.InProgress() || s.Engine != engine {
 			continue
 		}
+		if !s.EndAt.IsZero() && !s.EndAt.After(now) {
+			// Due: its timer is about to end it with the party's other
+			// calls. A late answer (a debit reply rounded to whole
+			// seconds leaves a second of credit) must not move it.
+			continue
+		}
 		end := now.Add(time.Duration(seconds) * time.Second)
 		if s.Cap != NoLimit {
 			if capEnd := s.Answered.Add(time.Duration(s.Cap) * time.Second); end.After(capEnd) {

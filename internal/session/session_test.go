@@ -520,3 +520,22 @@ func TestAccountingClose(t *testing.T) {
 		t.Fatalf("debits %+v", d)
 	}
 }
+
+// A call whose end is due when a re-time arrives keeps its end: it goes
+// with the party's other calls that ended at the same moment.
+func TestRetimeLeavesDueCallsAlone(t *testing.T) {
+	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
+	f.m.Init(initReq("c1", "alice", "true"), time.Now())
+	f.m.Start("c1", "1:1", time.Now())
+	f.m.mu.Lock()
+	s := f.m.calls["c1"]
+	due := time.Now().Add(-time.Millisecond)
+	s.timer.Stop() // as if the timer were about to fire
+	s.EndAt = due
+	f.m.mu.Unlock()
+	f.m.Retime("sip:alice@example.com", "engine1", 1)
+	got, _ := f.m.Get("c1")
+	if !got.EndAt.Equal(due) {
+		t.Fatalf("a due call was moved from %v to %v", due, got.EndAt)
+	}
+}
