@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Throwaway MariaDB for tests: its own data directory, 127.0.0.1 only, no
-# grant tables (anyone may connect: never point this at real data).
+# Throwaway MariaDB for tests: its own data directory, reached only through
+# its Unix socket DIR/mysqld.sock (no TCP: parallel test packages cannot
+# collide on a port; PORT is kept for compatibility and unused), no grant
+# tables (anyone who can reach the socket may connect: never point this at
+# real data).
 #
 #   mariadb.sh init  DIR         create DIR/data if missing
 #   mariadb.sh run   DIR PORT    init, then exec mariadbd in the foreground
@@ -32,7 +35,7 @@ init() {
 args() {
 	set -- --no-defaults --datadir="$dir/data" --socket="$dir/mysqld.sock" \
 		--pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
-		--port="$1" --bind-address=127.0.0.1 --skip-grant-tables \
+		--port="$1" --skip-networking --skip-grant-tables \
 		--skip-log-bin --innodb-buffer-pool-size=16M --max-connections=50
 	if [ "$(id -u)" = 0 ]; then set -- "$@" --user=root; fi
 	mariadbd_args=("$@")

@@ -51,7 +51,9 @@ func run(args []string, stderr io.Writer) int {
 
 	if *noFork {
 		log := daemon.NewStderrLogger(stderr, *debug)
-		if err := daemon.Run(opts, log); err != nil {
+		err := daemon.Run(opts, log.Logger)
+		log.Close()
+		if err != nil {
 			fmt.Fprintln(stderr, "callcontrold:", err)
 			return 1
 		}
@@ -112,7 +114,8 @@ func runForked(opts daemon.Options, debug bool) int {
 		fmt.Fprint(ready, "ok")
 		ready.Close()
 	}
-	if err := daemon.Run(opts, log); err != nil {
+	defer log.Close()
+	if err := daemon.Run(opts, log.Logger); err != nil {
 		log.Error("callcontrold did not start", "err", err)
 		fmt.Fprint(ready, err)
 		return 1

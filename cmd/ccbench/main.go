@@ -6,6 +6,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/daemon"
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/session"
@@ -30,15 +32,29 @@ import (
 )
 
 func main() {
-	what := flag.String("run", "proxy,memory,timers,restart", "comma-separated: proxy, memory, timers, restart")
+	what := flag.String("run", "proxy,daemon,memory,timers,restart", "comma-separated: proxy, daemon, memory, timers, restart")
 	conns := flag.Int("conns", 32, "proxy: client connections")
 	dur := flag.Duration("duration", 5*time.Second, "proxy: how long each run lasts")
 	sessions := flag.Int("sessions", 1_000_000, "memory: sessions to hold")
 	timers := flag.Int("timers", 100_000, "timers: timers firing within one second")
 	saved := flag.Int("saved", 100_000, "restart: sessions saved before the start")
-	bin := flag.String("daemon", "build/callcontrold", "restart: the daemon binary")
+	bin := flag.String("daemon", "build/callcontrold", "daemon, restart: the daemon binary")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
+	serveNothing := flag.String("serve-nothing", "", "internal: serve the do-nothing server on `PATH` until killed")
+	target := flag.String("target", "", "load: the proxy socket of a running daemon")
+	senv := flag.String("server-env", "", "daemon: `VAR=value,...` for the server processes")
 	flag.Parse()
+	if *senv != "" {
+		serverEnv = strings.Split(*senv, ",")
+	}
+	if *serveNothing != "" {
+		ln, err := net.Listen("unix", *serveNothing)
+		if err != nil {
+			panic(err)
+		}
+		proxy.NewServer(ln, nothing{}, quiet, false).Serve()
+		return
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -52,6 +68,10 @@ func main() {
 		switch strings.TrimSpace(w) {
 		case "proxy":
 			benchProxy(*conns, *dur)
+		case "load":
+			fmt.Printf("\n== load: %s, %d connections, %s: %.0f cycles/s\n", *target, *conns, *dur, load(*target, *conns, *dur))
+		case "daemon":
+			benchDaemon(*bin, *conns, *dur)
 		case "memory":
 			benchMemory(*sessions)
 		case "timers":
@@ -67,6 +87,10 @@ func main() {
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// serverEnv is added to the environment of the server processes started
+// by the daemon benchmark (-server-env, e.g. GOMAXPROCS=1).
+var serverEnv []string
+
 // nothing answers every request "Ok": the do-nothing baseline.
 type nothing struct{}
 
@@ -81,6 +105,22 @@ func benchProxy(conns int, dur time.Duration) {
 	base := serveAndLoad(filepath.Join(dir, "nothing.sock"), nothing{}, conns, dur)
 	fmt.Printf("do-nothing server (same parser and socket):  %8.0f cycles/s\n", base)
 
+	{
+		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
+			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, sessiontest.NewEnder(), nopJournal{}, quiet)
+		got := serveAndLoad(filepath.Join(dir, "cc-nolog.sock"), session.Handler{M: m}, conns, dur)
+		m.Shutdown()
+		fmt.Printf("callcontrold, no state log (memory only):     %8.0f cycles/s  (%.0f%% of do-nothing)\n", got, 100*got/base)
+	}
+	{
+		lg := daemon.NewStderrLogger(io.Discard, false)
+		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
+			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, sessiontest.NewEnder(), nopJournal{}, lg.Logger)
+		got := serveAndLoad(filepath.Join(dir, "cc-logging.sock"), session.Handler{M: m}, conns, dur)
+		m.Shutdown()
+		lg.Close()
+		fmt.Printf("callcontrold, no state log, info logging:      %8.0f cycles/s  (%.0f%% of do-nothing)\n", got, 100*got/base)
+	}
 	for _, sync := range []bool{false, true} {
 		l, _, err := store.Open(filepath.Join(dir, fmt.Sprintf("state-%v", sync)), store.Options{NoSync: !sync}, quiet)
 		if err != nil {
@@ -116,6 +156,12 @@ func serveAndLoad(path string, h proxy.Handler, conns int, dur time.Duration) fl
 	srv := proxy.NewServer(ln, h, quiet, false)
 	go srv.Serve()
 	defer srv.Close()
+	return load(path, conns, dur)
+}
+
+// load runs conns clients doing init/start/stop cycles against the proxy
+// socket at path for dur; it returns the cycles per second.
+func load(path string, conns int, dur time.Duration) float64 {
 	var cycles atomic.Int64
 	var wg sync.WaitGroup
 	stop := time.Now().Add(dur)
@@ -287,5 +333,71 @@ func benchRestart(bin string, n int) {
 			return
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// benchDaemon loads the real callcontrold binary (logging every call at
+// info level to a file, as in production) and compares it with the
+// do-nothing server on the same kind of socket.
+func benchDaemon(bin string, conns int, dur time.Duration) {
+	fmt.Printf("\n== daemon: the callcontrold binary, init+start+stop cycles/s, %d connections, %s per run\n", conns, dur)
+	if _, err := os.Stat(bin); err != nil {
+		fmt.Println("skipped: build the daemon first (make build):", err)
+		return
+	}
+	dir, _ := os.MkdirTemp("", "ccbench-daemon")
+	defer os.RemoveAll(dir)
+	// The baseline runs in a process of its own too, like the daemon.
+	self, _ := os.Executable()
+	nothingSock := filepath.Join(dir, "nothing.sock")
+	srv := exec.Command(self, "-serve-nothing", nothingSock)
+	srv.Env = append(os.Environ(), serverEnv...)
+	if err := srv.Start(); err != nil {
+		panic(err)
+	}
+	waitSocket(nothingSock)
+	load(nothingSock, conns, dur/4) // warm up
+	base := load(nothingSock, conns, dur)
+	srv.Process.Kill()
+	srv.Wait()
+	fmt.Printf("do-nothing server process (same parser):      %8.0f cycles/s\n", base)
+	for _, sync := range []string{"no", "yes"} {
+		run := filepath.Join(dir, "run-"+sync)
+		os.MkdirAll(run, 0o755)
+		sock := filepath.Join(run, "socket")
+		os.WriteFile(filepath.Join(run, "config.ini"), []byte(fmt.Sprintf(
+			"[CallControl]\nsocket = %s\nlimit = 3600\nstate_dir = %s/state\nsync = %s\ngroup = nogroup\n[Kamailio]\nsocket_path = %s/kam.sock\n",
+			sock, run, sync, run)), 0o644)
+		logf, _ := os.Create(filepath.Join(run, "daemon.log"))
+		cmd := exec.Command(bin, "--no-fork", "--config-dir", run, "--runtime-dir", run)
+		cmd.Env = append(os.Environ(), serverEnv...)
+		cmd.Stderr = logf
+		if err := cmd.Start(); err != nil {
+			panic(err)
+		}
+		waitSocket(sock)
+		load(sock, conns, dur/4) // warm up
+		got := load(sock, conns, dur)
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		logf.Close()
+		lines := 0
+		if b, err := os.ReadFile(filepath.Join(run, "daemon.log")); err == nil {
+			lines = bytes.Count(b, []byte("\n"))
+		}
+		fmt.Printf("callcontrold, sync = %-3s (%7d log lines):   %8.0f cycles/s  (%.0f%% of do-nothing)\n", sync, lines, got, 100*got/base)
+	}
+}
+
+func waitSocket(path string) {
+	for i := 0; ; i++ {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return
+		}
+		if i > 3000 {
+			panic("nothing listens on " + path)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -26,6 +26,7 @@ type state struct {
 	restored map[string][]byte
 	debits   *debits
 	logger   *slog.Logger
+	noSync   bool
 
 	mu          sync.Mutex
 	lastCompact time.Time
@@ -37,7 +38,7 @@ func openState(dir string, noSync bool, log *slog.Logger) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
-	return &state{log: l, restored: restored, logger: log, lastCompact: time.Now()}, nil
+	return &state{log: l, restored: restored, logger: log, noSync: noSync, lastCompact: time.Now()}, nil
 }
 
 // restoredSessions decodes the sessions found at start; a record that
@@ -65,14 +66,17 @@ func (s *state) restoredSessions() []*session.Session {
 
 // Save implements session.Journal.
 func (s *state) Save(sess *session.Session) session.Wait {
-	return s.log.Apply(store.Put(sessionPrefix+sess.CallID, sess.Marshal())).Wait
+	return s.log.Stage(store.Put(sessionPrefix+sess.CallID, sess.Marshal())).Wait
 }
 
 // End implements session.Journal: the session's removal and its debit in
 // one batch; the debit is handed to the spool once that batch is durable.
 func (s *state) End(callID string, owed *session.Owed) session.Wait {
 	if owed == nil {
-		// Nothing is owed: the reply need not wait for the disk. A crash
+		if s.noSync { // written on the caller's goroutine: cheapest
+			return s.log.Stage(store.Delete(sessionPrefix + callID)).Wait
+		}
+		// Nothing is owed: the reply need not wait for an fsync. A crash
 		// before this write lands brings the ended call back at restart,
 		// where its timer, accounting or housekeeping ends it again, with
 		// no debit either way.

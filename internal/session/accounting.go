@@ -26,7 +26,7 @@ func (m *Manager) Close(o acct.Outcome) bool {
 		m.mu.Unlock()
 		return false
 	}
-	var wait Wait
+	var e ending
 	switch o.Kind {
 	case acct.Terminated:
 		m.removeLocked(s)
@@ -37,14 +37,14 @@ func (m *Manager) Close(o acct.Outcome) bool {
 		if s.Limit != NoLimit && s.InProgress() && duration > s.Limit {
 			duration = s.Limit
 		}
-		wait = m.finishLocked(s, duration, false, "accounting: terminated")
+		e = m.finishLocked(s, duration, false, "accounting: terminated")
 	case acct.TimedOut:
-		wait = m.endLocked(s, m.now(), true, "accounting: media timeout")
+		e = m.endLocked(s, m.now(), true, "accounting: media timeout")
 	default:
 		m.mu.Unlock()
 		return false
 	}
 	m.mu.Unlock()
-	m.waitLogged(wait, o.CallID)
+	m.finish(e)
 	return true
 }

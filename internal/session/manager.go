@@ -107,7 +107,7 @@ type InitRequest struct {
 // Init decides whether a call may proceed and for how long. It answers
 // before received plus the proxy's timeout, whatever the engine does.
 func (m *Manager) Init(r *InitRequest, received time.Time) string {
-	log := m.log.With("callid", r.CallID)
+	log := newCallLog(m.log, r.CallID)
 	if r.CallID == "" {
 		log.Warn("init refused: no callid")
 		return ReplyError
@@ -117,7 +117,7 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		log.Warn("init refused: no billing party", "from", r.From, "diverter", r.Diverter)
 		return ReplyError
 	}
-	log = log.With("party", party, "to", r.RURI)
+	log = log.with("party", party, "to", r.RURI)
 	callLimit, _ := strconv.Atoi(r.CallLimit)
 	token := r.CallToken
 	if token == "" {
@@ -287,7 +287,7 @@ func answerBy(received time.Time, proxyTimeout time.Duration) time.Time {
 // Start records that the call was answered and starts its clock. A
 // repeated start changes nothing.
 func (m *Manager) Start(callID, dialogID string, received time.Time) string {
-	log := m.log.With("callid", callID)
+	log := newCallLog(m.log, callID)
 	m.mu.Lock()
 	s := m.calls[callID]
 	if s == nil {
@@ -313,7 +313,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 		wait := m.journal.Save(s)
 		m.mu.Unlock()
 		m.waitLogged(wait, callID)
-		log.Info("call answered", "party", s.Party, "limit", s.Limit)
+		log.Debug("call answered", "party", s.Party, "limit", s.Limit)
 		return ReplyOk
 	}
 	// Prepaid: run the clock on the limit from init until the engine has
@@ -337,7 +337,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 	default:
 		log.Info("re-ask at start did not give a number; the call keeps its limit", "answer", mt.Kind)
 	}
-	log.Info("call answered", "party", party, "prepaid", true)
+	log.Debug("call answered", "party", party, "prepaid", true)
 	return ReplyOk
 }
 
@@ -422,9 +422,9 @@ func (m *Manager) Stop(callID string) string {
 		m.mu.Unlock()
 		return ReplyNotFound
 	}
-	wait := m.endLocked(s, m.now(), false, "stop")
+	e := m.endLocked(s, m.now(), false, "stop")
 	m.mu.Unlock()
-	m.waitLogged(wait, callID)
+	m.finish(e)
 	return ReplyOk
 }
 
@@ -437,9 +437,9 @@ func (m *Manager) Terminate(callID string) bool {
 		m.mu.Unlock()
 		return false
 	}
-	wait := m.endLocked(s, m.now(), true, "operator")
+	e := m.endLocked(s, m.now(), true, "operator")
 	m.mu.Unlock()
-	m.waitLogged(wait, callID)
+	m.finish(e)
 	return true
 }
 
@@ -456,13 +456,32 @@ func (m *Manager) expire(s *Session) {
 		m.mu.Unlock()
 		return
 	}
-	m.endLocked(s, s.EndAt, true, "time limit")
+	e := m.endLocked(s, s.EndAt, true, "time limit")
 	m.mu.Unlock()
+	m.finish(e)
+}
+
+// ending is a call ended under the lock; finish logs it and waits for its
+// journal write after the lock is released, so neither the log line's
+// formatting nor the disk holds up other calls.
+type ending struct {
+	s        *Session // removed from the table: no longer changed
+	wait     Wait
+	reason   string
+	duration int
+	bye      bool
+	debit    bool
+}
+
+func (m *Manager) finish(e ending) {
+	m.log.Info("call ended", "callid", e.s.CallID, "party", e.s.Party, "to", e.s.RURI, "reason", e.reason,
+		"duration", e.duration, "bye", e.bye, "debit", e.debit)
+	m.waitLogged(e.wait, e.s.CallID)
 }
 
 // endLocked removes s, asks the proxy to end its dialog when bye is set,
 // and owes its debit: the time from answer to end, capped at the limit.
-func (m *Manager) endLocked(s *Session, end time.Time, bye bool, reason string) Wait {
+func (m *Manager) endLocked(s *Session, end time.Time, bye bool, reason string) ending {
 	m.removeLocked(s)
 	duration := 0
 	if s.InProgress() {
@@ -477,17 +496,16 @@ func (m *Manager) endLocked(s *Session, end time.Time, bye bool, reason string) 
 	return m.finishLocked(s, duration, bye, reason)
 }
 
-func (m *Manager) finishLocked(s *Session, duration int, bye bool, reason string) Wait {
+func (m *Manager) finishLocked(s *Session, duration int, bye bool, reason string) ending {
 	var debit *Owed
 	if s.Owed {
 		debit = m.owed(s, duration)
 	}
-	if bye && s.InProgress() {
+	bye = bye && s.InProgress()
+	if bye {
 		m.ender.End(dialog.Target{CallID: s.CallID, Dialog: s.Dialog})
 	}
-	m.log.Info("call ended", "callid", s.CallID, "party", s.Party, "to", s.RURI, "reason", reason,
-		"duration", duration, "bye", bye && s.InProgress(), "debit", debit != nil)
-	return m.journal.End(s.CallID, debit)
+	return ending{s: s, wait: m.journal.End(s.CallID, debit), reason: reason, duration: duration, bye: bye, debit: debit != nil}
 }
 
 func (m *Manager) owed(s *Session, duration int) *Owed {
@@ -551,16 +569,20 @@ func (m *Manager) removeLocked(s *Session) {
 func (m *Manager) Housekeep() {
 	lim := m.Limits()
 	now := m.now()
+	var ended []ending
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	for _, s := range m.calls {
 		switch {
 		case !s.InProgress() && now.Sub(s.Created) >= lim.SetupTime:
 			m.removeLocked(s)
-			m.finishLocked(s, 0, false, "not answered within the setup time")
+			ended = append(ended, m.finishLocked(s, 0, false, "not answered within the setup time"))
 		case s.InProgress() && s.EndAt.IsZero() && now.Sub(s.Created) >= lim.StaleTimeout:
-			m.endLocked(s, now, true, "stale")
+			ended = append(ended, m.endLocked(s, now, true, "stale"))
 		}
+	}
+	m.mu.Unlock()
+	for _, e := range ended {
+		m.finish(e)
 	}
 }
 
@@ -568,8 +590,14 @@ func (m *Manager) Housekeep() {
 // their absolute end times, calls whose time passed ended at once.
 func (m *Manager) Restore(sessions []*Session) {
 	now := m.now()
+	var ended []ending
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer func() {
+		m.mu.Unlock()
+		for _, e := range ended {
+			m.finish(e)
+		}
+	}()
 	if len(m.calls) == 0 { // size the table once instead of growing it step by step
 		m.calls = make(map[string]*Session, len(sessions))
 		m.parties = make(map[string][]*Session, len(sessions))
@@ -582,7 +610,7 @@ func (m *Manager) Restore(sessions []*Session) {
 		m.addLocked(s)
 		if !s.EndAt.IsZero() {
 			if !s.EndAt.After(now) {
-				m.endLocked(s, s.EndAt, true, "time limit (passed while the daemon was down)")
+				ended = append(ended, m.endLocked(s, s.EndAt, true, "time limit (passed while the daemon was down)"))
 				expired++
 				continue
 			}

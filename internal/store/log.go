@@ -59,6 +59,7 @@ type Stats struct {
 type Commit struct {
 	done chan struct{}
 	err  error
+	log  *Log // set for commits a waiter may write itself (NoSync)
 }
 
 func newCommit() *Commit { return &Commit{done: make(chan struct{})} }
@@ -77,6 +78,25 @@ func failedCommit(err error) *Commit {
 // Wait returns once the batch is on disk (written, and fsync'd unless
 // NoSync), or the error that kept it from getting there.
 func (c *Commit) Wait() error {
+	// Without fsync a write is quick: a waiter writes what is queued
+	// itself when nobody else is writing, saving the hand-off to the
+	// writer goroutine and back on the proxy's path. Apply runs under its
+	// caller's locks; Wait does not, so the write happens outside them.
+	if l := c.log; l != nil {
+		select {
+		case <-c.done:
+		default:
+			if l.wmu.TryLock() {
+				for l.writeNext() {
+				}
+				l.wmu.Unlock()
+			} else {
+				// Someone is writing and may have looked at the queue
+				// before this batch joined it: make sure it is taken.
+				l.wakeWriter()
+			}
+		}
+	}
 	<-c.done
 	return c.err
 }
@@ -114,7 +134,10 @@ type Log struct {
 	rot  chan rotReq
 	done chan struct{}
 
-	// owned by the writer goroutine
+	// wmu is held by whoever writes groups or rotates: the writer
+	// goroutine, or with NoSync an Apply caller writing inline.
+	wmu sync.Mutex
+	// guarded by wmu
 	seg       *os.File
 	segSeq    uint64
 	segBroken bool
@@ -312,8 +335,34 @@ func syncDir(dir string) error {
 }
 
 // Apply queues ops as one atomic batch and returns at once; Wait on the
-// Commit for durability. Batches are written in the order Apply was called.
+// Commit for durability. Batches are written in the order Apply (or Stage)
+// was called.
 func (l *Log) Apply(ops ...Op) *Commit {
+	c := l.enqueue(ops)
+	l.wakeWriter()
+	return c
+}
+
+// Stage is Apply for a caller that will Wait on the commit: the writer
+// goroutine is not woken for it. With NoSync the waiter usually writes the
+// batch itself, which spares the proxy's path two thread wake-ups. A
+// staged batch nobody waits for is written only with later batches.
+func (l *Log) Stage(ops ...Op) *Commit {
+	c := l.enqueue(ops)
+	if !l.opts.NoSync {
+		l.wakeWriter()
+	}
+	return c
+}
+
+func (l *Log) wakeWriter() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Log) enqueue(ops []Op) *Commit {
 	if len(ops) == 0 {
 		return l.nop
 	}
@@ -327,6 +376,9 @@ func (l *Log) Apply(ops ...Op) *Commit {
 		g = l.queue[n-1]
 	} else {
 		g = &group{buf: l.spare[:0], c: newCommit()}
+		if l.opts.NoSync {
+			g.c.log = l
+		}
 		l.spare = nil
 		l.queue = append(l.queue, g)
 	}
@@ -345,11 +397,31 @@ func (l *Log) Apply(ops ...Op) *Commit {
 	g.batches++
 	c := g.c
 	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
 	return c
+}
+
+// writeNext writes the oldest queued group; false when none was queued.
+// The caller holds wmu.
+func (l *Log) writeNext() bool {
+	l.mu.Lock()
+	var g *group
+	if len(l.queue) > 0 {
+		g = l.queue[0]
+		l.queue[0] = nil
+		l.queue = l.queue[1:]
+	}
+	l.mu.Unlock()
+	if g == nil {
+		return false
+	}
+	l.write(g)
+	return true
+}
+
+func (l *Log) rotateLocked(r rotReq) {
+	l.wmu.Lock()
+	r.reply <- l.rotate()
+	l.wmu.Unlock()
 }
 
 func (l *Log) run() {
@@ -358,31 +430,27 @@ func (l *Log) run() {
 		select {
 		case <-l.wake:
 		case r := <-l.rot:
-			r.reply <- l.rotate()
+			l.rotateLocked(r)
 			continue
 		}
 		for {
 			select {
 			case r := <-l.rot: // a steady stream of groups must not starve Compact
-				r.reply <- l.rotate()
+				l.rotateLocked(r)
 			default:
 			}
-			l.mu.Lock()
-			var g *group
-			if len(l.queue) > 0 {
-				g = l.queue[0]
-				l.queue[0] = nil
-				l.queue = l.queue[1:]
-			}
-			closing := l.closed
-			l.mu.Unlock()
-			if g == nil {
+			l.wmu.Lock()
+			wrote := l.writeNext()
+			l.wmu.Unlock()
+			if !wrote {
+				l.mu.Lock()
+				closing := l.closed && len(l.queue) == 0
+				l.mu.Unlock()
 				if closing {
 					return
 				}
 				break
 			}
-			l.write(g)
 		}
 	}
 }
@@ -457,6 +525,8 @@ func (l *Log) Close() error {
 	<-l.done
 	l.compactMu.Lock() // let a running Compact finish with the directory
 	defer l.compactMu.Unlock()
+	l.wmu.Lock() // let a caller writing inline finish with the segment
+	defer l.wmu.Unlock()
 	var err error
 	if l.seg != nil {
 		if !l.opts.NoSync {

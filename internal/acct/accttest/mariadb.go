@@ -114,8 +114,10 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// Addr is host:port for DBConfig.Host.
-func (m *MariaDB) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.Port)) }
+// Addr is the server's Unix socket, for DBConfig.Host. The test servers
+// listen on no TCP port: test packages run in parallel, and a port freed
+// by one package's restart could be taken by another's server.
+func (m *MariaDB) Addr() string { return filepath.Join(m.Dir, "mysqld.sock") }
 
 // Start (re)starts the server on the same port and data directory.
 func (m *MariaDB) Start() error {
@@ -200,7 +202,7 @@ func (m *MariaDB) signal(s syscall.Signal) error {
 // Open connects as root to database dbname ("" for none).
 func (m *MariaDB) Open(dbname string) (*sql.DB, error) {
 	c := mysql.NewConfig()
-	c.User, c.Net, c.Addr, c.DBName = "root", "tcp", m.Addr(), dbname
+	c.User, c.Net, c.Addr, c.DBName = "root", "unix", m.Addr(), dbname
 	c.Timeout = 5 * time.Second
 	conn, err := mysql.NewConnector(c)
 	if err != nil {
