@@ -23,7 +23,7 @@ var ErrClosed = errors.New("rating: closed")
 type Options struct {
 	Timeout    time.Duration // per request when ctx has no deadline (500ms)
 	MinBackoff time.Duration // first wait after a failed connect (100ms)
-	MaxBackoff time.Duration // longest wait between connect attempts (5s)
+	MaxBackoff time.Duration // longest wait between connect attempts (1s)
 	MaxReply   int           // bytes; a longer reply drops the connection (64 KiB)
 }
 
@@ -35,7 +35,9 @@ func (o Options) withDefaults() Options {
 		o.MinBackoff = 100 * time.Millisecond
 	}
 	if o.MaxBackoff < o.MinBackoff {
-		o.MaxBackoff = 5 * time.Second
+		// A refused connect is cheap; waiting long after an outage
+		// refuses prepaid calls for that long once the engine is back.
+		o.MaxBackoff = time.Second
 		if o.MaxBackoff < o.MinBackoff {
 			o.MaxBackoff = o.MinBackoff
 		}
