@@ -139,6 +139,9 @@ type Log struct {
 	wmu sync.Mutex
 	// guarded by wmu
 	seg       *os.File
+	mm        []byte // NoSync: seg mapped shared; frames are copied in
+	mmOff     int    // bytes of mm in use
+	segSize   int    // what the next mapped segment reserves
 	segSeq    uint64
 	segBroken bool
 
@@ -199,7 +202,7 @@ func Open(dir string, opts Options, log *slog.Logger) (*Log, map[string][]byte, 
 	}
 	// Always write to a fresh segment: the last one may end in a torn frame,
 	// and appending after it would hide every later record from replay.
-	if err := l.newSegment(maxSeq + 1); err != nil {
+	if err := l.newSegment(maxSeq+1, 0); err != nil {
 		lockf.Close()
 		return nil, nil, err
 	}
@@ -244,7 +247,7 @@ func (l *Log) load() (map[string][]byte, uint64, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("store: %w", err)
 		}
-		if len(buf) == 0 || string(buf) == string(segMagic) {
+		if len(buf) == 0 || (len(buf) >= len(segMagic) && string(buf[:len(segMagic)]) == string(segMagic) && allZero(buf[len(segMagic):])) {
 			// Nothing in it (each start opens a fresh segment): drop it so
 			// restarts without a Compact do not pile up files.
 			if err := os.Remove(name); err != nil {
@@ -259,12 +262,23 @@ func (l *Log) load() (map[string][]byte, uint64, error) {
 		var n int
 		var rerr error
 		scratch, n, rerr = replayFrames(buf[len(segMagic):], scratch, live)
-		if rerr != nil {
+		// A mapped segment of a daemon that was killed ends in the zeros
+		// it had reserved: its end, not damage.
+		if rerr != nil && !allZero(buf[len(segMagic)+n:]) {
 			l.log.Warn("store: segment damaged, records after the damage are lost",
 				"file", name, "offset", len(segMagic)+n, "size", len(buf), "err", rerr)
 		}
 	}
 	return live, maxSeq, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // replayFrames applies frames from b to live until the end or the first bad
@@ -292,11 +306,24 @@ func replayFrames(b []byte, scratch []rawOp, live map[string][]byte) ([]rawOp, i
 	return scratch, off, nil
 }
 
+// A mapped segment reserves minSegment bytes, twice as much as the last
+// one each time one fills, up to maxSegment: a quiet daemon reserves
+// little, a busy one rotates seldom.
+const (
+	minSegment = 1 << 20
+	maxSegment = 64 << 20
+)
+
 // newSegment creates segment seq and makes its directory entry durable
-// before anything is acknowledged in it.
-func (l *Log) newSegment(seq uint64) error {
+// before anything is acknowledged in it. With NoSync the segment is
+// mapped (at least need bytes), falling back to writes if that fails.
+func (l *Log) newSegment(seq uint64, need int) error {
 	name := filepath.Join(l.dir, segName(seq))
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	flags := os.O_CREATE | os.O_EXCL | os.O_WRONLY | os.O_APPEND
+	if l.opts.NoSync {
+		flags = os.O_CREATE | os.O_EXCL | os.O_RDWR
+	}
+	f, err := os.OpenFile(name, flags, 0o600)
 	if err != nil {
 		return fmt.Errorf("store: new segment: %w", err)
 	}
@@ -310,16 +337,47 @@ func (l *Log) newSegment(seq uint64) error {
 		os.Remove(name)
 		return fmt.Errorf("store: new segment: %w", err)
 	}
-	if l.seg != nil {
-		if err := l.seg.Close(); err != nil {
-			l.log.Warn("store: closing segment", "err", err)
+	var mm []byte
+	if l.opts.NoSync {
+		if l.segSize == 0 {
+			l.segSize = minSegment
+		}
+		if mm, err = mapSegment(f, max(l.segSize, len(segMagic)+need)); err != nil {
+			l.log.Warn("store: cannot map the segment, writing it instead", "err", err)
+			f.Truncate(int64(len(segMagic))) // the file offset stays after the magic
 		}
 	}
+	l.finishSegment()
 	l.seg, l.segSeq, l.segBroken = f, seq, false
+	l.mm, l.mmOff = mm, len(segMagic)
 	l.statsMu.Lock()
 	l.stats.Segment = seq
 	l.statsMu.Unlock()
 	return nil
+}
+
+// finishSegment closes the current segment; a mapped one is unmapped and
+// trimmed to what it holds.
+func (l *Log) finishSegment() error {
+	if l.seg == nil {
+		return nil
+	}
+	var err error
+	if l.mm != nil {
+		err = unmapSegment(l.mm)
+		if terr := l.seg.Truncate(int64(l.mmOff)); err == nil {
+			err = terr
+		}
+		l.mm = nil
+	}
+	if cerr := l.seg.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		l.log.Warn("store: closing segment", "err", err)
+	}
+	l.seg = nil
+	return err
 }
 
 func syncDir(dir string) error {
@@ -456,7 +514,7 @@ func (l *Log) run() {
 }
 
 func (l *Log) rotate() rotResult {
-	if err := l.newSegment(l.segSeq + 1); err != nil {
+	if err := l.newSegment(l.segSeq+1, 0); err != nil {
 		return rotResult{err: err}
 	}
 	return rotResult{seq: l.segSeq}
@@ -467,11 +525,17 @@ func (l *Log) write(g *group) {
 	if l.segBroken {
 		// Never append after a failed write: a partial frame there would
 		// hide every later one from replay.
-		err = l.newSegment(l.segSeq + 1)
+		err = l.newSegment(l.segSeq+1, len(g.buf))
+	}
+	if err == nil && l.mm != nil && l.mmOff+len(g.buf) > len(l.mm) {
+		l.segSize = min(2*l.segSize, maxSegment)
+		err = l.newSegment(l.segSeq+1, len(g.buf)) // full: the next one
 	}
 	var lat time.Duration
 	synced := false
-	if err == nil {
+	if err == nil && l.mm != nil && l.mmOff+len(g.buf) <= len(l.mm) {
+		l.mmOff += copy(l.mm[l.mmOff:], g.buf)
+	} else if err == nil {
 		_, err = l.seg.Write(g.buf)
 		if err == nil && !l.opts.NoSync {
 			t0 := time.Now()
@@ -528,13 +592,11 @@ func (l *Log) Close() error {
 	l.wmu.Lock() // let a caller writing inline finish with the segment
 	defer l.wmu.Unlock()
 	var err error
-	if l.seg != nil {
-		if !l.opts.NoSync {
-			err = l.seg.Sync()
-		}
-		if cerr := l.seg.Close(); err == nil {
-			err = cerr
-		}
+	if l.seg != nil && !l.opts.NoSync {
+		err = l.seg.Sync()
+	}
+	if cerr := l.finishSegment(); err == nil {
+		err = cerr
 	}
 	if cerr := l.lockf.Close(); err == nil {
 		err = cerr

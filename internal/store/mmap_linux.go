@@ -1,0 +1,23 @@
+package store
+
+import (
+	"os"
+	"syscall"
+)
+
+// mapSegment reserves size bytes of disk for f and maps them shared, so a
+// frame copied in is in the page cache at once: it survives the process
+// being killed without a write system call. fallocate reserves the blocks
+// first: a full disk fails here, never later as SIGBUS on a page fault.
+func mapSegment(f *os.File, size int) ([]byte, error) {
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(size)); err != nil {
+		return nil, &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: err}
+	}
+	return b, nil
+}
+
+func unmapSegment(b []byte) error { return syscall.Munmap(b) }
