@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"log/slog"
+	"time"
 )
 
 // callLog adds a call's attributes to each line it logs. Unlike
@@ -24,10 +25,22 @@ func (c callLog) with(kv ...any) callLog {
 }
 
 func (c callLog) log(level slog.Level, msg string, kv []any) {
-	if !c.l.Enabled(context.Background(), level) {
+	logLine(c.l, level, msg, c.attrs, kv)
+}
+
+// logLine logs one record with the attributes of both lists. It builds
+// the record itself: slog.Logger would also capture the caller's program
+// counter, a stack walk per line that nothing here reads.
+func logLine(l *slog.Logger, level slog.Level, msg string, attrs, kv []any) {
+	ctx := context.Background()
+	h := l.Handler()
+	if !h.Enabled(ctx, level) {
 		return
 	}
-	c.l.Log(context.Background(), level, msg, append(c.attrs[:len(c.attrs):len(c.attrs)], kv...)...)
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.Add(attrs...)
+	r.Add(kv...)
+	h.Handle(ctx, r)
 }
 
 func (c callLog) Debug(msg string, kv ...any) { c.log(slog.LevelDebug, msg, kv) }

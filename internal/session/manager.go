@@ -474,8 +474,8 @@ type ending struct {
 }
 
 func (m *Manager) finish(e ending) {
-	m.log.Info("call ended", "callid", e.s.CallID, "party", e.s.Party, "to", e.s.RURI, "reason", e.reason,
-		"duration", e.duration, "bye", e.bye, "debit", e.debit)
+	logLine(m.log, slog.LevelInfo, "call ended", []any{"callid", e.s.CallID, "party", e.s.Party, "to", e.s.RURI},
+		[]any{"reason", e.reason, "duration", e.duration, "bye", e.bye, "debit", e.debit})
 	m.waitLogged(e.wait, e.s.CallID)
 }
 
