@@ -313,6 +313,9 @@ func benchRestart(bin string, n int) {
 		"[CallControl]\nsocket = %s\nlimit = 3600\nstate_dir = %s\ngroup = nogroup\n[Kamailio]\nsocket_path = %s/kam.sock\n",
 		sock, state, dir)), 0o644)
 	cmd := exec.Command(bin, "--no-fork", "--config-dir", dir, "--runtime-dir", dir)
+	if os.Getenv("CCBENCH_DAEMON_LOG") != "" {
+		cmd.Stderr = os.Stderr
+	}
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		panic(err)
