@@ -53,7 +53,8 @@ deb:
 	test/deb_test.sh
 
 bench: build
-	$(GO) run ./cmd/ccbench
+	$(GO) build -o $(BUILD)/ccbench ./cmd/ccbench
+	$(BUILD)/ccbench -daemon $(BUILD)/callcontrold
 
 clean:
 	rm -rf $(BUILD)
