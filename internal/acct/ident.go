@@ -30,8 +30,12 @@ func validIdent(s string, allowPercent bool) error {
 // quoteIdent quotes a validated identifier for MySQL.
 func quoteIdent(s string) string { return "`" + s + "`" }
 
-// tableName expands the strftime subset %Y %m %d %y %% of pattern for t.
-func tableName(pattern string, t time.Time) (string, error) {
+// TableName expands the strftime subset %Y %y %m %d %% of pattern for t
+// (the radacct tables are monthly: the poller reads this month's and last
+// month's) and checks that the result is a table name, optionally
+// database.table. The config package validates [RadiusDatabase] table
+// with it, so what loads is what the poller can use.
+func TableName(pattern string, t time.Time) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(pattern); i++ {
 		c := pattern[i]
@@ -59,10 +63,28 @@ func tableName(pattern string, t time.Time) (string, error) {
 		}
 	}
 	name := b.String()
-	if len(name) > maxIdent {
-		return "", fmt.Errorf("table name %q longer than %d", name, maxIdent)
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 {
+		return "", fmt.Errorf("table name %q: at most database.table", name)
+	}
+	for _, p := range parts {
+		if err := validIdent(p, false); err != nil {
+			return "", fmt.Errorf("table name: %w", err)
+		}
+		if len(p) > maxIdent {
+			return "", fmt.Errorf("table name %q longer than %d", p, maxIdent)
+		}
 	}
 	return name, nil
+}
+
+// quoteTable quotes a TableName result, database.table included.
+func quoteTable(name string) string {
+	db, table, ok := strings.Cut(name, ".")
+	if !ok {
+		return quoteIdent(name)
+	}
+	return quoteIdent(db) + "." + quoteIdent(table)
 }
 
 // lastMonth returns a time in the month before t's (AddDate(0,-1,0) on the

@@ -65,10 +65,7 @@ func (c *DBConfig) setDefaults() {
 }
 
 func (c *DBConfig) validate() error {
-	if err := validIdent(c.Table, true); err != nil {
-		return fmt.Errorf("table: %w", err)
-	}
-	if _, err := tableName(c.Table, time.Now()); err != nil {
+	if _, err := TableName(c.Table, time.Now()); err != nil {
 		return err
 	}
 	if c.Database == "" {
@@ -278,7 +275,7 @@ func (p *Poller) tables() ([]string, error) {
 	now := p.now()
 	var out []string
 	for _, t := range []time.Time{now, lastMonth(now)} {
-		name, err := tableName(p.cfg.Table, t)
+		name, err := TableName(p.cfg.Table, t)
 		if err != nil {
 			return nil, err
 		}
@@ -294,7 +291,7 @@ func (p *Poller) query(ctx context.Context, table string, ids []string) ([]row, 
 	defer cancel()
 	var q strings.Builder
 	q.WriteString(p.selects)
-	q.WriteString(quoteIdent(table))
+	q.WriteString(quoteTable(table))
 	q.WriteString(" WHERE ")
 	q.WriteString(quoteIdent(p.cfg.Columns.SessionID))
 	q.WriteString(" IN (")

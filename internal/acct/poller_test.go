@@ -21,15 +21,17 @@ func TestTableName(t *testing.T) {
 		{"radacct%Y%m", "radacct202603", false},
 		{"radacct_%y_%m_%d", "radacct_26_03_07", false},
 		{"radacct", "radacct", false},
-		{"acct%%%Y", "acct%2026", false},
+		{"radius.radacct%Y%m", "radius.radacct202603", false},
+		{"a.b.c", "", true},
+		{"acct%%%Y", "", true}, // % is no table name character
 		{"radacct%H", "", true},
 		{"radacct%", "", true},
 		{strings.Repeat("a", 61) + "%Y", "", true},
 	}
 	for _, tt := range tests {
-		got, err := tableName(tt.pattern, at)
+		got, err := TableName(tt.pattern, at)
 		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("tableName(%q) = %q, %v; want %q, err %v", tt.pattern, got, err, tt.want, tt.wantErr)
+			t.Errorf("TableName(%q) = %q, %v; want %q, err %v", tt.pattern, got, err, tt.want, tt.wantErr)
 		}
 	}
 }

@@ -337,25 +337,6 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-func TestTableName(t *testing.T) {
-	tests := []struct {
-		pattern string
-		at      time.Time
-		want    string
-	}{
-		{"radacct%Y%m", time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC), "radacct202611"},
-		{"radacct%Y%m", time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), "radacct202701"},
-		{"acc_%y_%m_%d_%H_%j", time.Date(2026, 2, 3, 4, 0, 0, 0, time.UTC), "acc_26_02_03_04_034"},
-		{"radacct", time.Date(2026, 2, 3, 4, 0, 0, 0, time.UTC), "radacct"},
-	}
-	for _, tt := range tests {
-		r := RadiusDatabase{Table: tt.pattern}
-		if got := r.TableName(tt.at); got != tt.want {
-			t.Errorf("%q at %v = %q, want %q", tt.pattern, tt.at, got, tt.want)
-		}
-	}
-}
-
 func TestMissingFile(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "config.ini")

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/callcontrol/callcontrol/internal/acct"
+
 	"fmt"
 	"math"
 	"net"
@@ -467,70 +469,15 @@ func ParseAddresses(v string, defaultPort int) ([]string, error) {
 
 // ParseTablePattern reads a radacct table pattern. Files written for the
 // original doubled the % (its parser interpolated values): both radacct%Y%m
-// and radacct%%Y%%m mean the same. The result must expand to a table name
-// (optionally database.table), since it goes into SQL text.
+// and radacct%%Y%%m mean the same. It must expand to a table name the
+// accounting poller can use (see acct.TableName), since it goes into SQL
+// text.
 func ParseTablePattern(v string) (string, error) {
 	v = strings.ReplaceAll(strings.TrimSpace(v), "%%", "%")
-	bad := fmt.Errorf("must be a table name, with strftime %%Y %%y %%m %%d %%j %%H allowed (written %% or %%%%)")
-	if v == "" {
-		return "", bad
-	}
-	// Expanding with any date shows whether the literal parts are sound.
-	if !isTableName(expandTable(v, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))) {
-		return "", bad
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] == '%' {
-			if i+1 >= len(v) || !strings.ContainsRune("YymdjH", rune(v[i+1])) {
-				return "", bad
-			}
-			i++
-		}
+	if _, err := acct.TableName(v, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		return "", fmt.Errorf("must be a table name (or database.table), with strftime %%Y %%y %%m %%d allowed (written %% or %%%%): %v", err)
 	}
 	return v, nil
-}
-
-// TableName expands the Table pattern for the month of t (use t's zone as
-// the proxy's accounting does: usually local time).
-func (r RadiusDatabase) TableName(t time.Time) string {
-	return expandTable(r.Table, t)
-}
-
-func expandTable(pattern string, t time.Time) string {
-	var b strings.Builder
-	for i := 0; i < len(pattern); i++ {
-		if pattern[i] != '%' || i+1 >= len(pattern) {
-			b.WriteByte(pattern[i])
-			continue
-		}
-		i++
-		switch pattern[i] {
-		case 'Y':
-			fmt.Fprintf(&b, "%04d", t.Year())
-		case 'y':
-			fmt.Fprintf(&b, "%02d", t.Year()%100)
-		case 'm':
-			fmt.Fprintf(&b, "%02d", int(t.Month()))
-		case 'd':
-			fmt.Fprintf(&b, "%02d", t.Day())
-		case 'j':
-			fmt.Fprintf(&b, "%03d", t.YearDay())
-		case 'H':
-			fmt.Fprintf(&b, "%02d", t.Hour())
-		default:
-			b.WriteByte('%')
-			b.WriteByte(pattern[i])
-		}
-	}
-	return b.String()
-}
-
-func isTableName(s string) bool {
-	db, table, found := strings.Cut(s, ".")
-	if !found {
-		return isIdentifier(s)
-	}
-	return isIdentifier(db) && isIdentifier(table)
 }
 
 // isIdentifier accepts what MySQL takes unquoted, minus the exotic: a name
