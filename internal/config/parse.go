@@ -1,8 +1,6 @@
 package config
 
 import (
-	"github.com/callcontrol/callcontrol/internal/acct"
-
 	"fmt"
 	"math"
 	"net"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/ini.v1"
+
+	"github.com/callcontrol/callcontrol/internal/acct"
 )
 
 // option is one known option; aliases are other accepted spellings (the
