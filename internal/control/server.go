@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/callcontrol/callcontrol/internal/unixsock"
 )
 
 const (
@@ -68,8 +70,11 @@ func NewServer(path string, group string, backend Backend, log *slog.Logger) (*S
 			s.group, s.gid = group, gid
 		}
 	}
-	if err := removeStale(path); err != nil {
-		return nil, err
+	if err := unixsock.Reclaim(path); err != nil {
+		if errors.Is(err, unixsock.ErrInUse) {
+			return nil, fmt.Errorf("control: %w (is another callcontrold running?)", err)
+		}
+		return nil, fmt.Errorf("control: %w", err)
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -90,28 +95,6 @@ func NewServer(path string, group string, backend Backend, log *slog.Logger) (*S
 	}
 	s.ln = ln
 	return s, nil
-}
-
-// removeStale removes a socket file nobody listens on any more.
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("control: %w", err)
-	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("control: %s exists and is not a socket", path)
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return fmt.Errorf("control: %s is in use by another process (is another callcontrold running?)", path)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("control: remove stale socket: %w", err)
-	}
-	return nil
 }
 
 // Path is the socket's path.

@@ -9,7 +9,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"time"
+
+	"github.com/callcontrol/callcontrol/internal/unixsock"
 )
 
 // listenProxySocket opens the proxy socket. A socket another daemon is
@@ -19,8 +20,11 @@ func listenProxySocket(path, group string, log *slog.Logger) (net.Listener, erro
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("proxy socket %s: %w", path, err)
 	}
-	if err := refuseIfServed(path); err != nil {
-		return nil, err
+	if err := unixsock.Reclaim(path); err != nil {
+		if errors.Is(err, unixsock.ErrInUse) {
+			return nil, fmt.Errorf("socket %s is in use by another running callcontrold; stop it first (or set another [CallControl] socket)", path)
+		}
+		return nil, fmt.Errorf("proxy socket: %w", err)
 	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -48,28 +52,4 @@ func listenProxySocket(path, group string, log *slog.Logger) (net.Listener, erro
 		return nil, fmt.Errorf("proxy socket %s: %w", path, err)
 	}
 	return ln, nil
-}
-
-// refuseIfServed fails when a live server answers on path, and removes a
-// stale socket file.
-func refuseIfServed(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("socket %s: %w", path, err)
-	}
-	if fi.Mode().Type() != os.ModeSocket {
-		return fmt.Errorf("socket %s: exists and is not a socket; refusing to replace it", path)
-	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("socket %s is in use by another running callcontrold; stop it first (or set another [CallControl] socket)", path)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("stale socket %s: %w", path, err)
-	}
-	return nil
 }
