@@ -232,6 +232,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	if o.CheckInterval != n.CheckInterval {
 		changed = append(changed, "[CallControl] check_interval")
 	}
+	if old.CDRTool.Enabled() != cfg.CDRTool.Enabled() {
+		changed = append(changed, "[CDRTool] address (turning rating on or off)")
+	}
 	if old.Proxy != cfg.Proxy {
 		changed = append(changed, "[OpenSIPS]/[Kamailio]")
 	}

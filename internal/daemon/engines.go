@@ -20,21 +20,22 @@ const debitTimeout = 5 * time.Second
 type engines struct {
 	pool    *rating.Pool // nil: no engine configured, every call postpaid
 	timeout atomic.Int64 // time.Duration
+	log     *slog.Logger
 }
 
 func newEngines(cfg *config.Config, log *slog.Logger) *engines {
-	e := &engines{}
+	e := &engines{log: log}
 	if cfg.CDRTool.Enabled() {
 		e.pool = rating.NewPool(cfg.CDRTool.Addresses, rating.Options{Timeout: cfg.CDRTool.Timeout}, log)
 	}
-	e.setTimeout(cfg, log)
+	e.setTimeout(cfg)
 	return e
 }
 
-func (e *engines) setTimeout(cfg *config.Config, log *slog.Logger) {
+func (e *engines) setTimeout(cfg *config.Config) {
 	t := cfg.CDRTool.Timeout
 	if max := cfg.CallControl.ProxyTimeout * 4 / 5; e.pool != nil && t > max {
-		log.Warn("[CDRTool] timeout is not under [CallControl] proxy_timeout: capped so the proxy is answered in time",
+		e.log.Warn("[CDRTool] timeout is not under [CallControl] proxy_timeout: capped so the proxy is answered in time",
 			"timeout", t, "capped_to", max)
 		t = max
 	}
@@ -79,7 +80,7 @@ func (e *engines) reload(cfg *config.Config) {
 	if e.pool != nil {
 		e.pool.SetAddrs(cfg.CDRTool.Addresses)
 	}
-	e.setTimeout(cfg, slog.New(slog.DiscardHandler))
+	e.setTimeout(cfg)
 }
 
 func (e *engines) close() {

@@ -30,8 +30,10 @@ func (h Handler) Handle(r *proxy.Request, received time.Time) string {
 		}
 		return h.M.Stop(r.CallID)
 	case "terminate":
+		// An operator command: its reply ends with an empty line, like
+		// debug's (the server adds the last "\r\n").
 		if h.M.Terminate(r.CallID) {
-			return ReplyOk
+			return ReplyOk + "\r\n"
 		}
 		return fmt.Sprintf("Call id %s does not exist\r\n", r.CallID)
 	case "debug":
