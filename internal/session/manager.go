@@ -306,7 +306,9 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 	} else {
 		log.Warn("start with an unusable dialogid: the call can be ended by Call-ID only", "dialogid", dialogID)
 	}
-	if !s.Prepaid || !s.Owed {
+	// Without a rating engine (a prepaid call restored by a daemon now
+	// configured without one) the call keeps the limit it was given.
+	if !s.Prepaid || !s.Owed || m.rater == nil {
 		if s.Limit != NoLimit {
 			m.setEndLocked(s, now.Add(time.Duration(s.Limit)*time.Second))
 		}

@@ -539,3 +539,20 @@ func TestRetimeLeavesDueCallsAlone(t *testing.T) {
 		t.Fatalf("a due call was moved from %v to %v", due, got.EndAt)
 	}
 }
+
+// A prepaid call restored by a daemon now configured without an engine
+// starts on the limit it was given (and its debit stays owed).
+func TestRestoredPrepaidCallWithoutEngine(t *testing.T) {
+	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, nil)
+	f.m.Restore([]*Session{{CallID: "p", Party: "sip:a@b", Engine: "e1", Prepaid: true, Owed: true,
+		Limit: 1, Cap: NoLimit, Created: time.Now()}})
+	if got := f.m.Start("p", "1:2", time.Now()); got != ReplyOk {
+		t.Fatal(got)
+	}
+	if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "p" {
+		t.Fatalf("%+v", tg)
+	}
+	if d := f.j.owed(); len(d) != 1 || d[0].Engine != "e1" || d[0].Debit.Duration != 1 {
+		t.Fatalf("debits %+v", d)
+	}
+}
