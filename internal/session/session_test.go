@@ -552,6 +552,10 @@ func TestRestoredPrepaidCallWithoutEngine(t *testing.T) {
 	if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "p" {
 		t.Fatalf("%+v", tg)
 	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(f.j.owed()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // the debit is journaled just after the BYE is asked for
+	}
 	if d := f.j.owed(); len(d) != 1 || d[0].Engine != "e1" || d[0].Debit.Duration != 1 {
 		t.Fatalf("debits %+v", d)
 	}
