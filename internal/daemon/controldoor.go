@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -18,7 +19,7 @@ func startControl(d *Daemon) (*controlDoor, error) {
 	cc := d.cfg.CallControl
 	srv, err := control.NewServer(cc.ControlSocket, cc.ControlGroup, backend{d}, d.log)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("[CallControl] control_socket = %q: %w", cc.ControlSocket, err)
 	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); srv.Serve() }()

@@ -213,3 +213,15 @@ func TestPrepaidCallDebitedOnce(t *testing.T) {
 		t.Fatalf("requests %q", eng.Requests())
 	}
 }
+
+func TestUnusableSocketPathNamesTheOption(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "file")
+	os.WriteFile(blocker, []byte("x"), 0o644)
+	cfg := fmt.Sprintf("[CallControl]\nsocket = %s/sub/socket\nstate_dir = %s/state\n", blocker, dir)
+	os.WriteFile(filepath.Join(dir, "config.ini"), []byte(cfg), 0o644)
+	_, err := Start(Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run")}, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "[CallControl] socket = ") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -18,17 +18,17 @@ import (
 // A stale socket file (nobody listening) is replaced.
 func listenProxySocket(path, group string, log *slog.Logger) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("proxy socket %s: %w", path, err)
+		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
 	}
 	if err := unixsock.Reclaim(path); err != nil {
 		if errors.Is(err, unixsock.ErrInUse) {
 			return nil, fmt.Errorf("socket %s is in use by another running callcontrold; stop it first (or set another [CallControl] socket)", path)
 		}
-		return nil, fmt.Errorf("proxy socket: %w", err)
+		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
 	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("proxy socket %s: %w", path, err)
+		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(true)
 	mode := os.FileMode(0o660)
@@ -49,7 +49,7 @@ func listenProxySocket(path, group string, log *slog.Logger) (net.Listener, erro
 	}
 	if err := os.Chmod(path, mode); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("proxy socket %s: %w", path, err)
+		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
 	}
 	return ln, nil
 }
