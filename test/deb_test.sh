@@ -24,8 +24,9 @@ if dpkg-query -W -f='${Status}' callcontrol 2>/dev/null | grep -q installed; the
 fi
 
 tmp=$(mktemp -d /tmp/deb_test.XXXXXX)
-syslog_pid=
-own_devlog=
+out=$tmp/out
+# shellcheck source=test/lib.sh
+. "$(dirname "$0")/lib.sh"
 installed=
 
 cleanup() {
@@ -33,58 +34,10 @@ cleanup() {
 		/etc/init.d/callcontrol stop >/dev/null 2>&1 || true
 		dpkg --purge callcontrol >/dev/null 2>&1 || true
 	fi
-	if [ -n "$syslog_pid" ]; then
-		kill "$syslog_pid" 2>/dev/null || true
-		wait "$syslog_pid" 2>/dev/null || true
-	fi
-	if [ -n "$own_devlog" ]; then
-		rm -f /dev/log
-	fi
+	stop_fake_syslog
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-passed=0
-failed=0
-out=$tmp/out
-
-check() {
-	local want=$1 desc=$2 got
-	shift 2
-	"$@" >"$out" 2>&1
-	got=$?
-	if [ "$got" -eq "$want" ]; then
-		passed=$((passed + 1))
-		echo "ok   $desc"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $desc: exit $got, want $want; output:"
-		tail -40 "$out" | sed 's/^/     /'
-	fi
-}
-
-contains() {
-	if grep -q -- "$2" "$out"; then
-		passed=$((passed + 1))
-		echo "ok   $1"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $1: output lacks '$2':"
-		sed 's/^/     /' "$out"
-	fi
-}
-
-truth() {
-	local desc=$1
-	shift
-	if "$@"; then
-		passed=$((passed + 1))
-		echo "ok   $desc"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $desc"
-	fi
-}
 
 # Build from a copy of the work tree: dpkg-buildpackage writes the .deb in
 # the parent directory and build files under debian/.
@@ -105,22 +58,7 @@ deb=$(ls "$tmp"/callcontrol_*.deb)
 check 0 "lintian: no errors" lintian --fail-on error "$deb"
 grep -E '^[EW]:' "$out" | sed 's/^/     /'
 
-# The forked daemon logs to syslog and does not start without one; a
-# container has none: stand in for it.
-if [ ! -S /dev/log ]; then
-	own_devlog=1
-	python3 -c '
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("/dev/log")
-os.chmod("/dev/log", 0o666)
-with open(sys.argv[1], "ab", buffering=0) as out:
-    while True:
-        out.write(s.recv(65536).rstrip(b"\0\n") + b"\n")
-' "$tmp/syslog" &
-	syslog_pid=$!
-	for _ in $(seq 50); do [ -S /dev/log ] && break; sleep 0.1; done
-fi
+fake_syslog "$tmp/syslog"
 
 installed=1
 check 0 "dpkg -i" dpkg -i "$deb"

@@ -11,20 +11,15 @@ set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d /tmp/initd_test.XXXXXX)
-syslog_pid=
-own_devlog=
+out=$tmp/out
+# shellcheck source=test/lib.sh
+. "$root/test/lib.sh"
 
 cleanup() {
 	if [ -s "$tmp/run/callcontrold.pid" ]; then
 		kill "$(cat "$tmp/run/callcontrold.pid")" 2>/dev/null || true
 	fi
-	if [ -n "$syslog_pid" ]; then
-		kill "$syslog_pid" 2>/dev/null || true
-		wait "$syslog_pid" 2>/dev/null || true
-	fi
-	if [ -n "$own_devlog" ]; then
-		rm -f /dev/log
-	fi
+	stop_fake_syslog
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -38,25 +33,8 @@ for b in callcontrold callcontrol; do
 	[ -x "$build/$b" ] || { echo "initd_test: $build/$b not found (run make build)"; exit 1; }
 done
 
-# The forked daemon logs to syslog and will not start without it. A bare
-# machine or container has no syslog daemon: stand in for one, and keep the
-# lines to check them.
 syslog=$tmp/syslog
-touch "$syslog"
-if [ ! -S /dev/log ]; then
-	own_devlog=1
-	python3 -c '
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("/dev/log")
-os.chmod("/dev/log", 0o666)
-with open(sys.argv[1], "ab", buffering=0) as out:
-    while True:
-        out.write(s.recv(65536).rstrip(b"\0\n") + b"\n")
-' "$syslog" &
-	syslog_pid=$!
-	for _ in $(seq 50); do [ -S /dev/log ] && break; sleep 0.1; done
-fi
+fake_syslog "$syslog"
 
 mkdir -p "$tmp/etc" "$tmp/state"
 cat >"$tmp/etc/config.ini" <<INI
@@ -67,51 +45,6 @@ INI
 export DAEMON=$build/callcontrold CLI=$build/callcontrol RUNDIR=$tmp/run CONFDIR=$tmp/etc \
 	PIDFILE=$tmp/run/callcontrold.pid DEFAULTS=/dev/null
 script=$root/init.d/callcontrol
-
-passed=0
-failed=0
-out=$tmp/out
-
-# check WANT-STATUS DESCRIPTION COMMAND...: run, compare the exit status.
-check() {
-	local want=$1 desc=$2 got
-	shift 2
-	"$@" >"$out" 2>&1
-	got=$?
-	if [ "$got" -eq "$want" ]; then
-		passed=$((passed + 1))
-		echo "ok   $desc"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $desc: exit $got, want $want; output:"
-		sed 's/^/     /' "$out"
-	fi
-}
-
-# contains DESCRIPTION PATTERN: the last command's output matches.
-contains() {
-	if grep -q -- "$2" "$out"; then
-		passed=$((passed + 1))
-		echo "ok   $1"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $1: output lacks '$2':"
-		sed 's/^/     /' "$out"
-	fi
-}
-
-# truth DESCRIPTION COMMAND...: the command succeeds.
-truth() {
-	local desc=$1
-	shift
-	if "$@"; then
-		passed=$((passed + 1))
-		echo "ok   $desc"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $desc"
-	fi
-}
 
 alive() { [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
