@@ -116,7 +116,9 @@ func (d *Daemon) start() (err error) {
 	if err = d.state.startDebits(d.engines, d.sessions, log); err != nil {
 		return err
 	}
-	d.sessions.Restore(d.state.restoredSessions())
+	sessions, asked := d.state.restoredSessions()
+	d.sessions.Restore(sessions)
+	d.sessions.ReleaseAsked(asked)
 
 	d.proxySrv = proxy.NewServer(d.proxyLn, session.Handler{M: d.sessions}, log, opts.Debug)
 	d.wg.Add(1)

@@ -16,6 +16,7 @@ import (
 	"github.com/callcontrol/callcontrol/internal/control"
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
+	"github.com/callcontrol/callcontrol/internal/store"
 )
 
 type env struct {
@@ -223,5 +224,51 @@ func TestUnusableSocketPathNamesTheOption(t *testing.T) {
 	_, err := Start(Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run")}, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "[CallControl] socket = ") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A daemon killed between asking the engine and answering the proxy left
+// an asked mark: the next start releases the engine's session (0 s).
+func TestAskedMarkReleasedAtStart(t *testing.T) {
+	eng := ratingtest.New(t)
+	eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 1})
+	eng.SetRate("0031", ratingtest.PerMinute(0.10))
+	e := newEnv(t, "", "[CDRTool]\naddress = "+eng.Addr()+"\ntimeout = 300\n")
+	// The engine counts a session for "lost" (asked before the crash).
+	c := e.call(initReq("lost", "alice"))
+	if c != "Limited" {
+		t.Fatal(c)
+	}
+	e.d.Stop()
+	e.d = nil
+	// Turn the saved session back into the mark the crash would have left.
+	l, live, err := store.Open(filepath.Join(e.dir, "state"), store.Options{NoSync: true}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := live["s/lost"]
+	if rec == nil {
+		t.Fatal("no saved session")
+	}
+	if err := l.Apply(store.Delete("s/lost"), store.Put("a/lost", rec)).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	e.start()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(eng.Debited("lost")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := eng.Debited("lost"); len(d) != 1 || d[0] != 0 {
+		t.Fatalf("debited %v, want one 0 s release (engine saw %q)", d, eng.Requests())
+	}
+	if _, err := e.ctl().Session("lost"); err == nil {
+		t.Fatal("the mark became a session")
+	}
+	// Released once: a restart does not release it again.
+	e.restart()
+	time.Sleep(300 * time.Millisecond)
+	if d := eng.Debited("lost"); len(d) != 1 {
+		t.Fatalf("released twice: %v", d)
 	}
 }

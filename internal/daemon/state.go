@@ -13,6 +13,7 @@ import (
 
 const (
 	sessionPrefix = "s/"
+	askedPrefix   = "a/" // engine asked at init, answer not yet settled
 	// compactEvery bounds how much log a restart replays.
 	compactBytes = 64 << 20
 	compactEvery = 10 * time.Minute
@@ -31,6 +32,11 @@ type state struct {
 	mu          sync.Mutex
 	lastCompact time.Time
 	bytesAt     uint64
+
+	// asked holds the marks of engine questions in flight, for Compact's
+	// snapshot: the log alone would lose one staged before a rotation.
+	askMu sync.Mutex
+	asked map[string][]byte
 }
 
 func openState(dir string, noSync bool, log *slog.Logger) (*state, error) {
@@ -38,16 +44,23 @@ func openState(dir string, noSync bool, log *slog.Logger) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
-	return &state{log: l, restored: restored, logger: log, noSync: noSync, lastCompact: time.Now()}, nil
+	return &state{log: l, restored: restored, logger: log, noSync: noSync, lastCompact: time.Now(),
+		asked: make(map[string][]byte)}, nil
 }
 
-// restoredSessions decodes the sessions found at start; a record that
-// does not decode is reported and skipped.
-func (s *state) restoredSessions() []*session.Session {
-	var out []*session.Session
+// restored decodes what was found at start: the sessions, and the engine
+// questions whose answer never settled. A record that does not decode is
+// reported and skipped.
+func (s *state) restoredSessions() (sessions, asked []*session.Session) {
 	bad := 0
 	for k, v := range s.restored {
-		if !strings.HasPrefix(k, sessionPrefix) {
+		var dst *[]*session.Session
+		switch {
+		case strings.HasPrefix(k, sessionPrefix):
+			dst = &sessions
+		case strings.HasPrefix(k, askedPrefix):
+			dst = &asked
+		default:
 			continue
 		}
 		sess, err := session.Unmarshal(v)
@@ -55,35 +68,67 @@ func (s *state) restoredSessions() []*session.Session {
 			bad++
 			continue
 		}
-		out = append(out, sess)
+		*dst = append(*dst, sess)
 	}
 	if bad > 0 {
-		s.logger.Error("state: some saved sessions could not be read and are lost", "unreadable", bad, "restored", len(out))
+		s.logger.Error("state: some saved sessions could not be read and are lost", "unreadable", bad, "restored", len(sessions))
 	}
 	s.restored = nil
-	return out
+	return sessions, asked
+}
+
+// Asked implements session.Journal.
+func (s *state) Asked(sess *session.Session) session.Wait {
+	rec := sess.Marshal()
+	s.askMu.Lock()
+	defer s.askMu.Unlock()
+	s.asked[sess.CallID] = rec
+	return s.log.Stage(store.Put(askedPrefix+sess.CallID, rec)).Wait
+}
+
+// Settle implements session.Journal.
+func (s *state) Settle(callID string) {
+	s.settled(callID)
+	s.log.Apply(store.Delete(askedPrefix + callID))
+}
+
+// settled forgets an asked mark before the op that deletes it is applied,
+// so a snapshot has it only if that op lands after the rotation. It says
+// whether a mark was in flight.
+func (s *state) settled(callID string) bool {
+	s.askMu.Lock()
+	defer s.askMu.Unlock()
+	_, ok := s.asked[callID]
+	delete(s.asked, callID)
+	return ok
 }
 
 // Save implements session.Journal.
 func (s *state) Save(sess *session.Session) session.Wait {
-	return s.log.Stage(store.Put(sessionPrefix+sess.CallID, sess.Marshal())).Wait
+	put := store.Put(sessionPrefix+sess.CallID, sess.Marshal())
+	if s.settled(sess.CallID) { // the first save after the engine was asked
+		return s.log.Stage(put, store.Delete(askedPrefix+sess.CallID)).Wait
+	}
+	return s.log.Stage(put).Wait
 }
 
 // End implements session.Journal: the session's removal and its debit in
 // one batch; the debit is handed to the spool once that batch is durable.
 func (s *state) End(callID string, owed *session.Owed) session.Wait {
+	s.settled(callID) // the delete below also clears a mark restored from disk
+	gone := []store.Op{store.Delete(sessionPrefix + callID), store.Delete(askedPrefix + callID)}
 	if owed == nil {
 		if s.noSync { // written on the caller's goroutine: cheapest
-			return s.log.Stage(store.Delete(sessionPrefix + callID)).Wait
+			return s.log.Stage(gone...).Wait
 		}
 		// Nothing is owed: the reply need not wait for an fsync. A crash
 		// before this write lands brings the ended call back at restart,
 		// where its timer, accounting or housekeeping ends it again, with
 		// no debit either way.
-		s.log.Apply(store.Delete(sessionPrefix + callID))
+		s.log.Apply(gone...)
 		return noWait
 	}
-	return s.debits.owe(store.Delete(sessionPrefix+callID), *owed)
+	return s.debits.owe(*owed, gone...)
 }
 
 func noWait() error { return nil }
@@ -103,6 +148,11 @@ func (s *state) compact(m *session.Manager) {
 	start := time.Now()
 	err := s.log.Compact(func(put func(key string, v []byte)) {
 		m.Each(func(sess *session.Session) { put(sessionPrefix+sess.CallID, sess.Marshal()) })
+		s.askMu.Lock()
+		for id, rec := range s.asked {
+			put(askedPrefix+id, rec)
+		}
+		s.askMu.Unlock()
 		if s.debits != nil {
 			s.debits.dump(put)
 		}

@@ -380,6 +380,11 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 		n := s.finish(w, o, func(c *Counters) { c.Refused++ })
 		log.Error("debit: engine refused even a forced debit, dropped", "duration", o.Debit.Duration, "waiting", n)
 		return done
+	case o.Debit.Duration == 0:
+		// A release the engine does not know: nothing to release.
+		n := s.finish(w, o, func(c *Counters) { c.AlreadyApplied++ })
+		log.Info("debit: 0 s release of a call the engine does not count", "waiting", n)
+		return done
 	case !was:
 		// Never reached the engine before, yet unknown to it (e.g.
 		// purged): force it, once.

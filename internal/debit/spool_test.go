@@ -506,3 +506,20 @@ func TestInvalidDebitDroppedNotRetried(t *testing.T) {
 		t.Fatalf("counters %+v", c)
 	}
 }
+
+// A 0 s release of a call the engine does not count has nothing to
+// release: it is settled, never forced.
+func TestZeroReleaseOfUnknownCallNotForced(t *testing.T) {
+	e := newEngine() // knows nothing
+	r := start(t, t.TempDir(), e)
+	defer r.stop()
+	d := Owed{Engine: "e1", Debit: rating.Debit{CallID: "asked", From: "sip:a@x", To: "sip:b@x", Gateway: "10.0.0.1",
+		Application: "audio", Duration: 0}}
+	if err := r.spool.Owe(d).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the release settled", func() bool { return r.spool.Waiting() == 0 })
+	if _, forced, reqs, _ := e.snapshot(); forced != 0 || len(reqs) != 1 {
+		t.Fatalf("forced %d, requests %+v", forced, reqs)
+	}
+}

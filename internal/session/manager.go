@@ -64,9 +64,17 @@ type Wait func() error
 // Journal makes the table durable and owes debits. End removes a session
 // and records its debit (if any) in one atomic step, so a crash never
 // leaves both the session and its debit, nor neither.
+//
+// Asked records, before the engine is asked at init, that a MaxSessionTime
+// for s.CallID may be counted by s.Engine. Save, End and Settle each clear
+// that mark in the same step, so a crash between the question and the
+// answer to the proxy leaves the mark, and the next start releases the
+// engine's session with a 0 s debit (ReleaseAsked).
 type Journal interface {
+	Asked(s *Session) Wait
 	Save(s *Session) Wait
 	End(callID string, debit *Owed) Wait
+	Settle(callID string)
 }
 
 // Manager is the session table. Its methods are safe for concurrent use;
@@ -166,6 +174,7 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		FromTag: r.FromTag, Token: token, Application: app, CallLimit: callLimit,
 		Limit: lim.Limit, Cap: NoLimit, Created: received}
 
+	var asked Wait // set once the engine is asked: every way out settles it
 	askEngine := m.rater != nil && !strings.EqualFold(r.Prepaid, "false")
 	if askEngine {
 		cap := lim.PrepaidLimit
@@ -180,13 +189,19 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		if engine == "" {
 			engine = m.rater.Pick(party)
 		}
+		// Marked before asking; with fsync the write overlaps the engine's
+		// round trip, and the answer waits for both.
+		asked = m.journal.Asked(&Session{CallID: r.CallID, Party: party, RURI: r.RURI, SourceIP: r.SourceIP,
+			Application: app, Engine: engine, Limit: NoLimit, Cap: NoLimit, Created: received})
 		ctx, cancel := context.WithDeadline(context.Background(), answerBy(received, lim.ProxyTimeout))
 		mt, err := m.rater.MaxSessionTime(ctx, engine, rating.Request{CallID: r.CallID, From: party, To: r.RURI,
 			Gateway: r.SourceIP, Application: app, Duration: duration})
 		cancel()
+		m.waitLogged(asked, r.CallID)
 		if err != nil {
+			// Its fate is unknown: the engine may count it. Release it.
 			log.Error("init refused: rating engine did not answer in time", "engine", engine, "err", err)
-			m.release(carriedEngine, party, r, app)
+			m.release(engine, party, r, app)
 			return ReplyError
 		}
 		s.Engine = engine
@@ -194,7 +209,7 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		switch {
 		case mt.Kind == rating.Locked:
 			log.Info("init refused: account locked", "engine", engine)
-			m.release(carriedEngine, party, r, app)
+			m.releaseOrSettle(asked, carriedEngine, party, r, app)
 			return ReplyLocked
 		case mt.Kind == rating.Limited:
 			s.Prepaid, s.Owed, s.Cap = true, true, cap
@@ -207,7 +222,7 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		default: // postpaid account
 			if strings.EqualFold(r.Prepaid, "true") {
 				log.Error("init refused: proxy says prepaid but the rating engine says postpaid: check the prepaid flag of the proxy and the account in CDRTool", "engine", engine)
-				m.release(carriedEngine, party, r, app)
+				m.releaseOrSettle(asked, carriedEngine, party, r, app)
 				return ReplyError
 			}
 			if !s.Owed {
@@ -222,9 +237,7 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 	}
 
 	if s.Limit == NoLimit && callLimit == 0 {
-		if s.Owed {
-			m.release(s.Engine, party, r, app)
-		}
+		m.releaseOrSettle(asked, engineIfOwed(s), party, r, app)
 		log.Info("call not limited", "prepaid", s.Prepaid)
 		return ReplyNoLimit
 	}
@@ -232,18 +245,18 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		m.release(engineIfOwed(s), party, r, app)
+		m.releaseOrSettle(asked, engineIfOwed(s), party, r, app)
 		return ReplyError
 	}
 	if m.calls[r.CallID] != nil { // another connection set up the same Call-ID meanwhile
 		m.mu.Unlock()
-		m.release(engineIfOwed(s), party, r, app)
+		m.releaseOrSettle(asked, engineIfOwed(s), party, r, app)
 		log.Warn("init refused: duplicated callid (concurrent init)")
 		return ReplyDuplicatedCallID
 	}
 	if callLimit > 0 && len(m.parties[party]) >= callLimit {
 		m.mu.Unlock()
-		m.release(engineIfOwed(s), party, r, app)
+		m.releaseOrSettle(asked, engineIfOwed(s), party, r, app)
 		log.Info("init refused: call limit reached", "call_limit", callLimit)
 		return ReplyCallLimitReached
 	}
@@ -262,6 +275,16 @@ func engineIfOwed(s *Session) string {
 		return s.Engine
 	}
 	return ""
+}
+
+// releaseOrSettle releases what the engine counts (engine != "") or, when
+// nothing is owed but the engine was asked, clears the asked mark.
+func (m *Manager) releaseOrSettle(asked Wait, engine, party string, r *InitRequest, app string) {
+	if engine == "" && asked != nil {
+		m.journal.Settle(r.CallID)
+		return
+	}
+	m.release(engine, party, r, app)
 }
 
 // release owes a 0 s debit for a call the engine counted but that is not
@@ -620,6 +643,28 @@ func (m *Manager) Restore(sessions []*Session) {
 		}
 	}
 	m.log.Info("sessions restored", "sessions", len(m.calls), "expired_meanwhile", expired, "parties", len(m.parties))
+}
+
+// ReleaseAsked settles the asked marks found at start: a mark without its
+// session is a MaxSessionTime whose answer never reached the proxy (the
+// daemon died in between); the engine may count it, so it is released
+// with a 0 s debit. A mark beside its session (a call set up again for
+// the same destination) is covered by the session's own debit.
+func (m *Manager) ReleaseAsked(asked []*Session) {
+	released := 0
+	m.mu.Lock()
+	for _, a := range asked {
+		if m.calls[a.CallID] != nil {
+			m.journal.Settle(a.CallID)
+			continue
+		}
+		m.journal.End(a.CallID, m.owed(a, 0))
+		released++
+	}
+	m.mu.Unlock()
+	if released > 0 {
+		m.log.Info("engine sessions asked for before the restart released", "count", released)
+	}
 }
 
 // Shutdown stops every timer; the table stays as it is (it is durable).

@@ -112,7 +112,28 @@ func limited(n int) func(rating.Request) (rating.MaxTime, error) {
 type journal struct {
 	mu     sync.Mutex
 	saved  map[string]*Session
+	asked  map[string]bool
 	debits []Owed
+}
+
+func (j *journal) Asked(s *Session) Wait {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.asked == nil {
+		j.asked = map[string]bool{}
+	}
+	j.asked[s.CallID] = true
+	return func() error { return nil }
+}
+func (j *journal) Settle(id string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.asked, id)
+}
+func (j *journal) unsettled() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.asked)
 }
 
 func (j *journal) Save(s *Session) Wait {
@@ -120,12 +141,14 @@ func (j *journal) Save(s *Session) Wait {
 	defer j.mu.Unlock()
 	c := *s
 	j.saved[s.CallID] = &c
+	delete(j.asked, s.CallID)
 	return func() error { return nil }
 }
 func (j *journal) End(id string, o *Owed) Wait {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	delete(j.saved, id)
+	delete(j.asked, id)
 	if o != nil {
 		j.debits = append(j.debits, *o)
 	}
@@ -203,9 +226,9 @@ func TestInitRules(t *testing.T) {
 		{"proxy says prepaid, engine postpaid", NoLimit, NoLimit, func(rating.Request) (rating.MaxTime, error) {
 			return rating.MaxTime{Kind: rating.Unlimited}, nil
 		}, "true", ReplyError, 0, DefaultMaxDuration, 0},
-		{"engine fails", NoLimit, NoLimit, func(rating.Request) (rating.MaxTime, error) {
+		{"engine fails: its fate unknown, released", NoLimit, NoLimit, func(rating.Request) (rating.MaxTime, error) {
 			return rating.MaxTime{}, errEngine
-		}, "true", ReplyError, 0, DefaultMaxDuration, 0},
+		}, "true", ReplyError, 0, DefaultMaxDuration, 1},
 		{"prepaid false does not ask", 60, NoLimit, limited(5), "false", ReplyLimited, 60, 0, 0},
 	}
 	for _, tt := range tests {
@@ -235,6 +258,9 @@ func TestInitRules(t *testing.T) {
 			}
 			if d := f.j.owed(); len(d) != tt.wantDebits || (len(d) == 1 && d[0].Debit.Duration != 0) {
 				t.Errorf("debits %+v", d)
+			}
+			if n := f.j.unsettled(); n != 0 {
+				t.Errorf("%d asked marks left unsettled", n)
 			}
 		})
 	}
@@ -558,5 +584,26 @@ func TestRestoredPrepaidCallWithoutEngine(t *testing.T) {
 	}
 	if d := f.j.owed(); len(d) != 1 || d[0].Engine != "e1" || d[0].Debit.Duration != 1 {
 		t.Fatalf("debits %+v", d)
+	}
+}
+
+// A mark left by a daemon that died between asking the engine and
+// answering the proxy is released with a 0 s debit; one beside its
+// session (the same call set up again) is only settled.
+func TestReleaseAsked(t *testing.T) {
+	f := newFixture(t, Limits{Limit: 60, PrepaidLimit: NoLimit}, nil)
+	f.m.Restore([]*Session{{CallID: "kept", Party: "sip:a@b", Engine: "e1", Prepaid: true, Owed: true,
+		Limit: 60, Cap: NoLimit, Created: time.Now()}})
+	f.m.ReleaseAsked([]*Session{
+		{CallID: "orphan", Party: "sip:a@b", RURI: "sip:d@e", SourceIP: "10.0.0.1", Application: "audio", Engine: "e1"},
+		{CallID: "kept", Party: "sip:a@b", Engine: "e1"},
+	})
+	d := f.j.owed()
+	if len(d) != 1 || d[0].Debit.CallID != "orphan" || d[0].Debit.Duration != 0 || d[0].Engine != "e1" ||
+		d[0].Debit.From != "sip:a@b" || d[0].Debit.To != "sip:d@e" {
+		t.Fatalf("debits %+v", d)
+	}
+	if _, ok := f.m.Get("kept"); !ok {
+		t.Fatal("the session beside its mark was dropped")
 	}
 }

@@ -10,15 +10,44 @@ import (
 	"github.com/callcontrol/callcontrol/internal/session"
 )
 
-// Journal keeps saved sessions and owed debits in memory.
+// Journal keeps saved sessions, asked marks and owed debits in memory.
 type Journal struct {
 	mu       sync.Mutex
 	sessions map[string][]byte
+	asked    map[string]bool
 	debits   []session.Owed
 }
 
 // NewJournal returns an empty journal.
-func NewJournal() *Journal { return &Journal{sessions: make(map[string][]byte)} }
+func NewJournal() *Journal {
+	return &Journal{sessions: make(map[string][]byte), asked: make(map[string]bool)}
+}
+
+// Asked implements session.Journal.
+func (j *Journal) Asked(s *session.Session) session.Wait {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.asked[s.CallID] = true
+	return done
+}
+
+// Settle implements session.Journal.
+func (j *Journal) Settle(callID string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.asked, callID)
+}
+
+// Unsettled lists the asked marks nothing has settled.
+func (j *Journal) Unsettled() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []string
+	for id := range j.asked {
+		out = append(out, id)
+	}
+	return out
+}
 
 func done() error { return nil }
 
@@ -27,6 +56,7 @@ func (j *Journal) Save(s *session.Session) session.Wait {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.sessions[s.CallID] = s.Marshal()
+	delete(j.asked, s.CallID)
 	return done
 }
 
@@ -35,6 +65,7 @@ func (j *Journal) End(callID string, o *session.Owed) session.Wait {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	delete(j.sessions, callID)
+	delete(j.asked, callID)
 	if o != nil {
 		j.debits = append(j.debits, *o)
 	}
