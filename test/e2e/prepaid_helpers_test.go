@@ -78,6 +78,29 @@ func byeAfterAnswer(t *testing.T, ep *Sipp) (answered, bye time.Time, ok bool) {
 	return answered, bye, true
 }
 
+// assertCutByDaemon checks a call the daemon ended at its limit: each
+// endpoint got its BYE between lo and hi after the answer, Kamailio
+// returned 1, the daemon asked it once to end the dialog, logged the time
+// limit, and holds no session any more.
+func assertCutByDaemon(t *testing.T, s *Stack, callID string, eps []*Sipp, lo, hi time.Duration, why string) {
+	t.Helper()
+	for _, ep := range eps {
+		answered, bye, ok := byeAfterAnswer(t, ep)
+		if !ok {
+			continue
+		}
+		if d := bye.Sub(answered); d < lo || d > hi {
+			t.Errorf("%s: BYE came %v after the answer, want %v to %v (%s)", ep.name, d, lo, hi, why)
+		} else {
+			t.Logf("%s: BYE %v after the answer", ep.name, d)
+		}
+	}
+	assertKamailioReturned(t, s.Kamailio, callID, "1")
+	assertEndRequests(t, s.Spy, 1)
+	WaitNoSessions(t, s.Socket, 10*time.Second)
+	assertDaemonEnded(t, s, callID, "time limit", true)
+}
+
 // near reports whether a and b differ by at most tol.
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 

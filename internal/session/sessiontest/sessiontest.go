@@ -38,17 +38,6 @@ func (j *Journal) Settle(callID string) {
 	delete(j.asked, callID)
 }
 
-// Unsettled lists the asked marks nothing has settled.
-func (j *Journal) Unsettled() []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var out []string
-	for id := range j.asked {
-		out = append(out, id)
-	}
-	return out
-}
-
 func done() error { return nil }
 
 // Save implements session.Journal.
@@ -79,40 +68,20 @@ func (j *Journal) Debits() []session.Owed {
 	return append([]session.Owed(nil), j.debits...)
 }
 
-// Saved returns the sessions as they would be restored.
-func (j *Journal) Saved() []*session.Session {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var out []*session.Session
-	for _, b := range j.sessions {
-		s, err := session.Unmarshal(b)
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
 // Ender records the dialogs it was asked to end.
 type Ender struct {
 	mu      sync.Mutex
 	targets []dialog.Target
-	ch      chan dialog.Target
 }
 
-// NewEnder returns a recording ender; every End is also sent on C().
-func NewEnder() *Ender { return &Ender{ch: make(chan dialog.Target, 1<<16)} }
+// NewEnder returns a recording ender.
+func NewEnder() *Ender { return &Ender{} }
 
 // End implements dialog.Ender.
 func (e *Ender) End(t dialog.Target) {
 	e.mu.Lock()
 	e.targets = append(e.targets, t)
 	e.mu.Unlock()
-	select {
-	case e.ch <- t:
-	default:
-	}
 }
 
 // Ended returns every target so far.
@@ -121,6 +90,3 @@ func (e *Ender) Ended() []dialog.Target {
 	defer e.mu.Unlock()
 	return append([]dialog.Target(nil), e.targets...)
 }
-
-// C delivers each End as it happens.
-func (e *Ender) C() <-chan dialog.Target { return e.ch }
