@@ -40,9 +40,12 @@ func TestOversizedRequestGetsErrorThenClose(t *testing.T) {
 	}
 	defer c.Close()
 	r := bufio.NewReader(c)
+	// The server may close before the whole request is written, so the
+	// writer's error (EPIPE) is expected and ignored; only the reply counts.
 	go io.WriteString(c, "init\r\nfrom: "+strings.Repeat("x", proxy.MaxRequestSize+10)+"\r\n\r\n")
-	if got := roundTrip(t, c, r, ""); got != "Error\r\n" {
-		t.Fatalf("got %q", got)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if got, err := r.ReadString('\n'); got != "Error\r\n" {
+		t.Fatalf("got %q, %v", got, err)
 	}
 	if _, err := r.ReadByte(); err != io.EOF {
 		t.Fatalf("connection not closed: %v", err)
