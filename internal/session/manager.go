@@ -526,11 +526,14 @@ func (m *Manager) finishLocked(s *Session, duration int, bye bool, reason string
 	if s.Owed {
 		debit = m.owed(s, duration)
 	}
+	// The end and its debit are staged in the journal before the dialog
+	// end is queued, so whoever sees the BYE can also see the debit owed.
+	wait := m.journal.End(s.CallID, debit)
 	bye = bye && s.InProgress()
 	if bye {
 		m.ender.End(dialog.Target{CallID: s.CallID, Dialog: s.Dialog})
 	}
-	return ending{s: s, wait: m.journal.End(s.CallID, debit), reason: reason, duration: duration, bye: bye, debit: debit != nil}
+	return ending{s: s, wait: wait, reason: reason, duration: duration, bye: bye, debit: debit != nil}
 }
 
 func (m *Manager) owed(s *Session, duration int) *Owed {

@@ -203,7 +203,9 @@ func (m *MariaDB) signal(s syscall.Signal) error {
 func (m *MariaDB) Open(dbname string) (*sql.DB, error) {
 	c := mysql.NewConfig()
 	c.User, c.Net, c.Addr, c.DBName = "root", "unix", m.Addr(), dbname
-	c.Timeout = 5 * time.Second
+	// A server that accepts but never answers fails the test instead of
+	// hanging it until the package timeout.
+	c.Timeout, c.ReadTimeout, c.WriteTimeout = 5*time.Second, 30*time.Second, 30*time.Second
 	conn, err := mysql.NewConnector(c)
 	if err != nil {
 		return nil, err
