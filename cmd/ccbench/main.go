@@ -363,11 +363,12 @@ func benchDaemon(bin string, conns int, dur time.Duration) {
 		panic(err)
 	}
 	waitSocket(nothingSock)
-	load(nothingSock, conns, dur/4) // warm up
+	warm := load(nothingSock, conns, dur/4)
 	base := load(nothingSock, conns, dur)
 	srv.Process.Kill()
 	srv.Wait()
-	fmt.Printf("do-nothing server process (same parser):      %8.0f cycles/s\n", base)
+	fmt.Printf("do-nothing server process (same parser):      %8.0f cycles/s  server CPU %s\n", base,
+		cpuPerCycle(srv.ProcessState, warm*dur.Seconds()/4+base*dur.Seconds()))
 	for _, sync := range []string{"no", "yes"} {
 		run := filepath.Join(dir, "run-"+sync)
 		os.MkdirAll(run, 0o755)
@@ -383,17 +384,30 @@ func benchDaemon(bin string, conns int, dur time.Duration) {
 			panic(err)
 		}
 		waitSocket(sock)
-		load(sock, conns, dur/4) // warm up
+		warm := load(sock, conns, dur/4)
 		got := load(sock, conns, dur)
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
+		cpu := cpuPerCycle(cmd.ProcessState, warm*dur.Seconds()/4+got*dur.Seconds())
 		logf.Close()
 		lines := 0
 		if b, err := os.ReadFile(filepath.Join(run, "daemon.log")); err == nil {
 			lines = bytes.Count(b, []byte("\n"))
 		}
-		fmt.Printf("callcontrold, sync = %-3s (%7d log lines):   %8.0f cycles/s  (%.0f%% of do-nothing)\n", sync, lines, got, 100*got/base)
+		fmt.Printf("callcontrold, sync = %-3s (%7d log lines):   %8.0f cycles/s  server CPU %s  (%.0f%% of do-nothing)\n",
+			sync, lines, got, cpu, 100*got/base)
 	}
+}
+
+// cpuPerCycle is a server process's CPU time (user+system, start-up
+// included) per call cycle served. Unlike throughput it hardly moves with
+// what else the shared machine runs, so it shows what a change saves.
+func cpuPerCycle(ps *os.ProcessState, cycles float64) string {
+	if ps == nil || cycles < 1 {
+		return "?"
+	}
+	us := float64(ps.UserTime()+ps.SystemTime()) / float64(time.Microsecond) / cycles
+	return fmt.Sprintf("%5.1f µs/cycle", us)
 }
 
 func waitSocket(path string) {

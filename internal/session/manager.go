@@ -125,8 +125,11 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		log.Warn("init refused: no billing party", "from", r.From, "diverter", r.Diverter)
 		return ReplyError
 	}
-	log = log.with("party", party, "to", r.RURI)
-	callLimit, _ := strconv.Atoi(r.CallLimit)
+	log = log.with(slog.String("party", party), slog.String("to", r.RURI))
+	callLimit := 0
+	if r.CallLimit != "" && r.CallLimit != "None" { // spares Atoi's error, an allocation, on every call
+		callLimit, _ = strconv.Atoi(r.CallLimit)
+	}
 	token := r.CallToken
 	if token == "" {
 		token = "None"
@@ -266,7 +269,8 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 	if err := wait(); err != nil {
 		log.Error("state log write failed; the call is tracked in memory only", "err", err)
 	}
-	log.Info("call limited", "limit", s.Limit, "prepaid", s.Prepaid, "engine", s.Engine, "call_limit", callLimit)
+	log.info("call limited", slog.Int("limit", s.Limit), slog.Bool("prepaid", s.Prepaid), slog.String("engine", s.Engine),
+		slog.Int("call_limit", callLimit))
 	return ReplyLimited
 }
 
@@ -499,8 +503,10 @@ type ending struct {
 }
 
 func (m *Manager) finish(e ending) {
-	logLine(m.log, slog.LevelInfo, "call ended", []any{"callid", e.s.CallID, "party", e.s.Party, "to", e.s.RURI},
-		[]any{"reason", e.reason, "duration", e.duration, "bye", e.bye, "debit", e.debit})
+	logLine(m.log, slog.LevelInfo, "call ended",
+		[]slog.Attr{slog.String("callid", e.s.CallID), slog.String("party", e.s.Party), slog.String("to", e.s.RURI)},
+		[]slog.Attr{slog.String("reason", e.reason), slog.Int("duration", e.duration), slog.Bool("bye", e.bye), slog.Bool("debit", e.debit)},
+		nil)
 	m.waitLogged(e.wait, e.s.CallID)
 }
 

@@ -57,22 +57,37 @@ type Stats struct {
 // Commit is the durability of one Apply (shared by every batch of the same
 // group).
 type Commit struct {
+	log *Log // set for commits a waiter may write itself (NoSync)
+
+	mu       sync.Mutex
+	finished bool
+	err      error
+	// done is made only for a waiter that has to block: with NoSync the
+	// waiter usually writes its own batch and never needs one, which
+	// spares the proxy's path an allocation per request.
 	done chan struct{}
-	err  error
-	log  *Log // set for commits a waiter may write itself (NoSync)
 }
 
-func newCommit() *Commit { return &Commit{done: make(chan struct{})} }
-
 func (c *Commit) finish(err error) {
-	c.err = err
-	close(c.done)
+	c.mu.Lock()
+	c.err, c.finished = err, true
+	if c.done != nil {
+		close(c.done)
+	}
+	c.mu.Unlock()
 }
 
 func failedCommit(err error) *Commit {
-	c := newCommit()
+	c := &Commit{}
 	c.finish(err)
 	return c
+}
+
+// result is the commit's error and whether it is known yet.
+func (c *Commit) result() (error, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err, c.finished
 }
 
 // Wait returns once the batch is on disk (written, and fsync'd unless
@@ -83,30 +98,43 @@ func (c *Commit) Wait() error {
 	// writer goroutine and back on the proxy's path. Apply runs under its
 	// caller's locks; Wait does not, so the write happens outside them.
 	if l := c.log; l != nil {
-		select {
-		case <-c.done:
-		default:
-			if l.wmu.TryLock() {
-				for l.writeNext() {
-				}
-				l.wmu.Unlock()
-			} else {
-				// Someone is writing and may have looked at the queue
-				// before this batch joined it: make sure it is taken.
-				l.wakeWriter()
+		if err, ok := c.result(); ok {
+			return err
+		}
+		if l.wmu.TryLock() {
+			for l.writeNext() {
 			}
+			l.wmu.Unlock()
+		} else {
+			// Someone is writing and may have looked at the queue
+			// before this batch joined it: make sure it is taken.
+			l.wakeWriter()
+		}
+		if err, ok := c.result(); ok {
+			return err
 		}
 	}
-	<-c.done
-	return c.err
+	<-c.Done()
+	err, _ := c.result()
+	return err
 }
 
 // Done is closed when Wait would return.
-func (c *Commit) Done() <-chan struct{} { return c.done }
+func (c *Commit) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.finished {
+			close(c.done)
+		}
+	}
+	return c.done
+}
 
 type group struct {
 	buf     []byte
-	c       *Commit
+	commit  Commit // the group's, allocated with it
 	records int
 	batches int
 }
@@ -433,9 +461,9 @@ func (l *Log) enqueue(ops []Op) *Commit {
 	if n := len(l.queue); n > 0 && len(l.queue[n-1].buf) < l.opts.MaxBatch {
 		g = l.queue[n-1]
 	} else {
-		g = &group{buf: l.spare[:0], c: newCommit()}
+		g = &group{buf: l.spare[:0]}
 		if l.opts.NoSync {
-			g.c.log = l
+			g.commit.log = l
 		}
 		l.spare = nil
 		l.queue = append(l.queue, g)
@@ -453,7 +481,7 @@ func (l *Log) enqueue(ops []Op) *Commit {
 	g.buf = endFrame(b, start)
 	g.records += len(ops)
 	g.batches++
-	c := g.c
+	c := &g.commit
 	l.mu.Unlock()
 	return c
 }
@@ -564,7 +592,7 @@ func (l *Log) write(g *group) {
 		}
 	}
 	l.statsMu.Unlock()
-	g.c.finish(err)
+	g.commit.finish(err)
 	if cap(g.buf) <= 4*l.opts.MaxBatch {
 		l.mu.Lock()
 		l.spare = g.buf[:0]
