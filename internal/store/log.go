@@ -493,8 +493,11 @@ func (l *Log) writeNext() bool {
 	var g *group
 	if len(l.queue) > 0 {
 		g = l.queue[0]
-		l.queue[0] = nil
-		l.queue = l.queue[1:]
+		// Shift rather than reslice: the queue is short, and reslicing
+		// would make append reallocate it every few groups.
+		n := copy(l.queue, l.queue[1:])
+		l.queue[n] = nil
+		l.queue = l.queue[:n]
 	}
 	l.mu.Unlock()
 	if g == nil {
