@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ func main() {
 	timers := flag.Int("timers", 100_000, "timers: timers firing within one second")
 	saved := flag.Int("saved", 100_000, "restart: sessions saved before the start")
 	bin := flag.String("daemon", "build/callcontrold", "daemon, restart: the daemon binary")
+	rounds := flag.Int("rounds", 5, "daemon: rounds of loading each server in turn")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	serveNothing := flag.String("serve-nothing", "", "internal: serve the do-nothing server on `PATH` until killed")
 	target := flag.String("target", "", "load: the proxy socket of a running daemon")
@@ -71,7 +73,7 @@ func main() {
 		case "load":
 			fmt.Printf("\n== load: %s, %d connections, %s: %.0f cycles/s\n", *target, *conns, *dur, load(*target, *conns, *dur))
 		case "daemon":
-			benchDaemon(*bin, *conns, *dur)
+			benchDaemon(*bin, *conns, *dur, *rounds)
 		case "memory":
 			benchMemory(*sessions)
 		case "timers":
@@ -345,69 +347,97 @@ func benchRestart(bin string, n int) {
 
 // benchDaemon loads the real callcontrold binary (logging every call at
 // info level to a file, as in production) and compares it with the
-// do-nothing server on the same kind of socket.
-func benchDaemon(bin string, conns int, dur time.Duration) {
-	fmt.Printf("\n== daemon: the callcontrold binary, init+start+stop cycles/s, %d connections, %s per run\n", conns, dur)
+// do-nothing server on the same kind of socket. The three servers run side
+// by side and are loaded in turn, round after round: the machine is
+// shared, and its speed drifts by tens of percent within a minute, so each
+// ratio compares runs a few seconds apart and the median round is the
+// figure.
+func benchDaemon(bin string, conns int, dur time.Duration, rounds int) {
+	fmt.Printf("\n== daemon: the callcontrold binary, init+start+stop cycles/s, %d connections, %d rounds of %s per server\n", conns, rounds, dur)
 	if _, err := os.Stat(bin); err != nil {
 		fmt.Println("skipped: build the daemon first (make build):", err)
 		return
 	}
 	dir, _ := os.MkdirTemp("", "ccbench-daemon")
 	defer os.RemoveAll(dir)
-	// The baseline runs in a process of its own too, like the daemon.
-	self, _ := os.Executable()
-	nothingSock := filepath.Join(dir, "nothing.sock")
-	srv := exec.Command(self, "-serve-nothing", nothingSock)
-	srv.Env = append(os.Environ(), serverEnv...)
-	if err := srv.Start(); err != nil {
-		panic(err)
+
+	type server struct {
+		name   string
+		sock   string
+		cmd    *exec.Cmd
+		log    string
+		rates  []float64
+		cycles float64
 	}
-	waitSocket(nothingSock)
-	warm := load(nothingSock, conns, dur/4)
-	base := load(nothingSock, conns, dur)
-	srv.Process.Kill()
-	srv.Wait()
-	fmt.Printf("do-nothing server process (same parser):      %8.0f cycles/s  server CPU %s\n", base,
-		cpuPerCycle(srv.ProcessState, warm*dur.Seconds()/4+base*dur.Seconds()))
+	self, _ := os.Executable()
+	nothing := &server{name: "do-nothing server process (same parser)", sock: filepath.Join(dir, "nothing.sock")}
+	nothing.cmd = exec.Command(self, "-serve-nothing", nothing.sock)
+	servers := []*server{nothing}
 	for _, sync := range []string{"no", "yes"} {
 		run := filepath.Join(dir, "run-"+sync)
 		os.MkdirAll(run, 0o755)
-		sock := filepath.Join(run, "socket")
+		sv := &server{name: "callcontrold, sync = " + sync, sock: filepath.Join(run, "socket"), log: filepath.Join(run, "daemon.log")}
 		os.WriteFile(filepath.Join(run, "config.ini"), []byte(fmt.Sprintf(
 			"[CallControl]\nsocket = %s\nlimit = 3600\nstate_dir = %s/state\nsync = %s\ngroup = nogroup\n[Kamailio]\nsocket_path = %s/kam.sock\n",
-			sock, run, sync, run)), 0o644)
-		logf, _ := os.Create(filepath.Join(run, "daemon.log"))
-		cmd := exec.Command(bin, "--no-fork", "--config-dir", run, "--runtime-dir", run)
-		cmd.Env = append(os.Environ(), serverEnv...)
-		cmd.Stderr = logf
-		if err := cmd.Start(); err != nil {
+			sv.sock, run, sync, run)), 0o644)
+		sv.cmd = exec.Command(bin, "--no-fork", "--config-dir", run, "--runtime-dir", run)
+		logf, _ := os.Create(sv.log)
+		defer logf.Close()
+		sv.cmd.Stderr = logf
+		servers = append(servers, sv)
+	}
+	for _, sv := range servers {
+		sv.cmd.Env = append(os.Environ(), serverEnv...)
+		if err := sv.cmd.Start(); err != nil {
 			panic(err)
 		}
-		waitSocket(sock)
-		warm := load(sock, conns, dur/4)
-		got := load(sock, conns, dur)
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		cpu := cpuPerCycle(cmd.ProcessState, warm*dur.Seconds()/4+got*dur.Seconds())
-		logf.Close()
-		lines := 0
-		if b, err := os.ReadFile(filepath.Join(run, "daemon.log")); err == nil {
-			lines = bytes.Count(b, []byte("\n"))
+		waitSocket(sv.sock)
+		sv.cycles += load(sv.sock, conns, dur/4) * dur.Seconds() / 4 // warm up
+	}
+	for r := 0; r < rounds; r++ {
+		fmt.Printf("round %d:", r+1)
+		for _, sv := range servers {
+			rate := load(sv.sock, conns, dur)
+			sv.rates = append(sv.rates, rate)
+			sv.cycles += rate * dur.Seconds()
+			fmt.Printf("  %6.0f", rate)
+			if sv != nothing {
+				fmt.Printf(" (%2.0f%%)", 100*rate/nothing.rates[r])
+			}
 		}
-		fmt.Printf("callcontrold, sync = %-3s (%7d log lines):   %8.0f cycles/s  server CPU %s  (%.0f%% of do-nothing)\n",
-			sync, lines, got, cpu, 100*got/base)
+		fmt.Println()
+	}
+	for _, sv := range servers {
+		if sv == nothing {
+			sv.cmd.Process.Kill()
+		} else {
+			sv.cmd.Process.Signal(os.Interrupt)
+		}
+		sv.cmd.Wait()
+		lines := ""
+		if b, err := os.ReadFile(sv.log); err == nil {
+			lines = fmt.Sprintf(" (%d log lines)", bytes.Count(b, []byte("\n")))
+		}
+		ratios := make([]float64, rounds)
+		for r := range ratios {
+			ratios[r] = sv.rates[r] / nothing.rates[r]
+		}
+		verdict := ""
+		if sv != nothing {
+			verdict = fmt.Sprintf("  median %.0f%% of do-nothing (rounds %.0f-%.0f%%)", 100*median(ratios), 100*slices.Min(ratios), 100*slices.Max(ratios))
+		}
+		fmt.Printf("%-40s %6.0f cycles/s median, server CPU %s%s%s\n", sv.name, median(sv.rates),
+			cpuPerCycle(sv.cmd.ProcessState, sv.cycles), verdict, lines)
 	}
 }
 
-// cpuPerCycle is a server process's CPU time (user+system, start-up
-// included) per call cycle served. Unlike throughput it hardly moves with
-// what else the shared machine runs, so it shows what a change saves.
-func cpuPerCycle(ps *os.ProcessState, cycles float64) string {
-	if ps == nil || cycles < 1 {
-		return "?"
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
 	}
-	us := float64(ps.UserTime()+ps.SystemTime()) / float64(time.Microsecond) / cycles
-	return fmt.Sprintf("%5.1f µs/cycle", us)
+	return s[len(s)/2]
 }
 
 func waitSocket(path string) {
@@ -421,4 +451,15 @@ func waitSocket(path string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// cpuPerCycle is a server process's CPU time (user+system, start-up
+// included) per call cycle served. It moves less than throughput with
+// what else the shared machine runs, so it shows what a change saves.
+func cpuPerCycle(ps *os.ProcessState, cycles float64) string {
+	if ps == nil || cycles < 1 {
+		return "?"
+	}
+	us := float64(ps.UserTime()+ps.SystemTime()) / float64(time.Microsecond) / cycles
+	return fmt.Sprintf("%5.1f µs/cycle", us)
 }

@@ -86,13 +86,14 @@ type asyncSink struct {
 	buf     []byte
 	dropped uint64
 
+	kick chan struct{} // a line arrived in an empty buffer
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
 }
 
 func newAsyncSink(write func([]byte)) *asyncSink {
-	s := &asyncSink{write: write, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &asyncSink{write: write, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -101,24 +102,40 @@ func newAsyncSink(write func([]byte)) *asyncSink {
 // logBufferMax bytes are already waiting, the line is dropped and counted.
 func (s *asyncSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
+	first := len(s.buf) == 0 && s.dropped == 0
 	if len(s.buf)+len(p) > logBufferMax {
 		s.dropped++
 	} else {
 		s.buf = append(s.buf, p...)
 	}
 	s.mu.Unlock()
+	if first {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 	return len(p), nil
 }
 
+// run sleeps until a line arrives, then lets lines gather for logTick
+// and writes them together: one wake-up per tick under load, none when
+// the daemon is idle.
 func (s *asyncSink) run() {
 	defer close(s.done)
-	t := time.NewTicker(logTick)
-	defer t.Stop()
+	t := time.NewTimer(logTick)
+	t.Stop()
 	var spare []byte
 	for {
 		stopping := false
 		select {
-		case <-t.C:
+		case <-s.kick:
+			t.Reset(logTick)
+			select {
+			case <-t.C:
+			case <-s.stop:
+				stopping = true
+			}
 		case <-s.stop:
 			stopping = true
 		}
