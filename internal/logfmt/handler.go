@@ -36,6 +36,7 @@ type Options struct {
 type Handler struct {
 	w      io.Writer
 	mu     *sync.Mutex // serializes Write, like TextHandler
+	bufs   *sync.Pool  // line buffers, shared with the handler's clones
 	level  slog.Leveler
 	noTime bool
 	clock  *clock
@@ -49,17 +50,16 @@ func New(w io.Writer, opts Options) *Handler {
 	if lv == nil {
 		lv = slog.LevelInfo
 	}
-	return &Handler{w: w, mu: new(sync.Mutex), level: lv, noTime: opts.NoTime, clock: new(clock)}
+	bufs := &sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+	return &Handler{w: w, mu: new(sync.Mutex), bufs: bufs, level: lv, noTime: opts.NoTime, clock: new(clock)}
 }
 
 // Enabled implements slog.Handler.
 func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
 // Handle implements slog.Handler.
 func (h *Handler) Handle(_ context.Context, r slog.Record) error {
-	bp := buffers.Get().(*[]byte)
+	bp := h.bufs.Get().(*[]byte)
 	b := (*bp)[:0]
 	sep := ""
 	if !h.noTime && !r.Time.IsZero() {
@@ -85,7 +85,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Unlock()
 	if cap(b) <= 64<<10 { // keep the pool's buffers small
 		*bp = b
-		buffers.Put(bp)
+		h.bufs.Put(bp)
 	}
 	return err
 }
