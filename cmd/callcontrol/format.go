@@ -129,8 +129,20 @@ func writeStats(w io.Writer, st control.Stats) error {
 		{"Rating engines up", fmt.Sprintf("%d of %d", st.EnginesUp, st.EnginesTotal)},
 		{"Debits waiting", fmt.Sprint(st.DebitsWaiting)},
 		{"Dialog ends pending", fmt.Sprint(st.DialogEndsPending)},
+		{"State log", stateLog(st)},
 	}
 	return writeKeyValues(w, rows)
+}
+
+func stateLog(st control.Stats) string {
+	errs := fmt.Sprintf("%d write errors", st.StateWriteErrors)
+	if st.StateWriteErrors == 1 {
+		errs = "1 write error"
+	}
+	if !st.StateSync {
+		return "not fsync'd (sync = no), " + errs
+	}
+	return fmt.Sprintf("fsync %.1f ms last, %.1f ms max, %s", st.StateLastSyncMS, st.StateMaxSyncMS, errs)
 }
 
 func writeKeyValues(w io.Writer, rows [][2]string) error {

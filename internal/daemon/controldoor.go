@@ -73,6 +73,8 @@ func (b backend) Terminate(callID string) bool { return b.d.sessions.Terminate(c
 func (b backend) Stats() control.Stats {
 	pending, inProgress, parties := b.d.sessions.Counts()
 	up, total := b.d.engines.connected()
+	st := b.d.state.log.Stats()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return control.Stats{
 		Sessions:          map[string]int{"pending": pending, "in-progress": inProgress},
 		Parties:           parties,
@@ -80,6 +82,10 @@ func (b backend) Stats() control.Stats {
 		EnginesTotal:      total,
 		DebitsWaiting:     b.d.state.debitsWaiting(),
 		DialogEndsPending: b.d.dialogs.Pending(),
+		StateSync:         !b.d.state.noSync,
+		StateLastSyncMS:   ms(st.LastSync),
+		StateMaxSyncMS:    ms(st.MaxSync),
+		StateWriteErrors:  st.Errors,
 		Uptime:            time.Since(b.d.started),
 		Requests:          b.d.proxySrv.Requests(),
 		Version:           Version,
