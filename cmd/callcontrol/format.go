@@ -142,6 +142,9 @@ func stateLog(st control.Stats) string {
 	if !st.StateSync {
 		return "not fsync'd (sync = no), " + errs
 	}
+	if st.StateMaxSyncMS == 0 {
+		return "no fsync yet, " + errs
+	}
 	return fmt.Sprintf("fsync %.1f ms last, %.1f ms max, %s", st.StateLastSyncMS, st.StateMaxSyncMS, errs)
 }
 

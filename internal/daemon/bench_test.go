@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/session"
+	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 )
 
 type nopEnder struct{}
@@ -31,18 +31,5 @@ func BenchmarkCallCycle(b *testing.B) {
 	m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
 		StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, nopEnder{}, st, log.Logger)
 	defer m.Shutdown()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		id := fmt.Sprintf("%p", &i)
-		for pb.Next() {
-			i++
-			callID := fmt.Sprint(id, "-", i, "@10.0.0.1")
-			r := &session.InitRequest{CallID: callID, RURI: "sip:0031650222333@example.com", Diverter: "None",
-				SourceIP: "10.0.0.1", From: `"Alice" <sip:alice@example.com>;tag=x`, FromTag: "x", Prepaid: "false"}
-			if m.Init(r, time.Now()) != session.ReplyLimited || m.Start(callID, "1:2", time.Now()) != session.ReplyOk || m.Stop(callID) != session.ReplyOk {
-				b.Fatal("refused")
-			}
-		}
-	})
+	sessiontest.CallCycles(b, m)
 }

@@ -1,4 +1,4 @@
-package session
+package session_test
 
 import (
 	"fmt"
@@ -6,36 +6,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callcontrol/callcontrol/internal/dialog"
+	. "github.com/callcontrol/callcontrol/internal/session"
+	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 )
-
-type nopEnder struct{}
-
-func (nopEnder) End(dialog.Target) {}
 
 func benchManager() *Manager {
 	return NewManager(Limits{Limit: 3600, PrepaidLimit: NoLimit, SetupTime: time.Hour, StaleTimeout: time.Hour,
-		ProxyTimeout: 500 * time.Millisecond}, nil, nopEnder{}, &journal{saved: map[string]*Session{}}, slog.New(slog.DiscardHandler))
+		ProxyTimeout: 500 * time.Millisecond}, nil, sessiontest.NewEnder(), sessiontest.NewJournal(), slog.New(slog.DiscardHandler))
 }
 
 // BenchmarkCallCycle is one postpaid call's init, start and stop.
 func BenchmarkCallCycle(b *testing.B) {
 	m := benchManager()
 	defer m.Shutdown()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		i := 0
-		id := fmt.Sprintf("%p", &i)
-		for pb.Next() {
-			i++
-			callID := fmt.Sprint(id, "-", i)
-			r := &InitRequest{CallID: callID, RURI: "sip:0031650222333@example.com", Diverter: "None",
-				SourceIP: "10.0.0.1", From: `"Alice" <sip:alice@example.com>;tag=x`, FromTag: "x", Prepaid: "false"}
-			if m.Init(r, time.Now()) != ReplyLimited || m.Start(callID, "1:2", time.Now()) != ReplyOk || m.Stop(callID) != ReplyOk {
-				b.Fatal("refused")
-			}
-		}
-	})
+	sessiontest.CallCycles(b, m)
 }
 
 // BenchmarkRestore100k re-arms 100,000 saved sessions, as a start does.
