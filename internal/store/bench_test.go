@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // BenchmarkApplyParallel: 32 writers, each Apply+Wait of one ~200-byte put;
-// ns/op is per commit, so 1e9/ns-op is commits per second.
+// ns/op is per commit, so 1e9/ns-op is commits per second; max-ms is the
+// longest one commit waited.
 func BenchmarkApplyParallel(b *testing.B) {
 	for _, opts := range []Options{{}, {NoSync: true}} {
 		b.Run(fmt.Sprintf("sync=%v", !opts.NoSync), func(b *testing.B) {
@@ -16,6 +18,8 @@ func BenchmarkApplyParallel(b *testing.B) {
 			val := make([]byte, 200)
 			const writers = 32
 			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var slowest time.Duration // the longest one commit waited
 			b.ReportAllocs()
 			b.ResetTimer()
 			for w := range writers {
@@ -27,12 +31,18 @@ func BenchmarkApplyParallel(b *testing.B) {
 				go func() {
 					defer wg.Done()
 					key := fmt.Sprintf("call-%d@host", w)
+					var worst time.Duration
 					for range n {
+						t0 := time.Now()
 						if err := l.Apply(Put(key, val)).Wait(); err != nil {
 							b.Error(err)
 							return
 						}
+						worst = max(worst, time.Since(t0))
 					}
+					mu.Lock()
+					slowest = max(slowest, worst)
+					mu.Unlock()
 				}()
 			}
 			wg.Wait()
@@ -41,6 +51,7 @@ func BenchmarkApplyParallel(b *testing.B) {
 			if st.Groups > 0 {
 				b.ReportMetric(float64(st.Batches)/float64(st.Groups), "commits/group")
 			}
+			b.ReportMetric(float64(slowest.Microseconds())/1000, "max-ms")
 		})
 	}
 }

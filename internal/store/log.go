@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -169,9 +170,15 @@ type Log struct {
 	seg       *os.File
 	mm        []byte // NoSync: seg mapped shared; frames are copied in
 	mmOff     int    // bytes of mm in use
-	segSize   int    // what the next mapped segment reserves
+	segSize   int    // what the next segment reserves
 	segSeq    uint64
 	segBroken bool
+	// Without NoSync: frames are written at segOff into segCap bytes the
+	// segment was filled with zeros to; next is the segment after it,
+	// being prepared in the background.
+	segOff int
+	segCap int
+	next   chan prepared
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -334,28 +341,73 @@ func replayFrames(b []byte, scratch []rawOp, live map[string][]byte) ([]rawOp, i
 	return scratch, off, nil
 }
 
-// A mapped segment reserves minSegment bytes, twice as much as the last
-// one each time one fills, up to maxSegment: a quiet daemon reserves
-// little, a busy one rotates seldom.
+// A segment reserves minSegment bytes, twice as much as the last one each
+// time one fills, up to maxSegment (maxSyncSegment when fsyncing): a quiet
+// daemon reserves little, a busy one rotates seldom.
+//
+// With NoSync the reservation is a shared mapping. Otherwise it is zeros
+// written and fsync'd before the segment is used: fdatasync of a write
+// into blocks that already exist has no file size or extent to commit,
+// and takes less than half as long as after an append on ext4. Filling is
+// done in the background while the segment before is in use, and a
+// segment reserves at most maxSyncSegment so that filling it never holds
+// the disk for long.
 const (
-	minSegment = 1 << 20
-	maxSegment = 64 << 20
+	minSegment     = 1 << 20
+	maxSegment     = 64 << 20
+	maxSyncSegment = 8 << 20
+	zeroChunk      = 1 << 20
 )
 
-// newSegment creates segment seq and makes its directory entry durable
-// before anything is acknowledged in it. With NoSync the segment is
-// mapped (at least need bytes), falling back to writes if that fails.
+// prepared is a segment filled in the background: seq's file, magic
+// written, zeros up to size, all durable.
+type prepared struct {
+	seq  uint64
+	f    *os.File
+	size int
+	err  error
+}
+
+// newSegment creates segment seq (or takes the one prepared for it) and
+// makes its directory entry durable before anything is acknowledged in it.
+// The segment reserves at least need bytes; if reserving fails, the
+// segment is written without a reservation instead.
 func (l *Log) newSegment(seq uint64, need int) error {
-	name := filepath.Join(l.dir, segName(seq))
-	flags := os.O_CREATE | os.O_EXCL | os.O_WRONLY | os.O_APPEND
-	if l.opts.NoSync {
-		flags = os.O_CREATE | os.O_EXCL | os.O_RDWR
+	if l.segSize == 0 {
+		l.segSize = minSegment
 	}
-	f, err := os.OpenFile(name, flags, 0o600)
+	size := max(l.segSize, len(segMagic)+need)
+	if !l.opts.NoSync {
+		if p, ok := l.takePrepared(); ok {
+			if p.err == nil && p.seq == seq && p.size >= size {
+				l.finishSegment()
+				l.useSegment(p.f, seq, nil, p.size)
+				return nil
+			}
+			if p.err != nil {
+				l.log.Warn("store: preparing a segment failed", "err", p.err)
+			}
+			if p.f != nil {
+				p.f.Close()
+				os.Remove(p.f.Name())
+			}
+		}
+	}
+	name := filepath.Join(l.dir, segName(seq))
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("store: new segment: %w", err)
 	}
-	if _, err = f.Write(segMagic); err == nil {
+	reserved := 0
+	if _, err = f.Write(segMagic); err == nil && !l.opts.NoSync {
+		if zerr := fillZeros(f, size); zerr != nil {
+			l.log.Warn("store: cannot reserve the segment, appending to it instead", "err", zerr)
+			err = f.Truncate(int64(len(segMagic)))
+		} else {
+			reserved = size
+		}
+	}
+	if err == nil {
 		if err = f.Sync(); err == nil {
 			err = syncDir(l.dir)
 		}
@@ -367,25 +419,92 @@ func (l *Log) newSegment(seq uint64, need int) error {
 	}
 	var mm []byte
 	if l.opts.NoSync {
-		if l.segSize == 0 {
-			l.segSize = minSegment
-		}
-		if mm, err = mapSegment(f, max(l.segSize, len(segMagic)+need)); err != nil {
+		if mm, err = mapSegment(f, size); err != nil {
 			l.log.Warn("store: cannot map the segment, writing it instead", "err", err)
-			f.Truncate(int64(len(segMagic))) // the file offset stays after the magic
+			f.Truncate(int64(len(segMagic)))
 		}
 	}
 	l.finishSegment()
-	l.seg, l.segSeq, l.segBroken = f, seq, false
-	l.mm, l.mmOff = mm, len(segMagic)
-	l.statsMu.Lock()
-	l.stats.Segment = seq
-	l.statsMu.Unlock()
+	l.useSegment(f, seq, mm, reserved)
 	return nil
 }
 
-// finishSegment closes the current segment; a mapped one is unmapped and
-// trimmed to what it holds.
+// useSegment makes f, segment seq, the one written to. reserved is the
+// size it was filled with zeros to, 0 for none.
+func (l *Log) useSegment(f *os.File, seq uint64, mm []byte, reserved int) {
+	l.seg, l.segSeq, l.segBroken = f, seq, false
+	l.mm, l.mmOff = mm, len(segMagic)
+	l.segOff, l.segCap = len(segMagic), reserved
+	if reserved == 0 {
+		l.segCap = math.MaxInt // no reservation: the file grows
+	}
+	l.statsMu.Lock()
+	l.stats.Segment = seq
+	l.statsMu.Unlock()
+}
+
+// fillZeros writes zeros after the magic up to size bytes, and makes
+// them durable a chunk at a time: one flush of the whole reserve would
+// hold the disk, and every commit's fsync behind it, for tens of ms.
+func fillZeros(f *os.File, size int) error {
+	zeros := make([]byte, min(zeroChunk, size))
+	for off := len(segMagic); off < size; {
+		n, err := f.WriteAt(zeros[:min(len(zeros), size-off)], int64(off))
+		if err != nil {
+			return err
+		}
+		off += n
+		if err := syncData(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepareNext starts filling the segment after the current one, once the
+// current one is half used. The caller holds wmu.
+func (l *Log) prepareNext() {
+	if l.next != nil || l.segCap == math.MaxInt || l.segOff < l.segCap/2 {
+		return
+	}
+	seq, size := l.segSeq+1, min(2*l.segSize, maxSyncSegment)
+	ch := make(chan prepared, 1)
+	l.next = ch
+	go func() {
+		name := filepath.Join(l.dir, segName(seq))
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+		if err == nil {
+			_, err = f.Write(segMagic)
+			if err == nil {
+				err = fillZeros(f, size)
+			}
+			if err == nil {
+				err = f.Sync()
+			}
+			if err == nil {
+				err = syncDir(l.dir)
+			}
+			if err != nil {
+				f.Close()
+				os.Remove(name)
+				f = nil
+			}
+		}
+		ch <- prepared{seq: seq, f: f, size: size, err: err}
+	}()
+}
+
+// takePrepared waits for the segment being prepared, if any. The caller
+// holds wmu.
+func (l *Log) takePrepared() (prepared, bool) {
+	if l.next == nil {
+		return prepared{}, false
+	}
+	p := <-l.next
+	l.next = nil
+	return p, true
+}
+
 func (l *Log) finishSegment() error {
 	if l.seg == nil {
 		return nil
@@ -397,6 +516,10 @@ func (l *Log) finishSegment() error {
 			err = terr
 		}
 		l.mm = nil
+	} else if l.segCap != math.MaxInt {
+		// The unused zeros go; a crash before this lands leaves them,
+		// and replay reads zeros after the last frame as the end.
+		err = l.seg.Truncate(int64(l.segOff))
 	}
 	if cerr := l.seg.Close(); err == nil {
 		err = cerr
@@ -561,17 +684,24 @@ func (l *Log) write(g *group) {
 	if err == nil && l.mm != nil && l.mmOff+len(g.buf) > len(l.mm) {
 		l.segSize = min(2*l.segSize, maxSegment)
 		err = l.newSegment(l.segSeq+1, len(g.buf)) // full: the next one
+	} else if err == nil && l.mm == nil && l.segOff+len(g.buf) > l.segCap {
+		l.segSize = min(2*l.segSize, maxSyncSegment)
+		err = l.newSegment(l.segSeq+1, len(g.buf))
 	}
 	var lat time.Duration
 	synced := false
 	if err == nil && l.mm != nil && l.mmOff+len(g.buf) <= len(l.mm) {
 		l.mmOff += copy(l.mm[l.mmOff:], g.buf)
 	} else if err == nil {
-		_, err = l.seg.Write(g.buf)
+		_, err = l.seg.WriteAt(g.buf, int64(l.segOff))
+		if err == nil {
+			l.segOff += len(g.buf)
+		}
 		if err == nil && !l.opts.NoSync {
 			t0 := time.Now()
 			err = syncData(l.seg)
 			lat, synced = time.Since(t0), true
+			l.prepareNext()
 		}
 		if err != nil {
 			l.segBroken = true
@@ -628,6 +758,10 @@ func (l *Log) Close() error {
 	}
 	if cerr := l.finishSegment(); err == nil {
 		err = cerr
+	}
+	if p, ok := l.takePrepared(); ok && p.f != nil { // never used: no records in it
+		p.f.Close()
+		os.Remove(p.f.Name())
 	}
 	if cerr := l.lockf.Close(); err == nil {
 		err = cerr
