@@ -379,7 +379,7 @@ func (l *Log) newSegment(seq uint64, need int) error {
 	size := max(l.segSize, len(segMagic)+need)
 	if !l.opts.NoSync {
 		if p, ok := l.takePrepared(); ok {
-			if p.err == nil && p.seq == seq && p.size >= size {
+			if p.err == nil && p.seq == seq && p.size >= len(segMagic)+need {
 				l.finishSegment()
 				l.useSegment(p.f, seq, nil, p.size)
 				return nil
@@ -400,6 +400,10 @@ func (l *Log) newSegment(seq uint64, need int) error {
 	}
 	reserved := 0
 	if _, err = f.Write(segMagic); err == nil && !l.opts.NoSync {
+		// Filled here, with writers waiting (at open, on a Compact, or
+		// when a batch outgrew what was prepared): reserve little, and
+		// let the background fill the bigger segments after it.
+		size = max(minSegment, len(segMagic)+need)
 		if zerr := fillZeros(f, size); zerr != nil {
 			l.log.Warn("store: cannot reserve the segment, appending to it instead", "err", zerr)
 			err = f.Truncate(int64(len(segMagic)))
