@@ -142,13 +142,15 @@ func benchProxy(conns int, dur time.Duration) {
 type storeJournal struct{ l *store.Log }
 
 func (j *storeJournal) Save(s *session.Session) session.Wait {
-	return j.l.Stage(store.Put("s/"+s.CallID, s.Marshal())).Wait
+	return j.l.Stage(store.Put("s/"+s.CallID, s.Marshal())).WaitUntil
 }
 func (j *storeJournal) End(id string, _ *session.Owed) session.Wait {
-	return j.l.Stage(store.Delete("s/" + id)).Wait
+	return j.l.Stage(store.Delete("s/" + id)).WaitUntil
 }
-func (j *storeJournal) Asked(*session.Session) session.Wait { return func() error { return nil } }
-func (j *storeJournal) Settle(string)                       {}
+func (j *storeJournal) Asked(*session.Session) session.Wait {
+	return func(time.Time) error { return nil }
+}
+func (j *storeJournal) Settle(string) {}
 
 // serveAndLoad serves h on path and runs conns clients doing
 // init/start/stop cycles for dur; it returns the cycles per second.
@@ -210,10 +212,12 @@ func heapInUse() uint64 {
 
 type nopJournal struct{}
 
-func (nopJournal) Save(*session.Session) session.Wait     { return func() error { return nil } }
-func (nopJournal) End(string, *session.Owed) session.Wait { return func() error { return nil } }
-func (nopJournal) Asked(*session.Session) session.Wait    { return func() error { return nil } }
-func (nopJournal) Settle(string)                          {}
+func (nopJournal) Save(*session.Session) session.Wait { return func(time.Time) error { return nil } }
+func (nopJournal) End(string, *session.Owed) session.Wait {
+	return func(time.Time) error { return nil }
+}
+func (nopJournal) Asked(*session.Session) session.Wait { return func(time.Time) error { return nil } }
+func (nopJournal) Settle(string)                       {}
 
 func benchMemory(n int) {
 	fmt.Printf("\n== memory: %d answered sessions with a running timer\n", n)

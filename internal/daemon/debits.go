@@ -39,7 +39,7 @@ func (s *state) startDebits(e *engines, m *session.Manager, log *slog.Logger) er
 // owe records the debit in the same atomic batch as with (the session's
 // removal) and queues it for delivery.
 func (d *debits) owe(o session.Owed, with ...store.Op) session.Wait {
-	return d.spool.Owe(debit.Owed{Engine: o.Engine, Debit: o.Debit}, with...).Wait
+	return d.spool.Owe(debit.Owed{Engine: o.Engine, Debit: o.Debit}, with...).WaitUntil
 }
 
 func (d *debits) dump(put func(string, []byte)) { d.spool.Dump(put) }

@@ -83,7 +83,7 @@ func (s *state) Asked(sess *session.Session) session.Wait {
 	s.askMu.Lock()
 	defer s.askMu.Unlock()
 	s.asked[sess.CallID] = rec
-	return s.log.Stage(store.Put(askedPrefix+sess.CallID, rec)).Wait
+	return s.log.Stage(store.Put(askedPrefix+sess.CallID, rec)).WaitUntil
 }
 
 // Settle implements session.Journal.
@@ -107,9 +107,9 @@ func (s *state) settled(callID string) bool {
 func (s *state) Save(sess *session.Session) session.Wait {
 	put := store.Put(sessionPrefix+sess.CallID, sess.Marshal())
 	if s.settled(sess.CallID) { // the first save after the engine was asked
-		return s.log.Stage(put, store.Delete(askedPrefix+sess.CallID)).Wait
+		return s.log.Stage(put, store.Delete(askedPrefix+sess.CallID)).WaitUntil
 	}
-	return s.log.Stage(put).Wait
+	return s.log.Stage(put).WaitUntil
 }
 
 // End implements session.Journal: the session's removal and its debit in
@@ -119,7 +119,7 @@ func (s *state) End(callID string, owed *session.Owed) session.Wait {
 	gone := []store.Op{store.Delete(sessionPrefix + callID), store.Delete(askedPrefix + callID)}
 	if owed == nil {
 		if s.noSync { // written on the caller's goroutine: cheapest
-			return s.log.Stage(gone...).Wait
+			return s.log.Stage(gone...).WaitUntil
 		}
 		// Nothing is owed: the reply need not wait for an fsync. A crash
 		// before this write lands brings the ended call back at restart,
@@ -131,7 +131,7 @@ func (s *state) End(callID string, owed *session.Owed) session.Wait {
 	return s.debits.owe(*owed, gone...)
 }
 
-func noWait() error { return nil }
+func noWait(time.Time) error { return nil }
 
 // maybeCompact writes a snapshot when the log has grown or aged.
 func (s *state) maybeCompact(m *session.Manager) {

@@ -6,6 +6,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"strconv"
@@ -58,8 +59,16 @@ type Owed struct {
 	Debit  rating.Debit
 }
 
-// Wait blocks until a journal write is durable.
-type Wait func() error
+// Wait blocks until a journal write is durable and returns its error. A
+// non-zero by bounds the wait: once by passes, Wait returns an error whose
+// Timeout method says true, and the write still lands later, in order.
+type Wait func(by time.Time) error
+
+// late reports whether err is a Wait that gave up at its deadline.
+func late(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
 
 // Journal makes the table durable and owes debits. End removes a session
 // and records its debit (if any) in one atomic step, so a crash never
@@ -200,7 +209,9 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		mt, err := m.rater.MaxSessionTime(ctx, engine, rating.Request{CallID: r.CallID, From: party, To: r.RURI,
 			Gateway: r.SourceIP, Application: app, Duration: duration})
 		cancel()
-		m.waitLogged(asked, r.CallID)
+		// Bounded: if the mark is late, so is the session's save below,
+		// which decides the answer.
+		m.waitLogged(asked, r.CallID, answerBy(received, lim.ProxyTimeout))
 		if err != nil {
 			// Its fate is unknown: the engine may count it. Release it.
 			log.Error("init refused: rating engine did not answer in time", "engine", engine, "err", err)
@@ -266,7 +277,14 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 	m.addLocked(s)
 	wait := m.journal.Save(s)
 	m.mu.Unlock()
-	if err := wait(); err != nil {
+	if err := wait(answerBy(received, lim.ProxyTimeout)); late(err) {
+		// Limited would promise a call that a crash could forget, and a
+		// late answer is read by the proxy as the next call's: answer
+		// Error in time, and let go of the call.
+		m.abandon(s)
+		log.Error("init answered Error: the state log was not durable before the proxy's deadline; check the disk under state_dir")
+		return ReplyError
+	} else if err != nil {
 		log.Error("state log write failed; the call is tracked in memory only", "err", err)
 	}
 	log.info("call limited", slog.Int("limit", s.Limit), slog.Bool("prepaid", s.Prepaid), slog.String("engine", s.Engine),
@@ -315,6 +333,7 @@ func answerBy(received time.Time, proxyTimeout time.Duration) time.Time {
 // repeated start changes nothing.
 func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 	log := newCallLog(m.log, callID)
+	by := answerBy(received, m.Limits().ProxyTimeout)
 	m.mu.Lock()
 	s := m.calls[callID]
 	if s == nil {
@@ -341,7 +360,9 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 		}
 		wait := m.journal.Save(s)
 		m.mu.Unlock()
-		m.waitLogged(wait, callID)
+		if m.waitLogged(wait, callID, by) {
+			return m.startLate(log)
+		}
 		log.Debug("call answered", "party", s.Party, "limit", s.Limit)
 		return ReplyOk
 	}
@@ -353,16 +374,18 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 		Application: s.Application, Duration: capOrDefault(s.Cap), Connected: true}
 	engine, party := s.Engine, s.Party
 	m.mu.Unlock()
-	m.waitLogged(wait, callID)
+	if m.waitLogged(wait, callID, by) {
+		return m.startLate(log)
+	}
 
-	ctx, cancel := context.WithDeadline(context.Background(), answerBy(received, m.Limits().ProxyTimeout))
+	ctx, cancel := context.WithDeadline(context.Background(), by)
 	mt, err := m.rater.MaxSessionTime(ctx, engine, req)
 	cancel()
 	switch {
 	case err != nil:
 		log.Warn("re-ask at start failed; the call keeps its limit", "engine", engine, "err", err)
 	case mt.Kind == rating.Limited:
-		m.Retime(party, engine, mt.Seconds)
+		m.retime(party, engine, mt.Seconds, by)
 	default:
 		log.Info("re-ask at start did not give a number; the call keeps its limit", "answer", mt.Kind)
 	}
@@ -377,10 +400,24 @@ func capOrDefault(c int) int {
 	return c
 }
 
+// startLate answers a start whose record was not durable before the
+// proxy's deadline. The call stays tracked, its clock running: only Ok,
+// which promises a record that survives a crash, is withheld.
+func (m *Manager) startLate(log callLog) string {
+	log.Error("start answered Error: the state log was not durable before the proxy's deadline; the call is still tracked; check the disk under state_dir")
+	return ReplyError
+}
+
 // Retime sets every answered prepaid call of party on engine to end
 // seconds from now (capped by each call's own cap): the engine's common
 // end moment for the account's parallel calls.
 func (m *Manager) Retime(party, engine string, seconds int) {
+	m.retime(party, engine, seconds, time.Time{})
+}
+
+// retime is Retime waiting for the records until by at the most (zero:
+// no bound).
+func (m *Manager) retime(party, engine string, seconds int, by time.Time) {
 	now := m.now()
 	m.mu.Lock()
 	var waits []Wait
@@ -406,7 +443,7 @@ func (m *Manager) Retime(party, engine string, seconds int) {
 	}
 	m.mu.Unlock()
 	for _, w := range waits {
-		m.waitLogged(w, party)
+		m.waitLogged(w, party, by)
 	}
 	if len(waits) > 0 {
 		m.log.Info("party's calls re-timed", "party", party, "engine", engine, "seconds", seconds, "calls", len(waits))
@@ -451,9 +488,12 @@ func (m *Manager) Stop(callID string) string {
 		m.mu.Unlock()
 		return ReplyNotFound
 	}
-	e := m.endLocked(s, m.now(), false, "stop")
+	now := m.now()
+	e := m.endLocked(s, now, false, "stop")
 	m.mu.Unlock()
-	m.finish(e)
+	// Ok to stop promises nothing to the proxy, so the reply does not
+	// outwait its deadline for the record (and its debit) to be durable.
+	m.finishBy(e, answerBy(now, m.Limits().ProxyTimeout))
 	return ReplyOk
 }
 
@@ -502,12 +542,33 @@ type ending struct {
 	debit    bool
 }
 
-func (m *Manager) finish(e ending) {
+func (m *Manager) finish(e ending) { m.finishBy(e, time.Time{}) }
+
+// finishBy is finish waiting for the journal until by at the most.
+func (m *Manager) finishBy(e ending, by time.Time) {
+	m.logEnded(e)
+	m.waitLogged(e.wait, e.s.CallID, by)
+}
+
+func (m *Manager) logEnded(e ending) {
 	logLine(m.log, slog.LevelInfo, "call ended",
 		[]slog.Attr{slog.String("callid", e.s.CallID), slog.String("party", e.s.Party), slog.String("to", e.s.RURI)},
 		[]slog.Attr{slog.String("reason", e.reason), slog.Int("duration", e.duration), slog.Bool("bye", e.bye), slog.Bool("debit", e.debit)},
 		nil)
-	m.waitLogged(e.wait, e.s.CallID)
+}
+
+// abandon ends a call set up by an init that is answered Error after all,
+// releasing what the engine counts for it; its records land in order
+// when the disk catches up.
+func (m *Manager) abandon(s *Session) {
+	m.mu.Lock()
+	if m.calls[s.CallID] != s {
+		m.mu.Unlock()
+		return
+	}
+	e := m.endLocked(s, m.now(), false, "state log too slow")
+	m.mu.Unlock()
+	m.logEnded(e)
 }
 
 // endLocked removes s, asks the proxy to end its dialog when bye is set,
@@ -547,10 +608,19 @@ func (m *Manager) owed(s *Session, duration int) *Owed {
 		Gateway: s.SourceIP, Application: s.Application, Duration: duration}}
 }
 
-func (m *Manager) waitLogged(w Wait, what string) {
-	if err := w(); err != nil {
-		m.log.Error("state log write failed", "callid", what, "err", err)
+// waitLogged waits for w until by (zero: no bound), logs a failed write,
+// and says whether the deadline passed first.
+func (m *Manager) waitLogged(w Wait, what string, by time.Time) (isLate bool) {
+	err := w(by)
+	switch {
+	case err == nil:
+		return false
+	case late(err):
+		m.log.Warn("state log write not durable before the proxy's deadline: the disk is slow", "callid", what)
+		return true
 	}
+	m.log.Error("state log write failed", "callid", what, "err", err)
+	return false
 }
 
 func (m *Manager) setEndLocked(s *Session, end time.Time) {

@@ -114,6 +114,43 @@ type journal struct {
 	saved  map[string]*Session
 	asked  map[string]bool
 	debits []Owed
+	stall  chan struct{} // while open, writes are not durable: a stalled disk
+}
+
+// timeoutError is what a bounded Wait returns when its deadline passes.
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "not durable yet" }
+func (timeoutError) Timeout() bool { return true }
+
+// wait is the Wait of a write made now: immediate, or with a stalled disk
+// done when the stall ends, and given up at its deadline.
+func (j *journal) wait() Wait {
+	stall := j.stall
+	return func(by time.Time) error {
+		if stall == nil {
+			return nil
+		}
+		if by.IsZero() {
+			<-stall
+			return nil
+		}
+		t := time.NewTimer(time.Until(by))
+		defer t.Stop()
+		select {
+		case <-stall:
+			return nil
+		case <-t.C:
+			return timeoutError{}
+		}
+	}
+}
+
+func (j *journal) stallDisk() (resume func()) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.stall = make(chan struct{})
+	return sync.OnceFunc(func() { close(j.stall) })
 }
 
 func (j *journal) Asked(s *Session) Wait {
@@ -123,7 +160,7 @@ func (j *journal) Asked(s *Session) Wait {
 		j.asked = map[string]bool{}
 	}
 	j.asked[s.CallID] = true
-	return func() error { return nil }
+	return j.wait()
 }
 func (j *journal) Settle(id string) {
 	j.mu.Lock()
@@ -142,7 +179,7 @@ func (j *journal) Save(s *Session) Wait {
 	c := *s
 	j.saved[s.CallID] = &c
 	delete(j.asked, s.CallID)
-	return func() error { return nil }
+	return j.wait()
 }
 func (j *journal) End(id string, o *Owed) Wait {
 	j.mu.Lock()
@@ -152,7 +189,7 @@ func (j *journal) End(id string, o *Owed) Wait {
 	if o != nil {
 		j.debits = append(j.debits, *o)
 	}
-	return func() error { return nil }
+	return j.wait()
 }
 func (j *journal) owed() []Owed {
 	j.mu.Lock()

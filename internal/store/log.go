@@ -41,6 +41,16 @@ type Options struct {
 // ErrClosed is returned for ops applied after Close.
 var ErrClosed = errors.New("store: log closed")
 
+// ErrPending is what WaitUntil returns when its deadline passes before the
+// batch is durable. The batch is still written, in order. Its Timeout
+// method says true, as net.Error's does.
+var ErrPending error = pendingError{}
+
+type pendingError struct{}
+
+func (pendingError) Error() string { return "store: not durable yet (the disk is slow)" }
+func (pendingError) Timeout() bool { return true }
+
 // Stats describe the log since Open.
 type Stats struct {
 	Records     uint64        // ops written
@@ -118,6 +128,27 @@ func (c *Commit) Wait() error {
 	<-c.Done()
 	err, _ := c.result()
 	return err
+}
+
+// WaitUntil is Wait that gives up at by with ErrPending; a zero by waits
+// as long as Wait. With NoSync the waiter copies its batch into the
+// mapped segment itself, which is not bounded.
+func (c *Commit) WaitUntil(by time.Time) error {
+	if c.log != nil || by.IsZero() {
+		return c.Wait()
+	}
+	if err, ok := c.result(); ok {
+		return err
+	}
+	t := time.NewTimer(time.Until(by))
+	defer t.Stop()
+	select {
+	case <-c.Done():
+		err, _ := c.result()
+		return err
+	case <-t.C:
+		return ErrPending
+	}
 }
 
 // Done is closed when Wait would return.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // capture is a slog handler that keeps warnings and errors for assertions.
@@ -655,4 +656,36 @@ func TestSyncSegmentBiggerThanTheReserve(t *testing.T) {
 	l, live := mustOpen(t, dir, Options{})
 	defer l.Close()
 	equalMaps(t, live, map[string]string{"small": "s", "big": string(big), "after": "a"})
+}
+
+// WaitUntil gives up at its deadline while the writer is held up (a
+// stalled disk), says so as a timeout, and the batch still lands.
+func TestWaitUntilGivesUpAndTheBatchStillLands(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := mustOpen(t, dir, Options{})
+	l.wmu.Lock() // the writer cannot write: as if the disk stalled
+	c := l.Apply(Put("k", []byte("v")))
+	start := time.Now()
+	err := c.WaitUntil(time.Now().Add(50 * time.Millisecond))
+	if !errors.Is(err, ErrPending) {
+		t.Fatalf("WaitUntil during a stall: %v, want ErrPending", err)
+	}
+	var timeout interface{ Timeout() bool }
+	if !errors.As(err, &timeout) || !timeout.Timeout() {
+		t.Fatal("ErrPending does not say it is a timeout")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("WaitUntil returned after %v", d)
+	}
+	l.wmu.Unlock()
+	if err := c.WaitUntil(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatalf("after the stall: %v", err)
+	}
+	if err := c.WaitUntil(time.Time{}); err != nil {
+		t.Fatalf("no deadline: %v", err)
+	}
+	l.Close()
+	l, live := mustOpen(t, dir, Options{})
+	defer l.Close()
+	equalMaps(t, live, map[string]string{"k": "v"})
 }

@@ -5,6 +5,7 @@ package sessiontest
 
 import (
 	"sync"
+	"time"
 
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/session"
@@ -38,7 +39,7 @@ func (j *Journal) Settle(callID string) {
 	delete(j.asked, callID)
 }
 
-func done() error { return nil }
+func done(time.Time) error { return nil }
 
 // Save implements session.Journal.
 func (j *Journal) Save(s *session.Session) session.Wait {
