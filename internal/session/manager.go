@@ -491,7 +491,7 @@ func (m *Manager) Stop(callID string) string {
 	now := m.now()
 	e := m.endLocked(s, now, false, "stop")
 	m.mu.Unlock()
-	// Ok to stop promises nothing to the proxy, so the reply does not
+	// Ok to a stop promises the proxy nothing, so the reply does not
 	// outwait its deadline for the record (and its debit) to be durable.
 	m.finishBy(e, answerBy(now, m.Limits().ProxyTimeout))
 	return ReplyOk
