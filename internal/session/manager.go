@@ -66,6 +66,9 @@ type Wait func(by time.Time) error
 
 // late reports whether err is a Wait that gave up at its deadline.
 func late(err error) bool {
+	if err == nil {
+		return false // before t, which escapes: no allocation per request
+	}
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()
 }
