@@ -6,14 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/rating"
 	"github.com/callcontrol/callcontrol/internal/store"
+
+	"github.com/callcontrol/callcontrol/internal/store/storetest"
 )
 
 var errBroken = errors.New("connection broken before the reply")
@@ -315,25 +315,6 @@ func TestEnginesIndependent(t *testing.T) {
 	exactlyOnce(t, e, "x1", "y1")
 }
 
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
-}
-
 // crashingEngine stands between the first daemon run and the engine: at
 // its crashAt-th request it copies the state directory (what kill -9 would
 // leave), before or after the engine acts on the request, and from then on
@@ -365,7 +346,7 @@ func (c *crashingEngine) DebitBalance(ctx context.Context, engine string, d rati
 	if c.after {
 		c.eng.DebitBalance(ctx, engine, d)
 	}
-	c.copied = copyDir(c.t, c.src)
+	c.copied = storetest.CopyDir(c.t, c.src)
 	return rating.DebitReply{}, errBroken
 }
 

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/internal/store/storetest"
 )
 
 // capture is a slog handler that keeps warnings and errors for assertions.
@@ -317,25 +319,6 @@ func buildDir(t *testing.T, n int, snap bool) (string, map[string]string) {
 	return dir, want
 }
 
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
-}
-
 // TestTornTail cuts or damages the last segment at every byte of its last
 // frame: Open must keep every earlier record, drop the last, and warn.
 func TestTornTail(t *testing.T) {
@@ -369,7 +352,7 @@ func TestTornTail(t *testing.T) {
 			if m.name == "truncate" && off == start {
 				continue // a clean cut before the frame: nothing to warn about
 			}
-			dir := copyDir(t, src)
+			dir := storetest.CopyDir(t, src)
 			b := m.f(bytes.Clone(full), off)
 			if err := os.WriteFile(filepath.Join(dir, filepath.Base(data)), b, 0o600); err != nil {
 				t.Fatal(err)
@@ -416,7 +399,7 @@ func TestAtomicBatch(t *testing.T) {
 	// Any cut inside the second batch keeps exactly the first one.
 	firstEnd := len(segMagic) + frameHeader + 2*(1+1+1+1+1)
 	for cut := firstEnd; cut < len(full); cut++ {
-		d := copyDir(t, dir)
+		d := storetest.CopyDir(t, dir)
 		if err := os.WriteFile(filepath.Join(d, filepath.Base(segs[0])), full[:cut], 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -447,7 +430,7 @@ func TestDamagedSnapshot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := copyDir(t, src)
+			dir := storetest.CopyDir(t, src)
 			if err := os.WriteFile(filepath.Join(dir, snapName), tt.damage(bytes.Clone(snap)), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -483,7 +466,7 @@ func TestDamagedSnapshot(t *testing.T) {
 func TestBadSegmentHeader(t *testing.T) {
 	src, want := buildDir(t, 5, false)
 	segs := segFiles(t, src)
-	dir := copyDir(t, src)
+	dir := storetest.CopyDir(t, src)
 	if err := os.WriteFile(filepath.Join(dir, filepath.Base(segs[0])), []byte("garbage!garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -604,7 +587,7 @@ func TestSyncSegmentsReserveRotateAndReplay(t *testing.T) {
 			}
 		}
 		if i == 100 { // as a power cut would leave it: zeros after the last frame
-			crashCopy, crashWant = copyDir(t, dir), maps.Clone(want)
+			crashCopy, crashWant = storetest.CopyDir(t, dir), maps.Clone(want)
 		}
 	}
 	if n := len(segFiles(t, dir)); n < 3 {
