@@ -101,46 +101,42 @@ func TestExitStatus(t *testing.T) {
 // TestRefused checks the exit status and message when the daemon refuses
 // the caller (the real SO_PEERCRED refusal is tested in internal/control).
 func TestRefused(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "control")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			bufio.NewReader(c).ReadString('\n')
-			fmt.Fprintln(c, `{"ok":false,"code":"denied","error":"permission denied: uid 1000 is not root"}`)
-			c.Close()
-		}
-	}()
+	path := fakeDaemon(t, func(c net.Conn) {
+		bufio.NewReader(c).ReadString('\n')
+		fmt.Fprintln(c, `{"ok":false,"code":"denied","error":"permission denied: uid 1000 is not root"}`)
+	})
 	code, _, errOut := runCLI("--socket", path, "sessions")
 	if code != exitUnreachable || !strings.Contains(errOut, "refused access") || !strings.Contains(errOut, "uid 1000") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
 
-// TestDaemonHangsUp: a daemon that dies mid-request is unreachable too.
-func TestDaemonHangsUp(t *testing.T) {
+// fakeDaemon listens on a control socket of its own and serves each
+// connection with serve, then closes it. It returns the socket's path.
+func fakeDaemon(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "control")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			serve(c)
 			c.Close()
 		}
 	}()
+	return path
+}
+
+// TestDaemonHangsUp: a daemon that dies mid-request is unreachable too.
+func TestDaemonHangsUp(t *testing.T) {
+	path := fakeDaemon(t, func(net.Conn) {}) // closes every connection at once
 	code, _, errOut := runCLI("--socket", path, "stats")
 	if code != exitUnreachable || !strings.Contains(errOut, path) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
