@@ -101,6 +101,17 @@ type harness struct {
 	dir    string
 }
 
+// startFake starts a fake proxy of flavor on a socket of its own and
+// returns it with the socket's path.
+func startFake(t *testing.T, flavor Flavor) (*dialogtest.Fake, string) {
+	t.Helper()
+	proxyPath := filepath.Join(dialogtest.SocketDir(t), "proxy.sock")
+	if flavor == Kamailio {
+		return dialogtest.NewKamailio(t, proxyPath), proxyPath
+	}
+	return dialogtest.NewOpenSIPS(t, proxyPath), proxyPath
+}
+
 func newClient(t *testing.T, opts Options) *harness {
 	t.Helper()
 	h := &harness{rec: newRecorder(), logs: &logBuf{}}
@@ -152,14 +163,7 @@ func TestClientWireAndAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := dialogtest.SocketDir(t)
-			proxyPath := filepath.Join(dir, "proxy.sock")
-			var fake *dialogtest.Fake
-			if tt.flavor == Kamailio {
-				fake = dialogtest.NewKamailio(t, proxyPath)
-			} else {
-				fake = dialogtest.NewOpenSIPS(t, proxyPath)
-			}
+			fake, proxyPath := startFake(t, tt.flavor)
 			fake.SetAnswer(tt.answer)
 			h := newClient(t, Options{Flavor: tt.flavor, ProxySocket: proxyPath, OpenSIPSKey: tt.key,
 				Timeout: 300 * time.Millisecond})
@@ -317,14 +321,7 @@ func TestClientBackPressure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n := tt.n
-			dir := dialogtest.SocketDir(t)
-			proxyPath := filepath.Join(dir, "proxy.sock")
-			var fake *dialogtest.Fake
-			if tt.flavor == Kamailio {
-				fake = dialogtest.NewKamailio(t, proxyPath)
-			} else {
-				fake = dialogtest.NewOpenSIPS(t, proxyPath)
-			}
+			fake, proxyPath := startFake(t, tt.flavor)
 			fake.SetReadDelay(tt.readDelay)
 			if tt.pause {
 				fake.Pause()
