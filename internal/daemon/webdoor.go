@@ -86,7 +86,7 @@ func (w *webDoor) close() {
 func (d *Daemon) notReady() []string {
 	var problems []string
 	d.mu.Lock()
-	sock := d.cfg.CallControl.Socket
+	sock, stateDir := d.cfg.CallControl.Socket, d.cfg.CallControl.StateDir
 	d.mu.Unlock()
 	if d.proxySrv == nil {
 		problems = append(problems, "the proxy socket is not served yet")
@@ -95,7 +95,7 @@ func (d *Daemon) notReady() []string {
 	}
 	if st := d.state.log.Stats(); st.Failing {
 		problems = append(problems, fmt.Sprintf("the state log's last write failed (%d errors since start): calls are not durable, check the disk of %s",
-			st.Errors, d.cfg.CallControl.StateDir))
+			st.Errors, stateDir))
 	}
 	return problems
 }
