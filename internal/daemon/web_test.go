@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/control"
+	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -85,12 +86,20 @@ func TestWebTerminateReachesProxy(t *testing.T) {
 // /metrics after a few calls, read with Prometheus' own parser: the
 // families are those of the golden file and the counts are right.
 func TestWebMetrics(t *testing.T) {
-	e := newEnv(t, "limit = 600", httpLoopback)
+	eng := ratingtest.New(t)
+	for _, a := range []string{"alice", "bob", "carol"} {
+		eng.SetAccount(a+"@example.com", ratingtest.Account{Balance: 10})
+	}
+	eng.SetRate("0031", ratingtest.PerMinute(0.10))
+	e := newEnv(t, "limit = 600", httpLoopback+"[CDRTool]\naddress = "+eng.Addr()+"\ntimeout = 300\n")
 	e.answered("m-1", "alice")
 	e.answered("m-2", "bob")
 	e.call(initReq("m-3", "carol"))
 	if got := e.call("stop\ncallid: m-2"); got != "Ok" {
 		t.Fatal(got)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(eng.Debited("m-2")) == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
 	}
 	status, body := e.http("GET", "/metrics")
 	if status != 200 {
@@ -163,6 +172,12 @@ func TestWebMetrics(t *testing.T) {
 		{"callcontrol_proxy_requests_total", map[string]string{"command": "start", "reply": "Ok"}, 2},
 		{"callcontrol_proxy_requests_total", map[string]string{"command": "stop", "reply": "Ok"}, 1},
 		{"callcontrol_proxy_request_duration_seconds", map[string]string{"command": "init"}, 3},
+		{"callcontrol_rating_requests_total", map[string]string{"engine": eng.Addr(), "request": "debit_balance", "result": "ok"}, 1},
+		{"callcontrol_rating_request_duration_seconds", map[string]string{"request": "debit_balance"}, 1},
+		{"callcontrol_debits_delivered_total", nil, 1},
+		{"callcontrol_debits_waiting", nil, 0},
+		{"callcontrol_engines_up", nil, 1},
+		{"callcontrol_engines", nil, 1},
 		{"callcontrol_state_durable", nil, 0}, // this test runs with sync = no
 		{"callcontrol_state_log_write_errors_total", nil, 0},
 		{"callcontrol_build_info", map[string]string{"version": Version}, 1},
@@ -170,6 +185,11 @@ func TestWebMetrics(t *testing.T) {
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
+	}
+	// Three inits and two answers asked the engine (init, and start with
+	// State=Connected for prepaid calls).
+	if got := value("callcontrol_rating_requests_total", map[string]string{"request": "max_session_time", "result": "ok"}); got < 3 {
+		t.Errorf("max_session_time requests counted: %v, want at least 3", got)
 	}
 }
 
