@@ -71,6 +71,16 @@ func TestWebTerminateReachesProxy(t *testing.T) {
 	if len(reqs) != 1 || !reqs[0].Valid || reqs[0].Key() != "1:2" {
 		t.Fatalf("proxy got %+v", reqs)
 	}
+	// The fake confirmed it: /metrics counts it once the reply is read.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, m := e.http("GET", "/metrics")
+		if strings.Contains(m, "\ncallcontrol_dialog_ends_sent_total 1\n") && strings.Contains(m, "\ncallcontrol_dialog_ends_confirmed_total 1\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dialog end not counted:\n%s", m)
+		}
+	}
 	if status, body = e.http("DELETE", "/api/v1/sessions/web-1"); status != 404 || !strings.Contains(body, `"exit_status": 1`) {
 		t.Fatalf("second DELETE: %d %s", status, body)
 	}

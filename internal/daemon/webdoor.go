@@ -109,6 +109,9 @@ func (d *Daemon) metricsState() metrics.State {
 	s.SessionsPending, s.SessionsInProgress, s.Parties = d.sessions.Counts()
 	s.EnginesUp, s.EnginesTotal = d.engines.connected()
 	s.DialogEndsPending = d.dialogs.Pending()
+	dc := d.dialogs.Counts()
+	s.DialogEndsSent, s.DialogEndsConfirmed, s.DialogEndsRetried = dc.Sent, dc.Confirmed+dc.Gone, dc.Retried
+	s.DialogEndsFailed = dc.Refused + dc.Timeouts + dc.GaveUp + dc.Abandoned
 	if d.state.debits != nil {
 		c := d.state.debits.spool.Delivered()
 		s.DebitsWaiting = d.state.debits.waiting()

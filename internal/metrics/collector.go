@@ -22,7 +22,11 @@ type State struct {
 	DebitsFailed         uint64 // refused even with Force=1: dropped
 	DebitRetries         uint64 // sends that failed and wait for a retry
 
-	DialogEndsPending int
+	DialogEndsPending   int
+	DialogEndsSent      uint64 // handed to the proxy's management socket
+	DialogEndsConfirmed uint64 // the proxy ended the dialog, or had it ended already
+	DialogEndsRetried   uint64 // sends the socket refused, retried
+	DialogEndsFailed    uint64 // refused by the proxy, unanswered, given up or abandoned
 
 	AccountingPolls  uint64
 	AccountingErrors uint64
@@ -86,6 +90,14 @@ func metricList() []metric {
 			func(s *State) float64 { return float64(s.DebitRetries) }),
 		m("dialog_ends_pending", "Dialog ends asked of the proxy and not yet confirmed.", gauge, nil,
 			func(s *State) float64 { return float64(s.DialogEndsPending) }),
+		m("dialog_ends_sent_total", "Dialog end requests sent to the proxy's management socket.", counter, nil,
+			func(s *State) float64 { return float64(s.DialogEndsSent) }),
+		m("dialog_ends_confirmed_total", "Dialog ends the proxy confirmed (ended, or already gone).", counter, nil,
+			func(s *State) float64 { return float64(s.DialogEndsConfirmed) }),
+		m("dialog_ends_retried_total", "Dialog end sends the management socket refused (full or absent) and that were retried.", counter, nil,
+			func(s *State) float64 { return float64(s.DialogEndsRetried) }),
+		m("dialog_ends_failed_total", "Dialog ends the proxy refused, did not answer in time, or that were given up: those calls may still be up.", counter, nil,
+			func(s *State) float64 { return float64(s.DialogEndsFailed) }),
 		m("accounting_polls_total", "Rounds of radacct polling.", counter, nil,
 			func(s *State) float64 { return float64(s.AccountingPolls) }),
 		m("accounting_poll_errors_total", "Rounds of radacct polling that failed.", counter, nil,
