@@ -275,6 +275,10 @@ func TestTerminateFormAndCSRF(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "ended: the proxy was asked to send BYE to both ends") {
 		t.Fatalf("after confirmation: %d\n%s", resp.StatusCode, body)
 	}
+	// Its refresh must not repeat the POST (a GET of /terminate is refused).
+	if !strings.Contains(body, `content="10; url=/"`) {
+		t.Errorf("the result page refreshes itself in place:\n%s", body)
+	}
 	// The script's way: JSON back, and the truth about a pending call.
 	resp, body = do(t, ts, req{method: "POST", path: "/terminate", body: form(url.Values{"call_id": {"b-2@host"}, "token": {token}, "confirm": {"yes"}}),
 		header: map[string]string{"Accept": "application/json"}})
