@@ -21,6 +21,8 @@ packages=(
 	dpkg-dev debhelper fakeroot lintian # the Debian package test
 	gcc libc6-dev    # cgo, needed by go test -race
 	make git ca-certificates python3
+	chromium         # headless browser for the live calls page test (internal/daemon)
+	prometheus       # promtool, which checks the sample alert rules (docs/prometheus)
 )
 
 log() { printf '== %s\n' "$*"; }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -123,7 +124,13 @@ type Poller struct {
 	now     func() time.Time
 
 	mu sync.Mutex // one round at a time
+
+	// Rounds run and rounds failed, for metrics.
+	polls, pollErrors atomic.Uint64
 }
+
+// Polls says how many rounds ran and how many of them failed.
+func (p *Poller) Polls() (rounds, failed uint64) { return p.polls.Load(), p.pollErrors.Load() }
 
 // NewPoller validates cfg and prepares a connection pool; it does not
 // connect, so a database that is down at start is not an error.
@@ -204,6 +211,15 @@ type callKey struct{ callID, fromTag string }
 // error (other than a missing table) ends the round at once, so a dead
 // database costs one QueryTimeout; what was found before it is still closed.
 func (p *Poller) Check(ctx context.Context) error {
+	err := p.check(ctx)
+	p.polls.Add(1)
+	if err != nil {
+		p.pollErrors.Add(1)
+	}
+	return err
+}
+
+func (p *Poller) check(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 

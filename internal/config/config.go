@@ -150,6 +150,7 @@ type Config struct {
 	RadiusDatabase   RadiusDatabase
 	Proxy            Proxy
 	RadiusAccounting RadiusAccounting
+	HTTP             HTTP
 }
 
 // Default returns the configuration used when the file sets nothing.
@@ -252,5 +253,6 @@ func (c *Config) Summary() string {
 	} else {
 		b.WriteString(", radius accounting off")
 	}
+	b.WriteString(c.HTTP.summary())
 	return b.String()
 }

@@ -99,6 +99,7 @@ func TestSampleExamplesParse(t *testing.T) {
 	want.RadiusDatabase.Enabled = true
 	want.RadiusDatabase.User = "radius"
 	want.RadiusDatabase.Password = "secret"
+	want.HTTP.Listen = "127.0.0.1:9080" // the example; off by default
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("uncommented sample:\ngot  %+v\nwant %+v", c, want)
 	}
@@ -377,5 +378,37 @@ func TestSummary(t *testing.T) {
 	}
 	if strings.Contains(s, "\n") || !strings.Contains(Default(rt).Summary(), "rating off") {
 		t.Errorf("summary: %q", s)
+	}
+}
+
+func TestHTTP(t *testing.T) {
+	const hash = "$2y$10$abcdefghijklmnopqrstuu5yRQ1k2cCs0mFz5bUu1Vv7XJtqXoX7S"
+	for _, c := range []struct {
+		name, section string
+		want          HTTP
+		err           string
+	}{
+		{"off", "", HTTP{}, ""},
+		{"loopback", "listen = 127.0.0.1:9080", HTTP{Listen: "127.0.0.1:9080"}, ""},
+		{"localhost", "listen = localhost:9080", HTTP{Listen: "localhost:9080"}, ""},
+		{"ipv6 loopback", "listen = [::1]:9080", HTTP{Listen: "[::1]:9080"}, ""},
+		{"public with auth", "listen = :9080\nuser = op\npassword_hash = " + hash, HTTP{Listen: ":9080", User: "op", PasswordHash: hash}, ""},
+		{"public without auth", "listen = 0.0.0.0:9080", HTTP{}, "reachable from other machines"},
+		{"all addresses without auth", "listen = :9080", HTTP{}, "reachable from other machines"},
+		{"clear-text password", "listen = 127.0.0.1:9080\nuser = op\npassword_hash = secret", HTTP{}, "must be a bcrypt hash"},
+		{"user without hash", "listen = 127.0.0.1:9080\nuser = op", HTTP{}, "go together"},
+		{"hash without user", "password_hash = " + hash, HTTP{}, "go together"},
+		{"no port", "listen = 127.0.0.1", HTTP{}, "host:port"},
+	} {
+		cfg, _, err := Parse("t.ini", []byte("[HTTP]\n"+c.section+"\n"), rt)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), "[HTTP]") {
+				t.Errorf("%s: err %v, want %q", c.name, err, c.err)
+			}
+			continue
+		}
+		if err != nil || cfg.HTTP != c.want {
+			t.Errorf("%s: %+v %v", c.name, cfg, err)
+		}
 	}
 }

@@ -40,6 +40,7 @@ func schema() map[string][]option {
 		"OpenSIPS":         {o("socket_path"), o("max_connections"), o("dialog_id")},
 		"Kamailio":         {o("socket_path"), o("max_connections")},
 		"RadiusAccounting": {o("listen"), o("secret")},
+		"HTTP":             {o("listen"), o("user"), o("password_hash")},
 	}
 }
 
@@ -79,6 +80,7 @@ func Parse(name string, data []byte, runtimeDir string) (*Config, []string, erro
 	p.radiusDatabase(c)
 	p.proxy(c)
 	p.radiusAccounting(c)
+	p.http(c)
 	if p.err != nil {
 		return nil, p.warnings, p.err
 	}

@@ -21,7 +21,7 @@ func (nopEnder) End(dialog.Target) {}
 // production. Its CPU per call moves far less than socket throughput on a
 // shared machine, so it is the figure to watch when tuning that path.
 func BenchmarkCallCycle(b *testing.B) {
-	st, err := openState(b.TempDir(), true, slog.New(slog.DiscardHandler))
+	st, err := openState(b.TempDir(), true, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/internal/config"
 	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/metrics"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/session"
 )
@@ -54,6 +55,8 @@ type Daemon struct {
 	engines  *engines
 	control  *controlDoor
 	acct     *accounting
+	metrics  *metrics.Metrics
+	web      *webDoor
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -108,8 +111,10 @@ func (d *Daemon) start() (err error) {
 	if d.dialogs, err = newDialogClient(cfg, opts.RuntimeDir, log); err != nil {
 		return err
 	}
+	d.metrics = metrics.New(Version, d.metricsState)
 	d.engines = newEngines(cfg, log)
-	if d.state, err = openState(cc.StateDir, !cc.Sync, log); err != nil {
+	d.engines.observe = d.metrics.Rating
+	if d.state, err = openState(cc.StateDir, !cc.Sync, d.metrics.SyncObserver(), log); err != nil {
 		return err
 	}
 	d.sessions = session.NewManager(limits(cfg), d.engines.rater(), d.dialogs, d.state, log)
@@ -120,7 +125,7 @@ func (d *Daemon) start() (err error) {
 	d.sessions.Restore(sessions)
 	d.sessions.ReleaseAsked(asked)
 
-	d.proxySrv = proxy.NewServer(d.proxyLn, session.Handler{M: d.sessions}, log, opts.Debug)
+	d.proxySrv = proxy.NewServer(d.proxyLn, countingHandler{session.Handler{M: d.sessions}, d.metrics.Proxy}, log, opts.Debug)
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.proxySrv.Serve() }()
 
@@ -132,6 +137,9 @@ func (d *Daemon) start() (err error) {
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.housekeeping(ctx, cc.CheckInterval) }()
 	if d.acct, err = startAccounting(ctx, cfg, d.sessions, &d.wg, log); err != nil {
+		return err
+	}
+	if d.web, err = startWeb(d); err != nil {
 		return err
 	}
 	if opts.PidFile != "" {
@@ -205,6 +213,12 @@ func (d *Daemon) Reload() error {
 		d.log.Error("reload refused: the configuration in force stays", "err", err)
 		return err
 	}
+	// The HTTP listener first: a new address that cannot be bound refuses
+	// the whole reload, and the old listener keeps serving.
+	if err := d.web.reload(cfg.HTTP); err != nil {
+		d.log.Error("reload refused: the configuration in force stays", "err", err)
+		return err
+	}
 	d.mu.Lock()
 	old := d.cfg
 	d.cfg = cfg
@@ -259,6 +273,9 @@ func (d *Daemon) stop() {
 		d.proxySrv.Close()
 	} else if d.proxyLn != nil {
 		d.proxyLn.Close()
+	}
+	if d.web != nil {
+		d.web.close()
 	}
 	if d.control != nil {
 		d.control.close()

@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/config"
+	"github.com/callcontrol/callcontrol/internal/metrics"
 	"github.com/callcontrol/callcontrol/internal/rating"
 	"github.com/callcontrol/callcontrol/internal/session"
 )
@@ -21,6 +23,7 @@ type engines struct {
 	pool    *rating.Pool // nil: no engine configured, every call postpaid
 	timeout atomic.Int64 // time.Duration
 	log     *slog.Logger
+	observe *metrics.Rating // nil: not counted
 }
 
 func newEngines(cfg *config.Config, log *slog.Logger) *engines {
@@ -56,7 +59,25 @@ func (e *engines) Release(party string)         { e.pool.Release(party) }
 func (e *engines) MaxSessionTime(ctx context.Context, engine string, r rating.Request) (rating.MaxTime, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(e.timeout.Load()))
 	defer cancel()
-	return e.pool.MaxSessionTime(ctx, engine, r)
+	t0 := time.Now()
+	res, err := e.pool.MaxSessionTime(ctx, engine, r)
+	e.count(engine, metrics.MaxSessionTime, err, t0)
+	return res, err
+}
+
+// count records one rating request for the metrics.
+func (e *engines) count(engine, request string, err error, t0 time.Time) {
+	if e.observe == nil {
+		return
+	}
+	result := metrics.ResultOK
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		result = metrics.ResultTimeout
+	case err != nil:
+		result = metrics.ResultError
+	}
+	e.observe.Observe(engine, request, result, time.Since(t0))
 }
 
 // DebitBalance delivers a debit for the spool.
@@ -66,7 +87,10 @@ func (e *engines) DebitBalance(ctx context.Context, engine string, d rating.Debi
 	}
 	ctx, cancel := context.WithTimeout(ctx, debitTimeout)
 	defer cancel()
-	return e.pool.DebitBalance(ctx, engine, d)
+	t0 := time.Now()
+	res, err := e.pool.DebitBalance(ctx, engine, d)
+	e.count(engine, metrics.DebitBalance, err, t0)
+	return res, err
 }
 
 func (e *engines) connected() (up, total int) {

@@ -39,8 +39,8 @@ type state struct {
 	asked map[string][]byte
 }
 
-func openState(dir string, noSync bool, log *slog.Logger) (*state, error) {
-	l, restored, err := store.Open(dir, store.Options{NoSync: noSync}, log)
+func openState(dir string, noSync bool, onSync func(time.Duration), log *slog.Logger) (*state, error) {
+	l, restored, err := store.Open(dir, store.Options{NoSync: noSync, OnSync: onSync}, log)
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}

@@ -102,6 +102,7 @@ type Client struct {
 	wg      sync.WaitGroup
 	pending atomic.Int64
 	refused atomic.Int64 // sends the kernel refused; tests check back-pressure happened
+	counts  counters     // for metrics: see Counts
 	once    sync.Once
 }
 
@@ -297,6 +298,7 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 		err = c.sendto(b)
 		if err == nil {
 			*failingSince = time.Time{}
+			c.counts.sent.Add(1)
 			break
 		}
 		c.refused.Add(1)
@@ -489,6 +491,7 @@ func (c *Client) finish(r *request, o outcome, attrs ...any) {
 	case outcomeAbandoned:
 		c.log.Error("end dialog request abandoned at shutdown", attrs...)
 	}
+	c.counts.outcome[o].Add(1)
 	c.pending.Add(-1)
 	if c.opts.onResult != nil {
 		c.opts.onResult(r.t, o)

@@ -193,6 +193,19 @@ func TestClientWireAndAnswers(t *testing.T) {
 			if n := h.client.Pending(); n != 0 {
 				t.Fatalf("Pending() = %d after the outcome", n)
 			}
+			want := Counts{Sent: 1}
+			*map[outcome]*uint64{outcomeOK: &want.Confirmed, outcomeGone: &want.Gone, outcomeError: &want.Refused,
+				outcomeTimeout: &want.Timeouts}[tt.want] = 1
+			// The reply may beat sendto's return, and with it the sent count.
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+				c := h.client.Counts()
+				if c == want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("Counts() = %+v, want %+v", c, want)
+				}
+			}
 		})
 	}
 }

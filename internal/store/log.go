@@ -36,6 +36,9 @@ type Options struct {
 	// MaxBatch caps the bytes one group write carries (default 1 MiB); a
 	// larger backlog is written as several groups.
 	MaxBatch int
+	// OnSync, when set, is told each fsync's latency (a metrics histogram),
+	// on the writer goroutine: it must be quick and never block.
+	OnSync func(time.Duration)
 }
 
 // ErrClosed is returned for ops applied after Close.
@@ -63,6 +66,9 @@ type Stats struct {
 	Segment     uint64 // current segment number
 	Compactions uint64
 	SnapRecords int // records in the last snapshot written
+	// Failing is true while the last group write or sync failed: replies
+	// wait on a log that is not durable.
+	Failing bool
 }
 
 // Commit is the durability of one Apply (shared by every batch of the same
@@ -747,6 +753,7 @@ func (l *Log) write(g *group) {
 		l.log.Error("store: group commit failed", "segment", l.segSeq, "batches", g.batches, "err", err)
 	}
 	l.statsMu.Lock()
+	l.stats.Failing = err != nil
 	if err != nil {
 		l.stats.Errors++
 	} else {
@@ -760,6 +767,9 @@ func (l *Log) write(g *group) {
 		}
 	}
 	l.statsMu.Unlock()
+	if synced && err == nil && l.opts.OnSync != nil {
+		l.opts.OnSync(lat)
+	}
 	g.commit.finish(err)
 	if cap(g.buf) <= 4*l.opts.MaxBatch {
 		l.mu.Lock()

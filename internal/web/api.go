@@ -1,0 +1,170 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/callcontrol/callcontrol/internal/control"
+)
+
+// Exit statuses of cmd/callcontrol, carried in JSON errors so a script can
+// treat the API and the CLI alike.
+const (
+	exitNotFound    = 1
+	exitUnreachable = 2 // also: access refused
+	exitFailed      = 3
+	exitUsage       = 64
+)
+
+// apiError is the body of every failed API request.
+type apiError struct {
+	OK         bool   `json:"ok"`
+	Code       string `json:"code"`        // control's codes: not_found, denied, bad_request, failed
+	ExitStatus int    `json:"exit_status"` // what `callcontrol` exits with for the same failure
+	Error      string `json:"error"`
+}
+
+func exitStatus(code string) int {
+	switch code {
+	case control.CodeNotFound:
+		return exitNotFound
+	case control.CodeDenied, control.CodeBusy:
+		return exitUnreachable
+	case control.CodeBadRequest:
+		return exitUsage
+	}
+	return exitFailed
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, apiError{Code: code, ExitStatus: exitStatus(code), Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(apiError{Code: control.CodeFailed, ExitStatus: exitFailed, Error: "cannot encode reply: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// filter selects sessions the way the page's filter does: party by prefix
+// (like `callcontrol sessions PREFIX`, with or without "sip:"), state
+// exactly.
+type filter struct {
+	Party string
+	State string
+}
+
+func filterFrom(r *http.Request) filter {
+	q := r.URL.Query()
+	party := q.Get("party")
+	if party == "" {
+		party = q.Get("prefix")
+	}
+	st := q.Get("state")
+	if st != "pending" && st != "in-progress" {
+		st = ""
+	}
+	return filter{Party: strings.TrimSpace(party), State: st}
+}
+
+func (f filter) sessions(b control.Backend) []control.SessionInfo {
+	all := b.Sessions(f.Party)
+	out := make([]control.SessionInfo, 0, len(all))
+	for _, s := range all {
+		if f.State == "" || s.State == f.State {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// apiSessions lists sessions: the same JSON as `callcontrol --json sessions`.
+func (s *Server) apiSessions(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	writeJSON(w, http.StatusOK, filterFrom(r).sessions(s.opts.Backend))
+}
+
+// apiSession shows (GET) or terminates (DELETE) one session.
+func (s *Server) apiSession(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet, http.MethodDelete) {
+		return
+	}
+	callID := r.PathValue("callid")
+	if callID == "" {
+		writeError(w, http.StatusBadRequest, control.CodeBadRequest, "a call id is required: /api/v1/sessions/{callid}")
+		return
+	}
+	if r.Method == http.MethodDelete {
+		res := s.terminate(r, callID)
+		if !res.Terminated {
+			writeError(w, http.StatusNotFound, control.CodeNotFound, res.Message)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	info, ok := s.opts.Backend.Session(callID)
+	if !ok {
+		writeError(w, http.StatusNotFound, control.CodeNotFound, notFound(callID))
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+// apiStats is the same JSON as `callcontrol --json stats`.
+func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	writeJSON(w, http.StatusOK, s.opts.Backend.Stats())
+}
+
+func notFound(callID string) string { return fmt.Sprintf("call id %s does not exist", callID) }
+
+// terminated says what a terminate did. The first two fields are those of
+// `callcontrol --json terminate`.
+type terminated struct {
+	CallID     string `json:"call_id"`
+	Terminated bool   `json:"terminated"`
+	// State is the call's state when it was ended: "in-progress" calls get
+	// a BYE to both ends through the proxy; "pending" ones (not answered
+	// yet) are only dropped from tracking.
+	State   string `json:"state,omitempty"`
+	Message string `json:"message"`
+}
+
+// terminate ends a call and says, truthfully, what that did.
+func (s *Server) terminate(r *http.Request, callID string) terminated {
+	b := s.opts.Backend
+	before, known := b.Session(callID)
+	if !known || !b.Terminate(callID) {
+		s.log.Info("http: terminate of unknown call", "remote", r.RemoteAddr, "callid", callID)
+		return terminated{CallID: callID, Message: notFound(callID)}
+	}
+	s.log.Info("http: call terminated by operator", "remote", r.RemoteAddr, "user", user(r), "callid", callID, "state", before.State)
+	res := terminated{CallID: callID, Terminated: true, State: before.State}
+	if before.State == "in-progress" {
+		res.Message = fmt.Sprintf("Call %s ended: the proxy was asked to send BYE to both ends.", callID)
+		if before.Prepaid {
+			res.Message += " Its real duration is debited."
+		}
+	} else {
+		res.Message = fmt.Sprintf("Call %s was not answered yet: callcontrol stopped tracking it; no BYE was sent.", callID)
+	}
+	return res
+}
+
+func user(r *http.Request) string {
+	u, _, _ := r.BasicAuth()
+	return u
+}

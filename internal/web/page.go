@@ -1,0 +1,206 @@
+package web
+
+import (
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/control"
+)
+
+// The page, its script and its style live in the binary: no CDN, nothing
+// to install beside the daemon.
+//
+//go:embed assets
+var assetFS embed.FS
+
+func (s *Server) assets(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	sub, _ := fs.Sub(assetFS, "assets")
+	w.Header().Set("Cache-Control", "no-cache")
+	http.StripPrefix("/assets/", http.FileServerFS(sub)).ServeHTTP(w, r)
+}
+
+var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMap{
+	"duration": formatSeconds,
+	"clock": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.Local().Format("15:04:05")
+	},
+	"iso": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	},
+	"stateLabel": stateLabel,
+	"limit": func(n int) string {
+		if n < 0 {
+			return "none"
+		}
+		return formatSeconds(n)
+	},
+}).ParseFS(assetFS, "assets/page.html"))
+
+// formatSeconds renders a limit or remaining time: -1 is "none".
+func formatSeconds(n int) string {
+	if n < 0 {
+		return "—"
+	}
+	h, m, sec := n/3600, n/60%60, n%60
+	if h > 0 {
+		return fmt.Sprintf("%d:%02d:%02d", h, m, sec)
+	}
+	return fmt.Sprintf("%d:%02d", m, sec)
+}
+
+func stateLabel(st string) string {
+	if st == "in-progress" {
+		return "in progress"
+	}
+	return st
+}
+
+type pageData struct {
+	Filter   filter
+	Sessions []control.SessionInfo
+	Stats    control.Stats
+	Token    string
+	// Confirm is the call a script-less terminate asks about; Result is
+	// what a terminate did.
+	Confirm *control.SessionInfo
+	Result  *terminated
+	Chips   []chip
+	Count   string
+	Now     string
+}
+
+// chip is one piece of the daemon's health in the page's header; app.js
+// computes the same from /api/v1/stats.
+type chip struct{ ID, Label, Value, Class string }
+
+func chips(st control.Stats) []chip {
+	engines := chip{ID: "engines", Label: "Rating engines", Value: fmt.Sprintf("%d/%d up", st.EnginesUp, st.EnginesTotal), Class: "good"}
+	switch {
+	case st.EnginesTotal == 0:
+		engines.Value, engines.Class = "none (all calls postpaid)", "muted"
+	case st.EnginesUp == 0:
+		engines.Class = "bad"
+	case st.EnginesUp < st.EnginesTotal:
+		engines.Class = "warn"
+	}
+	dialogs := chip{ID: "dialogs", Label: "Dialog ends pending", Value: fmt.Sprint(st.DialogEndsPending), Class: "good"}
+	if st.DialogEndsPending > 0 {
+		dialogs.Class = "warn"
+	}
+	debits := chip{ID: "debits", Label: "Debits waiting", Value: fmt.Sprint(st.DebitsWaiting), Class: "good"}
+	if st.DebitsWaiting > 0 {
+		debits.Class = "warn"
+	}
+	state := chip{ID: "statelog", Label: "State log", Value: fmt.Sprintf("durable, fsync %.1f ms", st.StateLastSyncMS), Class: "good"}
+	switch {
+	case st.StateWriteErrors > 0:
+		state.Value, state.Class = fmt.Sprintf("%d write errors", st.StateWriteErrors), "bad"
+	case !st.StateSync:
+		state.Value, state.Class = "not fsynced (sync = no)", "warn"
+	}
+	return []chip{engines, dialogs, debits, state}
+}
+
+// countLine says how many calls are shown and tracked.
+func countLine(shown int, st control.Stats, filtered bool) string {
+	total := st.Sessions["pending"] + st.Sessions["in-progress"]
+	calls := func(n int) string {
+		if n == 1 {
+			return "1 call"
+		}
+		return fmt.Sprintf("%d calls", n)
+	}
+	line := fmt.Sprintf("%s: %d in progress, %d pending, %d parties", calls(total), st.Sessions["in-progress"], st.Sessions["pending"], st.Parties)
+	if filtered {
+		line = fmt.Sprintf("%d shown of %s", shown, line)
+	}
+	return line
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, d pageData) {
+	d.Token = s.csrfToken()
+	d.Stats = s.opts.Backend.Stats()
+	if d.Sessions == nil && d.Confirm == nil {
+		d.Sessions = d.Filter.sessions(s.opts.Backend)
+	}
+	d.Chips = chips(d.Stats)
+	d.Count = countLine(len(d.Sessions), d.Stats, d.Filter != filter{})
+	d.Now = time.Now().Format("15:04:05")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := pageTemplate.Execute(w, d); err != nil {
+		s.log.Warn("http: page", "err", err)
+	}
+}
+
+// page is the live calls page. Without JavaScript it refreshes itself
+// every few seconds; with it, app.js updates it in place.
+func (s *Server) page(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	s.render(w, r, http.StatusOK, pageData{Filter: filterFrom(r)})
+}
+
+// terminateForm is the page's terminate button. Without JavaScript the
+// first POST shows a confirmation and the second (confirm=yes) acts; the
+// script confirms in the page and posts with confirm=yes, asking for JSON.
+func (s *Server) terminateForm(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, control.CodeBadRequest, "malformed form: "+err.Error())
+		return
+	}
+	if !s.validToken(r.PostFormValue("token")) {
+		s.log.Warn("http: terminate without a valid form token refused", "remote", r.RemoteAddr)
+		writeError(w, http.StatusForbidden, control.CodeDenied, "form token missing or stale: reload the page and try again")
+		return
+	}
+	callID := r.PostFormValue("call_id")
+	wantJSON := r.Header.Get("Accept") == "application/json"
+	if callID == "" {
+		writeError(w, http.StatusBadRequest, control.CodeBadRequest, "call_id is required")
+		return
+	}
+	if r.PostFormValue("confirm") != "yes" {
+		info, ok := s.opts.Backend.Session(callID)
+		if !ok {
+			res := terminated{CallID: callID, Message: notFound(callID)}
+			s.render(w, r, http.StatusNotFound, pageData{Result: &res, Sessions: []control.SessionInfo{}})
+			return
+		}
+		s.render(w, r, http.StatusOK, pageData{Confirm: &info})
+		return
+	}
+	res := s.terminate(r, callID)
+	status := http.StatusOK
+	if !res.Terminated {
+		status = http.StatusNotFound
+	}
+	if wantJSON {
+		if !res.Terminated {
+			writeError(w, status, control.CodeNotFound, res.Message)
+			return
+		}
+		writeJSON(w, status, res)
+		return
+	}
+	s.render(w, r, status, pageData{Result: &res, Filter: filterFrom(r)})
+}
