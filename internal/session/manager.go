@@ -43,6 +43,9 @@ type Limits struct {
 	SetupTime    time.Duration
 	StaleTimeout time.Duration
 	ProxyTimeout time.Duration // the proxy's socket_timeout: answer before it
+	// RecheckInterval is the longest time between two re-asks of the
+	// engine for a prepaid call in progress (recheck.go); 0: never.
+	RecheckInterval time.Duration
 }
 
 // Rater is the rating engine pool, nil when no engine is configured.
@@ -103,12 +106,14 @@ type Manager struct {
 	calls   map[string]*Session
 	parties map[string][]*Session
 	closed  bool
+	recheck rechecks
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
 func NewManager(l Limits, rater Rater, ender dialog.Ender, j Journal, log *slog.Logger) *Manager {
 	m := &Manager{rater: rater, ender: ender, journal: j, log: log, now: time.Now,
 		calls: make(map[string]*Session), parties: make(map[string][]*Session)}
+	m.recheck.init()
 	m.SetLimits(l)
 	return m
 }
@@ -523,8 +528,8 @@ func (m *Manager) expire(s *Session) {
 		return
 	}
 	now := m.now()
-	if early := s.EndAt.Sub(now); early > time.Millisecond { // re-timed after the timer was armed
-		s.timer.Reset(early)
+	if early := s.EndAt.Sub(now); early > time.Millisecond { // a re-ask is due, or re-timed after the timer was armed
+		m.recheckLocked(s, now)
 		m.mu.Unlock()
 		return
 	}
@@ -628,15 +633,7 @@ func (m *Manager) waitLogged(w Wait, what string, by time.Time) (isLate bool) {
 
 func (m *Manager) setEndLocked(s *Session, end time.Time) {
 	s.EndAt = end
-	d := end.Sub(m.now())
-	if d < 0 {
-		d = 0
-	}
-	if s.timer == nil {
-		s.timer = time.AfterFunc(d, func() { m.expire(s) })
-	} else {
-		s.timer.Reset(d)
-	}
+	m.armLocked(s, m.now())
 }
 
 func (m *Manager) addLocked(s *Session) {
@@ -751,6 +748,7 @@ func (m *Manager) ReleaseAsked(asked []*Session) {
 
 // Shutdown stops every timer; the table stays as it is (it is durable).
 func (m *Manager) Shutdown() {
+	m.stopRechecks()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
