@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -33,17 +34,22 @@ import (
 // minRecheckStep is the shortest time between two re-asks of a call.
 const minRecheckStep = 2 * time.Second
 
-// maxRechecksInFlight bounds the probes waiting on the engines at once:
-// they share each engine's one connection with init and start, which
-// must not queue behind many of them.
-const maxRechecksInFlight = 4
+// maxRechecksInFlight bounds the probes sent to the engines at once: they
+// share each engine's one connection with init and start, which must not
+// queue behind many of them. Due probes beyond it wait their turn, up to
+// maxRechecksWaiting; past that a step is skipped and taken at the next.
+const (
+	maxRechecksInFlight = 4
+	maxRechecksWaiting  = 1 << 14
+)
 
 // rechecks is the manager's re-ask state.
 type rechecks struct {
-	slots chan struct{} // one per probe in flight
-	ctx   context.Context
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
+	slots   chan struct{} // one per probe in flight
+	waiting int           // probes started and not done, under Manager.mu
+	ctx     context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
 	// parties with a probe in flight, under Manager.mu: one probe answers
 	// for all of a party's calls on that engine.
 	busy map[string]struct{}
@@ -65,6 +71,9 @@ func (m *Manager) nextCheck(s *Session, now time.Time) time.Time {
 		return time.Time{}
 	}
 	step := min(s.EndAt.Sub(now)/2, interval)
+	// Up to a tenth earlier, at random: calls started or restored together
+	// would otherwise ask together, every step, in one burst.
+	step -= rand.N(step/10 + 1)
 	step = max(step, minRecheckStep)
 	at := now.Add(step)
 	if !at.Before(s.EndAt) {
@@ -103,18 +112,19 @@ type probe struct {
 // at the next one.
 func (m *Manager) recheckLocked(s *Session, now time.Time) {
 	if !s.checkAt.IsZero() && !now.Before(s.checkAt) && !m.closed {
-		if _, busy := m.recheck.busy[s.Party]; !busy {
-			select {
-			case m.recheck.slots <- struct{}{}:
-				m.recheck.busy[s.Party] = struct{}{}
-				m.recheck.seq++
-				p := probe{callID: s.CallID, party: s.Party, ruri: s.RURI, sourceIP: s.SourceIP,
-					app: s.Application, engine: s.Engine, cap: capOrDefault(s.Cap), seq: m.recheck.seq}
-				m.recheck.wg.Add(1)
-				go m.runProbe(p, now)
-			default:
-				m.log.Debug("re-ask skipped: too many in flight", "callid", s.CallID)
-			}
+		_, busy := m.recheck.busy[s.Party]
+		switch {
+		case busy: // its answer re-times this call too
+		case m.recheck.waiting >= maxRechecksWaiting:
+			m.log.Debug("re-ask skipped: too many waiting", "callid", s.CallID)
+		default:
+			m.recheck.busy[s.Party] = struct{}{}
+			m.recheck.waiting++
+			m.recheck.seq++
+			p := probe{callID: s.CallID, party: s.Party, ruri: s.RURI, sourceIP: s.SourceIP,
+				app: s.Application, engine: s.Engine, cap: capOrDefault(s.Cap), seq: m.recheck.seq}
+			m.recheck.wg.Add(1)
+			go m.runProbe(p, now)
 		}
 	}
 	m.armLocked(s, now)
@@ -128,9 +138,16 @@ func (m *Manager) runProbe(p probe, now time.Time) {
 	defer func() {
 		m.mu.Lock()
 		delete(m.recheck.busy, p.party)
+		m.recheck.waiting--
 		m.mu.Unlock()
-		<-m.recheck.slots
 	}()
+	select {
+	case m.recheck.slots <- struct{}{}:
+		defer func() { <-m.recheck.slots }()
+	case <-m.recheck.ctx.Done():
+		return
+	}
+	now = m.now()
 	log := newCallLog(m.log, p.callID)
 	// Unique per daemon run (seq) and across runs (the time): a release
 	// still owed from before a restart is never confused with a new probe.
