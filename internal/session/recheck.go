@@ -70,7 +70,11 @@ func (m *Manager) nextCheck(s *Session, now time.Time) time.Time {
 	if interval <= 0 || m.rater == nil || !s.Prepaid || !s.Owed || !s.InProgress() || s.EndAt.IsZero() {
 		return time.Time{}
 	}
-	step := min(s.EndAt.Sub(now)/2, interval)
+	left := s.EndAt.Sub(now)
+	if left <= minRecheckStep {
+		return time.Time{} // the end comes first
+	}
+	step := min(left/2, interval)
 	// Up to a tenth earlier, at random: calls started or restored together
 	// would otherwise ask together, every step, in one burst.
 	step -= rand.N(step/10 + 1)
