@@ -719,6 +719,7 @@ func (m *Manager) Restore(sessions []*Session) {
 				continue
 			}
 			m.setEndLocked(s, s.EndAt)
+			m.spreadCheckLocked(s, now)
 		}
 	}
 	m.log.Info("sessions restored", "sessions", len(m.calls), "expired_meanwhile", expired, "parties", len(m.parties))

@@ -103,6 +103,23 @@ func (m *Manager) armLocked(s *Session, now time.Time) {
 	}
 }
 
+// spreadCheckLocked moves s's first re-ask to a random moment before the
+// one scheduled: calls restored together at a restart would otherwise all
+// ask within the same tenth of a step.
+func (m *Manager) spreadCheckLocked(s *Session, now time.Time) {
+	if s.checkAt.IsZero() {
+		return
+	}
+	span := s.checkAt.Sub(now) - minRecheckStep
+	if span <= 0 {
+		return
+	}
+	s.checkAt = now.Add(minRecheckStep + rand.N(span))
+	if s.checkAt.Before(s.EndAt) {
+		s.timer.Reset(s.checkAt.Sub(now))
+	}
+}
+
 // probe is what a re-ask needs of a call, copied under the lock.
 type probe struct {
 	callID, party, ruri, sourceIP, app, engine string
@@ -128,7 +145,7 @@ func (m *Manager) recheckLocked(s *Session, now time.Time) {
 			p := probe{callID: s.CallID, party: s.Party, ruri: s.RURI, sourceIP: s.SourceIP,
 				app: s.Application, engine: s.Engine, cap: capOrDefault(s.Cap), seq: m.recheck.seq}
 			m.recheck.wg.Add(1)
-			go m.runProbe(p, now)
+			go m.runProbe(p)
 		}
 	}
 	m.armLocked(s, now)
@@ -137,7 +154,7 @@ func (m *Manager) recheckLocked(s *Session, now time.Time) {
 // runProbe asks the engine for the party's shared end with a probe
 // session, and releases the probe. A failed probe changes no call: they
 // keep their limits and ask again at their next step.
-func (m *Manager) runProbe(p probe, now time.Time) {
+func (m *Manager) runProbe(p probe) {
 	defer m.recheck.wg.Done()
 	defer func() {
 		m.mu.Lock()
@@ -151,7 +168,7 @@ func (m *Manager) runProbe(p probe, now time.Time) {
 	case <-m.recheck.ctx.Done():
 		return
 	}
-	now = m.now()
+	now := m.now()
 	log := newCallLog(m.log, p.callID)
 	// Unique per daemon run (seq) and across runs (the time): a release
 	// still owed from before a restart is never confused with a new probe.
