@@ -445,6 +445,13 @@ func (m *Manager) retime(party, engine string, seconds int, by time.Time) {
 				end = capEnd
 			}
 		}
+		if d := end.Sub(s.EndAt); d > -time.Second && d < time.Second {
+			// The engine answers whole seconds: the same end. Re-asks
+			// (recheck.go) bring this every step; only the next one is
+			// re-armed, so one probe keeps answering for the party.
+			m.armLocked(s, now)
+			continue
+		}
 		m.setEndLocked(s, end)
 		s.Limit = int(math.Round(end.Sub(s.Answered).Seconds()))
 		waits = append(waits, m.journal.Save(s))

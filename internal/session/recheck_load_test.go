@@ -60,8 +60,8 @@ func TestRecheckEngineLoad(t *testing.T) {
 	const interval = 30 * time.Second
 	for _, n := range []int{1000, 10000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			if n > 1000 && testing.Short() {
-				t.Skip("-short")
+			if n > 1000 && (testing.Short() || raceEnabled) {
+				t.Skip("a measurement: run without -race and -short")
 			}
 			wall := time.Now()
 			defer func() { t.Logf("wall time, calls set up and 5 minutes of re-asks simulated: %v", time.Since(wall)) }()
