@@ -175,10 +175,12 @@ func (m *Manager) runProbe(p probe) {
 	id := p.callID + "~recheck-" + strconv.FormatInt(now.UnixNano(), 36) + "-" + strconv.FormatUint(p.seq, 36)
 	asked := m.journal.Asked(&Session{CallID: id, Party: p.party, RURI: p.ruri, SourceIP: p.sourceIP,
 		Application: p.app, Engine: p.engine, Limit: NoLimit, Cap: NoLimit, Created: now})
-	// No deadline of its own: the engine's [CDRTool] timeout applies, as
-	// to a debit; the manager's context ends it at shutdown.
-	mt, err := m.rater.MaxSessionTime(m.recheck.ctx, p.engine, rating.Request{CallID: id, From: p.party, To: p.ruri,
+	// The deadline of an init or start, queueing for the engine's
+	// connection included; the manager's context ends it at shutdown.
+	ctx, cancel := context.WithDeadline(m.recheck.ctx, answerBy(now, m.Limits().ProxyTimeout))
+	mt, err := m.rater.MaxSessionTime(ctx, p.engine, rating.Request{CallID: id, From: p.party, To: p.ruri,
 		Gateway: p.sourceIP, Application: p.app, Duration: p.cap})
+	cancel()
 	m.waitLogged(asked, id, time.Time{})
 	release := &Owed{Engine: p.engine, Debit: rating.Debit{CallID: id, From: p.party, To: p.ruri,
 		Gateway: p.sourceIP, Application: p.app, Duration: 0}}

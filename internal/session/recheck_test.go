@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,15 +31,22 @@ const engineName = "engine1"
 type engineRater struct {
 	e    *ratingtest.Engine
 	fail atomic.Bool // MaxSessionTime fails as an unreachable engine would
+	hang atomic.Bool // probes get no answer before their deadline
+	hung atomic.Int64
 }
 
 func (r *engineRater) Pick(string) string     { return engineName }
 func (r *engineRater) Acquire(string, string) {}
 func (r *engineRater) Release(string)         {}
 
-func (r *engineRater) MaxSessionTime(_ context.Context, _ string, q rating.Request) (rating.MaxTime, error) {
+func (r *engineRater) MaxSessionTime(ctx context.Context, _ string, q rating.Request) (rating.MaxTime, error) {
 	if r.fail.Load() {
 		return rating.MaxTime{}, errors.New("engine unreachable")
+	}
+	if r.hang.Load() && strings.Contains(q.CallID, "~recheck") {
+		r.hung.Add(1)
+		<-ctx.Done()
+		return rating.MaxTime{}, ctx.Err()
 	}
 	line := fmt.Sprintf("MaxSessionTime CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
 		q.CallID, q.From, q.To, q.Gateway, q.Duration, q.Application)
@@ -360,6 +368,47 @@ func TestRecheckAfterRestore(t *testing.T) {
 		}
 		restarted.m.Shutdown()
 		b.m.Shutdown()
+		wg.Wait()
+	})
+}
+
+// A re-ask the engine does not answer gives up at its deadline, holds no
+// lock meanwhile (the proxy's requests are answered), ends no call, and is
+// tried again at the next step.
+func TestRecheckHungEngineDelaysNothing(t *testing.T) {
+	e := ratingtest.New(t)
+	e.SetAccount(account, ratingtest.Account{Balance: 10})
+	e.SetRate("", ratingtest.PerMinute(0.10))
+	synctest.Test(t, func(t *testing.T) {
+		e.SetClock(time.Now)
+		rec := &cutRecorder{cuts: map[string]time.Time{}}
+		var wg sync.WaitGroup
+		a := newDaemon(e, 10*time.Second, rec, &wg)
+		call(t, a, "c1")
+		a.rater.hang.Store(true)
+		time.Sleep(10 * time.Second) // the first re-ask is out, hanging
+		synctest.Wait()
+		if a.rater.hung.Load() != 1 {
+			t.Fatalf("%d re-asks hanging, want 1", a.rater.hung.Load())
+		}
+		// The proxy's requests meanwhile: answered, from the same manager.
+		r := &session.InitRequest{CallID: "post", RURI: "sip:1@example.com", Diverter: "None", SourceIP: "10.0.0.1",
+			From: "<sip:bob@example.com>", Prepaid: "false", CallLimit: "1"}
+		if got := a.m.Init(r, time.Now()); got != session.ReplyLimited {
+			t.Fatalf("init during a hanging re-ask: %s", got)
+		}
+		if a.m.Start("post", "1:3", time.Now()) != session.ReplyOk || a.m.Stop("post") != session.ReplyOk {
+			t.Fatal("start/stop during a hanging re-ask")
+		}
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		if _, cut := rec.at("c1"); cut {
+			t.Fatal("a hanging engine ended the call")
+		}
+		if n := a.rater.hung.Load(); n < 10 {
+			t.Errorf("%d re-asks in 5 minutes with a 10 s interval: a hung one was not given up at its deadline", n)
+		}
+		a.m.Shutdown()
 		wg.Wait()
 	})
 }
