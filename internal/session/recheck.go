@@ -132,7 +132,7 @@ type probe struct {
 // re-arms the timer for the end or the next step. A skipped step is taken
 // at the next one.
 func (m *Manager) recheckLocked(s *Session, now time.Time) {
-	if !s.checkAt.IsZero() && !now.Before(s.checkAt) && !m.closed {
+	if !s.checkAt.IsZero() && !now.Before(s.checkAt) && !m.closed && m.Limits().RecheckInterval > 0 {
 		_, busy := m.recheck.busy[s.Party]
 		switch {
 		case busy: // its answer re-times this call too
