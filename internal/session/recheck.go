@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -185,6 +186,12 @@ func (m *Manager) runProbe(p probe) {
 	release := &Owed{Engine: p.engine, Debit: rating.Debit{CallID: id, From: p.party, To: p.ruri,
 		Gateway: p.sourceIP, Application: p.app, Duration: 0}}
 	switch {
+	case errors.Is(err, rating.ErrNotSent):
+		// Never reached the engine (down, backing off): nothing to
+		// release. Every call of a down engine comes here each step, and
+		// the rating client already says the engine is down.
+		log.Debug("re-ask not sent; the party's calls keep their limits", "party", p.party, "engine", p.engine, "err", err)
+		m.journal.Settle(id)
 	case err != nil:
 		// Its fate is unknown: the engine may count it. Release it.
 		log.Warn("re-ask failed; the party's calls keep their limits", "party", p.party, "engine", p.engine, "err", err)

@@ -41,7 +41,7 @@ func (r *engineRater) Release(string)         {}
 
 func (r *engineRater) MaxSessionTime(ctx context.Context, _ string, q rating.Request) (rating.MaxTime, error) {
 	if r.fail.Load() {
-		return rating.MaxTime{}, errors.New("engine unreachable")
+		return rating.MaxTime{}, fmt.Errorf("%w: engine unreachable", rating.ErrNotSent)
 	}
 	if r.hang.Load() && strings.Contains(q.CallID, "~recheck") {
 		r.hung.Add(1)
@@ -318,6 +318,9 @@ func TestRecheckFailingEngineEndsNoCall(t *testing.T) {
 		if n := e.Count("MaxSessionTime"); n != before {
 			t.Fatalf("%d requests reached a failing engine", n-before)
 		}
+		if n := e.Count("DebitBalance"); n != 0 {
+			t.Fatalf("%d releases of probes that were never sent", n)
+		}
 		// The engine answers again; a call of the account starts on B
 		// and halves the shared end: A hears of it at its next step.
 		a.rater.fail.Store(false)
@@ -408,7 +411,11 @@ func TestRecheckHungEngineDelaysNothing(t *testing.T) {
 		if n := a.rater.hung.Load(); n < 10 {
 			t.Errorf("%d re-asks in 5 minutes with a 10 s interval: a hung one was not given up at its deadline", n)
 		}
-		a.m.Shutdown()
+		a.m.Shutdown() // ends a probe still out, which is released too
 		wg.Wait()
+		// A probe whose fate is unknown may be counted: each is released.
+		if n, hung := e.Count("DebitBalance"), a.rater.hung.Load(); int64(n) != hung {
+			t.Errorf("%d releases for %d probes of unknown fate", n, hung)
+		}
 	})
 }
