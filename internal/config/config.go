@@ -74,7 +74,17 @@ type CDRTool struct {
 	// rating engine: every call is postpaid.
 	Addresses []string
 	Timeout   time.Duration // per request; the daemon caps it under ProxyTimeout
+	// RecheckInterval is recheck_interval: the longest time between two
+	// re-asks of the engine for a prepaid call in progress, so calls of one
+	// account on several proxies learn of their shared end. 0: off.
+	RecheckInterval time.Duration
 }
+
+// DefaultRecheckInterval is recheck_interval's default.
+const DefaultRecheckInterval = 30 * time.Second
+
+// MinRecheckInterval is the shortest recheck_interval other than 0.
+const MinRecheckInterval = 2 * time.Second
 
 // Enabled reports whether a rating engine is configured.
 func (c CDRTool) Enabled() bool { return len(c.Addresses) > 0 }
@@ -175,6 +185,10 @@ func Default(runtimeDir string) *Config {
 			// The original waited 500 ms, as long as the proxy waits for
 			// the answer; leave room to answer Error in time instead.
 			Timeout: 300 * time.Millisecond,
+			// Two proxies on one engine: an account's call overruns its
+			// balance by one step at most, and steps shrink to 2 s near
+			// the end; the engine gets two requests per 30 s per party.
+			RecheckInterval: DefaultRecheckInterval,
 		},
 		RadiusDatabase: RadiusDatabase{
 			Host:           "localhost",
@@ -234,7 +248,7 @@ func (c *Config) Summary() string {
 		src, cc.Socket, cc.Group, cc.Limit, cc.PrepaidLimit, cc.ProxyTimeout, cc.SetupTime, cc.CheckInterval, cc.StaleTimeout)
 	fmt.Fprintf(&b, ", state %s (sync %t), control %s", cc.StateDir, cc.Sync, cc.ControlSocket)
 	if c.CDRTool.Enabled() {
-		fmt.Fprintf(&b, ", rating %s (timeout %s)", strings.Join(c.CDRTool.Addresses, " "), c.CDRTool.Timeout)
+		fmt.Fprintf(&b, ", rating %s (timeout %s, recheck_interval %s)", strings.Join(c.CDRTool.Addresses, " "), c.CDRTool.Timeout, c.CDRTool.RecheckInterval)
 	} else {
 		b.WriteString(", rating off (all calls postpaid)")
 	}

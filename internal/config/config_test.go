@@ -23,7 +23,8 @@ func TestOriginalFileLoads(t *testing.T) {
 	want.CallControl.StaleTimeout = 12 * time.Hour
 	want.CallControl.SetupTime = 120 * time.Second
 	want.CallControl.CheckInterval = 30 * time.Second
-	want.CDRTool = CDRTool{Addresses: []string{"cdrtool.example.com:9024", "10.0.0.2:9025"}, Timeout: 500 * time.Millisecond}
+	want.CDRTool = CDRTool{Addresses: []string{"cdrtool.example.com:9024", "10.0.0.2:9025"}, Timeout: 500 * time.Millisecond,
+		RecheckInterval: DefaultRecheckInterval} // a new option: its default
 	want.RadiusDatabase.Enabled = true
 	want.RadiusDatabase.User = "radius"
 	want.RadiusDatabase.Password = "p#ss;word"
@@ -130,6 +131,7 @@ func TestDefault(t *testing.T) {
 		{"sync", c.CallControl.Sync, true},
 		{"cdrtool", c.CDRTool.Enabled(), false},
 		{"cdrtool timeout", c.CDRTool.Timeout, 300 * time.Millisecond},
+		{"recheck_interval", c.CDRTool.RecheckInterval, 30 * time.Second},
 		{"radius db", c.RadiusDatabase.Enabled, false},
 		{"radius host", c.RadiusDatabase.Host, "localhost"},
 		{"radius database", c.RadiusDatabase.Database, "radius"},
@@ -223,6 +225,9 @@ func TestErrors(t *testing.T) {
 		{"cdrtool port", "[CDRTool]\naddress=a:99999\n", `[CDRTool] address = "a:99999": "a:99999": bad port`},
 		{"cdrtool port text", "[CDRTool]\naddress=a b:x\n", `[CDRTool] address = "a b:x"`},
 		{"cdrtool timeout", "[CDRTool]\ntimeout=0\n", `[CDRTool] timeout = "0"`},
+		{"recheck too often", "[CDRTool]\nrecheck_interval=1\n", `[CDRTool] recheck_interval = "1": must be 0 (off) or at least 2 seconds`},
+		{"recheck negative", "[CDRTool]\nrecheck_interval=-5\n", `[CDRTool] recheck_interval = "-5": must be 0 (off) or at least 2 seconds`},
+		{"recheck text", "[CDRTool]\nrecheck_interval=often\n", `[CDRTool] recheck_interval = "often"`},
 		{"table", "[RadiusDatabase]\ntable=radacct; DROP\n", `[RadiusDatabase] table = "radacct; DROP"`},
 		{"table directive", "[RadiusDatabase]\ntable=radacct%s\n", `[RadiusDatabase] table = "radacct%s"`},
 		{"column", "[RadiusDatabase]\nsessionIdField=a b\n", `[RadiusDatabase] sessionIdField = "a b": must be a column name`},
@@ -297,6 +302,9 @@ func TestOptions(t *testing.T) {
 		{"camel check", "[CallControl]\ncheckInterval = 5\n", func(c *Config) bool { return c.CallControl.CheckInterval == 5*time.Second }},
 		{"snake check", "[CallControl]\ncheck_interval = 5\n", func(c *Config) bool { return c.CallControl.CheckInterval == 5*time.Second }},
 		{"go duration", "[CallControl]\nproxy_timeout = 1.5s\n", func(c *Config) bool { return c.CallControl.ProxyTimeout == 1500*time.Millisecond }},
+		{"recheck off", "[CDRTool]\nrecheck_interval = 0\n", func(c *Config) bool { return c.CDRTool.RecheckInterval == 0 }},
+		{"recheck 10", "[CDRTool]\nrecheck_interval = 10\n", func(c *Config) bool { return c.CDRTool.RecheckInterval == 10*time.Second }},
+		{"recheck go duration", "[CDRTool]\nrecheck_interval = 1m\n", func(c *Config) bool { return c.CDRTool.RecheckInterval == time.Minute }},
 		{"decimal", "[CDRTool]\ntimeout = 250.5\n", func(c *Config) bool { return c.CDRTool.Timeout == 250500*time.Microsecond }},
 		{"sync no", "[CallControl]\nsync = No\n", func(c *Config) bool { return !c.CallControl.Sync }},
 		{"inline comment", "[CallControl]\nlimit = 60 ; one minute\n", func(c *Config) bool { return c.CallControl.Limit == Limit{Set: true, Seconds: 60} }},

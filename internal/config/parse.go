@@ -31,7 +31,7 @@ func schema() map[string][]option {
 			o("timeout_detection"), o("proxy_timeout"), o("state_dir"),
 			o("control_socket"), o("control_group"), o("sync"),
 		},
-		"CDRTool": {o("address"), o("timeout")},
+		"CDRTool": {o("address"), o("timeout"), o("recheck_interval")},
 		"RadiusDatabase": {
 			o("user"), o("password"), o("host"), o("database"), o("table"),
 			o("sessionIdField"), o("durationField"), o("stopTimeField"), o("stopInfoField"),
@@ -260,6 +260,15 @@ func (p *parser) cdrtool(c *Config) {
 		}
 	}
 	p.duration(s, time.Millisecond, &c.CDRTool.Timeout, "timeout")
+	if e, ok := p.get(s, "recheck_interval"); ok {
+		if v := strings.TrimSpace(e.value); v == "0" || v == "0s" {
+			c.CDRTool.RecheckInterval = 0
+		} else if d, err := parseDuration(v, time.Second); err != nil || d < MinRecheckInterval {
+			p.fail(s, e, "must be 0 (off) or at least %d seconds", int(MinRecheckInterval/time.Second))
+		} else {
+			c.CDRTool.RecheckInterval = d
+		}
+	}
 }
 
 func (p *parser) radiusDatabase(c *Config) {

@@ -160,7 +160,8 @@ func limits(cfg *config.Config) session.Limits {
 		return l.Seconds
 	}
 	return session.Limits{Limit: toSeconds(cc.Limit), PrepaidLimit: toSeconds(cc.PrepaidLimit),
-		SetupTime: cc.SetupTime, StaleTimeout: cc.StaleTimeout, ProxyTimeout: cc.ProxyTimeout}
+		SetupTime: cc.SetupTime, StaleTimeout: cc.StaleTimeout, ProxyTimeout: cc.ProxyTimeout,
+		RecheckInterval: cfg.CDRTool.RecheckInterval}
 }
 
 func newDialogClient(cfg *config.Config, runtimeDir string, log *slog.Logger) (*dialog.Client, error) {

@@ -43,6 +43,9 @@ type Limits struct {
 	SetupTime    time.Duration
 	StaleTimeout time.Duration
 	ProxyTimeout time.Duration // the proxy's socket_timeout: answer before it
+	// RecheckInterval is the longest time between two re-asks of the
+	// engine for a prepaid call in progress (recheck.go); 0: never.
+	RecheckInterval time.Duration
 }
 
 // Rater is the rating engine pool, nil when no engine is configured.
@@ -103,12 +106,14 @@ type Manager struct {
 	calls   map[string]*Session
 	parties map[string][]*Session
 	closed  bool
+	recheck rechecks
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
 func NewManager(l Limits, rater Rater, ender dialog.Ender, j Journal, log *slog.Logger) *Manager {
 	m := &Manager{rater: rater, ender: ender, journal: j, log: log, now: time.Now,
 		calls: make(map[string]*Session), parties: make(map[string][]*Session)}
+	m.recheck.init()
 	m.SetLimits(l)
 	return m
 }
@@ -440,6 +445,13 @@ func (m *Manager) retime(party, engine string, seconds int, by time.Time) {
 				end = capEnd
 			}
 		}
+		if d := end.Sub(s.EndAt); d > -time.Second && d < time.Second {
+			// The engine answers whole seconds: the same end. Re-asks
+			// (recheck.go) bring this every step; only the next one is
+			// re-armed, so one probe keeps answering for the party.
+			m.armLocked(s, now)
+			continue
+		}
 		m.setEndLocked(s, end)
 		s.Limit = int(math.Round(end.Sub(s.Answered).Seconds()))
 		waits = append(waits, m.journal.Save(s))
@@ -523,8 +535,8 @@ func (m *Manager) expire(s *Session) {
 		return
 	}
 	now := m.now()
-	if early := s.EndAt.Sub(now); early > time.Millisecond { // re-timed after the timer was armed
-		s.timer.Reset(early)
+	if early := s.EndAt.Sub(now); early > time.Millisecond { // a re-ask is due, or re-timed after the timer was armed
+		m.recheckLocked(s, now)
 		m.mu.Unlock()
 		return
 	}
@@ -628,15 +640,7 @@ func (m *Manager) waitLogged(w Wait, what string, by time.Time) (isLate bool) {
 
 func (m *Manager) setEndLocked(s *Session, end time.Time) {
 	s.EndAt = end
-	d := end.Sub(m.now())
-	if d < 0 {
-		d = 0
-	}
-	if s.timer == nil {
-		s.timer = time.AfterFunc(d, func() { m.expire(s) })
-	} else {
-		s.timer.Reset(d)
-	}
+	m.armLocked(s, m.now())
 }
 
 func (m *Manager) addLocked(s *Session) {
@@ -722,6 +726,7 @@ func (m *Manager) Restore(sessions []*Session) {
 				continue
 			}
 			m.setEndLocked(s, s.EndAt)
+			m.spreadCheckLocked(s, now)
 		}
 	}
 	m.log.Info("sessions restored", "sessions", len(m.calls), "expired_meanwhile", expired, "parties", len(m.parties))
@@ -751,6 +756,7 @@ func (m *Manager) ReleaseAsked(asked []*Session) {
 
 // Shutdown stops every timer; the table stays as it is (it is durable).
 func (m *Manager) Shutdown() {
+	m.stopRechecks()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true

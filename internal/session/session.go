@@ -35,7 +35,8 @@ type Session struct {
 	Answered time.Time // zero until start
 	EndAt    time.Time // zero unless answered with a limit
 
-	timer *time.Timer
+	timer   *time.Timer
+	checkAt time.Time // next re-ask of the engine (recheck.go), zero if none
 }
 
 // InProgress tells whether the call was answered.
