@@ -73,7 +73,7 @@ type Fake struct {
 
 	mu        sync.Mutex
 	reqs      []Request
-	probes    int // version requests: answered, kept out of reqs
+	probes    int           // version requests: answered, kept out of reqs
 	changed   chan struct{} // closed and replaced on every new request
 	answer    func(Request) Answer
 	hook      func(Request)
