@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -88,7 +89,7 @@ func Probe(ctx context.Context, f Flavor, proxySocket, localSocket string) (stri
 		n, _, err := conn.ReadFromUnix(buf)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
-				return "", &ProbeError{Cause: "no answer (the proxy cannot write to " + localSocket + ", or this is not its management socket)", Err: err}
+				return "", &ProbeError{Cause: "no answer (the proxy cannot write to " + localSocket + ", is stuck, or this is not its management socket)", Err: err}
 			}
 			return "", &ProbeError{Cause: "reading the answer failed", Err: err}
 		}
@@ -135,11 +136,11 @@ func parseProbeReply(f Flavor, b []byte, seq uint64) (string, error) {
 	json.Unmarshal(bytes.TrimSpace(b), &raw)
 	var s string
 	if json.Unmarshal(raw.Result, &s) == nil {
-		return s, nil
+		return strings.TrimSpace(s), nil // Kamailio 5.6.3 ends it with a space
 	}
 	var obj struct{ Server string }
 	if json.Unmarshal(raw.Result, &obj) == nil && obj.Server != "" {
-		return obj.Server, nil
+		return strings.TrimSpace(obj.Server), nil
 	}
 	return string(raw.Result), nil
 }
