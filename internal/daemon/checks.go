@@ -82,14 +82,19 @@ const (
 // applyDefaultEngine fills in the original's default engine address when
 // [CDRTool] address is absent and cdrtool.<domain> resolves; with no
 // engine at all it warns that calls flagged prepaid will be refused. It
-// returns where the addresses come from.
-func applyDefaultEngine(cfg *config.Config, h hostEnv, log *slog.Logger) string {
+// returns where the addresses come from. A reload that would turn rating
+// off keeps the engines in force until a restart: it does not warn.
+func applyDefaultEngine(cfg *config.Config, h hostEnv, log *slog.Logger, engineInForce bool) string {
 	if cfg.CDRTool.Enabled() {
 		return engineFromConfig
 	}
 	const refused = "no rating engine: calls the proxy flags prepaid will be refused (answered Error), other calls are postpaid"
+	warn := log.Warn
+	if engineInForce {
+		warn = func(string, ...any) {} // the engines stay until a restart, and the reload says so
+	}
 	if cfg.CDRTool.AddressSet {
-		log.Warn(refused, "cause", "[CDRTool] address is empty", "fix", "set [CDRTool] address to the rating engine's host[:port]")
+		warn(refused, "cause", "[CDRTool] address is empty", "fix", "set [CDRTool] address to the rating engine's host[:port]")
 		return engineNone
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), defaultEngineTimeout)
@@ -97,13 +102,13 @@ func applyDefaultEngine(cfg *config.Config, h hostEnv, log *slog.Logger) string 
 	h = h.withDefaults()
 	dom, err := h.domain(ctx)
 	if err != nil {
-		log.Warn(refused, "cause", "[CDRTool] address is not set and this host's domain is unknown ("+err.Error()+")",
+		warn(refused, "cause", "[CDRTool] address is not set and this host's domain is unknown ("+err.Error()+")",
 			"fix", "set [CDRTool] address, or address = (empty) to say there is none")
 		return engineNone
 	}
 	host := config.DefaultEngineHost(dom)
 	if _, err := h.lookupHost(ctx, host); err != nil {
-		log.Warn(refused, "cause", "[CDRTool] address is not set and the default engine "+host+" does not resolve ("+rating.Cause(err)+")",
+		warn(refused, "cause", "[CDRTool] address is not set and the default engine "+host+" does not resolve ("+rating.Cause(err)+")",
 			"fix", "set [CDRTool] address, or address = (empty) to say there is none")
 		return engineNone
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/callcontrol/callcontrol/internal/control"
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/logfmt"
+	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 )
 
 // noDomainHost is a host without a domain: the default engine never
@@ -122,7 +123,7 @@ func TestDefaultEngineAddress(t *testing.T) {
 				t.Fatal(err)
 			}
 			var logs logBuffer
-			source := applyDefaultEngine(cfg, tt.host, logs.logger())
+			source := applyDefaultEngine(cfg, tt.host, logs.logger(), false)
 			if source != tt.wantSource || !slices.Equal(cfg.CDRTool.Addresses, tt.wantAddrs) {
 				t.Fatalf("source %q, addresses %q; want %q, %q", source, cfg.CDRTool.Addresses, tt.wantSource, tt.wantAddrs)
 			}
@@ -320,5 +321,28 @@ func TestStartCheckNamesTheWrongProxy(t *testing.T) {
 	}
 	if st, _ := e.ctl().Stats(); st.PrepaidRefused != 1 {
 		t.Fatalf("prepaid refused %d", st.PrepaidRefused)
+	}
+}
+
+// A reload that would turn rating off keeps the engines until a restart,
+// and says only that: no warning that prepaid calls will be refused.
+func TestReloadWithoutEngineKeepsTheEngineInForce(t *testing.T) {
+	eng := ratingtest.New(t)
+	var logs logBuffer
+	e := newEnvLogged(t, &logs, "[CDRTool]\naddress = "+eng.Addr()+"\n", false)
+	e.checked()
+	e.writeConfig("limit = 60", "[CDRTool]\naddress =\n")
+	if err := e.ctl().Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if w := logs.lines("WARN", "changes only at restart", "[CDRTool] address"); len(w) != 1 {
+		t.Fatalf("log:\n%s", logs.b.String())
+	}
+	if w := logs.lines("WARN", "prepaid will be refused"); len(w) != 0 {
+		t.Fatalf("untrue warning: %q", w)
+	}
+	st, err := e.ctl().Stats()
+	if err != nil || st.EngineSource != engineFromConfig || len(st.Engines) != 1 || st.Engines[0].Address != eng.Addr() {
+		t.Fatalf("stats %+v %v", st, err)
 	}
 }

@@ -86,7 +86,7 @@ func Start(opts Options, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	source := applyDefaultEngine(cfg, opts.host, log)
+	source := applyDefaultEngine(cfg, opts.host, log, false)
 	d := &Daemon{opts: opts, log: log, cfg: cfg, started: time.Now()}
 	d.checks.source = source
 	if err := d.start(); err != nil {
@@ -212,7 +212,10 @@ func (d *Daemon) Reload() error {
 		d.log.Error("reload refused: the configuration in force stays", "err", err)
 		return err
 	}
-	source := applyDefaultEngine(cfg, d.opts.host, d.log)
+	d.mu.Lock()
+	inForce := d.cfg.CDRTool.Enabled()
+	d.mu.Unlock()
+	source := applyDefaultEngine(cfg, d.opts.host, d.log, inForce)
 	d.mu.Lock()
 	old := d.cfg
 	changed := restartOnly(old, cfg)
