@@ -123,3 +123,26 @@ func TestProbeBesideClient(t *testing.T) {
 		t.Fatalf("the client's socket: %v", err)
 	}
 }
+
+func FuzzParseProbeReply(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","result":"kamailio 5.6.3 (x86_64/linux) ","id":1}`,
+		`{"jsonrpc":"2.0","id":"1","result":{"Server":"OpenSIPS (3.6.8 (x86_64/linux))"}}`,
+		`{"jsonrpc":"2.0","id":"1","error":{"code":-32601,"message":"Method not found"}}`,
+		"500 Internal error\n", `{"id":2,"result":1}`, `{`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, fl := range []Flavor{Kamailio, OpenSIPS} {
+			v, err := parseProbeReply(fl, b, 1)
+			if err != nil && v != "" {
+				t.Fatalf("version %q with error %v", v, err)
+			}
+			var pe *ProbeError
+			if err != nil && !errors.Is(err, errForeignID) && (!errors.As(err, &pe) || pe.Cause == "") {
+				t.Fatalf("error without a cause: %v", err)
+			}
+		}
+	})
+}
