@@ -247,3 +247,18 @@ func TestTwoSpellingsOfOneAccountRetimedTogether(t *testing.T) {
 		t.Fatalf("a ends in %v after b's debit, want %v (engine said %d)", a.EndAt.Sub(now), want.Sub(now), reply.MaxSessionTime)
 	}
 }
+
+// call_limit counts the calls of one account whatever the spelling.
+func TestCallLimitCountsBothSpellings(t *testing.T) {
+	f := newFixture(t, Limits{Limit: 60, PrepaidLimit: NoLimit}, nil)
+	r := initReq("c1", "Frank", "false")
+	r.CallLimit = "1"
+	if got := f.m.Init(r, time.Now()); got != ReplyLimited {
+		t.Fatal(got)
+	}
+	r = initReq("c2", "frank", "false")
+	r.CallLimit = "1"
+	if got := f.m.Init(r, time.Now()); got != ReplyCallLimitReached {
+		t.Fatalf("second spelling of one account: %q, want %q", got, ReplyCallLimitReached)
+	}
+}
