@@ -22,6 +22,11 @@ import (
 // daemon's work and never hold it up.
 const checkTimeout = 3 * time.Second
 
+// recheckEvery: a management socket that failed its check is checked
+// again this often, quietly, until it answers (the proxy often starts
+// after the daemon), so that stats stays true.
+const recheckEvery = 10 * time.Second
+
 // defaultEngineTimeout bounds finding and resolving the default engine
 // name, which happens before the daemon serves.
 const defaultEngineTimeout = time.Second
@@ -126,12 +131,13 @@ type checks struct {
 	mu     sync.Mutex
 	mgmt   control.ManagementSocketStatus
 	source string
+	gen    int // bumped by each start or reload check: older rechecks stop
 }
 
 // check probes the proxy's management socket and connects to each rating
 // engine; each failure is one WARNING with its cause and the option to
 // fix. It never stops the daemon: the proxy or the engine may come later.
-func (d *Daemon) check(ctx context.Context) {
+func (d *Daemon) check(ctx context.Context) (answering bool) {
 	d.checks.run.Lock()
 	defer d.checks.run.Unlock()
 	d.mu.Lock()
@@ -146,7 +152,7 @@ func (d *Daemon) check(ctx context.Context) {
 		defer wg.Done()
 		d.checkEngines(ctx)
 	}()
-	mgmt, ok := d.checkManagementSocket(ctx, cfg)
+	mgmt, ok := d.checkManagementSocket(ctx, cfg, true)
 	wg.Wait()
 	if ok {
 		// Recorded once both are done: a stats reader that sees this
@@ -155,9 +161,54 @@ func (d *Daemon) check(ctx context.Context) {
 		d.checks.mgmt = mgmt
 		d.checks.mu.Unlock()
 	}
+	return !ok || mgmt.State == control.SocketAnswering
 }
 
-func (d *Daemon) checkManagementSocket(ctx context.Context, cfg *config.Config) (control.ManagementSocketStatus, bool) {
+// recheck probes a management socket that failed its check again, every
+// recheckEvery, until it answers or a newer check (reload) takes over.
+// It logs only the recovery: the failure was said once.
+func (d *Daemon) recheck(ctx context.Context, gen int) {
+	every := d.opts.recheckEvery
+	if every <= 0 {
+		every = recheckEvery
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.checks.run.Lock()
+		d.checks.mu.Lock()
+		current := d.checks.gen == gen
+		d.checks.mu.Unlock()
+		if !current {
+			d.checks.run.Unlock()
+			return
+		}
+		d.mu.Lock()
+		cfg := d.cfg
+		d.mu.Unlock()
+		pctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		mgmt, ok := d.checkManagementSocket(pctx, cfg, false)
+		cancel()
+		if ok {
+			d.checks.mu.Lock()
+			d.checks.mgmt = mgmt
+			d.checks.mu.Unlock()
+		}
+		d.checks.run.Unlock()
+		if ok && mgmt.State == control.SocketAnswering {
+			return
+		}
+	}
+}
+
+// checkManagementSocket probes the socket; loud logs a failure (one
+// WARNING) and a success; a quiet recheck logs only the success.
+func (d *Daemon) checkManagementSocket(ctx context.Context, cfg *config.Config, loud bool) (control.ManagementSocketStatus, bool) {
 	p := cfg.Proxy
 	flavor, section := dialog.OpenSIPS, "[OpenSIPS]"
 	if p.Kind == config.Kamailio {
@@ -184,8 +235,10 @@ func (d *Daemon) checkManagementSocket(ctx context.Context, cfg *config.Config) 
 		case strings.HasPrefix(st.Cause, "no answer"):
 			fix = fmt.Sprintf("check that the proxy may write to %s, and that %s socket_path is its management socket", d.dialogDir(cfg), section)
 		}
-		d.log.Warn("proxy management socket check failed: calls cannot be cut until it answers", "socket", p.SocketPath,
-			"proxy", flavor.String(), "cause", st.Cause, "fix", fix)
+		if loud {
+			d.log.Warn("proxy management socket check failed: calls cannot be cut until it answers", "socket", p.SocketPath,
+				"proxy", flavor.String(), "cause", st.Cause, "fix", fix)
+		}
 	} else {
 		st.Version = version
 		d.log.Info("proxy management socket answers", "socket", p.SocketPath, "proxy", flavor.String(), "version", version)
@@ -215,12 +268,19 @@ func (d *Daemon) dialogDir(cfg *config.Config) string {
 	return filepath.Dir(cfg.CallControl.Socket)
 }
 
-// startChecks runs the checks in the background, owned by the daemon.
+// startChecks runs the checks in the background, owned by the daemon; a
+// management socket that does not answer is checked again until it does.
 func (d *Daemon) startChecks(ctx context.Context) {
+	d.checks.mu.Lock()
+	d.checks.gen++
+	gen := d.checks.gen
+	d.checks.mu.Unlock()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		d.check(ctx)
+		if !d.check(ctx) {
+			d.recheck(ctx, gen)
+		}
 	}()
 }
 

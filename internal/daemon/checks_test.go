@@ -346,3 +346,46 @@ func TestReloadWithoutEngineKeepsTheEngineInForce(t *testing.T) {
 		t.Fatalf("stats %+v %v", st, err)
 	}
 }
+
+// A proxy that starts after the daemon: the failed check is repeated
+// quietly until the socket answers, so stats turns true without a reload,
+// and the log has one warning and one recovery line.
+func TestManagementSocketRecheckedUntilItAnswers(t *testing.T) {
+	var logs logBuffer
+	dir := dialogtest.SocketDir(t)
+	e := &env{t: t, dir: dir, sock: filepath.Join(dir, "run", "socket"), control: filepath.Join(dir, "run", "control")}
+	e.kam = dialogtest.NewKamailio(t, filepath.Join(dir, "kam.sock"))
+	e.kam.Close() // not there yet
+	e.writeConfig("limit = 60", "[CDRTool]\naddress =\n")
+	e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run"), host: noDomainHost, recheckEvery: 50 * time.Millisecond}
+	e.startLogged(&logs)
+	if st := e.checked(); st.ManagementSocket.State != control.SocketFailing {
+		t.Fatalf("before the proxy: %+v", st.ManagementSocket)
+	}
+	time.Sleep(200 * time.Millisecond) // a few quiet rechecks
+	kam := dialogtest.NewKamailio(t, e.kam.Path())
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := e.ctl().Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ManagementSocket.State == control.SocketAnswering {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not rechecked: %+v", st.ManagementSocket)
+		}
+	}
+	if w := logs.lines("WARN", "management socket"); len(w) != 1 {
+		t.Fatalf("warnings %q", w)
+	}
+	if l := logs.lines("INFO", "proxy management socket answers"); len(l) != 1 {
+		t.Fatalf("recovery lines %q", l)
+	}
+	// Answered once: no more probes.
+	n := kam.Probes()
+	time.Sleep(300 * time.Millisecond)
+	if kam.Probes() != n {
+		t.Fatalf("still probing after it answered: %d then %d", n, kam.Probes())
+	}
+}

@@ -37,6 +37,9 @@ type Options struct {
 	Ready func()
 
 	host hostEnv // tests: the host's name and resolver (zero: the system's)
+	// recheckEvery is how often a management socket that failed its check
+	// is checked again until it answers (zero: recheckEvery).
+	recheckEvery time.Duration
 }
 
 // Daemon is a running callcontrold.
