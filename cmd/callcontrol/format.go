@@ -127,11 +127,58 @@ func writeStats(w io.Writer, st control.Stats) error {
 		{"Sessions", sessions},
 		{"Parties", fmt.Sprint(st.Parties)},
 		{"Rating engines up", fmt.Sprintf("%d of %d", st.EnginesUp, st.EnginesTotal)},
-		{"Debits waiting", fmt.Sprint(st.DebitsWaiting)},
-		{"Dialog ends pending", fmt.Sprint(st.DialogEndsPending)},
-		{"State log", stateLog(st)},
 	}
+	if st.EngineSource != "" || len(st.Engines) > 0 {
+		rows = append(rows, [2]string{"Rating engines", engineStates(st)})
+	}
+	rows = append(rows,
+		[2]string{"Prepaid refused", fmt.Sprint(st.PrepaidRefused)},
+		[2]string{"Debits waiting", fmt.Sprint(st.DebitsWaiting)},
+		[2]string{"Dialog ends pending", fmt.Sprint(st.DialogEndsPending)},
+	)
+	if m := st.ManagementSocket; m != nil {
+		rows = append(rows, [2]string{"Management socket", managementSocket(m)})
+	}
+	rows = append(rows, [2]string{"State log", stateLog(st)})
 	return writeKeyValues(w, rows)
+}
+
+// engineStates is each engine and its state on one line.
+func engineStates(st control.Stats) string {
+	if st.EngineSource == "none" {
+		return "none: calls flagged prepaid are refused"
+	}
+	parts := make([]string, 0, len(st.Engines))
+	for _, e := range st.Engines {
+		p := e.Address + " " + e.State
+		if e.Cause != "" {
+			p += " (" + e.Cause + ")"
+		}
+		parts = append(parts, p)
+	}
+	out := strings.Join(parts, ", ")
+	if st.EngineSource == "default" {
+		out += " [default: [CDRTool] address not set]"
+	}
+	return out
+}
+
+func managementSocket(m *control.ManagementSocketStatus) string {
+	out := m.Path + " (" + m.Proxy + "): "
+	switch m.State {
+	case control.SocketAnswering:
+		out += "answering"
+		if m.Version != "" {
+			out += ", " + m.Version
+		}
+	case control.SocketFailing:
+		out += "not answering: " + m.Cause
+	case control.SocketUnchecked:
+		out += "not checked yet"
+	default:
+		out += m.State
+	}
+	return out
 }
 
 func stateLog(st control.Stats) string {

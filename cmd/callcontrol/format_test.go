@@ -25,7 +25,12 @@ var (
 		State: "in-progress", Created: t0.Add(2 * time.Minute), Answered: t0.Add(3 * time.Minute), Limit: 45, Remaining: 0}
 	someStats = control.Stats{Sessions: map[string]int{"pending": 1, "in-progress": 2}, Parties: 3, EnginesUp: 1, EnginesTotal: 2,
 		DebitsWaiting: 4, DialogEndsPending: 1, Uptime: 26*time.Hour + 3*time.Minute + 4*time.Second + 500*time.Millisecond,
-		Requests: 123456, Version: "1.0.0", StateSync: true, StateLastSyncMS: 0.6, StateMaxSyncMS: 12.3, StateWriteErrors: 1}
+		Requests: 123456, Version: "1.0.0", StateSync: true, StateLastSyncMS: 0.6, StateMaxSyncMS: 12.3, StateWriteErrors: 1,
+		EngineSource: "config", PrepaidRefused: 7, Engines: []control.EngineStatus{
+			{Address: "10.0.0.5:9024", State: "connected"},
+			{Address: "cdrtool2.example.com:9024", State: "unreachable", Cause: "connection refused"}},
+		ManagementSocket: &control.ManagementSocketStatus{Path: "/run/kamailio/kamailio_rpc.sock", Proxy: "kamailio",
+			State: "failing", Cause: "no such file", Checked: t0}}
 )
 
 func golden(t *testing.T, name string, got []byte) {

@@ -71,14 +71,24 @@ type CallControl struct {
 // CDRTool is the [CDRTool] section: the rating engines.
 type CDRTool struct {
 	// Addresses are "host:port" (port defaulted to 9024). Empty means no
-	// rating engine: every call is postpaid.
+	// rating engine: calls are postpaid, and a call the proxy flags
+	// prepaid is refused.
 	Addresses []string
-	Timeout   time.Duration // per request; the daemon caps it under ProxyTimeout
+	// AddressSet is true when the file has an address option, even an
+	// empty one ("address =" means no engine). Without it the daemon
+	// applies the original's default, cdrtool.<domain of this host>,
+	// if that name resolves (see DefaultEngineHost).
+	AddressSet bool
+	Timeout    time.Duration // per request; the daemon caps it under ProxyTimeout
 	// RecheckInterval is recheck_interval: the longest time between two
 	// re-asks of the engine for a prepaid call in progress, so calls of one
 	// account on several proxies learn of their shared end. 0: off.
 	RecheckInterval time.Duration
 }
+
+// DefaultEngineHost is the original's engine address when [CDRTool]
+// address is absent: "cdrtool." followed by the domain of this host.
+func DefaultEngineHost(domain string) string { return "cdrtool." + domain }
 
 // DefaultRecheckInterval is recheck_interval's default.
 const DefaultRecheckInterval = 30 * time.Second
@@ -250,7 +260,11 @@ func (c *Config) Summary() string {
 	if c.CDRTool.Enabled() {
 		fmt.Fprintf(&b, ", rating %s (timeout %s, recheck_interval %s)", strings.Join(c.CDRTool.Addresses, " "), c.CDRTool.Timeout, c.CDRTool.RecheckInterval)
 	} else {
-		b.WriteString(", rating off (all calls postpaid)")
+		if c.CDRTool.AddressSet {
+			b.WriteString(", rating off (calls flagged prepaid are refused, others postpaid)")
+		} else {
+			b.WriteString(", rating off unless the default engine cdrtool.<domain> resolves")
+		}
 	}
 	fmt.Fprintf(&b, ", proxy %s %s (max %d in flight", c.Proxy.Kind, c.Proxy.SocketPath, c.Proxy.MaxConnections)
 	if c.Proxy.Kind == OpenSIPS {

@@ -23,7 +23,7 @@ func TestOriginalFileLoads(t *testing.T) {
 	want.CallControl.StaleTimeout = 12 * time.Hour
 	want.CallControl.SetupTime = 120 * time.Second
 	want.CallControl.CheckInterval = 30 * time.Second
-	want.CDRTool = CDRTool{Addresses: []string{"cdrtool.example.com:9024", "10.0.0.2:9025"}, Timeout: 500 * time.Millisecond,
+	want.CDRTool = CDRTool{Addresses: []string{"cdrtool.example.com:9024", "10.0.0.2:9025"}, AddressSet: true, Timeout: 500 * time.Millisecond,
 		RecheckInterval: DefaultRecheckInterval} // a new option: its default
 	want.RadiusDatabase.Enabled = true
 	want.RadiusDatabase.User = "radius"
@@ -97,6 +97,7 @@ func TestSampleExamplesParse(t *testing.T) {
 	want := Default(rt)
 	want.Path = "sample"
 	want.CDRTool.Addresses = []string{"cdrtool.example.com:9024", "cdrtool2.example.com:9024"}
+	want.CDRTool.AddressSet = true
 	want.RadiusDatabase.Enabled = true
 	want.RadiusDatabase.User = "radius"
 	want.RadiusDatabase.Password = "secret"
@@ -324,7 +325,11 @@ func TestOptions(t *testing.T) {
 			return reflect.DeepEqual(c.CDRTool.Addresses, []string{"a:9024", "b:1", "[::1]:9024", "[::2]:5", "[::3]:9024"})
 		}},
 		{"multiline address", "[CDRTool]\naddress = a\n    b\n", func(c *Config) bool { return reflect.DeepEqual(c.CDRTool.Addresses, []string{"a:9024", "b:9024"}) }},
-		{"address None", "[CDRTool]\naddress = None\n", func(c *Config) bool { return !c.CDRTool.Enabled() }},
+		{"address None", "[CDRTool]\naddress = None\n", func(c *Config) bool { return !c.CDRTool.Enabled() && c.CDRTool.AddressSet }},
+		// Absent and empty differ: absent takes the original's default
+		// engine (if it resolves), empty means no engine.
+		{"address empty", "[CDRTool]\naddress =\n", func(c *Config) bool { return !c.CDRTool.Enabled() && c.CDRTool.AddressSet }},
+		{"address absent", "[CDRTool]\ntimeout = 200\n", func(c *Config) bool { return !c.CDRTool.Enabled() && !c.CDRTool.AddressSet }},
 		{"radius accounting", "[RadiusAccounting]\nlisten = 127.0.0.1:1813\nsecret = s3cret\n", func(c *Config) bool {
 			return c.RadiusAccounting.Enabled() && c.RadiusAccounting.Listen == "127.0.0.1:1813" && c.RadiusAccounting.Secret == "s3cret"
 		}},

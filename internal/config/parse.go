@@ -252,6 +252,7 @@ func (p *parser) callControl(c *Config) {
 func (p *parser) cdrtool(c *Config) {
 	const s = "CDRTool"
 	if e, ok := p.get(s, "address"); ok {
+		c.CDRTool.AddressSet = true
 		addrs, err := ParseAddresses(e.value, 9024)
 		if err != nil {
 			p.fail(s, e, "%v", err)

@@ -47,6 +47,51 @@ type Stats struct {
 	Uptime           time.Duration `json:"-"`
 	Requests         uint64        `json:"requests"`
 	Version          string        `json:"version"`
+
+	// EngineSource says where the engine addresses come from: "config",
+	// "default" (the original's cdrtool.<domain>, [CDRTool] address
+	// absent) or "none" (no engine: calls flagged prepaid are refused).
+	EngineSource string `json:"engine_source,omitempty"`
+	// Engines is each configured engine's state now.
+	Engines []EngineStatus `json:"engines,omitempty"`
+	// ManagementSocket is the proxy's management socket as last checked
+	// (at start and at reload).
+	ManagementSocket *ManagementSocketStatus `json:"management_socket,omitempty"`
+	// PrepaidRefused counts inits answered Error because no engine could
+	// rate the call (none configured, unreachable, failing, too slow).
+	PrepaidRefused uint64 `json:"prepaid_refused"`
+}
+
+// Engine states (EngineStatus.State).
+const (
+	EngineConnected   = "connected"   // a connection is open
+	EngineIdle        = "idle"        // not connected now, no failure
+	EngineUnreachable = "unreachable" // the last connect failed: Cause says why
+)
+
+// EngineStatus is one rating engine's state.
+type EngineStatus struct {
+	Address string `json:"address"`
+	State   string `json:"state"`
+	Cause   string `json:"cause,omitempty"`
+}
+
+// Management socket states (ManagementSocketStatus.State).
+const (
+	SocketUnchecked = "unchecked" // the check has not finished yet
+	SocketAnswering = "answering"
+	SocketFailing   = "failing" // Cause says why
+)
+
+// ManagementSocketStatus is the result of the last check of the proxy's
+// management socket: a harmless version request.
+type ManagementSocketStatus struct {
+	Path    string    `json:"path"`
+	Proxy   string    `json:"proxy"` // "kamailio" or "opensips"
+	State   string    `json:"state"`
+	Cause   string    `json:"cause,omitempty"`
+	Version string    `json:"version,omitempty"` // as the proxy reports it
+	Checked time.Time `json:"checked,omitzero"`
 }
 
 // statsJSON carries Uptime as whole seconds: scripts should not have to know

@@ -52,7 +52,8 @@ func (b backend) Sessions(prefix string) []control.SessionInfo {
 	var out []control.SessionInfo
 	b.d.sessions.Each(func(s *session.Session) {
 		user := strings.TrimPrefix(s.Party, "sip:")
-		if prefix == "" || strings.HasPrefix(user, strings.TrimPrefix(prefix, "sip:")) {
+		// Parties are folded as the engine folds them; so is the prefix.
+		if prefix == "" || strings.HasPrefix(user, session.FoldParty(strings.TrimPrefix(prefix, "sip:"))) {
 			out = append(out, info(s, now))
 		}
 	})
@@ -75,7 +76,7 @@ func (b backend) Stats() control.Stats {
 	up, total := b.d.engines.connected()
 	st := b.d.state.log.Stats()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return control.Stats{
+	stats := control.Stats{
 		Sessions:          map[string]int{"pending": pending, "in-progress": inProgress},
 		Parties:           parties,
 		EnginesUp:         up,
@@ -90,6 +91,8 @@ func (b backend) Stats() control.Stats {
 		Requests:          b.d.proxySrv.Requests(),
 		Version:           Version,
 	}
+	b.d.checkStats(&stats)
+	return stats
 }
 
 func (b backend) Reload() error { return b.d.Reload() }

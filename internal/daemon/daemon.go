@@ -36,6 +36,11 @@ type Options struct {
 	// Ready, when set, is called once the proxy socket is being served
 	// (the parent of a forked daemon waits for it).
 	Ready func()
+
+	host hostEnv // tests: the host's name and resolver (zero: the system's)
+	// recheckEvery is how often a management socket that failed its check
+	// is checked again until it answers (zero: recheckEvery).
+	recheckEvery time.Duration
 }
 
 // Daemon is a running callcontrold.
@@ -57,8 +62,10 @@ type Daemon struct {
 	acct     *accounting
 	metrics  *metrics.Metrics
 	web      *webDoor
+	checks   checks
 
 	wg     sync.WaitGroup
+	ctx    context.Context // done at stop
 	cancel context.CancelFunc
 }
 
@@ -85,7 +92,9 @@ func Start(opts Options, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	source := applyDefaultEngine(cfg, opts.host, log, false)
 	d := &Daemon{opts: opts, log: log, cfg: cfg, started: time.Now()}
+	d.checks.source = source
 	if err := d.start(); err != nil {
 		d.stop()
 		return nil, err
@@ -133,7 +142,8 @@ func (d *Daemon) start() (err error) {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
+	d.ctx, d.cancel = ctx, cancel
+	d.startChecks(ctx)
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.housekeeping(ctx, cc.CheckInterval) }()
 	if d.acct, err = startAccounting(ctx, cfg, d.sessions, &d.wg, log); err != nil {
@@ -221,15 +231,34 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	d.mu.Lock()
+	inForce := d.cfg.CDRTool.Enabled()
+	d.mu.Unlock()
+	source := applyDefaultEngine(cfg, d.opts.host, d.log, inForce)
+	d.mu.Lock()
 	old := d.cfg
+	changed := restartOnly(old, cfg)
+	if old.CDRTool.Enabled() != cfg.CDRTool.Enabled() {
+		// Turning rating on or off takes a restart: the engines in
+		// force stay until then.
+		cfg.CDRTool.Addresses = old.CDRTool.Addresses
+		source = ""
+	}
 	d.cfg = cfg
 	d.mu.Unlock()
+	if source != "" {
+		d.checks.mu.Lock()
+		d.checks.source = source
+		d.checks.mu.Unlock()
+	}
 	d.sessions.SetLimits(limits(cfg))
 	d.engines.reload(cfg)
-	for _, w := range restartOnly(old, cfg) {
+	for _, w := range changed {
 		d.log.Warn("reload: this option changes only at restart", "option", w)
 	}
 	d.log.Info("configuration reloaded", "summary", cfg.Summary())
+	if d.ctx != nil && d.ctx.Err() == nil {
+		d.startChecks(d.ctx)
+	}
 	return nil
 }
 

@@ -36,7 +36,7 @@ func newEnv(t *testing.T, callControl string, sections string) *env {
 	e := &env{t: t, dir: dir, sock: filepath.Join(dir, "run", "socket"), control: filepath.Join(dir, "run", "control")}
 	e.kam = dialogtest.NewKamailio(t, filepath.Join(dir, "kam.sock"))
 	e.writeConfig(callControl, sections)
-	e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run")}
+	e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run"), host: noDomainHost}
 	e.start()
 	return e
 }

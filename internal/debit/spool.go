@@ -351,7 +351,7 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 			o.Attempted = false
 			s.update(o)
 		}
-		log.Warn("debit: not sent", "err", err)
+		log.Warn("debit: not sent", "cause", rating.Cause(err), "err", err)
 		return later
 	case err != nil:
 		if ctx.Err() != nil {
@@ -363,7 +363,7 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 			o.Debit.Force = false
 			s.update(o)
 		}
-		log.Warn("debit: fate unknown, will resend without Force", "err", err)
+		log.Warn("debit: fate unknown, will resend without Force", "cause", rating.Cause(err), "err", err)
 		return later
 	case reply.OK:
 		n := s.finish(w, o, func(c *Counters) {

@@ -77,6 +77,7 @@ type Conn struct {
 	mu       sync.Mutex
 	live     net.Conn // == nc, readable without sem (for Close and stats)
 	failing  bool     // the last connect attempt failed
+	lastErr  error    // why, while failing
 	backoff  time.Duration
 	next     time.Time // no connect attempt before this
 	closed   bool
@@ -151,7 +152,7 @@ func (c *Conn) probe() {
 	ctx, cancel := context.WithTimeout(c.probeCtx, c.opts.Timeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
-	_ = c.connect(ctx, deadline) // the outcome is recorded in c.failing
+	_ = c.connect(ctx, deadline, false) // the outcome is recorded in c.failing
 }
 
 func (c *Conn) isClosed() bool {
@@ -229,6 +230,19 @@ func (c *Conn) notSent(err error) error {
 
 var errBackoff = errors.New("engine unreachable, waiting before reconnecting")
 
+// backoffError is errBackoff with the cause of the last failed connect, so
+// that a request refused meanwhile says why the engine is unreachable.
+type backoffError struct{ last error }
+
+func (e *backoffError) Error() string {
+	if e.last == nil {
+		return errBackoff.Error()
+	}
+	return errBackoff.Error() + ": " + e.last.Error()
+}
+func (e *backoffError) Is(target error) bool { return target == errBackoff }
+func (e *backoffError) Unwrap() error        { return e.last }
+
 // roundTrip sends one request line and reads its reply.
 func (c *Conn) roundTrip(ctx context.Context, line string) (string, error) {
 	select {
@@ -252,7 +266,7 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, error) {
 		c.drop()
 	}
 	if c.nc == nil {
-		if err := c.connect(ctx, deadline); err != nil {
+		if err := c.connect(ctx, deadline, false); err != nil {
 			return "", c.notSent(err)
 		}
 	}
@@ -315,11 +329,15 @@ func (c *Conn) reusable() bool {
 	return peerAlive(c.nc)
 }
 
-func (c *Conn) connect(ctx context.Context, deadline time.Time) error {
+// connect dials the engine; the caller holds sem. A check (at start or
+// reload) dials even during the backoff, and leaves the warning to its
+// caller, who logs it with the option to fix.
+func (c *Conn) connect(ctx context.Context, deadline time.Time, check bool) error {
 	c.mu.Lock()
-	if c.failing && time.Now().Before(c.next) {
+	if !check && c.failing && time.Now().Before(c.next) {
+		last := c.lastErr
 		c.mu.Unlock()
-		return errBackoff
+		return &backoffError{last: last}
 	}
 	c.mu.Unlock()
 
@@ -336,12 +354,12 @@ func (c *Conn) connect(ctx context.Context, deadline time.Time) error {
 			c.backoff = c.opts.MaxBackoff
 		}
 		c.next = time.Now().Add(c.backoff)
-		if !c.failing {
-			c.log.Warn("rating engine unreachable", "err", err)
+		if !c.failing && !check {
+			c.log.Warn("rating engine unreachable", "cause", Cause(err), "err", err)
 		} else {
 			c.log.Debug("rating engine still unreachable", "err", err, "retry_in", c.backoff)
 		}
-		c.failing = true
+		c.failing, c.lastErr = true, err
 		return err
 	}
 	if c.closed {
@@ -353,7 +371,7 @@ func (c *Conn) connect(ctx context.Context, deadline time.Time) error {
 	} else {
 		c.log.Debug("rating engine connected")
 	}
-	c.failing, c.backoff = false, 0
+	c.failing, c.backoff, c.lastErr = false, 0, nil
 	c.nc, c.live = nc, nc
 	c.br = bufio.NewReaderSize(nc, 4096)
 	return nil

@@ -164,10 +164,17 @@ func replyLines(reply string) []string {
 
 func engineError(first string) error {
 	if len(first) >= 5 && strings.EqualFold(first[:5], "error") {
-		return fmt.Errorf("%w: %s", ErrEngine, first)
+		return &engineAnswer{text: truncate(first)}
 	}
 	return nil
 }
+
+// engineAnswer is an "Error: ..." answer; it matches ErrEngine and keeps
+// the engine's words for the log.
+type engineAnswer struct{ text string }
+
+func (e *engineAnswer) Error() string        { return ErrEngine.Error() + ": " + e.text }
+func (e *engineAnswer) Is(target error) bool { return target == ErrEngine }
 
 // maxSeconds bounds numbers from the engine so callers can add them to
 // times without overflow (about 31 years).

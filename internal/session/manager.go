@@ -107,6 +107,8 @@ type Manager struct {
 	parties map[string][]*Session
 	closed  bool
 	recheck rechecks
+
+	unrated refusals // inits answered Error because no engine could rate the call
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
@@ -194,6 +196,14 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		FromTag: r.FromTag, Token: token, Application: app, CallLimit: callLimit,
 		Limit: lim.Limit, Cap: NoLimit, Created: received}
 
+	if m.rater == nil && strings.EqualFold(r.Prepaid, "true") {
+		// Fail closed: the proxy says the caller pays as they go, and
+		// nothing here can tell how long they may talk.
+		m.refuseUnrated(log, "", errNoEngine)
+		m.release(carriedEngine, party, r, app)
+		return ReplyError
+	}
+
 	var asked Wait // set once the engine is asked: every way out settles it
 	askEngine := m.rater != nil && !strings.EqualFold(r.Prepaid, "false")
 	if askEngine {
@@ -221,9 +231,15 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		// which decides the answer.
 		m.waitLogged(asked, r.CallID, answerBy(received, lim.ProxyTimeout))
 		if err != nil {
-			// Its fate is unknown: the engine may count it. Release it.
-			log.Error("init refused: rating engine did not answer in time", "engine", engine, "err", err)
-			m.release(engine, party, r, app)
+			if errors.Is(err, rating.ErrNotSent) {
+				// The engine never saw it: nothing to release but what
+				// an earlier init of this call left (carried over).
+				m.releaseOrSettle(asked, carriedEngine, party, r, app)
+			} else {
+				// Its fate is unknown: the engine may count it. Release it.
+				m.release(engine, party, r, app)
+			}
+			m.refuseUnrated(log, engine, err)
 			return ReplyError
 		}
 		s.Engine = engine
@@ -471,6 +487,9 @@ func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
 	if !reply.OK {
 		return
 	}
+	// A debit journaled before parties were folded names the party as
+	// its From header spelled it.
+	party := FoldParty(o.Debit.From)
 	// The reply's limit covers only the sessions the engine counts. A
 	// forced debit means the engine did not know this call (it restarted
 	// and lost its sessions, or purged them): it does not count our other
@@ -483,7 +502,7 @@ func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
 	}
 	m.mu.Lock()
 	remaining := false
-	for _, s := range m.parties[o.Debit.From] {
+	for _, s := range m.parties[party] {
 		if s.Prepaid && s.Owed && s.InProgress() && s.Engine == o.Engine {
 			remaining = true
 			break
@@ -491,7 +510,7 @@ func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
 	}
 	m.mu.Unlock()
 	if remaining {
-		m.Retime(o.Debit.From, o.Engine, reply.MaxSessionTime)
+		m.Retime(party, o.Engine, reply.MaxSessionTime)
 	}
 }
 

@@ -9,7 +9,8 @@ var errNoParty = errors.New("no sip:user@host in from or diverter")
 
 // BillingParty returns who pays for a call: "sip:"+diverter when the call
 // was diverted, else the sip:user@host inside the From header body, with
-// display name, port and parameters stripped.
+// display name, port and parameters stripped, and case folded as the rating
+// engine folds it (FoldParty): calls are grouped by this key.
 func BillingParty(from, diverter string) (string, error) {
 	if diverter != "" && !strings.EqualFold(diverter, "none") {
 		return userHost(diverter)
@@ -55,5 +56,25 @@ func userHost(uri string) (string, error) {
 	if host == "" || strings.ContainsAny(user+host, " \t\r\n<>\"") {
 		return "", errNoParty
 	}
-	return "sip:" + user + "@" + strings.ToLower(host), nil
+	return FoldParty("sip:" + user + "@" + host), nil
+}
+
+// FoldParty folds a billing party as CDRTool does: the engine lower-cases
+// the whole From value, user part included (rating-protocol.md), so
+// sip:Frank@Example.com and sip:frank@example.com are one account to it and
+// must be one party here (re-timing, engine affinity, call_limit). The
+// engine is PHP and its strtolower folds ASCII letters only; so does this.
+func FoldParty(party string) string {
+	for i := 0; i < len(party); i++ {
+		if c := party[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(party)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return party // already folded: no allocation on the proxy path
 }

@@ -126,6 +126,9 @@ func Unmarshal(b []byte) (*Session, error) {
 	if d.err || s.CallID == "" {
 		return nil, errRecord
 	}
+	// Versions before the party was folded wrote it as the From header
+	// spelled it; fold it so restored calls group with new ones.
+	s.Party = FoldParty(s.Party)
 	return s, nil
 }
 

@@ -73,6 +73,7 @@ type Fake struct {
 
 	mu        sync.Mutex
 	reqs      []Request
+	probes    int           // version requests: answered, kept out of reqs
 	changed   chan struct{} // closed and replaced on every new request
 	answer    func(Request) Answer
 	hook      func(Request)
@@ -264,6 +265,10 @@ func (f *Fake) serve() {
 			continue
 		}
 		req := f.decode(append([]byte(nil), buf[:n]...))
+		if f.isProbe(req) {
+			f.answerProbe(req, from)
+			continue
+		}
 		f.mu.Lock()
 		f.reqs = append(f.reqs, req)
 		close(f.changed)
@@ -290,6 +295,46 @@ func (f *Fake) serve() {
 				return
 			}
 		}
+	}
+}
+
+// Probes is how many version requests (Kamailio core.version, OpenSIPS
+// version: the daemon's start-time check) the fake answered. They are not
+// in Requests, which lists dialog ends.
+func (f *Fake) Probes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.probes
+}
+
+func (f *Fake) isProbe(req Request) bool {
+	return len(req.ID) > 0 && (f.flavor == Kamailio && req.Method == "core.version" ||
+		f.flavor == OpenSIPS && req.Method == "version")
+}
+
+// answerProbe answers a version request as the real proxy does; a fake set
+// to answer nothing or plain text does so here too (a mute or broken MI).
+func (f *Fake) answerProbe(req Request, from *net.UnixAddr) {
+	f.mu.Lock()
+	f.probes++
+	answer := f.answer
+	f.mu.Unlock()
+	a := AnswerOK
+	if answer != nil {
+		a = answer(req)
+	}
+	var out []byte
+	switch {
+	case a == AnswerNone:
+	case a == AnswerPlainText:
+		out = []byte("500 Internal error\n")
+	case f.flavor == Kamailio:
+		out = fmt.Appendf(nil, `{"jsonrpc":"2.0","result":"kamailio 5.6.3 (x86_64/linux) fake","id":%s}`, req.ID)
+	default:
+		out = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"result":{"Server":"OpenSIPS (3.6.8 (x86_64/linux)) fake"}}`, req.ID)
+	}
+	if out != nil && from != nil && from.Name != "" {
+		f.send(out, from.Name)
 	}
 }
 

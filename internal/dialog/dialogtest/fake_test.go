@@ -56,7 +56,7 @@ func TestFakeReplies(t *testing.T) {
 		{"opensips parse error", OpenSIPS, AnswerOK, `{"jsonrpc":`, "400 Parse_error\n", "0:0", false},
 		{"no answer", OpenSIPS, AnswerNone, `{"jsonrpc":"2.0","id":"7","method":"dlg_end_dlg","params":{"dialog_id":"x"}}`,
 			"", "x", true},
-		{"unknown method", Kamailio, AnswerOK, `{"jsonrpc":"2.0","method":"core.version","id":8}`,
+		{"unknown method", Kamailio, AnswerOK, `{"jsonrpc":"2.0","method":"core.nosuch","id":8}`,
 			`{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":8}`, "0:0", false},
 	}
 	for _, tt := range tests {

@@ -324,16 +324,16 @@ func (e *Engine) handleLocked(line string) string {
 	params := make(map[string]string)
 	for _, f := range fields[1:] {
 		k, v, _ := strings.Cut(f, "=")
-		k = strings.ToLower(k)
+		k = lowerASCII(k)
 		if k != "callid" {
-			v = strings.ToLower(v)
+			v = lowerASCII(v) // every value but CallId, From included
 		}
 		params[k] = v
 	}
 	now := e.now()
 	e.purgeLocked(now)
 	var res string
-	switch strings.ToLower(fields[0]) {
+	switch lowerASCII(fields[0]) {
 	case "maxsessiontime":
 		res = e.maxSessionTimeLocked(params, now)
 	case "debitbalance":
@@ -501,7 +501,7 @@ func (e *Engine) countLocked(name string) int {
 }
 
 func (e *Engine) rateLocked(to string) (rate, bool) {
-	user := strings.ToLower(to)
+	user := lowerASCII(to)
 	user = strings.TrimPrefix(strings.TrimPrefix(user, "sip:"), "sips:")
 	user, _, _ = strings.Cut(user, "@")
 	best, found := rate{}, false
@@ -514,11 +514,24 @@ func (e *Engine) rateLocked(to string) (rate, bool) {
 	return best, found
 }
 
-// accountName reduces a From URI to "user@domain", lower-cased.
+// accountName reduces a From URI to "user@domain", lower-cased whole as
+// the engine lower-cases From: sip:Frank@Example.com and
+// sip:frank@example.com are one account.
 func accountName(from string) string {
-	a := strings.ToLower(strings.TrimSpace(from))
+	a := lowerASCII(strings.TrimSpace(from))
 	a = strings.Trim(a, "<>")
 	a = strings.TrimPrefix(strings.TrimPrefix(a, "sip:"), "sips:")
 	a, _, _ = strings.Cut(a, ";")
 	return a
+}
+
+// lowerASCII is the engine's fold: CDRTool is PHP, whose strtolower folds
+// the ASCII letters A-Z only (rating-protocol.md: values are lower-cased).
+func lowerASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
 }

@@ -1,0 +1,49 @@
+package e2e
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The daemon starts before Kamailio here, so its start-time check of the
+// management socket fails with one WARNING naming the cause and the
+// option; a reload once Kamailio runs checks again, and the real Kamailio
+// answers core.version.
+func TestManagementSocketCheckAgainstKamailio(t *testing.T) {
+	s := StartStack(t, StackConfig{Limit: "60", Extra: "[CDRTool]\naddress =\n"})
+	if s.Daemon == nil {
+		t.Fatal("this test needs the real callcontrold")
+	}
+	d := s.Daemon
+	waitFor(t, "start-time check", d.proc, 10*time.Second, func() bool {
+		return len(d.logLines(`msg="proxy management socket check failed`)) > 0 ||
+			len(d.logLines(`msg="proxy management socket answers"`)) > 0
+	})
+	if w := d.logLines(`msg="proxy management socket check failed`); len(w) > 1 {
+		t.Fatalf("more than one warning for one check: %q", w)
+	} else if len(w) == 1 && (!strings.Contains(w[0], "cause=") || !strings.Contains(w[0], "[Kamailio] socket_path")) {
+		t.Fatalf("warning without cause or option: %q", w[0])
+	}
+	if w := d.logLines("calls the proxy flags prepaid will be refused"); len(w) != 1 {
+		t.Fatalf("no-engine warning lines: %q", w)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "check after reload", d.proc, 10*time.Second, func() bool {
+		return len(d.logLines(`msg="proxy management socket answers"`)) > 0
+	})
+	ok := d.logLines(`msg="proxy management socket answers"`)
+	t.Logf("start: %q; after reload: %q", d.logLines(`msg="proxy management socket check failed`), ok)
+	if !strings.Contains(ok[0], `version="kamailio 5.`) {
+		t.Fatalf("answer from the real Kamailio: %q", ok[0])
+	}
+	if n := s.Spy.Count("core.version"); n < 1 {
+		t.Fatalf("core.version requests seen by the spy: %d", n)
+	}
+	if n := s.Spy.Count("dlg.end_dlg"); n != 0 {
+		t.Fatalf("the check ended dialogs: %d", n)
+	}
+}
