@@ -24,7 +24,8 @@ var (
 	tabby = control.SessionInfo{CallID: "evil\tid\x1b[2J", Party: "sip:x@example.com", Destination: "sip:y@example.com",
 		State: "in-progress", Created: t0.Add(2 * time.Minute), Answered: t0.Add(3 * time.Minute), Limit: 45, Remaining: 0}
 	someStats = control.Stats{Sessions: map[string]int{"pending": 1, "in-progress": 2}, Parties: 3, EnginesUp: 1, EnginesTotal: 2,
-		DebitsWaiting: 4, DialogEndsPending: 1, Uptime: 26*time.Hour + 3*time.Minute + 4*time.Second + 500*time.Millisecond,
+		DebitsWaiting: 4, DialogEndsPending: 1, DialogEndsOldestSeconds: 75.2,
+		DialogEnds: []control.PendingDialogEnd{{CallID: "gone@1", DialogID: "1079:6296", AgeSeconds: 75.2}}, Uptime: 26*time.Hour + 3*time.Minute + 4*time.Second + 500*time.Millisecond,
 		Requests: 123456, Version: "1.0.0", StateSync: true, StateLastSyncMS: 0.6, StateMaxSyncMS: 12.3, StateWriteErrors: 1}
 )
 

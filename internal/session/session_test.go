@@ -115,6 +115,7 @@ type journal struct {
 	asked  map[string]bool
 	debits []Owed
 	stall  chan struct{} // while open, writes are not durable: a stalled disk
+	byes   int           // dialog end requests recorded
 }
 
 // timeoutError is what a bounded Wait returns when its deadline passes.
@@ -190,6 +191,14 @@ func (j *journal) End(id string, o *Owed) Wait {
 		j.debits = append(j.debits, *o)
 	}
 	return j.wait()
+}
+func (j *journal) EndWithBye(id string, o *Owed, t dialog.Target) (Wait, dialog.Target) {
+	w := j.End(id, o)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.byes++
+	t.Ref = uint64(j.byes)
+	return w, t
 }
 func (j *journal) owed() []Owed {
 	j.mu.Lock()
@@ -508,13 +517,15 @@ func TestHousekeeping(t *testing.T) {
 	f.m.Init(initReq("never-answered", "alice", "true"), time.Now().Add(-2*time.Minute))
 	f.m.Init(initReq("fresh", "bob", "true"), time.Now())
 	f.m.Housekeep()
-	if _, ok := f.m.Get("never-answered"); ok {
-		t.Fatal("unanswered call kept")
+	// The proxy of this fixture (as Kamailio) cannot end a ringing call:
+	// it is kept, to be ended the moment it is answered (ends_test.go).
+	if s, ok := f.m.Get("never-answered"); !ok || s.EndAtAnswer != EndAtAnswerSetupTime {
+		t.Fatalf("unanswered call: %+v %v, want kept and marked to end at answer", s, ok)
 	}
-	if _, ok := f.m.Get("fresh"); !ok {
-		t.Fatal("fresh call dropped")
+	if s, ok := f.m.Get("fresh"); !ok || s.EndAtAnswer != "" {
+		t.Fatal("fresh call dropped or marked")
 	}
-	if d := f.j.owed(); len(d) != 1 || d[0].Debit.Duration != 0 || d[0].Debit.CallID != "never-answered" {
+	if d := f.j.owed(); len(d) != 0 {
 		t.Fatalf("debits %+v", d)
 	}
 }

@@ -59,16 +59,17 @@ func (b *Backend) Session(callID string) (control.SessionInfo, bool) {
 	return s, ok
 }
 
-// Terminate implements control.Backend: it forgets the session.
-func (b *Backend) Terminate(callID string) bool {
+// Terminate implements control.Backend: it forgets the session, as if the
+// proxy confirmed its end at once.
+func (b *Backend) Terminate(callID string) (control.TerminateInfo, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.sessions[callID]; !ok {
-		return false
+		return control.TerminateInfo{}, false
 	}
 	delete(b.sessions, callID)
 	b.terminated = append(b.terminated, callID)
-	return true
+	return control.TerminateInfo{Outcome: control.TerminateEnded}, true
 }
 
 // Stats implements control.Backend.
