@@ -65,7 +65,7 @@ func (b backend) Session(callID string) (control.SessionInfo, bool) {
 	s, ok := b.d.sessions.Get(callID)
 	if !ok {
 		// Over, but its dialog end not yet confirmed by the proxy.
-		if p, ok := b.d.state.ends.byCall(callID); ok {
+		if p, ok := b.d.state.ends.byCallID(callID); ok {
 			return endingInfo(p), true
 		}
 		return control.SessionInfo{}, false

@@ -31,15 +31,54 @@ type pendingEnd struct {
 
 // dialogEnds is the table of unconfirmed dialog ends, mirroring their
 // records in the state log (for snapshots, stats and operators).
+//
+// Its lock is taken on the call-end path (under the session lock), so
+// nothing here walks every pending end: order keeps the references in
+// the order they were made (oldest first), trimmed as the oldest settle.
 type dialogEnds struct {
 	mu      sync.Mutex
 	next    uint64
 	byRef   map[uint64]pendingEnd
+	byCall  map[string]uint64                // the latest pending end of each Call-ID
+	order   []uint64                         // references, oldest first; settled ones are skipped
 	watches map[string][]chan dialog.Outcome // by Call-ID: terminate waits for the proxy's word
 }
 
 func newDialogEnds() *dialogEnds {
-	return &dialogEnds{byRef: make(map[uint64]pendingEnd), watches: make(map[string][]chan dialog.Outcome)}
+	return &dialogEnds{byRef: make(map[uint64]pendingEnd), byCall: make(map[string]uint64),
+		watches: make(map[string][]chan dialog.Outcome)}
+}
+
+// insertLocked registers p under ref, which is larger than every earlier one.
+func (e *dialogEnds) insertLocked(ref uint64, p pendingEnd) {
+	e.byRef[ref] = p
+	e.byCall[p.t.CallID] = ref
+	e.order = append(e.order, ref)
+}
+
+// trimLocked drops settled references from the front of order, and
+// rebuilds it when settled ones behind a long-pending end pile up.
+func (e *dialogEnds) trimLocked() {
+	i := 0
+	for i < len(e.order) {
+		if _, ok := e.byRef[e.order[i]]; ok {
+			break
+		}
+		i++
+	}
+	e.order = e.order[i:]
+	if len(e.order) == 0 {
+		e.order = nil // let a burst's array go
+	}
+	if len(e.order) > 2*len(e.byRef)+64 {
+		live := make([]uint64, 0, len(e.byRef))
+		for _, ref := range e.order {
+			if _, ok := e.byRef[ref]; ok {
+				live = append(live, ref)
+			}
+		}
+		e.order = live
+	}
 }
 
 const dialogEndVersion = 1
@@ -114,6 +153,14 @@ func restoreDialogEnds(restored map[string][]byte, log *slog.Logger) *dialogEnds
 		e.byRef[ref] = p
 		e.next = max(e.next, ref)
 	}
+	refs := make([]uint64, 0, len(e.byRef))
+	for ref := range e.byRef {
+		refs = append(refs, ref)
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i] < refs[j] })
+	for _, ref := range refs {
+		e.insertLocked(ref, e.byRef[ref])
+	}
 	if bad > 0 {
 		log.Error("state: some dialog end requests could not be read; those calls may not be cut", "unreadable", bad)
 	}
@@ -128,7 +175,7 @@ func (e *dialogEnds) add(t dialog.Target, now time.Time) (dialog.Target, store.O
 	e.next++
 	t.Ref = e.next
 	p := pendingEnd{t: t, since: now}
-	e.byRef[t.Ref] = p
+	e.insertLocked(t.Ref, p)
 	return t, store.Put(dialogEndKey(t.Ref), encodeDialogEnd(p))
 }
 
@@ -141,6 +188,10 @@ func (e *dialogEnds) done(t dialog.Target, o dialog.Outcome) bool {
 		return false
 	}
 	delete(e.byRef, t.Ref)
+	if e.byCall[t.CallID] == t.Ref {
+		delete(e.byCall, t.CallID)
+	}
+	e.trimLocked()
 	for _, ch := range e.watches[t.CallID] {
 		select {
 		case ch <- o:
@@ -177,40 +228,44 @@ func (e *dialogEnds) unwatch(callID string, ch chan dialog.Outcome) {
 	}
 }
 
-// all lists the pending ends, oldest first.
-func (e *dialogEnds) all() []pendingEnd {
+// oldest lists up to n pending ends (all for n < 0), oldest first.
+func (e *dialogEnds) oldest(n int) []pendingEnd {
 	e.mu.Lock()
-	out := make([]pendingEnd, 0, len(e.byRef))
-	for _, p := range e.byRef {
-		out = append(out, p)
+	defer e.mu.Unlock()
+	if n < 0 || n > len(e.byRef) {
+		n = len(e.byRef)
 	}
-	e.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].t.Ref < out[j].t.Ref })
+	out := make([]pendingEnd, 0, n)
+	for _, ref := range e.order {
+		if len(out) == n {
+			break
+		}
+		if p, ok := e.byRef[ref]; ok {
+			out = append(out, p)
+		}
+	}
 	return out
 }
 
-// summary counts the pending ends and finds the oldest, without sorting.
+// summary counts the pending ends and says when the oldest was made.
 func (e *dialogEnds) summary() (n int, oldest time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, p := range e.byRef {
-		if oldest.IsZero() || p.since.Before(oldest) {
-			oldest = p.since
-		}
+	if len(e.order) > 0 {
+		oldest = e.byRef[e.order[0]].since // trimLocked keeps the front live
 	}
 	return len(e.byRef), oldest
 }
 
-// byCall finds the pending end of callID, if any.
-func (e *dialogEnds) byCall(callID string) (pendingEnd, bool) {
+// byCallID finds the pending end of callID, if any.
+func (e *dialogEnds) byCallID(callID string) (pendingEnd, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, p := range e.byRef {
-		if p.t.CallID == callID {
-			return p, true
-		}
+	ref, ok := e.byCall[callID]
+	if !ok {
+		return pendingEnd{}, false
 	}
-	return pendingEnd{}, false
+	return e.byRef[ref], true
 }
 
 func (e *dialogEnds) dump(put func(string, []byte)) {
@@ -240,7 +295,7 @@ func (s *state) dialogEnded(t dialog.Target, o dialog.Outcome) {
 // resendDialogEnds hands the ends recorded before the restart to the
 // dialog client.
 func (s *state) resendDialogEnds(c dialog.Ender, log *slog.Logger) {
-	pending := s.ends.all()
+	pending := s.ends.oldest(-1)
 	if len(pending) == 0 {
 		return
 	}

@@ -22,7 +22,7 @@ func terminate(m *session.Manager, ends *dialogEnds, callID string, wait time.Du
 	defer ends.unwatch(callID, watch)
 	switch m.Terminate(callID) {
 	case session.TerminateUnknown:
-		if _, ok := ends.byCall(callID); !ok {
+		if _, ok := ends.byCallID(callID); !ok {
 			return control.TerminateInfo{}, false
 		}
 		// Ended already, its dialog end not confirmed: wait for it as well.
@@ -63,10 +63,7 @@ func endingInfo(p pendingEnd) control.SessionInfo {
 
 // oldestEnds lists up to n unconfirmed dialog ends, oldest first.
 func oldestEnds(e *dialogEnds, n int) []control.PendingDialogEnd {
-	all := e.all()
-	if len(all) > n {
-		all = all[:n]
-	}
+	all := e.oldest(n)
 	now := time.Now()
 	out := make([]control.PendingDialogEnd, 0, len(all))
 	for _, p := range all {

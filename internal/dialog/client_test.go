@@ -159,6 +159,10 @@ func TestClientWireAndAnswers(t *testing.T) {
 			wantLog: []string{"dialog ended", "call_id=6432622xvv@1"}},
 		{name: "opensips gone", flavor: OpenSIPS, answer: dialogtest.AnswerNotFound, want: outcomeGone,
 			wantLog: []string{"level=INFO", "dialog already gone", "call_id=6432622xvv@1"}},
+		{name: "kamailio answers a wrong id", flavor: Kamailio, answer: dialogtest.AnswerWrongID, want: outcomeTimeout,
+			wantLog: []string{"level=WARN", "reply to no pending request"}},
+		{name: "opensips answers a wrong id", flavor: OpenSIPS, answer: dialogtest.AnswerWrongID, want: outcomeTimeout,
+			wantLog: []string{"level=ERROR", "no answer", "sending them again"}},
 		{name: "opensips plain-text error", flavor: OpenSIPS, answer: dialogtest.AnswerPlainText, want: outcomeTimeout,
 			wantLog: []string{"level=ERROR", "no answer", "call_id=6432622xvv@1"}},
 	}
