@@ -150,6 +150,10 @@ func (j *storeJournal) End(id string, _ *session.Owed) session.Wait {
 func (j *storeJournal) EndWithBye(id string, o *session.Owed, t dialog.Target) (session.Wait, dialog.Target) {
 	return j.End(id, o), t
 }
+func (j *storeJournal) EndAtAnswer(id string, o *session.Owed, _ *session.Session) session.Wait {
+	return j.End(id, o)
+}
+func (j *storeJournal) DropAtAnswer(string) {}
 func (j *storeJournal) Asked(*session.Session) session.Wait {
 	return func(time.Time) error { return nil }
 }
@@ -222,6 +226,10 @@ func (nopJournal) End(string, *session.Owed) session.Wait {
 func (nopJournal) EndWithBye(_ string, _ *session.Owed, t dialog.Target) (session.Wait, dialog.Target) {
 	return func(time.Time) error { return nil }, t
 }
+func (nopJournal) EndAtAnswer(string, *session.Owed, *session.Session) session.Wait {
+	return func(time.Time) error { return nil }
+}
+func (nopJournal) DropAtAnswer(string)                 {}
 func (nopJournal) Asked(*session.Session) session.Wait { return func(time.Time) error { return nil } }
 func (nopJournal) Settle(string)                       {}
 

@@ -64,6 +64,11 @@ func (b backend) Sessions(prefix string) []control.SessionInfo {
 func (b backend) Session(callID string) (control.SessionInfo, bool) {
 	s, ok := b.d.sessions.Get(callID)
 	if !ok {
+		if g, ok := b.d.sessions.AtAnswer(callID); ok {
+			i := info(&g, time.Now())
+			i.State = "ringing, ends at answer"
+			return i, true
+		}
 		// Over, but its dialog end not yet confirmed by the proxy.
 		if p, ok := b.d.state.ends.byCallID(callID); ok {
 			return endingInfo(p), true

@@ -118,9 +118,11 @@ func (d *Daemon) start() (err error) {
 	if err = d.state.startDebits(d.engines, d.sessions, log); err != nil {
 		return err
 	}
+	atAnswer := d.state.restoredAtAnswer()
 	sessions, asked := d.state.restoredSessions()
 	d.state.resendDialogEnds(d.dialogs, log)
 	d.sessions.Restore(sessions)
+	d.sessions.RestoreAtAnswer(atAnswer)
 	d.sessions.ReleaseAsked(asked)
 
 	d.proxySrv = proxy.NewServer(d.proxyLn, session.Handler{M: d.sessions}, log, opts.Debug)

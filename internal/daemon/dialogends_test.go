@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +139,39 @@ func TestDialogEndSurvivesRestart(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if e.kam.Len() != n || pendingEnds(t, e).DialogEndsPending != 0 {
 		t.Fatalf("a confirmed dialog end came back after a restart: %d requests, then %d", n, e.kam.Len())
+	}
+}
+
+// TestRingingTerminateSurvivesRestart: Kamailio cannot end a ringing
+// call; the order to end it at answer is journaled, kept across a restart,
+// and carried out when `start` comes.
+func TestRingingTerminateSurvivesRestart(t *testing.T) {
+	e := newEnv(t, "limit = 600", "")
+	if got := e.call(initReq("ringing", "alice")); got != "Limited" {
+		t.Fatal(got)
+	}
+	if ti, err := e.ctl().Terminate("ringing"); err != nil || ti.Outcome != control.TerminateAtAnswer {
+		t.Fatalf("terminate: %+v %v, want at answer", ti, err)
+	}
+	if e.kam.Len() != 0 {
+		t.Fatal("a request was sent for a dialog Kamailio cannot know yet")
+	}
+	e.restart()
+	s, err := e.ctl().Session("ringing")
+	if err != nil || s.EndAtAnswer == "" || !strings.Contains(s.State, "ends at answer") {
+		t.Fatalf("after restart: %+v %v", s, err)
+	}
+	if got := e.call("start\ncallid: ringing\ndialogid: 11:12"); got != "Ok" {
+		t.Fatalf("start: %q", got)
+	}
+	r := e.kam.WaitFor(1, 10*time.Second)[0]
+	if r.Entry != 11 || r.HID != 12 {
+		t.Fatalf("ended %+v", r)
+	}
+	if _, err := e.ctl().Session("ringing"); err == nil {
+		e.restart()
+		if _, err := e.ctl().Session("ringing"); err == nil {
+			t.Fatal("still known after it was ended and confirmed")
+		}
 	}
 }

@@ -12,8 +12,9 @@ import (
 )
 
 const (
-	sessionPrefix = "s/"
-	askedPrefix   = "a/" // engine asked at init, answer not yet settled
+	sessionPrefix  = "s/"
+	askedPrefix    = "a/" // engine asked at init, answer not yet settled
+	atAnswerPrefix = "w/" // ended while ringing: to end when answered
 	// compactEvery bounds how much log a restart replays.
 	compactBytes = 64 << 20
 	compactEvery = 10 * time.Minute
@@ -142,6 +143,35 @@ func (s *state) end(callID string, owed *session.Owed, with ...store.Op) session
 
 func noWait(time.Time) error { return nil }
 
+// EndAtAnswer implements session.Journal: the session's removal, its
+// release and the order to end it when answered in one batch.
+func (s *state) EndAtAnswer(callID string, owed *session.Owed, sess *session.Session) session.Wait {
+	return s.end(callID, owed, store.Put(atAnswerPrefix+callID, sess.Marshal()))
+}
+
+// DropAtAnswer implements session.Journal.
+func (s *state) DropAtAnswer(callID string) {
+	s.log.Apply(store.Delete(atAnswerPrefix + callID))
+}
+
+// restoredAtAnswer decodes the calls found at start that are to be ended
+// when answered. Call it before restoredSessions, which lets go of what
+// was restored.
+func (s *state) restoredAtAnswer() []*session.Session {
+	var out []*session.Session
+	for k, v := range s.restored {
+		if !strings.HasPrefix(k, atAnswerPrefix) {
+			continue
+		}
+		if sess, err := session.Unmarshal(v); err == nil {
+			out = append(out, sess)
+		} else {
+			s.logger.Error("state: a call to end when answered could not be read", "key", k)
+		}
+	}
+	return out
+}
+
 // maybeCompact writes a snapshot when the log has grown or aged.
 func (s *state) maybeCompact(m *session.Manager) {
 	st := s.log.Stats()
@@ -157,6 +187,7 @@ func (s *state) compact(m *session.Manager) {
 	start := time.Now()
 	err := s.log.Compact(func(put func(key string, v []byte)) {
 		m.Each(func(sess *session.Session) { put(sessionPrefix+sess.CallID, sess.Marshal()) })
+		m.EachAtAnswer(func(sess *session.Session) { put(atAnswerPrefix+sess.CallID, sess.Marshal()) })
 		s.askMu.Lock()
 		for id, rec := range s.asked {
 			put(askedPrefix+id, rec)

@@ -3,6 +3,8 @@ package session
 import (
 	"log/slog"
 	"time"
+
+	"github.com/callcontrol/callcontrol/internal/dialog"
 )
 
 // Why a ringing call is to be ended when answered (Session.EndAtAnswer).
@@ -48,12 +50,15 @@ func (m *Manager) Terminate(callID string) TerminateResult {
 	}
 	s := m.calls[callID]
 	if s == nil {
+		_, ringing := m.atAnswer[callID]
 		m.mu.Unlock()
+		if ringing {
+			return TerminateAtAnswer
+		}
 		return TerminateUnknown
 	}
 	if !s.InProgress() && !m.canEndEarly() {
-		s.EndAtAnswer = EndAtAnswerOperator
-		wait := m.journal.Save(s)
+		wait := m.endAtAnswerLaterLocked(s, EndAtAnswerOperator)
 		m.mu.Unlock()
 		m.waitLogged(wait, callID, time.Time{})
 		m.log.Info("call is ringing and the proxy can end it only once answered: it will be ended then", "callid", callID)
@@ -65,36 +70,109 @@ func (m *Manager) Terminate(callID string) TerminateResult {
 	return TerminateRequested
 }
 
+// endAtAnswerLaterLocked takes a ringing call out of the table (releasing
+// what the engine counts for it with a 0 s debit, and its place in the
+// party's call limit) and keeps it aside, journaled in the same step, to
+// be ended the moment it is answered.
+func (m *Manager) endAtAnswerLaterLocked(s *Session, why string) Wait {
+	m.removeLocked(s)
+	var debit *Owed
+	if s.Owed {
+		debit = m.owed(s, 0)
+	}
+	g := *s
+	g.timer, g.Owed, g.Engine, g.EndAtAnswer = nil, false, "", why
+	m.atAnswer[s.CallID] = &g
+	return m.journal.EndAtAnswer(s.CallID, debit, &g)
+}
+
 // endAtAnswerLocked ends a call answered after it was ordered ended; it
 // is called with the lock held and releases it.
-func (m *Manager) endAtAnswerLocked(s *Session, now, by time.Time, log callLog) string {
-	reason := "ended at answer: " + s.EndAtAnswer
-	e := m.endLocked(s, now, true, reason)
+func (m *Manager) endAtAnswerLocked(g *Session, dialogID string, by time.Time, log callLog) string {
+	delete(m.atAnswer, g.CallID)
+	g.Answered = m.now()
+	if id, err := dialog.ParseID(dialogID); err == nil {
+		g.Dialog, g.HasDialog = id, true
+	}
+	// Released already: no debit. finishLocked records the dialog end.
+	e := m.finishLocked(g, 0, true, "ended at answer: "+g.EndAtAnswer)
+	m.journal.DropAtAnswer(g.CallID)
 	m.mu.Unlock()
 	m.finishBy(e, by)
-	log.Info("call answered after it was ordered ended: ending it now", "reason", s.EndAtAnswer)
+	log.Info("call answered after it was ordered ended: ending it now", "why", g.EndAtAnswer)
 	return ReplyOk
 }
 
+// dropAtAnswerLocked forgets a call kept to be ended at answer (its `stop`
+// came: it failed while ringing); it says whether there was one.
+func (m *Manager) dropAtAnswerLocked(callID string) bool {
+	if _, ok := m.atAnswer[callID]; !ok {
+		return false
+	}
+	delete(m.atAnswer, callID)
+	m.journal.DropAtAnswer(callID)
+	return true
+}
+
+// expireAtAnswerLocked forgets the calls kept to be ended at answer that
+// neither `start` nor `stop` came for within the stale timeout.
+func (m *Manager) expireAtAnswerLocked(now time.Time, lim Limits) {
+	for id, g := range m.atAnswer {
+		if now.Sub(g.Created) >= lim.StaleTimeout {
+			m.dropAtAnswerLocked(id)
+		}
+	}
+}
+
 // setupTimeLocked handles a call still ringing at the end of the setup
-// time. Where the proxy can end a ringing call it is ended (the callee is
-// CANCELed) with a 0 s debit. Otherwise it is kept, marked to be ended
-// the moment it is answered, so that a late answer never runs unlimited;
-// a mark nobody answered is dropped after the stale timeout.
+// time: it is released (0 s debit) and dropped from the table. Where the
+// proxy can end a ringing call it is ended too (the callee is CANCELed);
+// otherwise it is kept aside to be ended the moment it is answered, so a
+// late answer never runs unlimited.
 func (m *Manager) setupTimeLocked(s *Session, now time.Time, lim Limits) (ending, bool) {
-	switch {
-	case m.canEndEarly():
+	if m.canEndEarly() {
 		m.removeLocked(s)
 		return m.finishLocked(s, 0, true, EndAtAnswerSetupTime), true
-	case s.EndAtAnswer == "":
-		s.EndAtAnswer = EndAtAnswerSetupTime
-		m.journal.Save(s) // lands in order; nobody waits on housekeeping
-		logLine(m.log, slog.LevelInfo, "call not answered within the setup time: it will be ended if it is answered",
-			[]slog.Attr{slog.String("callid", s.CallID), slog.String("party", s.Party)}, nil, nil)
-		return ending{}, false
-	case now.Sub(s.Created) >= lim.StaleTimeout:
-		m.removeLocked(s)
-		return m.finishLocked(s, 0, false, "never answered, forgotten after the stale timeout"), true
 	}
+	m.endAtAnswerLaterLocked(s, EndAtAnswerSetupTime) // lands in order; nobody waits on housekeeping
+	logLine(m.log, slog.LevelInfo, "call not answered within the setup time: released; it is ended if it is answered later",
+		[]slog.Attr{slog.String("callid", s.CallID), slog.String("party", s.Party)}, nil, nil)
 	return ending{}, false
+}
+
+// RestoreAtAnswer loads the calls kept, before a restart, to be ended when
+// answered.
+func (m *Manager) RestoreAtAnswer(list []*Session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	for _, g := range list {
+		if m.calls[g.CallID] == nil {
+			m.atAnswer[g.CallID] = g
+		}
+	}
+}
+
+// AtAnswer returns a copy of a call kept to be ended when answered.
+func (m *Manager) AtAnswer(callID string) (Session, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.atAnswer[callID]
+	if g == nil {
+		return Session{}, false
+	}
+	return *g, true
+}
+
+// EachAtAnswer calls f for a copy of every call kept to be ended when
+// answered, under the lock: f must be quick.
+func (m *Manager) EachAtAnswer(f func(s *Session)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, g := range m.atAnswer {
+		c := *g
+		f(&c)
+	}
 }

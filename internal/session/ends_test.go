@@ -64,12 +64,21 @@ func TestTerminateRinging(t *testing.T) {
 					t.Fatalf("result %v, want at answer", res)
 				}
 				noEnd(t, f)
-				s, ok := f.m.Get("ring")
-				if !ok || s.EndAtAnswer != EndAtAnswerOperator {
-					t.Fatalf("session %+v %v, want kept, to end at answer", s, ok)
+				if _, ok := f.m.Get("ring"); ok {
+					t.Fatal("still in the table: it would hold its place in the party's call limit")
 				}
-				if saved := f.j.saved["ring"]; saved == nil || saved.EndAtAnswer == "" {
-					t.Fatal("the order to end at answer is not journaled")
+				g, ok := f.m.AtAnswer("ring")
+				if !ok || g.EndAtAnswer != EndAtAnswerOperator {
+					t.Fatalf("kept aside: %+v %v, want to end at answer", g, ok)
+				}
+				f.j.mu.Lock()
+				journaled := f.j.atAnswer["ring"] != nil && f.j.saved["ring"] == nil
+				f.j.mu.Unlock()
+				if !journaled {
+					t.Fatal("the order to end at answer is not journaled in place of the session")
+				}
+				if res := f.m.Terminate("ring"); res != TerminateAtAnswer {
+					t.Fatalf("terminate again: %v", res)
 				}
 				if got := f.m.Start("ring", "1079:6296", time.Now()); got != ReplyOk {
 					t.Fatalf("start: %q", got)
@@ -78,8 +87,14 @@ func TestTerminateRinging(t *testing.T) {
 				if tg.CallID != "ring" || tg.NoID || tg.Dialog != (dialog.ID{Entry: 1079, ID: 6296}) {
 					t.Fatalf("ended %+v", tg)
 				}
-				if _, ok := f.m.Get("ring"); ok {
-					t.Fatal("session still tracked after answer")
+				if _, ok := f.m.AtAnswer("ring"); ok {
+					t.Fatal("still kept aside after the answer")
+				}
+				f.j.mu.Lock()
+				left := len(f.j.atAnswer)
+				f.j.mu.Unlock()
+				if left != 0 {
+					t.Fatal("the order to end at answer is still journaled after the answer")
 				}
 			}
 			// Released with a 0 s debit either way: no second one.
@@ -114,20 +129,31 @@ func TestSetupTimeRinging(t *testing.T) {
 	t.Run("kamailio: ended at answer, forgotten after the stale timeout", func(t *testing.T) {
 		f := newFixture(t, lim, nil)
 		f.m.Init(initReq("slow", "alice", ""), time.Now().Add(-2*time.Minute))
-		f.m.Init(initReq("never", "bob", ""), time.Now().Add(-2*time.Hour))
+		f.m.Init(initReq("never", "bob", ""), time.Now().Add(-2*time.Minute))
+		f.m.Init(initReq("failed", "carol", ""), time.Now().Add(-2*time.Minute))
 		f.m.Housekeep()
 		noEnd(t, f)
+		if pending, _, parties := f.m.Counts(); pending != 0 || parties != 0 {
+			t.Fatalf("%d pending, %d parties after the setup time: want none", pending, parties)
+		}
+		if got := f.m.Stop("failed"); got != ReplyOk { // the call failed while ringing
+			t.Fatalf("stop of a call kept aside: %q", got)
+		}
+		if _, ok := f.m.AtAnswer("failed"); ok {
+			t.Fatal("kept aside after its stop")
+		}
 		if got := f.m.Start("slow", "5:6", time.Now()); got != ReplyOk {
 			t.Fatalf("late start: %q", got)
 		}
 		if tg := waitEnd(t, f, time.Second); tg.CallID != "slow" || tg.Dialog != (dialog.ID{Entry: 5, ID: 6}) {
 			t.Fatalf("ended %+v", tg)
 		}
-		if s, ok := f.m.Get("never"); !ok || s.EndAtAnswer != EndAtAnswerSetupTime {
-			t.Fatalf("never: %+v %v", s, ok)
+		if g, ok := f.m.AtAnswer("never"); !ok || g.EndAtAnswer != EndAtAnswerSetupTime {
+			t.Fatalf("never: %+v %v", g, ok)
 		}
+		f.m.now = func() time.Time { return time.Now().Add(lim.StaleTimeout) }
 		f.m.Housekeep() // now past the stale timeout
-		if _, ok := f.m.Get("never"); ok {
+		if _, ok := f.m.AtAnswer("never"); ok {
 			t.Fatal("a call never answered is kept past the stale timeout")
 		}
 		noEnd(t, f)

@@ -86,12 +86,16 @@ func late(err error) bool {
 // EndWithBye is End that also records the request to end the call's
 // dialog, in the same atomic step; the record stays until the proxy
 // confirms. It returns bye with the record's reference set, to be handed
-// to the dialog client.
+// to the dialog client. EndAtAnswer is End that also records s, ringing,
+// as to be ended when answered (Session.EndAtAnswer says why), until
+// DropAtAnswer.
 type Journal interface {
 	Asked(s *Session) Wait
 	Save(s *Session) Wait
 	End(callID string, debit *Owed) Wait
 	EndWithBye(callID string, debit *Owed, bye dialog.Target) (Wait, dialog.Target)
+	EndAtAnswer(callID string, debit *Owed, s *Session) Wait
+	DropAtAnswer(callID string)
 	Settle(callID string)
 }
 
@@ -108,13 +112,16 @@ type Manager struct {
 	mu      sync.Mutex
 	calls   map[string]*Session
 	parties map[string][]*Session
-	closed  bool
+	// atAnswer holds calls ended while ringing that the proxy could not
+	// end yet (Kamailio): a late `start` ends them at once (ends.go).
+	atAnswer map[string]*Session
+	closed   bool
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
 func NewManager(l Limits, rater Rater, ender dialog.Ender, j Journal, log *slog.Logger) *Manager {
 	m := &Manager{rater: rater, ender: ender, journal: j, log: log, now: time.Now,
-		calls: make(map[string]*Session), parties: make(map[string][]*Session)}
+		calls: make(map[string]*Session), parties: make(map[string][]*Session), atAnswer: make(map[string]*Session)}
 	m.SetLimits(l)
 	return m
 }
@@ -354,6 +361,9 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 	}
 	s := m.calls[callID]
 	if s == nil {
+		if g := m.atAnswer[callID]; g != nil {
+			return m.endAtAnswerLocked(g, dialogID, by, log)
+		}
 		m.mu.Unlock()
 		log.Info("start for an unknown call")
 		return ReplyNotFound
@@ -371,9 +381,6 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 	} else {
 		log.Error("start with an unusable dialogid: the proxy ends dialogs only by id, so this call cannot be cut; end it on the proxy when due",
 			"dialogid", dialogID, "limit", s.Limit)
-	}
-	if s.EndAtAnswer != "" {
-		return m.endAtAnswerLocked(s, now, by, log)
 	}
 	// Without a rating engine (a prepaid call restored by a daemon now
 	// configured without one) the call keeps the limit it was given.
@@ -520,7 +527,11 @@ func (m *Manager) Stop(callID string) string {
 	}
 	s := m.calls[callID]
 	if s == nil {
+		found := m.dropAtAnswerLocked(callID) // it failed before an answer
 		m.mu.Unlock()
+		if found {
+			return ReplyOk
+		}
 		return ReplyNotFound
 	}
 	now := m.now()
@@ -719,6 +730,7 @@ func (m *Manager) Housekeep() {
 			ended = append(ended, m.endLocked(s, now, true, "stale"))
 		}
 	}
+	m.expireAtAnswerLocked(now, lim)
 	m.mu.Unlock()
 	for _, e := range ended {
 		m.finish(e)

@@ -19,6 +19,7 @@ type Journal struct {
 	debits   []session.Owed
 	byes     map[uint64]dialog.Target
 	nextRef  uint64
+	atAnswer map[string][]byte
 }
 
 // NewJournal returns an empty journal.
@@ -77,6 +78,25 @@ func (j *Journal) EndWithBye(callID string, o *session.Owed, t dialog.Target) (s
 	}
 	j.byes[t.Ref] = t
 	return w, t
+}
+
+// EndAtAnswer implements session.Journal.
+func (j *Journal) EndAtAnswer(callID string, o *session.Owed, s *session.Session) session.Wait {
+	w := j.End(callID, o)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.atAnswer == nil {
+		j.atAnswer = make(map[string][]byte)
+	}
+	j.atAnswer[callID] = s.Marshal()
+	return w
+}
+
+// DropAtAnswer implements session.Journal.
+func (j *Journal) DropAtAnswer(callID string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.atAnswer, callID)
 }
 
 // Confirm forgets a dialog end request, as the proxy's OK does.
