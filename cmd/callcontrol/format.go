@@ -101,7 +101,7 @@ func writeSession(w io.Writer, s control.SessionInfo, now time.Time, loc *time.L
 		{"Remaining", formatSeconds(s.Remaining)},
 	}
 	if s.EndAtAnswer != "" {
-		rows = append(rows, [2]string{"Ended at answer", s.EndAtAnswer})
+		rows = append(rows, [2]string{"Ends at answer", s.EndAtAnswer})
 	}
 	if !s.EndRequested.IsZero() {
 		rows = append(rows, [2]string{"Dialog end asked", fmt.Sprintf("%s (%s ago), not confirmed by the proxy yet",

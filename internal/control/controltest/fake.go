@@ -19,6 +19,15 @@ type Backend struct {
 	reloadErr  error
 	terminated []string
 	reloads    int
+	outcome    *control.TerminateInfo
+}
+
+// SetTerminateOutcome makes Terminate of a known call answer ti instead of
+// "ended".
+func (b *Backend) SetTerminateOutcome(ti control.TerminateInfo) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.outcome = &ti
 }
 
 // New returns a Backend holding sessions and answering stats.
@@ -69,6 +78,9 @@ func (b *Backend) Terminate(callID string) (control.TerminateInfo, bool) {
 	}
 	delete(b.sessions, callID)
 	b.terminated = append(b.terminated, callID)
+	if b.outcome != nil {
+		return *b.outcome, true
+	}
 	return control.TerminateInfo{Outcome: control.TerminateEnded}, true
 }
 
