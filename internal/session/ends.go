@@ -86,20 +86,35 @@ func (m *Manager) endAtAnswerLaterLocked(s *Session, why string) Wait {
 	return m.journal.EndAtAnswer(s.CallID, debit, &g)
 }
 
-// endAtAnswerLocked ends a call answered after it was ordered ended; it
-// is called with the lock held and releases it.
+// atAnswerDelay is how long after `start` a call ordered ended while
+// ringing is ended. Kamailio 5.6 sends `start` on the 200 OK, before the
+// ACK confirms the dialog; a dlg.end_dlg then is answered OK but sends no
+// BYE ("terminating non-confirmed dialogs not supported"). The ACK
+// follows the 200 OK within a round trip.
+const atAnswerDelay = time.Second
+
+// endAtAnswerLocked starts a call answered after it was ordered ended,
+// with its timer set to end it once the ACK has had time to confirm the
+// dialog; it is called with the lock held and releases it.
 func (m *Manager) endAtAnswerLocked(g *Session, dialogID string, by time.Time, log callLog) string {
 	delete(m.atAnswer, g.CallID)
-	g.Answered = m.now()
+	now := m.now()
+	g.Answered = now
 	if id, err := dialog.ParseID(dialogID); err == nil {
 		g.Dialog, g.HasDialog = id, true
+	} else {
+		log.Error("start with an unusable dialogid: the proxy ends dialogs only by id, so this call cannot be cut; end it on the proxy",
+			"dialogid", dialogID)
 	}
-	// Released already: no debit. finishLocked records the dialog end.
-	e := m.finishLocked(g, 0, true, "ended at answer: "+g.EndAtAnswer)
+	m.addLocked(g) // released already: no engine, no debit
+	m.setEndLocked(g, now.Add(atAnswerDelay))
+	wait := m.journal.Save(g)
 	m.journal.DropAtAnswer(g.CallID)
 	m.mu.Unlock()
-	m.finishBy(e, by)
 	log.Info("call answered after it was ordered ended: ending it now", "why", g.EndAtAnswer)
+	if m.waitLogged(wait, g.CallID, by) {
+		return m.startLate(log)
+	}
 	return ReplyOk
 }
 

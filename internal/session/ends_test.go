@@ -83,7 +83,8 @@ func TestTerminateRinging(t *testing.T) {
 				if got := f.m.Start("ring", "1079:6296", time.Now()); got != ReplyOk {
 					t.Fatalf("start: %q", got)
 				}
-				tg := waitEnd(t, f, time.Second)
+				noEnd(t, f) // not before the ACK can have confirmed the dialog
+				tg := waitEnd(t, f, 5*time.Second)
 				if tg.CallID != "ring" || tg.NoID || tg.Dialog != (dialog.ID{Entry: 1079, ID: 6296}) {
 					t.Fatalf("ended %+v", tg)
 				}
@@ -145,7 +146,7 @@ func TestSetupTimeRinging(t *testing.T) {
 		if got := f.m.Start("slow", "5:6", time.Now()); got != ReplyOk {
 			t.Fatalf("late start: %q", got)
 		}
-		if tg := waitEnd(t, f, time.Second); tg.CallID != "slow" || tg.Dialog != (dialog.ID{Entry: 5, ID: 6}) {
+		if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "slow" || tg.Dialog != (dialog.ID{Entry: 5, ID: 6}) {
 			t.Fatalf("ended %+v", tg)
 		}
 		if g, ok := f.m.AtAnswer("never"); !ok || g.EndAtAnswer != EndAtAnswerSetupTime {

@@ -558,7 +558,11 @@ func (m *Manager) expire(s *Session) {
 		m.mu.Unlock()
 		return
 	}
-	e := m.endLocked(s, s.EndAt, true, "time limit")
+	reason := "time limit"
+	if s.EndAtAnswer != "" {
+		reason = "ended at answer: " + s.EndAtAnswer
+	}
+	e := m.endLocked(s, s.EndAt, true, reason)
 	m.mu.Unlock()
 	m.finish(e)
 }
