@@ -100,6 +100,13 @@ func writeSession(w io.Writer, s control.SessionInfo, now time.Time, loc *time.L
 		{"Limit", formatSeconds(s.Limit)},
 		{"Remaining", formatSeconds(s.Remaining)},
 	}
+	if s.EndAtAnswer != "" {
+		rows = append(rows, [2]string{"Ends at answer", s.EndAtAnswer})
+	}
+	if !s.EndRequested.IsZero() {
+		rows = append(rows, [2]string{"Dialog end asked", fmt.Sprintf("%s (%s ago), not confirmed by the proxy yet",
+			formatTime(s.EndRequested, loc), formatSeconds(int(now.Sub(s.EndRequested)/time.Second)))})
+	}
 	return writeKeyValues(w, rows)
 }
 
@@ -134,13 +141,35 @@ func writeStats(w io.Writer, st control.Stats) error {
 	rows = append(rows,
 		[2]string{"Prepaid refused", fmt.Sprint(st.PrepaidRefused)},
 		[2]string{"Debits waiting", fmt.Sprint(st.DebitsWaiting)},
-		[2]string{"Dialog ends pending", fmt.Sprint(st.DialogEndsPending)},
+		[2]string{"Dialog ends pending", dialogEnds(st)},
 	)
 	if m := st.ManagementSocket; m != nil {
 		rows = append(rows, [2]string{"Management socket", managementSocket(m)})
 	}
 	rows = append(rows, [2]string{"State log", stateLog(st)})
-	return writeKeyValues(w, rows)
+	if err := writeKeyValues(w, rows); err != nil {
+		return err
+	}
+	if len(st.DialogEnds) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(w, "Dialog ends not confirmed by the proxy, oldest first:"); err != nil {
+		return err
+	}
+	for _, p := range st.DialogEnds {
+		if _, err := fmt.Fprintf(w, "  %s  dialog %s  asked %s ago\n", clean(p.CallID), orDash(p.DialogID),
+			formatSeconds(int(p.AgeSeconds))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dialogEnds(st control.Stats) string {
+	if st.DialogEndsPending == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d, oldest asked %s ago", st.DialogEndsPending, formatSeconds(int(st.DialogEndsOldestSeconds)))
 }
 
 // engineStates is each engine and its state on one line.

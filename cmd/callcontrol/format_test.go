@@ -23,8 +23,14 @@ var (
 		State: "pending", SourceIP: "127.0.0.1", Diverter: "carol@example.org", Created: t0.Add(time.Minute), Limit: -1, Remaining: -1}
 	tabby = control.SessionInfo{CallID: "evil\tid\x1b[2J", Party: "sip:x@example.com", Destination: "sip:y@example.com",
 		State: "in-progress", Created: t0.Add(2 * time.Minute), Answered: t0.Add(3 * time.Minute), Limit: 45, Remaining: 0}
+	ending = control.SessionInfo{CallID: "gone@1", State: "ending", DialogID: "1079:6296", Limit: -1, Remaining: -1,
+		EndRequested: now.Add(-75 * time.Second)}
+	ringing = control.SessionInfo{CallID: "ring@1", Party: "sip:carol@example.org", Destination: "sip:d@example.org",
+		State: "ringing, ends at answer", Created: t0, Limit: 60, Remaining: -1,
+		EndAtAnswer: "terminated by an operator before it was answered"}
 	someStats = control.Stats{Sessions: map[string]int{"pending": 1, "in-progress": 2}, Parties: 3, EnginesUp: 1, EnginesTotal: 2,
-		DebitsWaiting: 4, DialogEndsPending: 1, Uptime: 26*time.Hour + 3*time.Minute + 4*time.Second + 500*time.Millisecond,
+		DebitsWaiting: 4, DialogEndsPending: 1, DialogEndsOldestSeconds: 75.2,
+		DialogEnds: []control.PendingDialogEnd{{CallID: "gone@1", DialogID: "1079:6296", AgeSeconds: 75.2}}, Uptime: 26*time.Hour + 3*time.Minute + 4*time.Second + 500*time.Millisecond,
 		Requests: 123456, Version: "1.0.0", StateSync: true, StateLastSyncMS: 0.6, StateMaxSyncMS: 12.3, StateWriteErrors: 1,
 		EngineSource: "config", PrepaidRefused: 7, Engines: []control.EngineStatus{
 			{Address: "10.0.0.5:9024", State: "connected"},
@@ -65,6 +71,8 @@ func TestGolden(t *testing.T) {
 		{"session", func(b *bytes.Buffer) error { return writeSession(b, alice, now, time.UTC) }},
 		{"session_pending", func(b *bytes.Buffer) error { return writeSession(b, bob, now, time.UTC) }},
 		{"session.json", func(b *bytes.Buffer) error { return writeJSON(b, alice) }},
+		{"session_ending", func(b *bytes.Buffer) error { return writeSession(b, ending, now, time.UTC) }},
+		{"session_at_answer", func(b *bytes.Buffer) error { return writeSession(b, ringing, now, time.UTC) }},
 		{"stats", func(b *bytes.Buffer) error { return writeStats(b, someStats) }},
 		{"stats_empty", func(b *bytes.Buffer) error { return writeStats(b, control.Stats{}) }},
 		{"stats.json", func(b *bytes.Buffer) error { return writeJSON(b, someStats) }},

@@ -209,6 +209,8 @@ func report(e env, path string, err error) int {
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.Is(err, errNotConfirmed):
+		return exitFailed
 	case errors.Is(err, control.ErrNotFound):
 		fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)
 		return exitNotFound
@@ -262,15 +264,34 @@ func runSession(e env, o *options, c *control.Client, args []string) error {
 }
 
 func runTerminate(e env, o *options, c *control.Client, args []string) error {
-	if err := c.Terminate(args[0]); err != nil {
+	ti, err := c.Terminate(args[0])
+	if err != nil {
 		return err
 	}
+	id := clean(args[0])
 	if o.json {
-		return writeJSON(e.stdout, map[string]any{"call_id": args[0], "terminated": true})
+		err = writeJSON(e.stdout, map[string]any{"call_id": args[0], "outcome": ti.Outcome, "detail": ti.Detail,
+			"terminated": ti.Outcome == control.TerminateEnded || ti.Outcome == control.TerminateGone})
+	} else {
+		switch ti.Outcome {
+		case control.TerminateEnded:
+			_, err = fmt.Fprintf(e.stdout, "Call %s ended: the proxy confirmed and sends BYE (or CANCEL) to both ends.\n", id)
+		case control.TerminateGone:
+			_, err = fmt.Fprintf(e.stdout, "Call %s had already ended: %s.\n", id, clean(ti.Detail))
+		case control.TerminateAtAnswer:
+			_, err = fmt.Fprintf(e.stdout, "Call %s is still ringing: it will be ended the moment it is answered (the proxy cannot end it before).\n", id)
+		default:
+			_, err = fmt.Fprintf(e.stdout, "Call %s: asked the proxy to end it, not confirmed yet: %s.\n", id, clean(orDash(ti.Detail)))
+		}
 	}
-	_, err := fmt.Fprintf(e.stdout, "Call %s terminated.\n", clean(args[0]))
+	if err == nil && ti.Outcome == control.TerminatePending {
+		return errNotConfirmed
+	}
 	return err
 }
+
+// errNotConfirmed: the end was asked, not (yet) done; the message is out.
+var errNotConfirmed = errors.New("not confirmed")
 
 func runStats(e env, o *options, c *control.Client, _ []string) error {
 	st, err := c.Stats()

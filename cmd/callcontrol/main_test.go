@@ -62,7 +62,7 @@ func TestExitStatus(t *testing.T) {
 		{"stats json", []string{"--socket", sock, "--json", "stats"}, exitOK, `"uptime_seconds": 93784`, ""},
 		{"reload", []string{"--socket", sock, "reload"}, exitOK, "Configuration reloaded.", ""},
 		{"reload fails", []string{"--socket", failSock, "reload"}, exitFailed, "", "limit: not a number"},
-		{"terminate", []string{"--socket", sock, "terminate", "1-4711@127.0.0.1"}, exitOK, "Call 1-4711@127.0.0.1 terminated.", ""},
+		{"terminate", []string{"--socket", sock, "terminate", "1-4711@127.0.0.1"}, exitOK, "Call 1-4711@127.0.0.1 ended: the proxy confirmed", ""},
 		{"terminated is gone", []string{"--socket", sock, "session", "1-4711@127.0.0.1"}, exitNotFound, "", "does not exist"},
 		{"unreachable", []string{"--socket", missing, "stats"}, exitUnreachable, "", missing},
 		{"unreachable says what to check", []string{"--runtime-dir", filepath.Dir(missing), "sessions"}, exitUnreachable, "",

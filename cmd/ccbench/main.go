@@ -147,6 +147,13 @@ func (j *storeJournal) Save(s *session.Session) session.Wait {
 func (j *storeJournal) End(id string, _ *session.Owed) session.Wait {
 	return j.l.Stage(store.Delete("s/" + id)).WaitUntil
 }
+func (j *storeJournal) EndWithBye(id string, o *session.Owed, t dialog.Target) (session.Wait, dialog.Target) {
+	return j.End(id, o), t
+}
+func (j *storeJournal) EndAtAnswer(id string, o *session.Owed, _ *session.Session) session.Wait {
+	return j.End(id, o)
+}
+func (j *storeJournal) DropAtAnswer(string) {}
 func (j *storeJournal) Asked(*session.Session) session.Wait {
 	return func(time.Time) error { return nil }
 }
@@ -216,6 +223,13 @@ func (nopJournal) Save(*session.Session) session.Wait { return func(time.Time) e
 func (nopJournal) End(string, *session.Owed) session.Wait {
 	return func(time.Time) error { return nil }
 }
+func (nopJournal) EndWithBye(_ string, _ *session.Owed, t dialog.Target) (session.Wait, dialog.Target) {
+	return func(time.Time) error { return nil }, t
+}
+func (nopJournal) EndAtAnswer(string, *session.Owed, *session.Session) session.Wait {
+	return func(time.Time) error { return nil }
+}
+func (nopJournal) DropAtAnswer(string)                 {}
 func (nopJournal) Asked(*session.Session) session.Wait { return func(time.Time) error { return nil } }
 func (nopJournal) Settle(string)                       {}
 

@@ -148,7 +148,7 @@ const (
 type Proxy struct {
 	Kind           ProxyKind
 	SocketPath     string       // the proxy's datagram socket (MI / jsonrpcs)
-	MaxConnections int          // bound on in-flight end requests
+	MaxConnections int          // read for compatibility; end requests are no longer bounded in flight
 	DialogID       DialogIDMode // OpenSIPS only
 }
 
@@ -266,11 +266,10 @@ func (c *Config) Summary() string {
 			b.WriteString(", rating off unless the default engine cdrtool.<domain> resolves")
 		}
 	}
-	fmt.Fprintf(&b, ", proxy %s %s (max %d in flight", c.Proxy.Kind, c.Proxy.SocketPath, c.Proxy.MaxConnections)
+	fmt.Fprintf(&b, ", proxy %s %s", c.Proxy.Kind, c.Proxy.SocketPath)
 	if c.Proxy.Kind == OpenSIPS {
-		fmt.Fprintf(&b, ", dialog_id %s", c.Proxy.DialogID)
+		fmt.Fprintf(&b, " (dialog_id %s)", c.Proxy.DialogID)
 	}
-	b.WriteString(")")
 	if r := c.RadiusDatabase; r.Enabled {
 		fmt.Fprintf(&b, ", radius db %s@%s/%s table %s", r.User, r.Host, r.Database, r.Table)
 	} else {

@@ -28,6 +28,40 @@ type SessionInfo struct {
 	Limit int `json:"limit"`
 	// Remaining is the seconds left, -1 for none or not started.
 	Remaining int `json:"remaining"`
+	// EndAtAnswer, when set, says why the call (still ringing) is ended
+	// the moment it is answered.
+	EndAtAnswer string `json:"end_at_answer,omitempty"`
+	// EndRequested is set for a call that is over (State "ending") whose
+	// dialog end the proxy has not confirmed yet: since when it is asked.
+	EndRequested time.Time `json:"end_requested,omitzero"`
+}
+
+// The outcomes of a terminate, in TerminateInfo.Outcome.
+const (
+	// TerminateEnded: the proxy confirmed; it sent BYE (or CANCEL) to both ends.
+	TerminateEnded = "ended"
+	// TerminateGone: the proxy no longer knew the dialog; the call is closed.
+	TerminateGone = "gone"
+	// TerminatePending: asked, not confirmed yet; journaled and retried.
+	TerminatePending = "pending"
+	// TerminateAtAnswer: ringing; ended the moment it is answered.
+	TerminateAtAnswer = "at_answer"
+	// TerminateFailed: the proxy cannot end it (Detail says why).
+	TerminateFailed = "failed"
+)
+
+// TerminateInfo says what a terminate did.
+type TerminateInfo struct {
+	Outcome string `json:"outcome"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// PendingDialogEnd is a call ended whose dialog end the proxy has not
+// confirmed.
+type PendingDialogEnd struct {
+	CallID     string  `json:"call_id"`
+	DialogID   string  `json:"dialog_id,omitempty"`
+	AgeSeconds float64 `json:"age_seconds"`
 }
 
 // Stats is a summary of the daemon's state.
@@ -38,6 +72,10 @@ type Stats struct {
 	EnginesTotal      int            `json:"engines_total"`
 	DebitsWaiting     int            `json:"debits_waiting"`
 	DialogEndsPending int            `json:"dialog_ends_pending"`
+	// DialogEndsOldestSeconds is the age of the oldest unconfirmed dialog
+	// end (0 when none); DialogEnds lists the oldest few of them.
+	DialogEndsOldestSeconds float64            `json:"dialog_ends_oldest_seconds"`
+	DialogEnds              []PendingDialogEnd `json:"dialog_ends,omitempty"`
 	// The state log: whether it fsyncs before replies, how long its
 	// fsyncs take, and how many writes failed (a failing disk shows here).
 	StateSync        bool          `json:"state_sync"`
@@ -126,8 +164,9 @@ type Backend interface {
 	// Sessions lists the sessions whose party starts with userPrefix ("" = all).
 	Sessions(userPrefix string) []SessionInfo
 	Session(callID string) (SessionInfo, bool)
-	// Terminate ends the call through the proxy; false if it is unknown.
-	Terminate(callID string) bool
+	// Terminate ends the call through the proxy and says how far that
+	// went; false if the call is unknown.
+	Terminate(callID string) (TerminateInfo, bool)
 	Stats() Stats
 	// Reload re-reads the configuration.
 	Reload() error

@@ -143,10 +143,18 @@ func (c *Client) Session(callID string) (SessionInfo, error) {
 	return *resp.Session, nil
 }
 
-// Terminate ends a call; errors.Is(err, ErrNotFound) if unknown.
-func (c *Client) Terminate(callID string) error {
-	_, err := c.Do(Request{Cmd: CmdTerminate, CallID: callID})
-	return err
+// Terminate ends a call and says how far that went; errors.Is(err,
+// ErrNotFound) if unknown. A daemon that does not say is reported as
+// TerminatePending: asked, outcome unknown.
+func (c *Client) Terminate(callID string) (TerminateInfo, error) {
+	resp, err := c.Do(Request{Cmd: CmdTerminate, CallID: callID})
+	if err != nil {
+		return TerminateInfo{}, err
+	}
+	if resp.Terminate == nil {
+		return TerminateInfo{Outcome: TerminatePending}, nil
+	}
+	return *resp.Terminate, nil
 }
 
 // Stats returns the daemon's summary.

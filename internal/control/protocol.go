@@ -42,6 +42,8 @@ type Response struct {
 	Sessions []SessionInfo `json:"sessions,omitzero"`
 	Session  *SessionInfo  `json:"session,omitempty"`
 	Stats    *Stats        `json:"stats,omitempty"`
+	// Terminate answers a terminate; a daemon before it answered only OK.
+	Terminate *TerminateInfo `json:"terminate,omitempty"`
 }
 
 // maxLine bounds one request line: requests are tiny, and an unbounded line

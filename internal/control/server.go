@@ -286,12 +286,16 @@ func (s *Server) dispatch(req Request, uid int64) Response {
 		if req.CallID == "" {
 			return Response{Code: CodeBadRequest, Error: "terminate: call_id is required"}
 		}
-		if !s.backend.Terminate(req.CallID) {
+		ti, ok := s.backend.Terminate(req.CallID)
+		if !ok {
 			s.log.Info("control: terminate of unknown call", "uid", uid, "callid", req.CallID)
 			return notFound(req.CallID)
 		}
-		s.log.Info("control: call terminated by operator", "uid", uid, "callid", req.CallID)
-		return Response{OK: true}
+		s.log.Info("control: terminate by operator", "uid", uid, "callid", req.CallID, "outcome", ti.Outcome)
+		if ti.Outcome == TerminateFailed {
+			return Response{Code: CodeFailed, Error: ti.Detail, Terminate: &ti}
+		}
+		return Response{OK: true, Terminate: &ti}
 	case CmdStats:
 		st := s.backend.Stats()
 		return Response{OK: true, Stats: &st}

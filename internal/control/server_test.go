@@ -361,7 +361,7 @@ func TestInjectedRefusal(t *testing.T) {
 		return errors.New("permission denied: test says no")
 	})
 	c := dial(t, s)
-	err := c.Terminate("a@1")
+	_, err := c.Terminate("a@1")
 	if !errors.Is(err, control.ErrDenied) || !strings.Contains(err.Error(), "test says no") {
 		t.Fatalf("err = %v, want denial", err)
 	}

@@ -44,6 +44,7 @@ func info(s *session.Session, now time.Time) control.SessionInfo {
 	if !s.InProgress() {
 		i.Remaining = session.NoLimit
 	}
+	i.EndAtAnswer = s.EndAtAnswer
 	return i
 }
 
@@ -64,32 +65,50 @@ func (b backend) Sessions(prefix string) []control.SessionInfo {
 func (b backend) Session(callID string) (control.SessionInfo, bool) {
 	s, ok := b.d.sessions.Get(callID)
 	if !ok {
+		if g, ok := b.d.sessions.AtAnswer(callID); ok {
+			i := info(&g, time.Now())
+			i.State = "ringing, ends at answer"
+			return i, true
+		}
+		// Over, but its dialog end not yet confirmed by the proxy.
+		if p, ok := b.d.state.ends.byCallID(callID); ok {
+			return endingInfo(p), true
+		}
 		return control.SessionInfo{}, false
 	}
 	return info(&s, time.Now()), true
 }
 
-func (b backend) Terminate(callID string) bool { return b.d.sessions.Terminate(callID) }
+func (b backend) Terminate(callID string) (control.TerminateInfo, bool) {
+	return terminate(b.d.sessions, b.d.state.ends, callID, terminateWait)
+}
 
 func (b backend) Stats() control.Stats {
 	pending, inProgress, parties := b.d.sessions.Counts()
 	up, total := b.d.engines.connected()
 	st := b.d.state.log.Stats()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	endsPending, oldest := b.d.state.ends.summary()
+	endsOldest := 0.0
+	if endsPending > 0 {
+		endsOldest = time.Since(oldest).Seconds()
+	}
 	stats := control.Stats{
-		Sessions:          map[string]int{"pending": pending, "in-progress": inProgress},
-		Parties:           parties,
-		EnginesUp:         up,
-		EnginesTotal:      total,
-		DebitsWaiting:     b.d.state.debitsWaiting(),
-		DialogEndsPending: b.d.dialogs.Pending(),
-		StateSync:         !b.d.state.noSync,
-		StateLastSyncMS:   ms(st.LastSync),
-		StateMaxSyncMS:    ms(st.MaxSync),
-		StateWriteErrors:  st.Errors,
-		Uptime:            time.Since(b.d.started),
-		Requests:          b.d.proxySrv.Requests(),
-		Version:           Version,
+		Sessions:                map[string]int{"pending": pending, "in-progress": inProgress},
+		Parties:                 parties,
+		EnginesUp:               up,
+		EnginesTotal:            total,
+		DebitsWaiting:           b.d.state.debitsWaiting(),
+		DialogEndsPending:       endsPending,
+		DialogEndsOldestSeconds: endsOldest,
+		DialogEnds:              oldestEnds(b.d.state.ends, maxEndsListed),
+		StateSync:               !b.d.state.noSync,
+		StateLastSyncMS:         ms(st.LastSync),
+		StateMaxSyncMS:          ms(st.MaxSync),
+		StateWriteErrors:        st.Errors,
+		Uptime:                  time.Since(b.d.started),
+		Requests:                b.d.proxySrv.Requests(),
+		Version:                 Version,
 	}
 	b.d.checkStats(&stats)
 	return stats

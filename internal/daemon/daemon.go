@@ -117,7 +117,9 @@ func (d *Daemon) start() (err error) {
 	if d.proxyLn, err = listenProxySocket(cc.Socket, cc.Group, log); err != nil {
 		return err
 	}
-	if d.dialogs, err = newDialogClient(cfg, opts.RuntimeDir, log); err != nil {
+	// Called only for requests made after the state is open below.
+	onDialogEnd := func(t dialog.Target, o dialog.Outcome) { d.state.dialogEnded(t, o) }
+	if d.dialogs, err = newDialogClient(cfg, opts.RuntimeDir, onDialogEnd, log); err != nil {
 		return err
 	}
 	d.metrics = metrics.New(Version, d.metricsState)
@@ -130,8 +132,11 @@ func (d *Daemon) start() (err error) {
 	if err = d.state.startDebits(d.engines, d.sessions, log); err != nil {
 		return err
 	}
+	atAnswer := d.state.restoredAtAnswer()
 	sessions, asked := d.state.restoredSessions()
+	d.state.resendDialogEnds(d.dialogs, log)
 	d.sessions.Restore(sessions)
+	d.sessions.RestoreAtAnswer(atAnswer)
 	d.sessions.ReleaseAsked(asked)
 
 	d.proxySrv = proxy.NewServer(d.proxyLn, countingHandler{session.Handler{M: d.sessions}, d.metrics.Proxy}, log, opts.Debug)
@@ -174,7 +179,7 @@ func limits(cfg *config.Config) session.Limits {
 		RecheckInterval: cfg.CDRTool.RecheckInterval}
 }
 
-func newDialogClient(cfg *config.Config, runtimeDir string, log *slog.Logger) (*dialog.Client, error) {
+func newDialogClient(cfg *config.Config, runtimeDir string, onDone func(dialog.Target, dialog.Outcome), log *slog.Logger) (*dialog.Client, error) {
 	p := cfg.Proxy
 	flavor := dialog.OpenSIPS
 	if p.Kind == config.Kamailio {
@@ -185,8 +190,7 @@ func newDialogClient(cfg *config.Config, runtimeDir string, log *slog.Logger) (*
 		dir = filepath.Dir(cfg.CallControl.Socket)
 	}
 	return dialog.New(dialog.Options{Flavor: flavor, ProxySocket: p.SocketPath,
-		LocalSocket: filepath.Join(dir, "dialog.sock"), MaxInFlight: p.MaxConnections,
-		OpenSIPSKey: openSIPSKey(p.DialogID)}, log)
+		LocalSocket: filepath.Join(dir, "dialog.sock"), OpenSIPSKey: openSIPSKey(p.DialogID), OnDone: onDone}, log)
 }
 
 func openSIPSKey(m config.DialogIDMode) dialog.OpenSIPSKey {
@@ -317,14 +321,21 @@ func (d *Daemon) stop() {
 		d.acct.close()
 	}
 	d.wg.Wait()
+	// The debit spool first: its replies re-time calls. Then the session
+	// manager: from here on nothing changes the table or arms a timer.
+	// The dialog client stops before the snapshot, which keeps every end
+	// the proxy has not confirmed, for the next start.
+	if d.state != nil {
+		d.state.stopDebits()
+	}
 	if d.sessions != nil {
 		d.sessions.Shutdown()
 	}
-	if d.state != nil {
-		d.state.close(d.sessions)
-	}
 	if d.dialogs != nil {
 		d.dialogs.Close()
+	}
+	if d.state != nil {
+		d.state.close(d.sessions)
 	}
 	if d.engines != nil {
 		d.engines.close()

@@ -149,8 +149,8 @@ func TestRestartRestoresCalls(t *testing.T) {
 	if s, err := e.ctl().Session("c2"); err != nil || s.State != "pending" {
 		t.Fatalf("c2 after restart: %+v %v", s, err)
 	}
-	if err := e.ctl().Terminate("c1"); err != nil {
-		t.Fatal(err)
+	if ti, err := e.ctl().Terminate("c1"); err != nil || ti.Outcome != control.TerminateEnded {
+		t.Fatalf("terminate: %+v %v, want ended", ti, err)
 	}
 	e.kam.WaitFor(1, 10*time.Second)
 	if r := e.kam.Requests()[0]; r.Entry != 7 || r.HID != 8 {

@@ -12,8 +12,9 @@ import (
 )
 
 const (
-	sessionPrefix = "s/"
-	askedPrefix   = "a/" // engine asked at init, answer not yet settled
+	sessionPrefix  = "s/"
+	askedPrefix    = "a/" // engine asked at init, answer not yet settled
+	atAnswerPrefix = "w/" // ended while ringing: to end when answered
 	// compactEvery bounds how much log a restart replays.
 	compactBytes = 64 << 20
 	compactEvery = 10 * time.Minute
@@ -26,6 +27,7 @@ type state struct {
 	log      *store.Log
 	restored map[string][]byte
 	debits   *debits
+	ends     *dialogEnds // dialog end requests the proxy has not confirmed
 	logger   *slog.Logger
 	noSync   bool
 
@@ -45,7 +47,7 @@ func openState(dir string, noSync bool, onSync func(time.Duration), log *slog.Lo
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	return &state{log: l, restored: restored, logger: log, noSync: noSync, lastCompact: time.Now(),
-		asked: make(map[string][]byte)}, nil
+		asked: make(map[string][]byte), ends: restoreDialogEnds(restored, log)}, nil
 }
 
 // restored decodes what was found at start: the sessions, and the engine
@@ -115,10 +117,18 @@ func (s *state) Save(sess *session.Session) session.Wait {
 // End implements session.Journal: the session's removal and its debit in
 // one batch; the debit is handed to the spool once that batch is durable.
 func (s *state) End(callID string, owed *session.Owed) session.Wait {
+	return s.end(callID, owed)
+}
+
+// end stages the session's removal, with its debit and the ops in with,
+// as one batch.
+func (s *state) end(callID string, owed *session.Owed, with ...store.Op) session.Wait {
 	s.settled(callID) // the delete below also clears a mark restored from disk
-	gone := []store.Op{store.Delete(sessionPrefix + callID), store.Delete(askedPrefix + callID)}
+	gone := append([]store.Op{store.Delete(sessionPrefix + callID), store.Delete(askedPrefix + callID)}, with...)
 	if owed == nil {
-		if s.noSync { // written on the caller's goroutine: cheapest
+		if s.noSync || len(with) > 0 { // noSync: written on the caller's goroutine, cheapest
+			// A dialog end request is waited for: an operator's terminate
+			// of an unlimited call has no timer to end it again.
 			return s.log.Stage(gone...).WaitUntil
 		}
 		// Nothing is owed: the reply need not wait for an fsync. A crash
@@ -132,6 +142,35 @@ func (s *state) End(callID string, owed *session.Owed) session.Wait {
 }
 
 func noWait(time.Time) error { return nil }
+
+// EndAtAnswer implements session.Journal: the session's removal, its
+// release and the order to end it when answered in one batch.
+func (s *state) EndAtAnswer(callID string, owed *session.Owed, sess *session.Session) session.Wait {
+	return s.end(callID, owed, store.Put(atAnswerPrefix+callID, sess.Marshal()))
+}
+
+// DropAtAnswer implements session.Journal.
+func (s *state) DropAtAnswer(callID string) {
+	s.log.Apply(store.Delete(atAnswerPrefix + callID))
+}
+
+// restoredAtAnswer decodes the calls found at start that are to be ended
+// when answered. Call it before restoredSessions, which lets go of what
+// was restored.
+func (s *state) restoredAtAnswer() []*session.Session {
+	var out []*session.Session
+	for k, v := range s.restored {
+		if !strings.HasPrefix(k, atAnswerPrefix) {
+			continue
+		}
+		if sess, err := session.Unmarshal(v); err == nil {
+			out = append(out, sess)
+		} else {
+			s.logger.Error("state: a call to end when answered could not be read", "key", k)
+		}
+	}
+	return out
+}
 
 // maybeCompact writes a snapshot when the log has grown or aged.
 func (s *state) maybeCompact(m *session.Manager) {
@@ -148,6 +187,7 @@ func (s *state) compact(m *session.Manager) {
 	start := time.Now()
 	err := s.log.Compact(func(put func(key string, v []byte)) {
 		m.Each(func(sess *session.Session) { put(sessionPrefix+sess.CallID, sess.Marshal()) })
+		m.EachAtAnswer(func(sess *session.Session) { put(atAnswerPrefix+sess.CallID, sess.Marshal()) })
 		s.askMu.Lock()
 		for id, rec := range s.asked {
 			put(askedPrefix+id, rec)
@@ -156,6 +196,7 @@ func (s *state) compact(m *session.Manager) {
 		if s.debits != nil {
 			s.debits.dump(put)
 		}
+		s.ends.dump(put)
 	})
 	if err != nil {
 		s.logger.Error("state: snapshot failed", "err", err)
@@ -174,13 +215,18 @@ func (s *state) debitsWaiting() int {
 	return s.debits.waiting()
 }
 
-// close leaves a compact snapshot behind for the next start.
-func (s *state) close(m *session.Manager) {
-	if m != nil {
-		s.compact(m)
-	}
+// stopDebits stops delivering debits; those owed stay in the log.
+func (s *state) stopDebits() {
 	if s.debits != nil {
 		s.debits.close()
+	}
+}
+
+// close leaves a compact snapshot behind for the next start.
+func (s *state) close(m *session.Manager) {
+	s.stopDebits()
+	if m != nil {
+		s.compact(m)
 	}
 	if err := s.log.Close(); err != nil {
 		s.logger.Error("state: close failed", "err", err)

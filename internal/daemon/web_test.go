@@ -64,7 +64,7 @@ func TestWebTerminateReachesProxy(t *testing.T) {
 		t.Fatalf("GET: %d %s", status, body)
 	}
 	status, body = e.http("DELETE", "/api/v1/sessions/web-1")
-	if status != 200 || !strings.Contains(body, `"terminated": true`) || !strings.Contains(body, "BYE to both ends") {
+	if status != 200 || !strings.Contains(body, `"terminated": true`) || !strings.Contains(body, `"outcome": "ended"`) {
 		t.Fatalf("DELETE: %d %s", status, body)
 	}
 	reqs := e.kam.WaitFor(1, 10*time.Second)

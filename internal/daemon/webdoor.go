@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/config"
+	"github.com/callcontrol/callcontrol/internal/control"
 	"github.com/callcontrol/callcontrol/internal/metrics"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/web"
@@ -108,10 +109,23 @@ func (d *Daemon) metricsState() metrics.State {
 	}
 	s.SessionsPending, s.SessionsInProgress, s.Parties = d.sessions.Counts()
 	s.EnginesUp, s.EnginesTotal = d.engines.connected()
-	s.DialogEndsPending = d.dialogs.Pending()
+	var oldest time.Time
+	s.DialogEndsPending, oldest = d.state.ends.summary()
+	if s.DialogEndsPending > 0 {
+		s.DialogEndsOldest = time.Since(oldest)
+	}
 	dc := d.dialogs.Counts()
 	s.DialogEndsSent, s.DialogEndsConfirmed, s.DialogEndsRetried = dc.Sent, dc.Confirmed+dc.Gone, dc.Retried
-	s.DialogEndsFailed = dc.Refused + dc.Timeouts + dc.GaveUp + dc.Abandoned
+	s.DialogEndsFailed = dc.Refused + dc.Unendable
+	var cs control.Stats
+	d.checkStats(&cs)
+	s.PrepaidRefused = cs.PrepaidRefused
+	if cs.ManagementSocket != nil {
+		s.ManagementSocket = cs.ManagementSocket.State
+	}
+	for _, e := range cs.Engines {
+		s.Engines = append(s.Engines, metrics.Engine{Address: e.Address, State: e.State})
+	}
 	if d.state.debits != nil {
 		c := d.state.debits.spool.Delivered()
 		s.DebitsWaiting = d.state.debits.waiting()

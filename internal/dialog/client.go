@@ -1,6 +1,7 @@
 package dialog
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,13 @@ import (
 type Target struct {
 	CallID string
 	Dialog ID
+	// NoID says the proxy gave no usable dialog id: the call was not
+	// answered yet, or its `dialogid` did not parse. Only OpenSIPS can end
+	// such a dialog (by Call-ID); Kamailio knows dialogs only by id.
+	NoID bool
+	// Ref is the caller's handle on the request (the state log's record
+	// of it), handed back unchanged to Options.OnDone.
+	Ref uint64
 }
 
 // Ender ends dialogs. End never blocks (callers hold locks or sit on the
@@ -27,13 +35,12 @@ var _ Ender = (*Client)(nil)
 
 // Defaults for Options.
 const (
-	DefaultTimeout     = 5 * time.Second
-	DefaultMaxInFlight = 64
-	DefaultGiveUpAfter = 30 * time.Second
+	DefaultTimeout      = 5 * time.Second
+	DefaultMaxRetryWait = time.Minute
 )
 
-// Retry pacing for sends the kernel refuses (the proxy's queue is full or
-// the proxy is restarting).
+// Retry pacing for sends the kernel refuses (the proxy's queue is full, or
+// its socket is missing while it restarts).
 const (
 	minBackoff     = time.Millisecond
 	maxBackoff     = 250 * time.Millisecond
@@ -42,24 +49,51 @@ const (
 	readBufferSize = 1 << 16
 )
 
+// Outcome is the final word on an end request.
+type Outcome int
+
+const (
+	// Confirmed: the proxy answered OK; it sends BYE (or CANCEL) to both ends.
+	Confirmed Outcome = iota + 1
+	// Gone: the proxy does not know the dialog (it ended already).
+	Gone
+	// Unendable: the request cannot be made (Kamailio without a dialog id).
+	Unendable
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Confirmed:
+		return "confirmed"
+	case Gone:
+		return "gone"
+	case Unendable:
+		return "unendable"
+	}
+	return "Outcome(?)"
+}
+
 // Options configure a Client.
 type Options struct {
 	Flavor      Flavor
 	ProxySocket string // the proxy's management socket, e.g. /run/kamailio/kamailio_rpc.sock
 	LocalSocket string // our reply socket, e.g. <runtime-dir>/dialog.sock
-	Timeout     time.Duration
-	MaxInFlight int
+	// Timeout is how long the first attempt waits for its answer; each
+	// retry waits twice as long as the one before, up to MaxRetryWait.
+	Timeout      time.Duration
+	MaxRetryWait time.Duration
 	// OpenSIPSKey names the dialog for OpenSIPS: by Call-ID (default,
 	// every 3.x) or by one of the numeric forms.
 	OpenSIPSKey OpenSIPSKey
-	// GiveUpAfter bounds retries of refused sends: a request is dropped,
-	// with an error line, once it is this old and the proxy has refused
-	// every send for this long.
-	GiveUpAfter time.Duration
+	// OnDone is called once per request, with its final outcome, from a
+	// client goroutine and under none of its locks. A request still
+	// pending at Close gets no call: its record stays for the next start.
+	OnDone func(Target, Outcome)
 
-	onResult func(Target, outcome) // test hook
+	onResult func(Target, outcome) // test hook: every answer and timeout
 }
 
+// outcome is what one attempt came to, for logs and tests.
 type outcome int
 
 const (
@@ -67,21 +101,27 @@ const (
 	outcomeGone
 	outcomeError
 	outcomeTimeout
-	outcomeGaveUp
-	outcomeAbandoned
+	outcomeUnendable
+	outcomeRetryByCallID
 )
 
 type request struct {
 	t        Target
 	queued   time.Time
-	seq      uint64
 	sent     time.Time
+	attempts int
+	seqs     []uint64 // ids of every attempt: a late answer to any of them counts
+	byCallID bool     // a numeric id got 404: name the dialog by Call-ID from now on
 	deadline time.Time
+	hidx     int // index in the deadline heap, -1 when not in it
+	done     bool
 }
 
 // Client sends end-dialog requests over JSON-RPC 2.0 on Unix datagrams.
-// A sender goroutine feeds a bounded number of requests to the proxy, a
-// reader matches replies by id, and a janitor expires unanswered ones.
+// Requests are sent as fast as the proxy's socket takes them, without
+// waiting for answers: a reader matches answers by id, and a janitor
+// re-sends those unanswered at their deadline, with growing waits, until
+// the proxy says OK or that the dialog is gone. Nothing is given up.
 type Client struct {
 	opts  Options
 	log   *slog.Logger
@@ -90,18 +130,20 @@ type Client struct {
 	proxy syscall.SockaddrUnix
 
 	mu       sync.Mutex
-	queue    []*request
-	inflight map[uint64]*request
+	ready    []*request // to send, in order
+	bySeq    map[uint64]*request
+	waiting  deadlines // sent, awaiting an answer
+	seq      uint64
+	pending  int
 	closed   bool
+	lastWarn time.Time // of the passthrough warning
 
-	seq     uint64 // only the sender goroutine touches it
 	wake    chan struct{}
 	kick    chan struct{}
-	slots   chan struct{}
 	done    chan struct{}
 	wg      sync.WaitGroup
-	pending atomic.Int64
 	refused atomic.Int64 // sends the kernel refused; tests check back-pressure happened
+	sends   atomic.Int64 // datagrams sent, retries included
 	counts  counters     // for metrics: see Counts
 	once    sync.Once
 }
@@ -118,12 +160,10 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = DefaultMaxInFlight
+	if opts.MaxRetryWait <= 0 {
+		opts.MaxRetryWait = DefaultMaxRetryWait
 	}
-	if opts.GiveUpAfter <= 0 {
-		opts.GiveUpAfter = DefaultGiveUpAfter
-	}
+	opts.MaxRetryWait = max(opts.MaxRetryWait, opts.Timeout)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -147,16 +187,15 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("dialog: %w", err)
 	}
 	c := &Client{
-		opts:     opts,
-		log:      log.With("proxy", opts.Flavor.String()),
-		conn:     conn,
-		raw:      raw,
-		proxy:    syscall.SockaddrUnix{Name: opts.ProxySocket},
-		inflight: make(map[uint64]*request),
-		wake:     make(chan struct{}, 1),
-		kick:     make(chan struct{}, 1),
-		slots:    make(chan struct{}, opts.MaxInFlight),
-		done:     make(chan struct{}),
+		opts:  opts,
+		log:   log.With("proxy", opts.Flavor.String()),
+		conn:  conn,
+		raw:   raw,
+		proxy: syscall.SockaddrUnix{Name: opts.ProxySocket},
+		bySeq: make(map[uint64]*request),
+		wake:  make(chan struct{}, 1),
+		kick:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
 	}
 	c.wg.Add(3)
 	go c.sendLoop()
@@ -182,30 +221,50 @@ func removeStaleSocket(path string) error {
 	return nil
 }
 
+// CanEndEarly says whether the proxy can end a dialog that has no id yet
+// (a call still ringing): OpenSIPS can, by Call-ID; Kamailio cannot.
+func (c *Client) CanEndEarly() bool { return c.opts.Flavor == OpenSIPS }
+
 // End queues a request to end t's dialog and returns at once; the outcome is
-// logged with the Call-ID.
+// logged with the Call-ID and reported to OnDone.
 func (c *Client) End(t Target) {
-	r := &request{t: t, queued: time.Now()}
+	if t.NoID && c.opts.Flavor == Kamailio {
+		c.log.Error("cannot end this call: Kamailio ends dialogs only by the id it sent at start, and there is none; end it on the proxy",
+			"call_id", t.CallID)
+		c.report(t, outcomeUnendable)
+		c.done1(t, Unendable)
+		return
+	}
+	r := &request{t: t, queued: time.Now(), hidx: -1}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		c.log.Error("dialog client closed: cannot end dialog", "call_id", t.CallID, "dialog", t.Dialog.String())
+		c.log.Warn("dialog client stopping: end request left in the state log for the next start", "call_id", t.CallID)
 		return
 	}
-	c.queue = append(c.queue, r)
-	c.pending.Add(1)
+	c.ready = append(c.ready, r)
+	c.pending++
 	c.mu.Unlock()
+	c.wakeSender()
+}
+
+func (c *Client) wakeSender() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
 }
 
-// Pending reports requests queued or awaiting a reply.
-func (c *Client) Pending() int { return int(c.pending.Load()) }
+// Pending reports requests not yet answered for good.
+func (c *Client) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending
+}
 
-// Close stops the goroutines, logs every request still pending as
-// abandoned and removes the local socket.
+// Close stops the goroutines and removes the local socket. Requests still
+// pending are not answered: the caller's records of them stay, for the
+// next start to send again.
 func (c *Client) Close() error {
 	var err error
 	c.once.Do(func() {
@@ -217,14 +276,11 @@ func (c *Client) Close() error {
 		c.wg.Wait()
 
 		c.mu.Lock()
-		queued, inflight := c.queue, c.inflight
-		c.queue, c.inflight = nil, map[uint64]*request{}
+		left := c.pending
 		c.mu.Unlock()
-		for _, r := range inflight {
-			c.finish(r, outcomeAbandoned, "sent", !r.sent.IsZero())
-		}
-		for _, r := range queued {
-			c.finish(r, outcomeAbandoned, "sent", false)
+		if left > 0 {
+			c.log.Warn("dialog end requests not confirmed at shutdown: they stay in the state log and are sent again at the next start",
+				"pending", left)
 		}
 		if rmErr := os.Remove(c.opts.LocalSocket); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) && err == nil {
 			err = rmErr
@@ -233,24 +289,18 @@ func (c *Client) Close() error {
 	return err
 }
 
-// sendLoop takes an in-flight slot, then the oldest queued request, and
-// sends it, retrying refusals; it is the only sender, so requests leave in
-// order and the kernel's queue limit paces it.
+// sendLoop sends queued requests in order, as fast as the proxy's socket
+// takes them; it is the only sender, so the kernel's queue limit paces it.
 func (c *Client) sendLoop() {
 	defer c.wg.Done()
 	var failingSince time.Time // start of the current run of refused sends
 	for {
-		select {
-		case c.slots <- struct{}{}:
-		case <-c.done:
-			return
-		}
 		r := c.pop()
 		if r == nil {
 			return
 		}
 		if !c.send(r, &failingSince) {
-			<-c.slots
+			return
 		}
 	}
 }
@@ -258,12 +308,15 @@ func (c *Client) sendLoop() {
 func (c *Client) pop() *request {
 	for {
 		c.mu.Lock()
-		if len(c.queue) > 0 {
-			r := c.queue[0]
-			c.queue[0] = nil
-			c.queue = c.queue[1:]
-			if len(c.queue) == 0 {
-				c.queue = nil // let the backing array go after a burst
+		for len(c.ready) > 0 {
+			r := c.ready[0]
+			c.ready[0] = nil
+			c.ready = c.ready[1:]
+			if len(c.ready) == 0 {
+				c.ready = nil // let the backing array go after a burst
+			}
+			if r.done {
+				continue
 			}
 			c.mu.Unlock()
 			return r
@@ -277,28 +330,39 @@ func (c *Client) pop() *request {
 	}
 }
 
-// send delivers r and registers it in flight; false means r is finished
-// (given up or abandoned) and its slot is free.
+// send delivers one attempt of r, retrying refused sends until they go
+// through; false means the client is closing.
 func (c *Client) send(r *request, failingSince *time.Time) bool {
-	c.seq++
-	r.seq = c.seq
-	b, err := encodeRequest(c.opts.Flavor, c.opts.OpenSIPSKey, r.seq, r.t)
-	if err != nil {
-		c.finish(r, outcomeGaveUp, "error", err.Error())
-		return false
-	}
-	// Register before sending: the reply may beat us back from sendto.
 	c.mu.Lock()
-	c.inflight[r.seq] = r
+	if r.done {
+		c.mu.Unlock()
+		return true
+	}
+	c.seq++
+	seq := c.seq
+	key := c.opts.OpenSIPSKey
+	if r.byCallID {
+		key = ByCallID
+	}
+	// Registered before sending: the answer may beat us back from sendto.
+	c.bySeq[seq] = r
+	r.seqs = append(r.seqs, seq)
+	r.attempts++
+	attempt := r.attempts
 	c.mu.Unlock()
 
+	b, err := encodeRequest(c.opts.Flavor, key, seq, r.t)
+	if err != nil {
+		c.log.Error("cannot encode end dialog request; end this call on the proxy", "call_id", r.t.CallID, "error", err.Error())
+		c.finish(r, outcomeUnendable, Unendable)
+		return true
+	}
 	backoff := minBackoff
 	var lastLoud time.Time
-	for attempt := 1; ; attempt++ {
+	for tries := 1; ; tries++ {
 		err = c.sendto(b)
 		if err == nil {
 			*failingSince = time.Time{}
-			c.counts.sent.Add(1)
 			break
 		}
 		c.refused.Add(1)
@@ -306,46 +370,50 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 		if failingSince.IsZero() {
 			*failingSince = now
 		}
-		retry := isRetryable(err)
-		if retry && now.Sub(r.queued) >= c.opts.GiveUpAfter && now.Sub(*failingSince) >= c.opts.GiveUpAfter {
-			retry = false
-		}
-		if !retry {
-			if c.forget(r.seq) == nil {
-				return true // retired by someone else, who freed the slot
-			}
-			c.finish(r, outcomeGaveUp, "error", err.Error(), "attempts", attempt)
-			return false
-		}
-		if attempt >= loudAfter && now.Sub(lastLoud) >= loudEvery {
+		if tries >= loudAfter && now.Sub(lastLoud) >= loudEvery {
 			lastLoud = now
-			c.log.Error("proxy keeps refusing end requests, still retrying",
+			c.log.Error("proxy refuses end requests, still retrying (is it running? is socket_path its management socket?)",
 				"call_id", r.t.CallID, "dialog", r.t.Dialog.String(), "error", err.Error(),
-				"attempts", attempt, "age", now.Sub(r.queued).Round(time.Millisecond), "socket", c.opts.ProxySocket)
+				"failing_for", now.Sub(*failingSince).Round(time.Millisecond), "socket", c.opts.ProxySocket)
+		}
+		if !isRetryable(err) {
+			backoff = maxBackoff * 4 // EACCES and the like: an operator must act; keep trying slowly
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
 		case <-c.done:
 			t.Stop()
-			// Close finds r in flight and logs it as abandoned.
-			return true
+			return false
 		}
-		backoff = min(2*backoff, maxBackoff)
+		if isRetryable(err) && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.ENOBUFS) {
+			// The socket is missing or refuses: the proxy is restarting.
+			backoff = min(2*backoff, 4*maxBackoff)
+		} else {
+			backoff = min(2*backoff, maxBackoff)
+		}
 	}
+	c.sends.Add(1)
 
 	now := time.Now()
-	c.mu.Lock()
-	_, still := c.inflight[r.seq]
-	if still {
-		r.sent = now
-		r.deadline = now.Add(c.opts.Timeout)
+	wait := c.opts.Timeout << min(attempt-1, 20)
+	if wait > c.opts.MaxRetryWait || wait <= 0 {
+		wait = c.opts.MaxRetryWait
 	}
-	first := still && len(c.inflight) == 1
+	c.mu.Lock()
+	first := false
+	if !r.done {
+		r.sent = now
+		r.deadline = now.Add(wait)
+		if r.hidx >= 0 { // re-queued while this attempt was on its way
+			heap.Fix(&c.waiting, r.hidx)
+		} else {
+			heap.Push(&c.waiting, r)
+		}
+		first = r.hidx == 0
+	}
 	c.mu.Unlock()
 	if first {
-		// Deadlines grow in send order, so the janitor only needs a nudge
-		// when it had nothing to watch.
 		select {
 		case c.kick <- struct{}{}:
 		default:
@@ -374,14 +442,6 @@ func isRetryable(err error) bool {
 		errors.Is(err, syscall.EINTR)
 }
 
-func (c *Client) forget(seq uint64) *request {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r := c.inflight[seq]
-	delete(c.inflight, seq)
-	return r
-}
-
 // readLoop matches replies to requests by id.
 func (c *Client) readLoop() {
 	defer c.wg.Done()
@@ -407,52 +467,105 @@ func (c *Client) readLoop() {
 		}
 		rep, err := parseReply(buf[:n])
 		if err != nil {
-			// No id to match: the request it belongs to runs into its timeout.
+			// No id to match: the request it belongs to is sent again at its deadline.
 			c.log.Error("unusable reply from proxy", "error", err.Error(), "reply", truncate(buf[:n], 200))
 			continue
 		}
-		r := c.forget(rep.seq)
-		if r == nil {
-			c.log.Warn("reply to no pending request (late or foreign)", "id", rep.seq)
-			continue
-		}
-		<-c.slots
-		switch rep.kind {
-		case replyOK:
-			c.finish(r, outcomeOK)
-		case replyGone:
-			c.finish(r, outcomeGone, "code", rep.code, "message", rep.message)
-		default:
-			c.finish(r, outcomeError, "code", rep.code, "message", rep.message)
-		}
+		c.answer(rep)
 	}
 }
 
-// janitor expires requests whose reply did not come in time.
+func (c *Client) answer(rep reply) {
+	c.mu.Lock()
+	r := c.bySeq[rep.seq]
+	if r == nil || r.done {
+		c.mu.Unlock()
+		c.log.Warn("reply to no pending request (late or foreign)", "id", rep.seq)
+		return
+	}
+	retryByCallID := rep.kind == replyGone && c.opts.Flavor == OpenSIPS &&
+		c.opts.OpenSIPSKey != ByCallID && !r.byCallID && !r.t.NoID
+	if retryByCallID {
+		// 404 for a numeric id may only mean this OpenSIPS does not read
+		// that form: ask once more by Call-ID, which every 3.x reads.
+		r.byCallID = true
+		if r.hidx >= 0 {
+			heap.Remove(&c.waiting, r.hidx)
+		}
+		c.ready = append(c.ready, r)
+		warn := time.Since(c.lastWarn) >= time.Minute
+		if warn {
+			c.lastWarn = time.Now()
+		}
+		c.mu.Unlock()
+		attrs := []any{"call_id", r.t.CallID, "dialog", r.t.Dialog.String()}
+		if warn {
+			c.log.Warn(c.keyAdvice(), attrs...)
+		} else {
+			c.log.Info("dialog not found by its numeric id; retrying by Call-ID", attrs...)
+		}
+		c.report(r.t, outcomeRetryByCallID)
+		c.wakeSender()
+		return
+	}
+	c.mu.Unlock()
+	switch rep.kind {
+	case replyOK:
+		c.finish(r, outcomeOK, Confirmed)
+	case replyGone:
+		c.finish(r, outcomeGone, Gone, "code", rep.code, "message", rep.message)
+	default:
+		// Not an answer on the dialog's fate: ask again at the deadline.
+		c.log.Error("proxy refused to end dialog; will ask again", "call_id", r.t.CallID, "dialog", r.t.Dialog.String(),
+			"code", rep.code, "message", rep.message, "attempts", r.attempts)
+		c.report(r.t, outcomeError)
+	}
+}
+
+// keyAdvice explains a 404 to a dialog named by a numeric id.
+func (c *Client) keyAdvice() string {
+	if c.opts.OpenSIPSKey == ByDecimalID {
+		return "OpenSIPS does not know the dialog by the id it sent at start: dialog_id = passthrough works only on OpenSIPS 3.0; " +
+			"retrying by Call-ID; set [OpenSIPS] dialog_id = callid (every 3.x) or numeric (3.1 and later)"
+	}
+	return "OpenSIPS does not know the dialog by its numeric id (dialog_id = numeric needs OpenSIPS 3.1 or later); " +
+		"retrying by Call-ID; set [OpenSIPS] dialog_id = callid (every 3.x)"
+}
+
+// janitor sends again the requests whose answer did not come in time.
 func (c *Client) janitor() {
 	defer c.wg.Done()
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	for {
 		now := time.Now()
-		var expired []*request
-		var next time.Time
+		var first *request
+		expired := 0
 		c.mu.Lock()
-		for seq, r := range c.inflight {
-			if r.deadline.IsZero() {
-				continue // still being sent
+		for len(c.waiting) > 0 && !now.Before(c.waiting[0].deadline) {
+			r := heap.Pop(&c.waiting).(*request)
+			if r.done {
+				continue
 			}
-			if !now.Before(r.deadline) {
-				delete(c.inflight, seq)
-				expired = append(expired, r)
-			} else if next.IsZero() || r.deadline.Before(next) {
-				next = r.deadline
+			if first == nil {
+				first = r
 			}
+			expired++
+			c.ready = append(c.ready, r)
+		}
+		var next time.Time
+		if len(c.waiting) > 0 {
+			next = c.waiting[0].deadline
 		}
 		c.mu.Unlock()
-		for _, r := range expired {
-			<-c.slots
-			c.finish(r, outcomeTimeout, "timeout", c.opts.Timeout)
+		if expired > 0 {
+			c.log.Error("no answer from proxy to end dialog requests; sending them again",
+				"requests", expired, "call_id", first.t.CallID, "dialog", first.t.Dialog.String(),
+				"attempts", first.attempts, "waited", now.Sub(first.sent).Round(time.Millisecond), "socket", c.opts.ProxySocket)
+			if c.opts.onResult != nil {
+				c.report(first.t, outcomeTimeout)
+			}
+			c.wakeSender()
 		}
 		var tc <-chan time.Time
 		if !next.IsZero() {
@@ -470,11 +583,29 @@ func (c *Client) janitor() {
 	}
 }
 
-// finish logs r's outcome on one line and retires it.
-func (c *Client) finish(r *request, o outcome, attrs ...any) {
-	base := []any{"call_id", r.t.CallID, "dialog", r.t.Dialog.String()}
+// finish retires r for good, logs it on one line and tells OnDone.
+func (c *Client) finish(r *request, o outcome, final Outcome, attrs ...any) {
+	c.mu.Lock()
+	if r.done {
+		c.mu.Unlock()
+		return
+	}
+	r.done = true
+	for _, seq := range r.seqs {
+		delete(c.bySeq, seq)
+	}
+	if r.hidx >= 0 {
+		heap.Remove(&c.waiting, r.hidx)
+	}
+	c.pending--
+	c.mu.Unlock()
+
+	base := []any{"call_id", r.t.CallID, "dialog", r.t.Dialog.String(), "attempts", r.attempts}
 	if !r.sent.IsZero() {
 		base = append(base, "rtt", time.Since(r.sent).Round(time.Microsecond))
+	}
+	if r.attempts > 1 {
+		base = append(base, "age", time.Since(r.queued).Round(time.Millisecond))
 	}
 	attrs = append(base, attrs...)
 	switch o {
@@ -482,20 +613,46 @@ func (c *Client) finish(r *request, o outcome, attrs ...any) {
 		c.log.Info("dialog ended", attrs...)
 	case outcomeGone:
 		c.log.Info("dialog already gone", attrs...)
-	case outcomeError:
-		c.log.Error("proxy refused to end dialog", attrs...)
-	case outcomeTimeout:
-		c.log.Error("no answer from proxy to end dialog", attrs...)
-	case outcomeGaveUp:
-		c.log.Error("gave up sending end dialog request", append(attrs, "age", time.Since(r.queued).Round(time.Millisecond))...)
-	case outcomeAbandoned:
-		c.log.Error("end dialog request abandoned at shutdown", attrs...)
 	}
+	c.report(r.t, o)
+	c.done1(r.t, final)
+}
+
+func (c *Client) report(t Target, o outcome) {
 	c.counts.outcome[o].Add(1)
-	c.pending.Add(-1)
 	if c.opts.onResult != nil {
-		c.opts.onResult(r.t, o)
+		c.opts.onResult(t, o)
 	}
+}
+
+func (c *Client) done1(t Target, o Outcome) {
+	if c.opts.OnDone != nil {
+		c.opts.OnDone(t, o)
+	}
+}
+
+// deadlines is a min-heap of requests by deadline.
+type deadlines []*request
+
+func (h deadlines) Len() int           { return len(h) }
+func (h deadlines) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h deadlines) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx = i
+	h[j].hidx = j
+}
+func (h *deadlines) Push(x any) {
+	r := x.(*request)
+	r.hidx = len(*h)
+	*h = append(*h, r)
+}
+func (h *deadlines) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	old[len(old)-1] = nil
+	r.hidx = -1
+	*h = old[:len(old)-1]
+	return r
 }
 
 func truncate(b []byte, n int) string {

@@ -61,12 +61,18 @@ func encodeRequest(f Flavor, key OpenSIPSKey, seq uint64, t Target) ([]byte, err
 	var b []byte
 	switch f {
 	case Kamailio:
+		if t.NoID {
+			return nil, errors.New("no dialog id: Kamailio ends dialogs only by id")
+		}
 		// h_entry and h_id as two JSON numbers; one "e:i" string is refused.
 		b = fmt.Appendf(nil, `{"jsonrpc":"2.0","method":"dlg.end_dlg","params":[%d,%d],"id":%d}`,
 			t.Dialog.Entry, t.Dialog.ID, seq)
 	case OpenSIPS:
 		// dialog_id must be a JSON string: a number is squeezed through a C int.
 		id := t.CallID
+		if t.NoID {
+			key = ByCallID // an early dialog, or an id that did not parse
+		}
 		switch key {
 		case ByHexID:
 			id = t.Dialog.openSIPSDialogID()

@@ -15,6 +15,13 @@ type State struct {
 
 	EnginesUp    int
 	EnginesTotal int
+	Engines      []Engine // each engine's state, as `callcontrol stats` shows it
+
+	PrepaidRefused uint64 // calls flagged prepaid refused because no engine could rate them
+
+	// ManagementSocket is the proxy's management socket as last checked:
+	// "answering", "failing" or "unchecked".
+	ManagementSocket string
 
 	DebitsWaiting        int
 	DebitsDelivered      uint64 // answered Ok
@@ -23,10 +30,11 @@ type State struct {
 	DebitRetries         uint64 // sends that failed and wait for a retry
 
 	DialogEndsPending   int
-	DialogEndsSent      uint64 // handed to the proxy's management socket
-	DialogEndsConfirmed uint64 // the proxy ended the dialog, or had it ended already
-	DialogEndsRetried   uint64 // sends the socket refused, retried
-	DialogEndsFailed    uint64 // refused by the proxy, unanswered, given up or abandoned
+	DialogEndsOldest    time.Duration // age of the oldest unconfirmed dialog end
+	DialogEndsSent      uint64        // handed to the proxy's management socket
+	DialogEndsConfirmed uint64        // the proxy ended the dialog, or had it ended already
+	DialogEndsRetried   uint64        // sends the socket refused, retried
+	DialogEndsFailed    uint64        // refused by the proxy, unanswered, given up or abandoned
 
 	AccountingPolls  uint64
 	AccountingErrors uint64
@@ -38,6 +46,13 @@ type State struct {
 	StateMaxSync     time.Duration
 
 	Started time.Time
+}
+
+// Engine is one rating engine and its state ("connected", "idle" or
+// "unreachable").
+type Engine struct {
+	Address string
+	State   string
 }
 
 // Durable is whether a call answered now is on disk when the proxy hears
@@ -61,12 +76,6 @@ func metricList() []metric {
 		return metric{prometheus.NewDesc(Namespace+"_"+name, help, nil, labels), kind, value}
 	}
 	state := func(s string) prometheus.Labels { return prometheus.Labels{"state": s} }
-	b := func(v bool) float64 {
-		if v {
-			return 1
-		}
-		return 0
-	}
 	return []metric{
 		m("sessions", "Calls tracked, by state (pending: set up, not answered; in-progress: answered).", gauge, state("pending"),
 			func(s *State) float64 { return float64(s.SessionsPending) }),
@@ -78,6 +87,10 @@ func metricList() []metric {
 			func(s *State) float64 { return float64(s.EnginesUp) }),
 		m("engines", "Rating engines configured.", gauge, nil,
 			func(s *State) float64 { return float64(s.EnginesTotal) }),
+		m("prepaid_refused_total", "Calls flagged prepaid refused (answered Error) because no rating engine could rate them.", counter, nil,
+			func(s *State) float64 { return float64(s.PrepaidRefused) }),
+		m("management_socket_up", "1 when the proxy's management socket answered its last check (dialog ends can be delivered).", gauge, nil,
+			func(s *State) float64 { return b(s.ManagementSocket == "answering") }),
 		m("debits_waiting", "Debits owed to the rating engine and not yet delivered (kept on disk).", gauge, nil,
 			func(s *State) float64 { return float64(s.DebitsWaiting) }),
 		m("debits_delivered_total", "Debits the rating engine answered Ok.", counter, nil,
@@ -90,6 +103,8 @@ func metricList() []metric {
 			func(s *State) float64 { return float64(s.DebitRetries) }),
 		m("dialog_ends_pending", "Dialog ends asked of the proxy and not yet confirmed.", gauge, nil,
 			func(s *State) float64 { return float64(s.DialogEndsPending) }),
+		m("dialog_ends_oldest_seconds", "Age of the oldest dialog end the proxy has not confirmed (0 when none).", gauge, nil,
+			func(s *State) float64 { return s.DialogEndsOldest.Seconds() }),
 		m("dialog_ends_sent_total", "Dialog end requests sent to the proxy's management socket.", counter, nil,
 			func(s *State) float64 { return float64(s.DialogEndsSent) }),
 		m("dialog_ends_confirmed_total", "Dialog ends the proxy confirmed (ended, or already gone).", counter, nil,
@@ -117,6 +132,14 @@ func metricList() []metric {
 	}
 }
 
+// b is a boolean as a gauge's value.
+func b(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
 // collector reads State at scrape time, so nothing is counted twice and
 // the call path pays nothing for these metrics.
 type collector struct {
@@ -124,11 +147,17 @@ type collector struct {
 	metrics []metric
 }
 
+// engineUp has one series per configured engine, so it is not in
+// metricList, whose metrics have fixed labels.
+var engineUpDesc = prometheus.NewDesc(Namespace+"_engine_up",
+	"1 when the rating engine is reachable (connected or idle), 0 when unreachable.", []string{"engine"}, nil)
+
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.metrics {
 		ch <- m.desc
 	}
+	ch <- engineUpDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -136,5 +165,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.state()
 	for _, m := range c.metrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&s))
+	}
+	for _, e := range s.Engines {
+		ch <- prometheus.MustNewConstMetric(engineUpDesc, prometheus.GaugeValue, b(e.State != "unreachable"), e.Address)
 	}
 }

@@ -22,7 +22,7 @@ func (m *Manager) TrackedCalls() []acct.Call {
 func (m *Manager) Close(o acct.Outcome) bool {
 	m.mu.Lock()
 	s := m.calls[o.CallID]
-	if s == nil || (o.FromTag != "" && s.FromTag != "" && o.FromTag != s.FromTag) {
+	if m.closed || s == nil || (o.FromTag != "" && s.FromTag != "" && o.FromTag != s.FromTag) {
 		m.mu.Unlock()
 		return false
 	}

@@ -32,8 +32,11 @@ func (h Handler) Handle(r *proxy.Request, received time.Time) string {
 	case "terminate":
 		// An operator command: its reply ends with an empty line, like
 		// debug's (the server adds the last "\r\n").
-		if h.M.Terminate(r.CallID) {
+		switch h.M.Terminate(r.CallID) {
+		case TerminateRequested, TerminateAtAnswer:
 			return ReplyOk + "\r\n"
+		case TerminateShuttingDown:
+			return "Error: callcontrold is stopping\r\n"
 		}
 		return fmt.Sprintf("Call id %s does not exist\r\n", r.CallID)
 	case "debug":

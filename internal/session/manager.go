@@ -85,10 +85,20 @@ func late(err error) bool {
 // that mark in the same step, so a crash between the question and the
 // answer to the proxy leaves the mark, and the next start releases the
 // engine's session with a 0 s debit (ReleaseAsked).
+//
+// EndWithBye is End that also records the request to end the call's
+// dialog, in the same atomic step; the record stays until the proxy
+// confirms. It returns bye with the record's reference set, to be handed
+// to the dialog client. EndAtAnswer is End that also records s, ringing,
+// as to be ended when answered (Session.EndAtAnswer says why), until
+// DropAtAnswer.
 type Journal interface {
 	Asked(s *Session) Wait
 	Save(s *Session) Wait
 	End(callID string, debit *Owed) Wait
+	EndWithBye(callID string, debit *Owed, bye dialog.Target) (Wait, dialog.Target)
+	EndAtAnswer(callID string, debit *Owed, s *Session) Wait
+	DropAtAnswer(callID string)
 	Settle(callID string)
 }
 
@@ -105,8 +115,11 @@ type Manager struct {
 	mu      sync.Mutex
 	calls   map[string]*Session
 	parties map[string][]*Session
-	closed  bool
-	recheck rechecks
+	// atAnswer holds calls ended while ringing that the proxy could not
+	// end yet (Kamailio): a late `start` ends them at once (ends.go).
+	atAnswer map[string]*Session
+	closed   bool
+	recheck  rechecks
 
 	unrated refusals // inits answered Error because no engine could rate the call
 }
@@ -114,7 +127,7 @@ type Manager struct {
 // NewManager returns an empty table. rater may be nil (postpaid only).
 func NewManager(l Limits, rater Rater, ender dialog.Ender, j Journal, log *slog.Logger) *Manager {
 	m := &Manager{rater: rater, ender: ender, journal: j, log: log, now: time.Now,
-		calls: make(map[string]*Session), parties: make(map[string][]*Session)}
+		calls: make(map[string]*Session), parties: make(map[string][]*Session), atAnswer: make(map[string]*Session)}
 	m.recheck.init()
 	m.SetLimits(l)
 	return m
@@ -164,6 +177,10 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 	carriedEngine := ""
 
 	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ReplyError
+	}
 	if old := m.calls[r.CallID]; old != nil {
 		if old.Token != token || old.InProgress() {
 			m.mu.Unlock()
@@ -359,8 +376,15 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 	log := newCallLog(m.log, callID)
 	by := answerBy(received, m.Limits().ProxyTimeout)
 	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ReplyError
+	}
 	s := m.calls[callID]
 	if s == nil {
+		if g := m.atAnswer[callID]; g != nil {
+			return m.endAtAnswerLocked(g, dialogID, by, log)
+		}
 		m.mu.Unlock()
 		log.Info("start for an unknown call")
 		return ReplyNotFound
@@ -373,8 +397,11 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 	s.Answered = now
 	if id, err := dialog.ParseID(dialogID); err == nil {
 		s.Dialog, s.HasDialog = id, true
-	} else {
+	} else if m.canEndEarly() {
 		log.Warn("start with an unusable dialogid: the call can be ended by Call-ID only", "dialogid", dialogID)
+	} else {
+		log.Error("start with an unusable dialogid: the proxy ends dialogs only by id, so this call cannot be cut; end it on the proxy when due",
+			"dialogid", dialogID, "limit", s.Limit)
 	}
 	// Without a rating engine (a prepaid call restored by a daemon now
 	// configured without one) the call keeps the limit it was given.
@@ -444,6 +471,10 @@ func (m *Manager) Retime(party, engine string, seconds int) {
 func (m *Manager) retime(party, engine string, seconds int, by time.Time) {
 	now := m.now()
 	m.mu.Lock()
+	if m.closed { // a debit reply during shutdown arms nothing
+		m.mu.Unlock()
+		return
+	}
 	var waits []Wait
 	for _, s := range m.parties[party] {
 		if !s.Prepaid || !s.Owed || !s.InProgress() || s.Engine != engine {
@@ -501,6 +532,10 @@ func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
 		return
 	}
 	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
 	remaining := false
 	for _, s := range m.parties[party] {
 		if s.Prepaid && s.Owed && s.InProgress() && s.Engine == o.Engine {
@@ -517,9 +552,17 @@ func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
 // Stop ends a call the proxy says is over, and debits its real duration.
 func (m *Manager) Stop(callID string) string {
 	m.mu.Lock()
+	if m.closed { // the session stays journaled: the next start settles it
+		m.mu.Unlock()
+		return ReplyError
+	}
 	s := m.calls[callID]
 	if s == nil {
+		found := m.dropAtAnswerLocked(callID) // it failed before an answer
 		m.mu.Unlock()
+		if found {
+			return ReplyOk
+		}
 		return ReplyNotFound
 	}
 	now := m.now()
@@ -531,25 +574,12 @@ func (m *Manager) Stop(callID string) string {
 	return ReplyOk
 }
 
-// Terminate ends a call on an operator's word: BYE both ends, debit the
-// real duration. It reports whether the call was known.
-func (m *Manager) Terminate(callID string) bool {
-	m.mu.Lock()
-	s := m.calls[callID]
-	if s == nil {
-		m.mu.Unlock()
-		return false
-	}
-	e := m.endLocked(s, m.now(), true, "operator")
-	m.mu.Unlock()
-	m.finish(e)
-	return true
-}
-
 // expire runs on the session's timer.
 func (m *Manager) expire(s *Session) {
 	m.mu.Lock()
-	if m.calls[s.CallID] != s || s.EndAt.IsZero() {
+	if m.closed || m.calls[s.CallID] != s || s.EndAt.IsZero() {
+		// After shutdown the session stays as journaled: the next start
+		// ends it at once, its time having passed.
 		m.mu.Unlock()
 		return
 	}
@@ -559,7 +589,11 @@ func (m *Manager) expire(s *Session) {
 		m.mu.Unlock()
 		return
 	}
-	e := m.endLocked(s, s.EndAt, true, "time limit")
+	reason := "time limit"
+	if s.EndAtAnswer != "" {
+		reason = "ended at answer: " + s.EndAtAnswer
+	}
+	e := m.endLocked(s, s.EndAt, true, reason)
 	m.mu.Unlock()
 	m.finish(e)
 }
@@ -596,7 +630,7 @@ func (m *Manager) logEnded(e ending) {
 // when the disk catches up.
 func (m *Manager) abandon(s *Session) {
 	m.mu.Lock()
-	if m.calls[s.CallID] != s {
+	if m.closed || m.calls[s.CallID] != s {
 		m.mu.Unlock()
 		return
 	}
@@ -627,12 +661,17 @@ func (m *Manager) finishLocked(s *Session, duration int, bye bool, reason string
 	if s.Owed {
 		debit = m.owed(s, duration)
 	}
-	// The end and its debit are staged in the journal before the dialog
-	// end is queued, so whoever sees the BYE can also see the debit owed.
-	wait := m.journal.End(s.CallID, debit)
-	bye = bye && s.InProgress()
+	// The end, its debit and the request to end the dialog are staged in
+	// the journal in one batch before the request is queued, so whoever
+	// sees the BYE can also see the debit owed, and a crash loses neither.
+	bye = bye && (s.InProgress() || m.canEndEarly())
+	var wait Wait
 	if bye {
-		m.ender.End(dialog.Target{CallID: s.CallID, Dialog: s.Dialog})
+		var t dialog.Target
+		wait, t = m.journal.EndWithBye(s.CallID, debit, dialog.Target{CallID: s.CallID, Dialog: s.Dialog, NoID: !s.HasDialog})
+		m.ender.End(t)
+	} else {
+		wait = m.journal.End(s.CallID, debit)
 	}
 	return ending{s: s, wait: wait, reason: reason, duration: duration, bye: bye, debit: debit != nil}
 }
@@ -701,15 +740,21 @@ func (m *Manager) Housekeep() {
 	now := m.now()
 	var ended []ending
 	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
 	for _, s := range m.calls {
 		switch {
 		case !s.InProgress() && now.Sub(s.Created) >= lim.SetupTime:
-			m.removeLocked(s)
-			ended = append(ended, m.finishLocked(s, 0, false, "not answered within the setup time"))
+			if e, ok := m.setupTimeLocked(s, now, lim); ok {
+				ended = append(ended, e)
+			}
 		case s.InProgress() && s.EndAt.IsZero() && now.Sub(s.Created) >= lim.StaleTimeout:
 			ended = append(ended, m.endLocked(s, now, true, "stale"))
 		}
 	}
+	m.expireAtAnswerLocked(now, lim)
 	m.mu.Unlock()
 	for _, e := range ended {
 		m.finish(e)
@@ -728,6 +773,9 @@ func (m *Manager) Restore(sessions []*Session) {
 			m.finish(e)
 		}
 	}()
+	if m.closed {
+		return
+	}
 	if len(m.calls) == 0 { // size the table once instead of growing it step by step
 		m.calls = make(map[string]*Session, len(sessions))
 		m.parties = make(map[string][]*Session, len(sessions))
@@ -759,6 +807,10 @@ func (m *Manager) Restore(sessions []*Session) {
 func (m *Manager) ReleaseAsked(asked []*Session) {
 	released := 0
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
 	for _, a := range asked {
 		if m.calls[a.CallID] != nil {
 			m.journal.Settle(a.CallID)
@@ -767,13 +819,14 @@ func (m *Manager) ReleaseAsked(asked []*Session) {
 		m.journal.End(a.CallID, m.owed(a, 0))
 		released++
 	}
-	m.mu.Unlock()
 	if released > 0 {
 		m.log.Info("engine sessions asked for before the restart released", "count", released)
 	}
 }
 
 // Shutdown stops every timer; the table stays as it is (it is durable).
+// From then on no method changes the table or arms a timer: what falls
+// due meanwhile is done at the next start, from the journal.
 func (m *Manager) Shutdown() {
 	m.stopRechecks()
 	m.mu.Lock()

@@ -91,6 +91,9 @@ func (m *Manager) nextCheck(s *Session, now time.Time) time.Time {
 // first: the re-asks ride on the per-call timers, so scheduling them costs
 // no scan of the table.
 func (m *Manager) armLocked(s *Session, now time.Time) {
+	if m.closed {
+		return // no timer is armed after shutdown; the end time is journaled
+	}
 	s.checkAt = m.nextCheck(s, now)
 	at := s.EndAt
 	if !s.checkAt.IsZero() && s.checkAt.Before(at) {
@@ -108,7 +111,7 @@ func (m *Manager) armLocked(s *Session, now time.Time) {
 // one scheduled: calls restored together at a restart would otherwise all
 // ask within the same tenth of a step.
 func (m *Manager) spreadCheckLocked(s *Session, now time.Time) {
-	if s.checkAt.IsZero() {
+	if s.checkAt.IsZero() || s.timer == nil {
 		return
 	}
 	span := s.checkAt.Sub(now) - minRecheckStep

@@ -31,6 +31,11 @@ type Session struct {
 	Cap       int // prepaid: prepaid_limit or limit, NoLimit if none
 	Limit     int // seconds, NoLimit if none
 
+	// EndAtAnswer, when set, says why the call is to be ended the moment
+	// it is answered: it was ordered ended (or ran out of setup time)
+	// while ringing, and the proxy cannot end a dialog before `start`.
+	EndAtAnswer string
+
 	Created  time.Time
 	Answered time.Time // zero until start
 	EndAt    time.Time // zero unless answered with a limit
@@ -83,6 +88,13 @@ func (s *Session) Marshal() []byte {
 	if s.HasDialog {
 		flags |= 4
 	}
+	switch s.EndAtAnswer {
+	case "":
+	case EndAtAnswerSetupTime:
+		flags |= 16
+	default:
+		flags |= 8
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(s.Dialog.Entry))
 	b = binary.AppendUvarint(b, uint64(s.Dialog.ID))
@@ -113,6 +125,12 @@ func Unmarshal(b []byte) (*Session, error) {
 	}
 	flags := d.byte()
 	s.Prepaid, s.Owed, s.HasDialog = flags&1 != 0, flags&2 != 0, flags&4 != 0
+	switch {
+	case flags&16 != 0:
+		s.EndAtAnswer = EndAtAnswerSetupTime
+	case flags&8 != 0:
+		s.EndAtAnswer = EndAtAnswerOperator
+	}
 	s.Dialog.Entry = uint32(d.uvarint())
 	s.Dialog.ID = uint32(d.uvarint())
 	s.CallLimit = int(d.varint())

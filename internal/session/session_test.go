@@ -110,11 +110,13 @@ func limited(n int) func(rating.Request) (rating.MaxTime, error) {
 }
 
 type journal struct {
-	mu     sync.Mutex
-	saved  map[string]*Session
-	asked  map[string]bool
-	debits []Owed
-	stall  chan struct{} // while open, writes are not durable: a stalled disk
+	mu       sync.Mutex
+	saved    map[string]*Session
+	asked    map[string]bool
+	debits   []Owed
+	stall    chan struct{}       // while open, writes are not durable: a stalled disk
+	byes     int                 // dialog end requests recorded
+	atAnswer map[string]*Session // calls to end when answered
 }
 
 // timeoutError is what a bounded Wait returns when its deadline passes.
@@ -190,6 +192,30 @@ func (j *journal) End(id string, o *Owed) Wait {
 		j.debits = append(j.debits, *o)
 	}
 	return j.wait()
+}
+func (j *journal) EndWithBye(id string, o *Owed, t dialog.Target) (Wait, dialog.Target) {
+	w := j.End(id, o)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.byes++
+	t.Ref = uint64(j.byes)
+	return w, t
+}
+func (j *journal) EndAtAnswer(id string, o *Owed, s *Session) Wait {
+	w := j.End(id, o)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.atAnswer == nil {
+		j.atAnswer = map[string]*Session{}
+	}
+	c := *s
+	j.atAnswer[id] = &c
+	return w
+}
+func (j *journal) DropAtAnswer(id string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.atAnswer, id)
 }
 func (j *journal) owed() []Owed {
 	j.mu.Lock()
@@ -516,6 +542,11 @@ func TestHousekeeping(t *testing.T) {
 	}
 	if d := f.j.owed(); len(d) != 1 || d[0].Debit.Duration != 0 || d[0].Debit.CallID != "never-answered" {
 		t.Fatalf("debits %+v", d)
+	}
+	// The proxy of this fixture (as Kamailio) cannot end a ringing call:
+	// it is kept aside, to be ended if answered (ends_test.go).
+	if g, ok := f.m.AtAnswer("never-answered"); !ok || g.EndAtAnswer != EndAtAnswerSetupTime {
+		t.Fatalf("unanswered call: %+v %v, want kept aside to end at answer", g, ok)
 	}
 }
 

@@ -106,7 +106,7 @@ func (s *Server) apiSession(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodDelete {
 		res := s.terminate(r, callID)
-		if !res.Terminated {
+		if !res.found {
 			writeError(w, http.StatusNotFound, control.CodeNotFound, res.Message)
 			return
 		}
@@ -131,35 +131,43 @@ func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
 
 func notFound(callID string) string { return fmt.Sprintf("call id %s does not exist", callID) }
 
-// terminated says what a terminate did. The first two fields are those of
-// `callcontrol --json terminate`.
+// terminated says what a terminate did: the fields of `callcontrol --json
+// terminate`, and the same sentence the CLI prints.
 type terminated struct {
-	CallID     string `json:"call_id"`
+	CallID string `json:"call_id"`
+	// Outcome is one of control.Terminate*: ended, gone, at_answer, pending.
+	Outcome string `json:"outcome,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+	// Terminated is true when the call is over: the proxy ended it, or it
+	// had already ended.
 	Terminated bool   `json:"terminated"`
-	// State is the call's state when it was ended: "in-progress" calls get
-	// a BYE to both ends through the proxy; "pending" ones (not answered
-	// yet) are only dropped from tracking.
-	State   string `json:"state,omitempty"`
-	Message string `json:"message"`
+	Message    string `json:"message"`
+	found      bool
 }
 
 // terminate ends a call and says, truthfully, what that did.
 func (s *Server) terminate(r *http.Request, callID string) terminated {
-	b := s.opts.Backend
-	before, known := b.Session(callID)
-	if !known || !b.Terminate(callID) {
+	ti, known := s.opts.Backend.Terminate(callID)
+	if !known {
 		s.log.Info("http: terminate of unknown call", "remote", r.RemoteAddr, "callid", callID)
 		return terminated{CallID: callID, Message: notFound(callID)}
 	}
-	s.log.Info("http: call terminated by operator", "remote", r.RemoteAddr, "user", user(r), "callid", callID, "state", before.State)
-	res := terminated{CallID: callID, Terminated: true, State: before.State}
-	if before.State == "in-progress" {
-		res.Message = fmt.Sprintf("Call %s ended: the proxy was asked to send BYE to both ends.", callID)
-		if before.Prepaid {
-			res.Message += " Its real duration is debited."
+	s.log.Info("http: call terminated by operator", "remote", r.RemoteAddr, "user", user(r), "callid", callID, "outcome", ti.Outcome)
+	res := terminated{CallID: callID, Outcome: ti.Outcome, Detail: ti.Detail, found: true,
+		Terminated: ti.Outcome == control.TerminateEnded || ti.Outcome == control.TerminateGone}
+	switch ti.Outcome {
+	case control.TerminateEnded:
+		res.Message = fmt.Sprintf("Call %s ended: the proxy confirmed and sends BYE (or CANCEL) to both ends.", callID)
+	case control.TerminateGone:
+		res.Message = fmt.Sprintf("Call %s had already ended: %s.", callID, ti.Detail)
+	case control.TerminateAtAnswer:
+		res.Message = fmt.Sprintf("Call %s is still ringing: it will be ended the moment it is answered (the proxy cannot end it before).", callID)
+	default:
+		detail := ti.Detail
+		if detail == "" {
+			detail = "-"
 		}
-	} else {
-		res.Message = fmt.Sprintf("Call %s was not answered yet: callcontrol stopped tracking it; no BYE was sent.", callID)
+		res.Message = fmt.Sprintf("Call %s: asked the proxy to end it, not confirmed yet: %s.", callID, detail)
 	}
 	return res
 }

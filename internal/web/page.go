@@ -191,11 +191,11 @@ func (s *Server) terminateForm(w http.ResponseWriter, r *http.Request) {
 	}
 	res := s.terminate(r, callID)
 	status := http.StatusOK
-	if !res.Terminated {
+	if !res.found {
 		status = http.StatusNotFound
 	}
 	if wantJSON {
-		if !res.Terminated {
+		if !res.found {
 			writeError(w, status, control.CodeNotFound, res.Message)
 			return
 		}

@@ -272,19 +272,21 @@ func TestTerminateFormAndCSRF(t *testing.T) {
 	}
 	resp, body = do(t, ts, req{method: "POST", path: "/terminate", body: form(url.Values{"call_id": {"a/1@host"}, "token": {token}, "confirm": {"yes"}}),
 		header: map[string]string{"Sec-Fetch-Site": "same-origin"}})
-	if resp.StatusCode != 200 || !strings.Contains(body, "ended: the proxy was asked to send BYE to both ends") {
+	if resp.StatusCode != 200 || !strings.Contains(body, "ended: the proxy confirmed") {
 		t.Fatalf("after confirmation: %d\n%s", resp.StatusCode, body)
 	}
 	// Its refresh must not repeat the POST (a GET of /terminate is refused).
 	if !strings.Contains(body, `content="10; url=/"`) {
 		t.Errorf("the result page refreshes itself in place:\n%s", body)
 	}
-	// The script's way: JSON back, and the truth about a pending call.
+	// The script's way: JSON back, and the truth about a ringing call that
+	// the proxy can end only once answered.
+	b.SetTerminateOutcome(control.TerminateInfo{Outcome: control.TerminateAtAnswer})
 	resp, body = do(t, ts, req{method: "POST", path: "/terminate", body: form(url.Values{"call_id": {"b-2@host"}, "token": {token}, "confirm": {"yes"}}),
 		header: map[string]string{"Accept": "application/json"}})
 	var res terminated
-	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &res) != nil || !res.Terminated || res.State != "pending" ||
-		!strings.Contains(res.Message, "not answered yet") {
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &res) != nil || res.Terminated || res.Outcome != control.TerminateAtAnswer ||
+		!strings.Contains(res.Message, "will be ended the moment it is answered") {
 		t.Fatalf("JSON terminate: %d %s", resp.StatusCode, body)
 	}
 	resp, body = do(t, ts, req{method: "POST", path: "/terminate", body: form(url.Values{"call_id": {"b-2@host"}, "token": {token}, "confirm": {"yes"}}),

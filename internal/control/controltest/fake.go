@@ -19,6 +19,15 @@ type Backend struct {
 	reloadErr  error
 	terminated []string
 	reloads    int
+	outcome    *control.TerminateInfo
+}
+
+// SetTerminateOutcome makes Terminate of a known call answer ti instead of
+// "ended".
+func (b *Backend) SetTerminateOutcome(ti control.TerminateInfo) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.outcome = &ti
 }
 
 // New returns a Backend holding sessions and answering stats.
@@ -59,16 +68,20 @@ func (b *Backend) Session(callID string) (control.SessionInfo, bool) {
 	return s, ok
 }
 
-// Terminate implements control.Backend: it forgets the session.
-func (b *Backend) Terminate(callID string) bool {
+// Terminate implements control.Backend: it forgets the session, as if the
+// proxy confirmed its end at once.
+func (b *Backend) Terminate(callID string) (control.TerminateInfo, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.sessions[callID]; !ok {
-		return false
+		return control.TerminateInfo{}, false
 	}
 	delete(b.sessions, callID)
 	b.terminated = append(b.terminated, callID)
-	return true
+	if b.outcome != nil {
+		return *b.outcome, true
+	}
+	return control.TerminateInfo{Outcome: control.TerminateEnded}, true
 }
 
 // Stats implements control.Backend.

@@ -35,6 +35,7 @@ const (
 	AnswerError                   // error 500 "Internal error"
 	AnswerNone                    // no reply at all
 	AnswerPlainText               // "500 Internal error", no JSON, no id
+	AnswerWrongID                 // an OK for an id that is not the request's
 )
 
 // Request is one datagram the fake received.
@@ -48,6 +49,8 @@ type Request struct {
 	// DialogID for OpenSIPS' params.dialog_id.
 	Entry, HID uint32
 	DialogID   string
+	// From is the sender's reply address (our client's socket).
+	From string
 	// Valid is false when the request would be refused by the real proxy
 	// (bad JSON, unknown method, malformed params).
 	Valid bool
@@ -265,6 +268,9 @@ func (f *Fake) serve() {
 			continue
 		}
 		req := f.decode(append([]byte(nil), buf[:n]...))
+		if from != nil {
+			req.From = from.Name
+		}
 		if f.isProbe(req) {
 			f.answerProbe(req, from)
 			continue
@@ -416,7 +422,25 @@ func (f *Fake) reply(req Request, a Answer) []byte {
 		return f.errorReply(req, 500, "Internal error")
 	case AnswerPlainText:
 		return []byte("500 Internal error\n")
+	case AnswerWrongID:
+		wrong := req
+		wrong.ID = json.RawMessage(`"4711` + strings.Trim(string(req.ID), `"`) + `"`)
+		return f.reply(wrong, AnswerOK)
 	}
+	return nil
+}
+
+// ReplyTo sends a for an earlier request, whatever the fake answered then:
+// a late answer.
+func (f *Fake) ReplyTo(req Request, a Answer) error {
+	if req.From == "" {
+		return errors.New("dialogtest: the request has no reply address")
+	}
+	out := f.reply(req, a)
+	if out == nil {
+		return errors.New("dialogtest: that answer sends nothing")
+	}
+	f.send(out, req.From)
 	return nil
 }
 

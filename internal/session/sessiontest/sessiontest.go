@@ -17,6 +17,9 @@ type Journal struct {
 	sessions map[string][]byte
 	asked    map[string]bool
 	debits   []session.Owed
+	byes     map[uint64]dialog.Target
+	nextRef  uint64
+	atAnswer map[string][]byte
 }
 
 // NewJournal returns an empty journal.
@@ -62,6 +65,58 @@ func (j *Journal) End(callID string, o *session.Owed) session.Wait {
 	return done
 }
 
+// EndWithBye implements session.Journal: End, plus the dialog end request
+// recorded until Confirm.
+func (j *Journal) EndWithBye(callID string, o *session.Owed, t dialog.Target) (session.Wait, dialog.Target) {
+	w := j.End(callID, o)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.nextRef++
+	t.Ref = j.nextRef
+	if j.byes == nil {
+		j.byes = make(map[uint64]dialog.Target)
+	}
+	j.byes[t.Ref] = t
+	return w, t
+}
+
+// EndAtAnswer implements session.Journal.
+func (j *Journal) EndAtAnswer(callID string, o *session.Owed, s *session.Session) session.Wait {
+	w := j.End(callID, o)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.atAnswer == nil {
+		j.atAnswer = make(map[string][]byte)
+	}
+	j.atAnswer[callID] = s.Marshal()
+	return w
+}
+
+// DropAtAnswer implements session.Journal.
+func (j *Journal) DropAtAnswer(callID string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.atAnswer, callID)
+}
+
+// Confirm forgets a dialog end request, as the proxy's OK does.
+func (j *Journal) Confirm(t dialog.Target) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.byes, t.Ref)
+}
+
+// PendingByes returns the dialog end requests recorded and not confirmed.
+func (j *Journal) PendingByes() []dialog.Target {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make([]dialog.Target, 0, len(j.byes))
+	for _, t := range j.byes {
+		out = append(out, t)
+	}
+	return out
+}
+
 // Debits returns the debits owed so far.
 func (j *Journal) Debits() []session.Owed {
 	j.mu.Lock()
@@ -69,11 +124,16 @@ func (j *Journal) Debits() []session.Owed {
 	return append([]session.Owed(nil), j.debits...)
 }
 
-// Ender records the dialogs it was asked to end.
+// Ender records the dialogs it was asked to end. Early says whether it
+// stands for a proxy that can end a ringing call (OpenSIPS).
 type Ender struct {
 	mu      sync.Mutex
 	targets []dialog.Target
+	Early   bool
 }
+
+// CanEndEarly reports Early.
+func (e *Ender) CanEndEarly() bool { return e.Early }
 
 // NewEnder returns a recording ender.
 func NewEnder() *Ender { return &Ender{} }

@@ -1,0 +1,177 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/control"
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
+)
+
+func TestDialogEndRecordRoundTrip(t *testing.T) {
+	for _, p := range []pendingEnd{
+		{t: dialog.Target{CallID: "c@1", Dialog: dialog.ID{Entry: 1079, ID: 6296}}, since: time.Unix(0, 1700000000123456789)},
+		{t: dialog.Target{CallID: "ringing@2", NoID: true}, since: time.Unix(1700000000, 0)},
+	} {
+		got, err := decodeDialogEnd(encodeDialogEnd(p))
+		if err != nil || got.t != p.t || !got.since.Equal(p.since) {
+			t.Fatalf("round trip of %+v: %+v %v", p, got, err)
+		}
+		b := encodeDialogEnd(p)
+		for i := range b {
+			if _, err := decodeDialogEnd(b[:i]); err == nil {
+				t.Fatalf("truncated record (%d of %d bytes) accepted", i, len(b))
+			}
+		}
+	}
+}
+
+// TestDialogEndsOrder: the oldest pending end is found without a walk,
+// and one end that never settles does not keep the settled ones around.
+func TestDialogEndsOrder(t *testing.T) {
+	e := newDialogEnds()
+	t0 := time.Unix(1700000000, 0)
+	var ts []dialog.Target
+	for i := range 300 {
+		tg, _ := e.add(dialog.Target{CallID: "c" + string(rune('a'+i%26)) + time.Duration(i).String()}, t0.Add(time.Duration(i)*time.Second))
+		ts = append(ts, tg)
+	}
+	e.done(ts[0], dialog.Confirmed)
+	if n, oldest := e.summary(); n != 299 || !oldest.Equal(t0.Add(time.Second)) {
+		t.Fatalf("summary %d %v", n, oldest)
+	}
+	for _, tg := range ts[2:] {
+		e.done(tg, dialog.Gone)
+	}
+	if n, oldest := e.summary(); n != 1 || !oldest.Equal(t0.Add(time.Second)) {
+		t.Fatalf("summary %d %v", n, oldest)
+	}
+	if len(e.order) > 2*len(e.byRef)+64 {
+		t.Fatalf("order holds %d references for %d pending ends", len(e.order), len(e.byRef))
+	}
+	if got := e.oldest(5); len(got) != 1 || got[0].t.Ref != ts[1].Ref {
+		t.Fatalf("oldest %+v", got)
+	}
+	if p, ok := e.byCallID(ts[1].CallID); !ok || p.t.Ref != ts[1].Ref {
+		t.Fatalf("byCallID %+v %v", p, ok)
+	}
+	if e.done(ts[5], dialog.Confirmed) {
+		t.Fatal("a settled end settled twice")
+	}
+}
+
+func FuzzDecodeDialogEnd(f *testing.F) {
+	f.Add(encodeDialogEnd(pendingEnd{t: dialog.Target{CallID: "c", Dialog: dialog.ID{Entry: 1, ID: 2}}, since: time.Unix(1, 0)}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if p, err := decodeDialogEnd(b); err == nil && p.t.CallID == "" {
+			t.Fatal("record without a Call-ID")
+		}
+	})
+}
+
+func pendingEnds(t *testing.T, e *env) control.Stats {
+	t.Helper()
+	st, err := e.ctl().Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestDialogEndSurvivesRestart: a limit runs out while the proxy answers
+// nothing. The request to end the dialog stays recorded, is shown to
+// operators, is sent again after a restart, and goes once the proxy
+// confirms it.
+func TestDialogEndSurvivesRestart(t *testing.T) {
+	e := newEnv(t, "limit = 1", "")
+	e.kam.SetAnswer(dialogtest.AnswerNone)
+	if got := e.call(initReq("mute", "alice")); got != "Limited" {
+		t.Fatal(got)
+	}
+	if got := e.call("start\ncallid: mute\ndialogid: 3:4"); got != "Ok" {
+		t.Fatal(got)
+	}
+	e.kam.WaitFor(1, 10*time.Second)
+
+	st := pendingEnds(t, e)
+	if st.DialogEndsPending != 1 || len(st.DialogEnds) != 1 || st.DialogEnds[0].CallID != "mute" || st.DialogEnds[0].DialogID != "3:4" {
+		t.Fatalf("stats: %d pending, %+v", st.DialogEndsPending, st.DialogEnds)
+	}
+	s, err := e.ctl().Session("mute")
+	if err != nil || s.State != "ending" || s.EndRequested.IsZero() {
+		t.Fatalf("session of a call whose end is unconfirmed: %+v %v", s, err)
+	}
+	// An operator asking again is told the truth: asked, not confirmed.
+	if ti, err := e.ctl().Terminate("mute"); err != nil || ti.Outcome != control.TerminatePending {
+		t.Fatalf("terminate: %+v %v, want pending", ti, err)
+	}
+
+	e.restart()
+	before := e.kam.Len()
+	e.kam.WaitFor(before+1, 10*time.Second) // sent again by the new daemon
+	if r := e.kam.Requests()[before]; r.Entry != 3 || r.HID != 4 {
+		t.Fatalf("re-sent %+v", r)
+	}
+	if st := pendingEnds(t, e); st.DialogEndsPending != 1 {
+		t.Fatalf("after restart: %d pending", st.DialogEndsPending)
+	}
+
+	e.kam.SetAnswer(dialogtest.AnswerOK)
+	deadline := time.Now().Add(30 * time.Second)
+	c := e.ctl()
+	for {
+		st, err := c.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.DialogEndsPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the proxy's OK did not settle the dialog end")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.restart()
+	n := e.kam.Len()
+	time.Sleep(300 * time.Millisecond)
+	if e.kam.Len() != n || pendingEnds(t, e).DialogEndsPending != 0 {
+		t.Fatalf("a confirmed dialog end came back after a restart: %d requests, then %d", n, e.kam.Len())
+	}
+}
+
+// TestRingingTerminateSurvivesRestart: Kamailio cannot end a ringing
+// call; the order to end it at answer is journaled, kept across a restart,
+// and carried out when `start` comes.
+func TestRingingTerminateSurvivesRestart(t *testing.T) {
+	e := newEnv(t, "limit = 600", "")
+	if got := e.call(initReq("ringing", "alice")); got != "Limited" {
+		t.Fatal(got)
+	}
+	if ti, err := e.ctl().Terminate("ringing"); err != nil || ti.Outcome != control.TerminateAtAnswer {
+		t.Fatalf("terminate: %+v %v, want at answer", ti, err)
+	}
+	if e.kam.Len() != 0 {
+		t.Fatal("a request was sent for a dialog Kamailio cannot know yet")
+	}
+	e.restart()
+	s, err := e.ctl().Session("ringing")
+	if err != nil || s.EndAtAnswer == "" || !strings.Contains(s.State, "ends at answer") {
+		t.Fatalf("after restart: %+v %v", s, err)
+	}
+	if got := e.call("start\ncallid: ringing\ndialogid: 11:12"); got != "Ok" {
+		t.Fatalf("start: %q", got)
+	}
+	r := e.kam.WaitFor(1, 10*time.Second)[0]
+	if r.Entry != 11 || r.HID != 12 {
+		t.Fatalf("ended %+v", r)
+	}
+	if _, err := e.ctl().Session("ringing"); err == nil {
+		e.restart()
+		if _, err := e.ctl().Session("ringing"); err == nil {
+			t.Fatal("still known after it was ended and confirmed")
+		}
+	}
+}

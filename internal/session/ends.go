@@ -1,0 +1,193 @@
+package session
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/dialog"
+)
+
+// Why a ringing call is to be ended when answered (Session.EndAtAnswer).
+const (
+	EndAtAnswerOperator  = "terminated by an operator before it was answered"
+	EndAtAnswerSetupTime = "not answered within the setup time"
+)
+
+// TerminateResult says what an operator's terminate did.
+type TerminateResult int
+
+const (
+	// TerminateUnknown: no such call.
+	TerminateUnknown TerminateResult = iota
+	// TerminateRequested: the call is ended; the request to end its dialog
+	// is journaled and sent to the proxy, which confirms it or not.
+	TerminateRequested
+	// TerminateAtAnswer: the call is still ringing and the proxy cannot end
+	// it before it is answered (Kamailio): it is ended the moment it is.
+	TerminateAtAnswer
+	// TerminateShuttingDown: the daemon is stopping; nothing was done.
+	TerminateShuttingDown
+)
+
+// earlyEnder is a dialog.Ender that may end a dialog not yet answered.
+type earlyEnder interface{ CanEndEarly() bool }
+
+// canEndEarly says whether the proxy can end a call still ringing (OpenSIPS,
+// by Call-ID): otherwise it is ended when answered.
+func (m *Manager) canEndEarly() bool {
+	e, ok := m.ender.(earlyEnder)
+	return ok && e.CanEndEarly()
+}
+
+// Terminate ends a call on an operator's word: BYE both ends (or CANCEL a
+// ringing call where the proxy can), debit the real duration. A ringing
+// call the proxy cannot end yet is ended when it is answered.
+func (m *Manager) Terminate(callID string) TerminateResult {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return TerminateShuttingDown
+	}
+	s := m.calls[callID]
+	if s == nil {
+		_, ringing := m.atAnswer[callID]
+		m.mu.Unlock()
+		if ringing {
+			return TerminateAtAnswer
+		}
+		return TerminateUnknown
+	}
+	if !s.InProgress() && !m.canEndEarly() {
+		wait := m.endAtAnswerLaterLocked(s, EndAtAnswerOperator)
+		m.mu.Unlock()
+		m.waitLogged(wait, callID, time.Time{})
+		m.log.Info("call is ringing and the proxy can end it only once answered: it will be ended then", "callid", callID)
+		return TerminateAtAnswer
+	}
+	e := m.endLocked(s, m.now(), true, "operator")
+	m.mu.Unlock()
+	m.finish(e)
+	return TerminateRequested
+}
+
+// endAtAnswerLaterLocked takes a ringing call out of the table (releasing
+// what the engine counts for it with a 0 s debit, and its place in the
+// party's call limit) and keeps it aside, journaled in the same step, to
+// be ended the moment it is answered.
+func (m *Manager) endAtAnswerLaterLocked(s *Session, why string) Wait {
+	m.removeLocked(s)
+	var debit *Owed
+	if s.Owed {
+		debit = m.owed(s, 0)
+	}
+	g := *s
+	g.timer, g.Owed, g.Engine, g.EndAtAnswer = nil, false, "", why
+	m.atAnswer[s.CallID] = &g
+	return m.journal.EndAtAnswer(s.CallID, debit, &g)
+}
+
+// atAnswerDelay is how long after `start` a call ordered ended while
+// ringing is ended. Kamailio 5.6 sends `start` on the 200 OK, before the
+// ACK confirms the dialog; a dlg.end_dlg then is answered OK but sends no
+// BYE ("terminating non-confirmed dialogs not supported"). The ACK
+// follows the 200 OK within a round trip.
+const atAnswerDelay = time.Second
+
+// endAtAnswerLocked starts a call answered after it was ordered ended,
+// with its timer set to end it once the ACK has had time to confirm the
+// dialog; it is called with the lock held and releases it.
+func (m *Manager) endAtAnswerLocked(g *Session, dialogID string, by time.Time, log callLog) string {
+	delete(m.atAnswer, g.CallID)
+	now := m.now()
+	g.Answered = now
+	if id, err := dialog.ParseID(dialogID); err == nil {
+		g.Dialog, g.HasDialog = id, true
+	} else {
+		log.Error("start with an unusable dialogid: the proxy ends dialogs only by id, so this call cannot be cut; end it on the proxy",
+			"dialogid", dialogID)
+	}
+	m.addLocked(g) // released already: no engine, no debit
+	m.setEndLocked(g, now.Add(atAnswerDelay))
+	wait := m.journal.Save(g)
+	m.journal.DropAtAnswer(g.CallID)
+	m.mu.Unlock()
+	log.Info("call answered after it was ordered ended: ending it now", "why", g.EndAtAnswer)
+	if m.waitLogged(wait, g.CallID, by) {
+		return m.startLate(log)
+	}
+	return ReplyOk
+}
+
+// dropAtAnswerLocked forgets a call kept to be ended at answer (its `stop`
+// came: it failed while ringing); it says whether there was one.
+func (m *Manager) dropAtAnswerLocked(callID string) bool {
+	if _, ok := m.atAnswer[callID]; !ok {
+		return false
+	}
+	delete(m.atAnswer, callID)
+	m.journal.DropAtAnswer(callID)
+	return true
+}
+
+// expireAtAnswerLocked forgets the calls kept to be ended at answer that
+// neither `start` nor `stop` came for within the stale timeout.
+func (m *Manager) expireAtAnswerLocked(now time.Time, lim Limits) {
+	for id, g := range m.atAnswer {
+		if now.Sub(g.Created) >= lim.StaleTimeout {
+			m.dropAtAnswerLocked(id)
+		}
+	}
+}
+
+// setupTimeLocked handles a call still ringing at the end of the setup
+// time: it is released (0 s debit) and dropped from the table. Where the
+// proxy can end a ringing call it is ended too (the callee is CANCELed);
+// otherwise it is kept aside to be ended the moment it is answered, so a
+// late answer never runs unlimited.
+func (m *Manager) setupTimeLocked(s *Session, now time.Time, lim Limits) (ending, bool) {
+	if m.canEndEarly() {
+		m.removeLocked(s)
+		return m.finishLocked(s, 0, true, EndAtAnswerSetupTime), true
+	}
+	m.endAtAnswerLaterLocked(s, EndAtAnswerSetupTime) // lands in order; nobody waits on housekeeping
+	logLine(m.log, slog.LevelInfo, "call not answered within the setup time: released; it is ended if it is answered later",
+		[]slog.Attr{slog.String("callid", s.CallID), slog.String("party", s.Party)}, nil, nil)
+	return ending{}, false
+}
+
+// RestoreAtAnswer loads the calls kept, before a restart, to be ended when
+// answered.
+func (m *Manager) RestoreAtAnswer(list []*Session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	for _, g := range list {
+		if m.calls[g.CallID] == nil {
+			m.atAnswer[g.CallID] = g
+		}
+	}
+}
+
+// AtAnswer returns a copy of a call kept to be ended when answered.
+func (m *Manager) AtAnswer(callID string) (Session, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.atAnswer[callID]
+	if g == nil {
+		return Session{}, false
+	}
+	return *g, true
+}
+
+// EachAtAnswer calls f for a copy of every call kept to be ended when
+// answered, under the lock: f must be quick.
+func (m *Manager) EachAtAnswer(f func(s *Session)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, g := range m.atAnswer {
+		c := *g
+		f(&c)
+	}
+}

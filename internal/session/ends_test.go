@@ -1,0 +1,235 @@
+package session
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/rating"
+)
+
+// earlyEnder stands for a proxy that can end a ringing call (OpenSIPS).
+type openSIPSEnder struct{ ender }
+
+func (openSIPSEnder) CanEndEarly() bool { return true }
+
+func newEarlyFixture(t *testing.T, lim Limits, answer func(rating.Request) (rating.MaxTime, error)) *fixture {
+	f := newFixture(t, lim, answer)
+	f.m.ender = openSIPSEnder{ender{f.ch}}
+	return f
+}
+
+func noEnd(t *testing.T, f *fixture) {
+	t.Helper()
+	select {
+	case tg := <-f.ch:
+		t.Fatalf("dialog end sent: %+v", tg)
+	default:
+	}
+}
+
+// TestTerminateRinging: an operator ends a call still ringing. OpenSIPS
+// ends it at once by Call-ID (the callee is CANCELed); Kamailio cannot, so
+// it is ended the moment it is answered, never left to run unlimited.
+func TestTerminateRinging(t *testing.T) {
+	for _, early := range []bool{false, true} {
+		name := "kamailio: at answer"
+		if early {
+			name = "opensips: by Call-ID"
+		}
+		t.Run(name, func(t *testing.T) {
+			lim := Limits{Limit: NoLimit, PrepaidLimit: NoLimit}
+			f := newFixture(t, lim, limited(600))
+			if early {
+				f = newEarlyFixture(t, lim, limited(600))
+			}
+			if got := f.m.Init(initReq("ring", "alice", "true"), time.Now()); got != ReplyLimited {
+				t.Fatal(got)
+			}
+			res := f.m.Terminate("ring")
+			if early {
+				if res != TerminateRequested {
+					t.Fatalf("result %v, want requested", res)
+				}
+				tg := waitEnd(t, f, time.Second)
+				if tg.CallID != "ring" || !tg.NoID || tg.Ref == 0 {
+					t.Fatalf("ended %+v, want by Call-ID with a journal reference", tg)
+				}
+				if _, ok := f.m.Get("ring"); ok {
+					t.Fatal("session still tracked")
+				}
+			} else {
+				if res != TerminateAtAnswer {
+					t.Fatalf("result %v, want at answer", res)
+				}
+				noEnd(t, f)
+				if _, ok := f.m.Get("ring"); ok {
+					t.Fatal("still in the table: it would hold its place in the party's call limit")
+				}
+				g, ok := f.m.AtAnswer("ring")
+				if !ok || g.EndAtAnswer != EndAtAnswerOperator {
+					t.Fatalf("kept aside: %+v %v, want to end at answer", g, ok)
+				}
+				f.j.mu.Lock()
+				journaled := f.j.atAnswer["ring"] != nil && f.j.saved["ring"] == nil
+				f.j.mu.Unlock()
+				if !journaled {
+					t.Fatal("the order to end at answer is not journaled in place of the session")
+				}
+				if res := f.m.Terminate("ring"); res != TerminateAtAnswer {
+					t.Fatalf("terminate again: %v", res)
+				}
+				if got := f.m.Start("ring", "1079:6296", time.Now()); got != ReplyOk {
+					t.Fatalf("start: %q", got)
+				}
+				noEnd(t, f) // not before the ACK can have confirmed the dialog
+				tg := waitEnd(t, f, 5*time.Second)
+				if tg.CallID != "ring" || tg.NoID || tg.Dialog != (dialog.ID{Entry: 1079, ID: 6296}) {
+					t.Fatalf("ended %+v", tg)
+				}
+				if _, ok := f.m.AtAnswer("ring"); ok {
+					t.Fatal("still kept aside after the answer")
+				}
+				f.j.mu.Lock()
+				left := len(f.j.atAnswer)
+				f.j.mu.Unlock()
+				if left != 0 {
+					t.Fatal("the order to end at answer is still journaled after the answer")
+				}
+			}
+			// Released with a 0 s debit either way: no second one.
+			if d := f.j.owed(); len(d) != 1 || d[0].Debit.Duration != 0 {
+				t.Fatalf("debits %+v", d)
+			}
+			if got := f.m.Stop("ring"); got != ReplyNotFound {
+				t.Fatalf("stop after the end: %q", got)
+			}
+			if res := f.m.Terminate("ring"); res != TerminateUnknown {
+				t.Fatalf("second terminate: %v", res)
+			}
+		})
+	}
+}
+
+// TestSetupTimeRinging: a call still ringing at the end of the setup time
+// never runs unlimited when answered late.
+func TestSetupTimeRinging(t *testing.T) {
+	lim := Limits{Limit: 60, PrepaidLimit: NoLimit, SetupTime: time.Minute, StaleTimeout: time.Hour}
+	t.Run("opensips: ended now", func(t *testing.T) {
+		f := newEarlyFixture(t, lim, nil)
+		f.m.Init(initReq("slow", "alice", ""), time.Now().Add(-2*time.Minute))
+		f.m.Housekeep()
+		if tg := waitEnd(t, f, time.Second); tg.CallID != "slow" || !tg.NoID {
+			t.Fatalf("ended %+v", tg)
+		}
+		if got := f.m.Start("slow", "1:2", time.Now()); got != ReplyNotFound {
+			t.Fatalf("late start: %q", got)
+		}
+	})
+	t.Run("kamailio: ended at answer, forgotten after the stale timeout", func(t *testing.T) {
+		f := newFixture(t, lim, nil)
+		f.m.Init(initReq("slow", "alice", ""), time.Now().Add(-2*time.Minute))
+		f.m.Init(initReq("never", "bob", ""), time.Now().Add(-2*time.Minute))
+		f.m.Init(initReq("failed", "carol", ""), time.Now().Add(-2*time.Minute))
+		f.m.Housekeep()
+		noEnd(t, f)
+		if pending, _, parties := f.m.Counts(); pending != 0 || parties != 0 {
+			t.Fatalf("%d pending, %d parties after the setup time: want none", pending, parties)
+		}
+		if got := f.m.Stop("failed"); got != ReplyOk { // the call failed while ringing
+			t.Fatalf("stop of a call kept aside: %q", got)
+		}
+		if _, ok := f.m.AtAnswer("failed"); ok {
+			t.Fatal("kept aside after its stop")
+		}
+		if got := f.m.Start("slow", "5:6", time.Now()); got != ReplyOk {
+			t.Fatalf("late start: %q", got)
+		}
+		if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "slow" || tg.Dialog != (dialog.ID{Entry: 5, ID: 6}) {
+			t.Fatalf("ended %+v", tg)
+		}
+		if g, ok := f.m.AtAnswer("never"); !ok || g.EndAtAnswer != EndAtAnswerSetupTime {
+			t.Fatalf("never: %+v %v", g, ok)
+		}
+		f.m.now = func() time.Time { return time.Now().Add(lim.StaleTimeout) }
+		f.m.Housekeep() // now past the stale timeout
+		if _, ok := f.m.AtAnswer("never"); ok {
+			t.Fatal("a call never answered is kept past the stale timeout")
+		}
+		noEnd(t, f)
+	})
+}
+
+// TestUnusableDialogID: Kamailio's dialogid that does not parse leaves a
+// call that Kamailio cannot end: say so at start, and hand the dialog client
+// a target without an id (it logs the ERROR), never dialog 0:0.
+func TestUnusableDialogID(t *testing.T) {
+	f := newFixture(t, Limits{Limit: 1, PrepaidLimit: NoLimit}, nil)
+	f.m.Init(initReq("garbled", "alice", ""), time.Now())
+	if got := f.m.Start("garbled", "12x:7", time.Now()); got != ReplyOk {
+		t.Fatal(got)
+	}
+	tg := waitEnd(t, f, 5*time.Second)
+	if tg.CallID != "garbled" || !tg.NoID {
+		t.Fatalf("ended %+v, want a target without a dialog id", tg)
+	}
+}
+
+// TestShutdownIsAStoppingPoint: after Shutdown no method changes the table
+// or arms a timer; a debit reply arriving then re-times nothing, and a call
+// falling due is left, journaled, for the next start.
+func TestShutdownIsAStoppingPoint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(60))
+		f.m.Init(initReq("a1", "alice", "true"), time.Now())
+		f.m.Start("a1", "1:1", time.Now())
+		f.m.Init(initReq("a2", "alice", "true"), time.Now())
+		f.m.Start("a2", "1:2", time.Now())
+		f.m.Init(initReq("p1", "bob", "true"), time.Now())
+		before, _ := f.m.Get("a1")
+		f.j.mu.Lock()
+		saves := len(f.j.saved)
+		f.j.mu.Unlock()
+
+		f.m.Shutdown()
+		// The debit of a call ended just before, answered during shutdown.
+		f.m.Debited(Owed{Engine: "engine1", Debit: rating.Debit{CallID: "a0", From: before.Party}},
+			rating.DebitReply{OK: true, MaxSessionTime: 3600})
+		f.m.Retime(before.Party, "engine1", 3600)
+		after, _ := f.m.Get("a1")
+		if !after.EndAt.Equal(before.EndAt) {
+			t.Fatalf("re-timed after shutdown: %v -> %v", before.EndAt, after.EndAt)
+		}
+		for _, r := range []struct{ what, got string }{
+			{"init", f.m.Init(initReq("new", "carol", "true"), time.Now())},
+			{"start", f.m.Start("p1", "2:2", time.Now())},
+			{"stop", f.m.Stop("a2")},
+		} {
+			if r.got != ReplyError {
+				t.Errorf("%s after shutdown: %q, want Error", r.what, r.got)
+			}
+		}
+		if res := f.m.Terminate("a2"); res != TerminateShuttingDown {
+			t.Errorf("terminate after shutdown: %v", res)
+		}
+		f.m.Housekeep()
+		f.m.Restore([]*Session{{CallID: "restored", Party: "sip:x@y", Limit: 5, Cap: NoLimit, Created: time.Now(),
+			Answered: time.Now(), EndAt: time.Now().Add(time.Second)}})
+
+		time.Sleep(2 * time.Minute) // every limit passes: no timer may fire
+		synctest.Wait()
+		noEnd(t, f)
+		if _, _, n := f.m.Counts(); n != 2 {
+			t.Errorf("parties %d after shutdown, want 2: the table changed", n)
+		}
+		if p, ip, _ := f.m.Counts(); p != 1 || ip != 2 {
+			t.Errorf("sessions %d pending, %d in progress, want 1 and 2", p, ip)
+		}
+		f.j.mu.Lock()
+		defer f.j.mu.Unlock()
+		if len(f.j.saved) != saves || len(f.j.debits) != 0 {
+			t.Errorf("journal changed after shutdown: %d saved (was %d), debits %+v", len(f.j.saved), saves, f.j.debits)
+		}
+	})
+}
