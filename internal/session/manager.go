@@ -436,7 +436,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 	case err != nil:
 		log.Warn("re-ask at start failed; the call keeps its limit", "engine", engine, "err", err)
 	case mt.Kind == rating.Limited:
-		m.retime(party, engine, mt.Seconds, by)
+		m.retime(party, engine, mt.Seconds, by, false)
 	default:
 		log.Info("re-ask at start did not give a number; the call keeps its limit", "answer", mt.Kind)
 	}
@@ -463,12 +463,12 @@ func (m *Manager) startLate(log callLog) string {
 // seconds from now (capped by each call's own cap): the engine's common
 // end moment for the account's parallel calls.
 func (m *Manager) Retime(party, engine string, seconds int) {
-	m.retime(party, engine, seconds, time.Time{})
+	m.retime(party, engine, seconds, time.Time{}, false)
 }
 
 // retime is Retime waiting for the records until by at the most (zero:
-// no bound).
-func (m *Manager) retime(party, engine string, seconds int, by time.Time) {
+// no bound). onlySooner moves no call's end later.
+func (m *Manager) retime(party, engine string, seconds int, by time.Time, onlySooner bool) {
 	now := m.now()
 	m.mu.Lock()
 	if m.closed { // a debit reply during shutdown arms nothing
@@ -487,6 +487,9 @@ func (m *Manager) retime(party, engine string, seconds int, by time.Time) {
 			continue
 		}
 		end := now.Add(time.Duration(seconds) * time.Second)
+		if onlySooner && !s.EndAt.IsZero() && !end.Before(s.EndAt) {
+			continue
+		}
 		if s.Cap != NoLimit {
 			if capEnd := s.Answered.Add(time.Duration(s.Cap) * time.Second); end.After(capEnd) {
 				end = capEnd

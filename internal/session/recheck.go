@@ -203,10 +203,11 @@ func (m *Manager) runProbe(p probe) {
 		// The release's reply carries the shared end (Debited).
 		m.journal.End(id, release)
 		if mt.Seconds == 0 {
-			// Even one more second of the account's calls is not covered:
-			// its credit is spent, on this proxy or another.
-			log.Info("re-ask: the account's credit is spent; ending its calls", "party", p.party, "engine", p.engine)
-			m.Retime(p.party, p.engine, 0)
+			// The engine counts the probe as one more session, so 0 means
+			// the account's calls have under about 2 s left, not none: end
+			// them within a step, never sooner than their timers would.
+			log.Info("re-ask: the account's credit is nearly spent; its calls end within a step", "party", p.party, "engine", p.engine)
+			m.retime(p.party, p.engine, int(minRecheckStep/time.Second), time.Time{}, true)
 		}
 	default:
 		// Locked (the account is at its parallel maximum), or no number:

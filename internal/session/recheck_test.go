@@ -72,19 +72,32 @@ type spoolJournal struct {
 
 func (j *spoolJournal) End(callID string, o *session.Owed) session.Wait {
 	w := j.Journal.End(callID, o)
-	if o != nil {
-		d := o.Debit
-		j.wg.Add(1)
-		go func() {
-			defer j.wg.Done()
-			reply := j.e.Handle(fmt.Sprintf("DebitBalance CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
-				d.CallID, d.From, d.To, d.Gateway, d.Duration, d.Application))
-			if dr, err := rating.ParseDebit(reply); err == nil {
-				j.m.Debited(*o, dr)
-			}
-		}()
-	}
+	j.deliver(o)
 	return w
+}
+
+// EndWithBye is End for calls the daemon cuts: their debits are delivered
+// the same way.
+func (j *spoolJournal) EndWithBye(callID string, o *session.Owed, t dialog.Target) (session.Wait, dialog.Target) {
+	w, t := j.Journal.EndWithBye(callID, o, t)
+	j.deliver(o)
+	return w, t
+}
+
+func (j *spoolJournal) deliver(o *session.Owed) {
+	if o == nil {
+		return
+	}
+	d := o.Debit
+	j.wg.Add(1)
+	go func() {
+		defer j.wg.Done()
+		reply := j.e.Handle(fmt.Sprintf("DebitBalance CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
+			d.CallID, d.From, d.To, d.Gateway, d.Duration, d.Application))
+		if dr, err := rating.ParseDebit(reply); err == nil {
+			j.m.Debited(*o, dr)
+		}
+	}()
 }
 
 // cutRecorder records when each dialog was ended.
