@@ -109,7 +109,7 @@ func (d *Daemon) start() (err error) {
 		return err
 	}
 	d.engines = newEngines(cfg, log)
-	if d.state, err = openState(cc.StateDir, !cc.Sync, log); err != nil {
+	if d.state, err = openStateWith(cc.StateDir, stateOptions(cc), log); err != nil {
 		return err
 	}
 	d.sessions = session.NewManager(limits(cfg), d.engines.rater(), d.dialogs, d.state, log)
@@ -225,8 +225,8 @@ func restartOnly(old, cfg *config.Config) []string {
 	if o.Socket != n.Socket || o.Group != n.Group {
 		changed = append(changed, "[CallControl] socket/group")
 	}
-	if o.StateDir != n.StateDir || o.Sync != n.Sync {
-		changed = append(changed, "[CallControl] state_dir/sync")
+	if o.StateDir != n.StateDir || o.Sync != n.Sync || o.SyncInterval != n.SyncInterval {
+		changed = append(changed, "[CallControl] state_dir/sync/sync_interval")
 	}
 	if o.ControlSocket != n.ControlSocket || o.ControlGroup != n.ControlGroup {
 		changed = append(changed, "[CallControl] control_socket/control_group")
