@@ -437,26 +437,12 @@ func (l *Log) newSegment(seq uint64, need int) error {
 		l.segSize = minSegment
 	}
 	size := max(l.segSize, len(segMagic)+need)
-	if !l.opts.NoSync || l.flushing() {
+	if !l.opts.NoSync {
 		if p, ok := l.takePrepared(); ok {
 			if p.err == nil && p.seq == seq && p.size >= len(segMagic)+need {
-				var mm []byte
-				var err error
-				if l.flushing() {
-					// Mapped like NoSync's segments, but its blocks are
-					// written zeros, not fallocate's unwritten extents: a
-					// store into the mapping and the flush behind it then
-					// need no extent conversion in the filesystem's
-					// journal, which page faults on the proxy's path
-					// would otherwise wait for.
-					mm, err = mapSegment(p.f, p.size)
-				}
-				if err == nil {
-					l.finishSegment()
-					l.useSegment(p.f, seq, mm, p.size)
-					return nil
-				}
-				l.log.Warn("store: cannot map the prepared segment", "err", err)
+				l.finishSegment()
+				l.useSegment(p.f, seq, nil, p.size)
+				return nil
 			}
 			if p.err != nil {
 				l.log.Warn("store: preparing a segment failed", "err", p.err)
@@ -546,11 +532,7 @@ func fillZeros(f *os.File, size int) error {
 // prepareNext starts filling the segment after the current one, once the
 // current one is half used. The caller holds wmu.
 func (l *Log) prepareNext() {
-	if l.mm != nil {
-		if l.next != nil || l.mmOff < len(l.mm)/2 {
-			return
-		}
-	} else if l.next != nil || l.segCap == math.MaxInt || l.segOff < l.segCap/2 {
+	if l.next != nil || l.segCap == math.MaxInt || l.segOff < l.segCap/2 {
 		return
 	}
 	seq, size := l.segSeq+1, min(2*l.segSize, maxSyncSegment)
@@ -770,11 +752,7 @@ func (l *Log) write(g *group) {
 		err = l.newSegment(l.segSeq+1, len(g.buf))
 	}
 	if err == nil && l.mm != nil && l.mmOff+len(g.buf) > len(l.mm) {
-		if l.flushing() {
-			l.segSize = min(2*l.segSize, maxSyncSegment)
-		} else {
-			l.segSize = min(2*l.segSize, maxSegment)
-		}
+		l.segSize = min(2*l.segSize, maxSegment)
 		err = l.newSegment(l.segSeq+1, len(g.buf)) // full: the next one
 	} else if err == nil && l.mm == nil && l.segOff+len(g.buf) > l.segCap {
 		l.segSize = min(2*l.segSize, maxSyncSegment)
@@ -786,7 +764,6 @@ func (l *Log) write(g *group) {
 		l.mmOff += copy(l.mm[l.mmOff:], g.buf)
 		if l.flushing() {
 			l.markDirty()
-			l.prepareNext()
 		}
 	} else if err == nil {
 		_, err = l.seg.WriteAt(g.buf, int64(l.segOff))
