@@ -39,7 +39,7 @@ func main() {
 	what := flag.String("run", "proxy,daemon,memory,timers,restart", "comma-separated: proxy, daemon, memory, timers, restart")
 	conns := flag.Int("conns", 32, "proxy, load: client connections")
 	connsList := flag.String("daemon-conns", "1,32", "daemon: comma-separated client connection counts, each measured in turn")
-	syncs := flag.String("sync", "interval,no,yes", "daemon: comma-separated [CallControl] sync settings, one daemon each")
+	syncs := flag.String("sync", "interval,no,yes", "daemon: comma-separated [CallControl] sync settings, one daemon each (interval/100ms sets sync_interval too)")
 	dur := flag.Duration("duration", 5*time.Second, "proxy: how long each run lasts")
 	sessions := flag.Int("sessions", 1_000_000, "memory: sessions to hold")
 	timers := flag.Int("timers", 100_000, "timers: timers firing within one second")
@@ -419,9 +419,15 @@ func benchDaemon(bin string, connsList []int, syncs []string, dur time.Duration,
 	nothing := &server{name: "do-nothing server process (same parser)", sock: filepath.Join(dir, "nothing.sock")}
 	nothing.cmd = exec.Command(self, "-serve-nothing", nothing.sock)
 	servers := []*server{nothing}
-	for _, sync := range syncs {
-		sync = strings.TrimSpace(sync)
-		sv := newDaemonServer(bin, filepath.Join(dir, "run-"+sync), "callcontrold, sync = "+sync, "sync = "+sync+"\n")
+	for i, sync := range syncs {
+		// "interval/100ms" is sync = interval with sync_interval = 100ms.
+		sync, every, _ := strings.Cut(strings.TrimSpace(sync), "/")
+		name, cc := "callcontrold, sync = "+sync, "sync = "+sync+"\n"
+		if every != "" {
+			name += " " + every
+			cc += "sync_interval = " + every + "\n"
+		}
+		sv := newDaemonServer(bin, filepath.Join(dir, fmt.Sprint("run-", i)), name, cc)
 		defer sv.logf.Close()
 		servers = append(servers, sv)
 	}
