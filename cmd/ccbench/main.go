@@ -81,7 +81,7 @@ func main() {
 		case "daemon":
 			benchDaemon(*bin, ints(*connsList), strings.Split(*syncs, ","), *dur, *rounds)
 		case "prepaid":
-			benchPrepaid(*bin, *dur, *rounds)
+			benchPrepaid(*bin, strings.Split(*syncs, ","), *dur, *rounds)
 		case "memory":
 			benchMemory(*sessions)
 		case "timers":
@@ -575,7 +575,7 @@ func cpuPerCycle(ps *os.ProcessState, cycles float64) string {
 // what a prepaid call costs it (MaxSessionTime at init, again at start,
 // DebitBalance at the end), then the daemon in its default config is
 // loaded with prepaid calls, beside the do-nothing server.
-func benchPrepaid(bin string, dur time.Duration, rounds int) {
+func benchPrepaid(bin string, syncs []string, dur time.Duration, rounds int) {
 	fmt.Printf("\n== prepaid: one connection, init+start+stop cycles/s with the fake rating engine answering at once, %d rounds of %s\n", rounds, dur)
 	if _, err := os.Stat(bin); err != nil {
 		fmt.Println("skipped: build the daemon first (make build):", err)
@@ -595,10 +595,19 @@ func benchPrepaid(bin string, dur time.Duration, rounds int) {
 	self, _ := os.Executable()
 	nothing := &server{name: "do-nothing server process (same parser)", sock: filepath.Join(dir, "nothing.sock")}
 	nothing.cmd = exec.Command(self, "-serve-nothing", nothing.sock)
-	sv := newDaemonServer(bin, filepath.Join(dir, "run"), "callcontrold (default sync), prepaid", "",
-		fmt.Sprintf("[CDRTool]\naddress = %s\n", eng.Addr()))
-	defer sv.logf.Close()
-	servers := []*server{nothing, sv}
+	servers := []*server{nothing}
+	for i, sync := range syncs {
+		sync, every, _ := strings.Cut(strings.TrimSpace(sync), "/")
+		name, cc := "callcontrold prepaid, sync = "+sync, "sync = "+sync+"\n"
+		if every != "" {
+			name += " " + every
+			cc += "sync_interval = " + every + "\n"
+		}
+		sv := newDaemonServer(bin, filepath.Join(dir, fmt.Sprint("run-", i)), name, cc,
+			fmt.Sprintf("[CDRTool]\naddress = %s\n", eng.Addr()))
+		defer sv.logf.Close()
+		servers = append(servers, sv)
+	}
 	for _, s := range servers {
 		s.start()
 	}
@@ -635,6 +644,8 @@ func benchPrepaid(bin string, dur time.Duration, rounds int) {
 	compare(servers, 1, dur, rounds, true)
 	for _, s := range servers {
 		s.stop(s == nothing)
+		if s != nothing {
+			fmt.Printf("%-40s server CPU %s%s\n", s.name, cpuPerCycle(s.cmd.ProcessState, s.cycles), s.logLines())
+		}
 	}
-	fmt.Printf("%-40s server CPU %s%s\n", sv.name, cpuPerCycle(sv.cmd.ProcessState, sv.cycles), sv.logLines())
 }
