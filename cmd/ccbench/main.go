@@ -48,6 +48,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "daemon: rounds of loading each server in turn")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	serveNothing := flag.String("serve-nothing", "", "internal: serve the do-nothing server on `PATH` until killed")
+	serveEngine := flag.Bool("serve-engine", false, "internal: run the fake rating engine, print its address, until killed")
 	target := flag.String("target", "", "load: the proxy socket of a running daemon")
 	senv := flag.String("server-env", "", "daemon: `VAR=value,...` for the server processes")
 	flag.Parse()
@@ -61,6 +62,18 @@ func main() {
 		}
 		proxy.NewServer(ln, nothing{}, quiet, false).Serve()
 		return
+	}
+	if *serveEngine {
+		eng, err := ratingtest.Start()
+		if err != nil {
+			panic(err)
+		}
+		eng.SetRate("", 0.001)
+		for i := 0; i < 64; i++ {
+			eng.SetAccount(fmt.Sprintf("alice%d@example.com", i), ratingtest.Account{Balance: 1e12})
+		}
+		fmt.Println(eng.Addr())
+		select {}
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -573,26 +586,42 @@ func cpuPerCycle(ps *os.ProcessState, cycles float64) string {
 // rating engine allows: the fake engine (internal/rating/ratingtest,
 // answering at once) is loaded first by the project's own client doing
 // what a prepaid call costs it (MaxSessionTime at init, again at start,
-// DebitBalance at the end), then the daemon in its default config is
-// loaded with prepaid calls, beside the do-nothing server.
+// DebitBalance at the end), then a daemon per sync setting is loaded with
+// prepaid calls, beside the do-nothing server.
 func benchPrepaid(bin string, syncs []string, dur time.Duration, rounds int) {
 	fmt.Printf("\n== prepaid: one connection, init+start+stop cycles/s with the fake rating engine answering at once, %d rounds of %s\n", rounds, dur)
 	if _, err := os.Stat(bin); err != nil {
 		fmt.Println("skipped: build the daemon first (make build):", err)
 		return
 	}
-	eng, err := ratingtest.Start()
-	if err != nil {
-		panic(err)
+	// Each server gets an engine process of its own, and so does the
+	// engine's own measurement: the engine is single-threaded, and a
+	// daemon still delivering debits from its own rounds must not slow
+	// the next one down.
+	self, _ := os.Executable()
+	var engines []*exec.Cmd
+	defer func() {
+		for _, e := range engines {
+			e.Process.Kill()
+			e.Wait()
+		}
+	}()
+	startEngine := func() string {
+		cmd := exec.Command(self, "-serve-engine")
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			panic(err)
+		}
+		engines = append(engines, cmd)
+		addr, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil {
+			panic(err)
+		}
+		return strings.TrimSpace(addr)
 	}
-	defer eng.Close()
-	eng.SetRate("", 0.001)
-	for i := 0; i < 64; i++ {
-		eng.SetAccount(fmt.Sprintf("alice%d@example.com", i), ratingtest.Account{Balance: 1e12})
-	}
+	alone := startEngine()
 	dir, _ := os.MkdirTemp("", "ccbench-prepaid")
 	defer os.RemoveAll(dir)
-	self, _ := os.Executable()
 	nothing := &server{name: "do-nothing server process (same parser)", sock: filepath.Join(dir, "nothing.sock")}
 	nothing.cmd = exec.Command(self, "-serve-nothing", nothing.sock)
 	servers := []*server{nothing}
@@ -604,7 +633,7 @@ func benchPrepaid(bin string, syncs []string, dur time.Duration, rounds int) {
 			cc += "sync_interval = " + every + "\n"
 		}
 		sv := newDaemonServer(bin, filepath.Join(dir, fmt.Sprint("run-", i)), name, cc,
-			fmt.Sprintf("[CDRTool]\naddress = %s\n", eng.Addr()))
+			fmt.Sprintf("[CDRTool]\naddress = %s\n", startEngine()))
 		defer sv.logf.Close()
 		servers = append(servers, sv)
 	}
@@ -612,7 +641,7 @@ func benchPrepaid(bin string, syncs []string, dur time.Duration, rounds int) {
 		s.start()
 	}
 	engineRate := func() float64 {
-		pool := rating.NewPool([]string{eng.Addr()}, rating.Options{}, quiet)
+		pool := rating.NewPool([]string{alone}, rating.Options{}, quiet)
 		defer pool.Close()
 		ctx := context.Background()
 		stop := time.Now().Add(dur)
@@ -621,14 +650,14 @@ func benchPrepaid(bin string, syncs []string, dur time.Duration, rounds int) {
 			id := fmt.Sprintf("engine-%d@bench", n)
 			r := rating.Request{CallID: id, From: "sip:alice0@example.com", To: "sip:0031650222333@example.com",
 				Gateway: "10.0.0.1", Application: "audio", Duration: 3600}
-			if _, err := pool.MaxSessionTime(ctx, eng.Addr(), r); err != nil {
+			if _, err := pool.MaxSessionTime(ctx, alone, r); err != nil {
 				panic(err)
 			}
 			r.Connected = true
-			if _, err := pool.MaxSessionTime(ctx, eng.Addr(), r); err != nil {
+			if _, err := pool.MaxSessionTime(ctx, alone, r); err != nil {
 				panic(err)
 			}
-			if _, err := pool.DebitBalance(ctx, eng.Addr(), rating.Debit{CallID: id, From: r.From, To: r.To,
+			if _, err := pool.DebitBalance(ctx, alone, rating.Debit{CallID: id, From: r.From, To: r.To,
 				Gateway: r.Gateway, Application: r.Application, Duration: 0}); err != nil {
 				panic(err)
 			}
@@ -639,7 +668,7 @@ func benchPrepaid(bin string, syncs []string, dur time.Duration, rounds int) {
 	for r := 0; r < rounds; r++ {
 		engRates = append(engRates, engineRate())
 	}
-	fmt.Printf("rating engine alone (MaxSessionTime x2 + DebitBalance per call, one client): %6.0f calls/s median (rounds %.0f-%.0f)\n",
+	fmt.Printf("rating engine process alone (MaxSessionTime x2 + DebitBalance per call, one client): %6.0f calls/s median (rounds %.0f-%.0f)\n",
 		median(engRates), slices.Min(engRates), slices.Max(engRates))
 	compare(servers, 1, dur, rounds, true)
 	for _, s := range servers {
