@@ -102,6 +102,7 @@ func (l *Log) flush() error {
 	l.dirty = false
 	seg, retired, dirNew := l.seg, l.retired, l.dirNew
 	l.retired, l.dirNew = nil, false
+	mm, off, gen := l.mm, l.mmOff, l.mapGen
 	l.wmu.Unlock()
 
 	err := syncAndClose(retired)
@@ -112,6 +113,9 @@ func (l *Log) flush() error {
 	}
 	if dirNew && err == nil {
 		err = syncDir(l.dir)
+	}
+	if mm != nil {
+		l.prefaultAhead(mm, off, gen, target)
 	}
 	l.statsMu.Lock()
 	l.stats.Flushes++
@@ -136,6 +140,27 @@ func (l *Log) flush() error {
 		l.wmu.Unlock()
 	}
 	return err
+}
+
+// prefaultAhead readies the pages writers will copy into next: the one at
+// off, which the flush just cleaned (the next store into it would fault
+// to mark it dirty again), and those after it, about as many bytes as
+// were written since the last flush. Faults there can wait for the
+// filesystem's journal, which the flush keeps busy; taken here, they keep
+// the proxy's path off it. mm is skipped if a rotation unmapped it since.
+func (l *Log) prefaultAhead(mm []byte, off int, gen, written uint64) {
+	const page = 4096
+	ahead := min(max(int(written-l.prefaultedAt), 64<<10), 1<<20)
+	l.prefaultedAt = written
+	from, to := off&^(page-1), min(off+ahead, len(mm))
+	if from >= to {
+		return
+	}
+	l.mapMu.Lock()
+	if l.mapGen == gen {
+		prefault(mm[from:to])
+	}
+	l.mapMu.Unlock()
 }
 
 // retire hands a finished segment to the flusher. The caller holds wmu.

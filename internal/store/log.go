@@ -235,8 +235,14 @@ type Log struct {
 	dirNew     bool       // a segment was created since the last flush
 	fmu        sync.Mutex
 	flushKick  chan struct{}
-	flushStop  chan struct{}
-	flushDone  chan struct{}
+	// mapMu keeps the flusher's prefault off a mapping being unmapped;
+	// mapGen counts unmaps (written under wmu and mapMu).
+	mapMu  sync.Mutex
+	mapGen uint64
+	// prefaultedAt is Stats.Bytes at the last prefault (flusher only).
+	prefaultedAt uint64
+	flushStop    chan struct{}
+	flushDone    chan struct{}
 }
 
 const (
@@ -579,7 +585,10 @@ func (l *Log) finishSegment() error {
 	}
 	var err error
 	if l.mm != nil {
+		l.mapMu.Lock()
 		err = unmapSegment(l.mm)
+		l.mapGen++
+		l.mapMu.Unlock()
 		if terr := l.seg.Truncate(int64(l.mmOff)); err == nil {
 			err = terr
 		}
