@@ -18,6 +18,15 @@ import (
 // Likewise a new segment's directory entry is made durable by the next
 // flush, not by the writer that created it.
 
+// FlushEvery is the interval of the background flush, 0 when the log has
+// none (fsync before each reply, or NoSync alone).
+func (l *Log) FlushEvery() time.Duration {
+	if l.flushing() {
+		return l.opts.FlushEvery
+	}
+	return 0
+}
+
 // flushing reports whether the log runs the interval flusher.
 func (l *Log) flushing() bool { return l.opts.NoSync && l.opts.FlushEvery > 0 }
 
