@@ -215,6 +215,10 @@ func stateLog(st control.Stats) string {
 	if st.StateWriteErrors == 1 {
 		errs = "1 write error"
 	}
+	if !st.StateSync && st.StateFlushEveryMS > 0 {
+		return fmt.Sprintf("written before each reply, flushed within %g ms (sync = interval), %d bytes not flushed yet, %s",
+			st.StateFlushEveryMS, st.StateUnflushedBytes, errs)
+	}
 	if !st.StateSync {
 		return "not fsync'd (sync = no), " + errs
 	}

@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,8 @@ import (
 	"github.com/callcontrol/callcontrol/internal/daemon"
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/proxy"
+	"github.com/callcontrol/callcontrol/internal/rating"
+	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 	"github.com/callcontrol/callcontrol/internal/session"
 	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 	"github.com/callcontrol/callcontrol/internal/store"
@@ -34,7 +37,9 @@ import (
 
 func main() {
 	what := flag.String("run", "proxy,daemon,memory,timers,restart", "comma-separated: proxy, daemon, memory, timers, restart")
-	conns := flag.Int("conns", 32, "proxy: client connections")
+	conns := flag.Int("conns", 32, "proxy, load: client connections")
+	connsList := flag.String("daemon-conns", "1,32", "daemon: comma-separated client connection counts, each measured in turn")
+	syncs := flag.String("sync", "interval,no,yes", "daemon: comma-separated [CallControl] sync settings, one daemon each (interval/100ms sets sync_interval too)")
 	dur := flag.Duration("duration", 5*time.Second, "proxy: how long each run lasts")
 	sessions := flag.Int("sessions", 1_000_000, "memory: sessions to hold")
 	timers := flag.Int("timers", 100_000, "timers: timers firing within one second")
@@ -43,6 +48,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "daemon: rounds of loading each server in turn")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	serveNothing := flag.String("serve-nothing", "", "internal: serve the do-nothing server on `PATH` until killed")
+	serveEngine := flag.Bool("serve-engine", false, "internal: run the fake rating engine, print its address, until killed")
 	target := flag.String("target", "", "load: the proxy socket of a running daemon")
 	senv := flag.String("server-env", "", "daemon: `VAR=value,...` for the server processes")
 	flag.Parse()
@@ -56,6 +62,18 @@ func main() {
 		}
 		proxy.NewServer(ln, nothing{}, quiet, false).Serve()
 		return
+	}
+	if *serveEngine {
+		eng, err := ratingtest.Start()
+		if err != nil {
+			panic(err)
+		}
+		eng.SetRate("", 0.001)
+		for i := 0; i < 64; i++ {
+			eng.SetAccount(fmt.Sprintf("alice%d@example.com", i), ratingtest.Account{Balance: 1e12})
+		}
+		fmt.Println(eng.Addr())
+		select {}
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -71,9 +89,12 @@ func main() {
 		case "proxy":
 			benchProxy(*conns, *dur)
 		case "load":
-			fmt.Printf("\n== load: %s, %d connections, %s: %.0f cycles/s\n", *target, *conns, *dur, load(*target, *conns, *dur))
+			r := load(*target, *conns, *dur, false)
+			fmt.Printf("\n== load: %s, %d connections, %s: %.0f cycles/s, request p50 %v p99 %v\n", *target, *conns, *dur, r.rate, r.p50, r.p99)
 		case "daemon":
-			benchDaemon(*bin, *conns, *dur, *rounds)
+			benchDaemon(*bin, ints(*connsList), strings.Split(*syncs, ","), *dur, *rounds)
+		case "prepaid":
+			benchPrepaid(*bin, strings.Split(*syncs, ","), *dur, *rounds)
 		case "memory":
 			benchMemory(*sessions)
 		case "timers":
@@ -123,18 +144,19 @@ func benchProxy(conns int, dur time.Duration) {
 		lg.Close()
 		fmt.Printf("callcontrold, no state log, info logging:      %8.0f cycles/s  (%.0f%% of do-nothing)\n", got, 100*got/base)
 	}
-	for _, sync := range []bool{false, true} {
-		l, _, err := store.Open(filepath.Join(dir, fmt.Sprintf("state-%v", sync)), store.Options{NoSync: !sync}, quiet)
+	for _, sync := range []string{"interval", "no", "yes"} {
+		opts := map[string]store.Options{"interval": {NoSync: true, FlushEvery: 20 * time.Millisecond}, "no": {NoSync: true}, "yes": {}}[sync]
+		l, _, err := store.Open(filepath.Join(dir, "state-"+sync), opts, quiet)
 		if err != nil {
 			panic(err)
 		}
 		j := &storeJournal{l}
 		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
 			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, sessiontest.NewEnder(), j, quiet)
-		got := serveAndLoad(filepath.Join(dir, fmt.Sprintf("cc-%v.sock", sync)), session.Handler{M: m}, conns, dur)
+		got := serveAndLoad(filepath.Join(dir, fmt.Sprintf("cc-%s.sock", sync)), session.Handler{M: m}, conns, dur)
 		m.Shutdown()
 		l.Close()
-		fmt.Printf("callcontrold, state log fsync=%-5v:           %8.0f cycles/s  (%.0f%% of do-nothing)\n", sync, got, 100*got/base)
+		fmt.Printf("callcontrold, state log sync = %-8s:       %8.0f cycles/s  (%.0f%% of do-nothing)\n", sync, got, 100*got/base)
 	}
 }
 
@@ -169,14 +191,40 @@ func serveAndLoad(path string, h proxy.Handler, conns int, dur time.Duration) fl
 	srv := proxy.NewServer(ln, h, quiet, false)
 	go srv.Serve()
 	defer srv.Close()
-	return load(path, conns, dur)
+	return load(path, conns, dur, false).rate
+}
+
+// loadResult is what a load run measured: complete call cycles per
+// second, and the latency of single requests (write to reply read).
+type loadResult struct {
+	rate     float64
+	p50, p99 time.Duration
+}
+
+func ints(list string) []int {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(f), &n); err != nil || n < 1 {
+			panic("bad connection count " + f)
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // load runs conns clients doing init/start/stop cycles against the proxy
-// socket at path for dur; it returns the cycles per second.
-func load(path string, conns int, dur time.Duration) float64 {
+// socket at path for dur; it returns the cycles per second and request
+// latencies. prepaid marks the calls prepaid (the daemon asks the rating
+// engine at init and start, and debits at stop).
+func load(path string, conns int, dur time.Duration, prepaid bool) loadResult {
 	var cycles atomic.Int64
 	var wg sync.WaitGroup
+	lats := make([][]time.Duration, conns)
+	pp := "false"
+	if prepaid {
+		pp = "true"
+	}
 	stop := time.Now().Add(dur)
 	for i := 0; i < conns; i++ {
 		wg.Add(1)
@@ -188,25 +236,40 @@ func load(path string, conns int, dur time.Duration) float64 {
 			}
 			defer c.Close()
 			r := bufio.NewReader(c)
+			lat := make([]time.Duration, 0, 1<<16)
+			defer func() { lats[i] = lat }()
 			for n := 0; time.Now().Before(stop); n++ {
 				id := fmt.Sprintf("%d-%d@bench", i, n)
 				for _, req := range [...]string{
 					"init\r\nruri: sip:0031650222333@example.com\r\ndiverter: None\r\nsourceip: 10.0.0.1\r\ncallid: " + id +
-						"\r\nfrom: \"Alice\" <sip:alice" + fmt.Sprint(i) + "@example.com>;tag=a73\r\nfromtag: a73\r\nprepaid: false\r\ncall_limit: 0\r\ncall_token: None\r\n\r\n",
+						"\r\nfrom: \"Alice\" <sip:alice" + fmt.Sprint(i) + "@example.com>;tag=a73\r\nfromtag: a73\r\nprepaid: " + pp + "\r\ncall_limit: 0\r\ncall_token: None\r\n\r\n",
 					"start\r\ncallid: " + id + "\r\ndialogid: 1079:6296\r\n\r\n",
 					"stop\r\ncallid: " + id + "\r\n\r\n",
 				} {
+					t0 := time.Now()
 					io.WriteString(c, req)
 					if _, err := r.ReadString('\n'); err != nil {
 						panic(err)
 					}
+					lat = append(lat, time.Since(t0))
 				}
 				cycles.Add(1)
 			}
 		}(i)
 	}
 	wg.Wait()
-	return float64(cycles.Load()) / dur.Seconds()
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	q := func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[int(p*float64(len(all)-1))]
+	}
+	return loadResult{rate: float64(cycles.Load()) / dur.Seconds(), p50: q(0.50), p99: q(0.99)}
 }
 
 func heapInUse() uint64 {
@@ -364,14 +427,14 @@ func benchRestart(bin string, n int) {
 }
 
 // benchDaemon loads the real callcontrold binary (logging every call at
-// info level to a file, as in production) and compares it with the
-// do-nothing server on the same kind of socket. The three servers run side
-// by side and are loaded in turn, round after round: the machine is
-// shared, and its speed drifts by tens of percent within a minute, so each
-// ratio compares runs a few seconds apart and the median round is the
-// figure.
-func benchDaemon(bin string, conns int, dur time.Duration, rounds int) {
-	fmt.Printf("\n== daemon: the callcontrold binary, init+start+stop cycles/s, %d connections, %d rounds of %s per server\n", conns, rounds, dur)
+// info level to a file, as in production), one daemon per sync setting,
+// and compares each with the do-nothing server on the same kind of socket.
+// The servers run side by side and are loaded in turn, round after round:
+// the machine is shared, and its speed drifts by tens of percent within a
+// minute, so each ratio compares runs a few seconds apart and the median
+// round is the figure. Each connection count is measured in turn.
+func benchDaemon(bin string, connsList []int, syncs []string, dur time.Duration, rounds int) {
+	fmt.Printf("\n== daemon: the callcontrold binary, init+start+stop cycles/s, connections %v, %d rounds of %s per server\n", connsList, rounds, dur)
 	if _, err := os.Stat(bin); err != nil {
 		fmt.Println("skipped: build the daemon first (make build):", err)
 		return
@@ -379,73 +442,124 @@ func benchDaemon(bin string, conns int, dur time.Duration, rounds int) {
 	dir, _ := os.MkdirTemp("", "ccbench-daemon")
 	defer os.RemoveAll(dir)
 
-	type server struct {
-		name   string
-		sock   string
-		cmd    *exec.Cmd
-		log    string
-		rates  []float64
-		cycles float64
-	}
 	self, _ := os.Executable()
 	nothing := &server{name: "do-nothing server process (same parser)", sock: filepath.Join(dir, "nothing.sock")}
 	nothing.cmd = exec.Command(self, "-serve-nothing", nothing.sock)
 	servers := []*server{nothing}
-	for _, sync := range []string{"no", "yes"} {
-		run := filepath.Join(dir, "run-"+sync)
-		os.MkdirAll(run, 0o755)
-		sv := &server{name: "callcontrold, sync = " + sync, sock: filepath.Join(run, "socket"), log: filepath.Join(run, "daemon.log")}
-		os.WriteFile(filepath.Join(run, "config.ini"), []byte(fmt.Sprintf(
-			"[CallControl]\nsocket = %s\nlimit = 3600\nstate_dir = %s/state\nsync = %s\ngroup = nogroup\n[Kamailio]\nsocket_path = %s/kam.sock\n",
-			sv.sock, run, sync, run)), 0o644)
-		sv.cmd = exec.Command(bin, "--no-fork", "--config-dir", run, "--runtime-dir", run)
-		logf, _ := os.Create(sv.log)
-		defer logf.Close()
-		sv.cmd.Stderr = logf
+	for i, sync := range syncs {
+		// "interval/100ms" is sync = interval with sync_interval = 100ms.
+		sync, every, _ := strings.Cut(strings.TrimSpace(sync), "/")
+		name, cc := "callcontrold, sync = "+sync, "sync = "+sync+"\n"
+		if every != "" {
+			name += " " + every
+			cc += "sync_interval = " + every + "\n"
+		}
+		sv := newDaemonServer(bin, filepath.Join(dir, fmt.Sprint("run-", i)), name, cc)
+		defer sv.logf.Close()
 		servers = append(servers, sv)
 	}
 	for _, sv := range servers {
-		sv.cmd.Env = append(os.Environ(), serverEnv...)
-		if err := sv.cmd.Start(); err != nil {
-			panic(err)
-		}
-		waitSocket(sv.sock)
-		sv.cycles += load(sv.sock, conns, dur/4) * dur.Seconds() / 4 // warm up
+		sv.start()
 	}
+	for _, conns := range connsList {
+		fmt.Printf("\n-- %d connection(s): cycles/s (ratio to do-nothing), request p99 (ratio)\n", conns)
+		compare(servers, conns, dur, rounds, false)
+	}
+	for _, sv := range servers {
+		sv.stop(sv == nothing)
+		if sv != nothing {
+			fmt.Printf("%-40s server CPU %s%s\n", sv.name, cpuPerCycle(sv.cmd.ProcessState, sv.cycles), sv.logLines())
+		} else {
+			fmt.Printf("%-40s server CPU %s\n", sv.name, cpuPerCycle(sv.cmd.ProcessState, sv.cycles))
+		}
+	}
+}
+
+type server struct {
+	name   string
+	sock   string
+	cmd    *exec.Cmd
+	log    string
+	logf   *os.File
+	cycles float64
+}
+
+// newDaemonServer prepares callcontrold in run with extra config lines in
+// [CallControl] (and extraIni appended after the section).
+func newDaemonServer(bin, run, name, cc string, extraIni ...string) *server {
+	os.MkdirAll(run, 0o755)
+	sv := &server{name: name, sock: filepath.Join(run, "socket"), log: filepath.Join(run, "daemon.log")}
+	os.WriteFile(filepath.Join(run, "config.ini"), []byte(fmt.Sprintf(
+		"[CallControl]\nsocket = %s\nlimit = 3600\nstate_dir = %s/state\n%sgroup = nogroup\n[Kamailio]\nsocket_path = %s/kam.sock\n%s",
+		sv.sock, run, cc, run, strings.Join(extraIni, ""))), 0o644)
+	sv.cmd = exec.Command(bin, "--no-fork", "--config-dir", run, "--runtime-dir", run)
+	sv.logf, _ = os.Create(sv.log)
+	sv.cmd.Stderr = sv.logf
+	return sv
+}
+
+func (sv *server) start() {
+	sv.cmd.Env = append(os.Environ(), serverEnv...)
+	if err := sv.cmd.Start(); err != nil {
+		panic(err)
+	}
+	waitSocket(sv.sock)
+}
+
+func (sv *server) stop(kill bool) {
+	if kill {
+		sv.cmd.Process.Kill()
+	} else {
+		sv.cmd.Process.Signal(os.Interrupt)
+	}
+	sv.cmd.Wait()
+}
+
+func (sv *server) logLines() string {
+	if sv.log == "" {
+		return ""
+	}
+	b, err := os.ReadFile(sv.log)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf(" (%d log lines)", bytes.Count(b, []byte("\n")))
+}
+
+// compare loads servers[0] (the reference) and the others in turn, rounds
+// times, and prints each round and the medians of the ratios.
+func compare(servers []*server, conns int, dur time.Duration, rounds int, prepaid bool) {
+	for _, sv := range servers {
+		sv.cycles += load(sv.sock, conns, dur/4, prepaid).rate * dur.Seconds() / 4 // warm up
+	}
+	res := make([][]loadResult, len(servers))
 	for r := 0; r < rounds; r++ {
 		fmt.Printf("round %d:", r+1)
-		for _, sv := range servers {
-			rate := load(sv.sock, conns, dur)
-			sv.rates = append(sv.rates, rate)
-			sv.cycles += rate * dur.Seconds()
-			fmt.Printf("  %6.0f", rate)
-			if sv != nothing {
-				fmt.Printf(" (%2.0f%%)", 100*rate/nothing.rates[r])
+		for i, sv := range servers {
+			lr := load(sv.sock, conns, dur, prepaid)
+			res[i] = append(res[i], lr)
+			sv.cycles += lr.rate * dur.Seconds()
+			fmt.Printf("  %6.0f", lr.rate)
+			if i > 0 {
+				fmt.Printf(" (%3.0f%%)", 100*lr.rate/res[0][r].rate)
 			}
+			fmt.Printf(" p99 %v", lr.p99.Round(time.Microsecond))
 		}
 		fmt.Println()
 	}
-	for _, sv := range servers {
-		if sv == nothing {
-			sv.cmd.Process.Kill()
-		} else {
-			sv.cmd.Process.Signal(os.Interrupt)
-		}
-		sv.cmd.Wait()
-		lines := ""
-		if b, err := os.ReadFile(sv.log); err == nil {
-			lines = fmt.Sprintf(" (%d log lines)", bytes.Count(b, []byte("\n")))
-		}
-		ratios := make([]float64, rounds)
-		for r := range ratios {
-			ratios[r] = sv.rates[r] / nothing.rates[r]
+	for i, sv := range servers {
+		rates, p50s, p99s, ratios, p99r := make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds)
+		for r, lr := range res[i] {
+			rates[r], p50s[r], p99s[r] = lr.rate, float64(lr.p50), float64(lr.p99)
+			ratios[r] = lr.rate / res[0][r].rate
+			p99r[r] = float64(lr.p99) / float64(res[0][r].p99)
 		}
 		verdict := ""
-		if sv != nothing {
-			verdict = fmt.Sprintf("  median %.0f%% of do-nothing (rounds %.0f-%.0f%%)", 100*median(ratios), 100*slices.Min(ratios), 100*slices.Max(ratios))
+		if i > 0 {
+			verdict = fmt.Sprintf("  %.2f of do-nothing (rounds %.2f-%.2f), p99 %.2fx", median(ratios), slices.Min(ratios), slices.Max(ratios), median(p99r))
 		}
-		fmt.Printf("%-40s %6.0f cycles/s median, server CPU %s%s%s\n", sv.name, median(sv.rates),
-			cpuPerCycle(sv.cmd.ProcessState, sv.cycles), verdict, lines)
+		fmt.Printf("%-40s %6.0f cycles/s, p50 %v, p99 %v (medians)%s\n", sv.name, median(rates),
+			time.Duration(median(p50s)).Round(time.Microsecond), time.Duration(median(p99s)).Round(time.Microsecond), verdict)
 	}
 }
 
@@ -480,4 +594,101 @@ func cpuPerCycle(ps *os.ProcessState, cycles float64) string {
 	}
 	us := float64(ps.UserTime()+ps.SystemTime()) / float64(time.Microsecond) / cycles
 	return fmt.Sprintf("%5.1f µs/cycle", us)
+}
+
+// benchPrepaid shows prepaid calls on one connection beside what the
+// rating engine allows: the fake engine (internal/rating/ratingtest,
+// answering at once) is loaded first by the project's own client doing
+// what a prepaid call costs it (MaxSessionTime at init, again at start,
+// DebitBalance at the end), then a daemon per sync setting is loaded with
+// prepaid calls, beside the do-nothing server.
+func benchPrepaid(bin string, syncs []string, dur time.Duration, rounds int) {
+	fmt.Printf("\n== prepaid: one connection, init+start+stop cycles/s with the fake rating engine answering at once, %d rounds of %s\n", rounds, dur)
+	if _, err := os.Stat(bin); err != nil {
+		fmt.Println("skipped: build the daemon first (make build):", err)
+		return
+	}
+	// Each server gets an engine process of its own, and so does the
+	// engine's own measurement: the engine is single-threaded, and a
+	// daemon still delivering debits from its own rounds must not slow
+	// the next one down.
+	self, _ := os.Executable()
+	var engines []*exec.Cmd
+	defer func() {
+		for _, e := range engines {
+			e.Process.Kill()
+			e.Wait()
+		}
+	}()
+	startEngine := func() string {
+		cmd := exec.Command(self, "-serve-engine")
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			panic(err)
+		}
+		engines = append(engines, cmd)
+		addr, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil {
+			panic(err)
+		}
+		return strings.TrimSpace(addr)
+	}
+	alone := startEngine()
+	dir, _ := os.MkdirTemp("", "ccbench-prepaid")
+	defer os.RemoveAll(dir)
+	nothing := &server{name: "do-nothing server process (same parser)", sock: filepath.Join(dir, "nothing.sock")}
+	nothing.cmd = exec.Command(self, "-serve-nothing", nothing.sock)
+	servers := []*server{nothing}
+	for i, sync := range syncs {
+		sync, every, _ := strings.Cut(strings.TrimSpace(sync), "/")
+		name, cc := "callcontrold prepaid, sync = "+sync, "sync = "+sync+"\n"
+		if every != "" {
+			name += " " + every
+			cc += "sync_interval = " + every + "\n"
+		}
+		sv := newDaemonServer(bin, filepath.Join(dir, fmt.Sprint("run-", i)), name, cc,
+			fmt.Sprintf("[CDRTool]\naddress = %s\n", startEngine()))
+		defer sv.logf.Close()
+		servers = append(servers, sv)
+	}
+	for _, s := range servers {
+		s.start()
+	}
+	engineRate := func() float64 {
+		pool := rating.NewPool([]string{alone}, rating.Options{}, quiet)
+		defer pool.Close()
+		ctx := context.Background()
+		stop := time.Now().Add(dur)
+		n := 0
+		for ; time.Now().Before(stop); n++ {
+			id := fmt.Sprintf("engine-%d@bench", n)
+			r := rating.Request{CallID: id, From: "sip:alice0@example.com", To: "sip:0031650222333@example.com",
+				Gateway: "10.0.0.1", Application: "audio", Duration: 3600}
+			if _, err := pool.MaxSessionTime(ctx, alone, r); err != nil {
+				panic(err)
+			}
+			r.Connected = true
+			if _, err := pool.MaxSessionTime(ctx, alone, r); err != nil {
+				panic(err)
+			}
+			if _, err := pool.DebitBalance(ctx, alone, rating.Debit{CallID: id, From: r.From, To: r.To,
+				Gateway: r.Gateway, Application: r.Application, Duration: 0}); err != nil {
+				panic(err)
+			}
+		}
+		return float64(n) / dur.Seconds()
+	}
+	var engRates []float64
+	for r := 0; r < rounds; r++ {
+		engRates = append(engRates, engineRate())
+	}
+	fmt.Printf("rating engine process alone (MaxSessionTime x2 + DebitBalance per call, one client): %6.0f calls/s median (rounds %.0f-%.0f)\n",
+		median(engRates), slices.Min(engRates), slices.Max(engRates))
+	compare(servers, 1, dur, rounds, true)
+	for _, s := range servers {
+		s.stop(s == nothing)
+		if s != nothing {
+			fmt.Printf("%-40s server CPU %s%s\n", s.name, cpuPerCycle(s.cmd.ProcessState, s.cycles), s.logLines())
+		}
+	}
 }

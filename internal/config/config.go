@@ -65,7 +65,35 @@ type CallControl struct {
 	StateDir      string        // state_dir: durable session log and debit spool
 	ControlSocket string        // control_socket: operator commands
 	ControlGroup  string        // control_group: owner group of ControlSocket ("" = none)
-	Sync          bool          // sync: fsync the state log before answering the proxy
+	Sync          SyncMode      // sync: when the state log reaches the disk
+	SyncInterval  time.Duration // sync_interval: with sync = interval, the longest a change stays unflushed
+}
+
+// SyncMode is [CallControl] sync: when a change in the state log reaches
+// the disk. Every mode writes it (to the page cache) before the reply, so
+// a crash of the daemon alone loses nothing in any of them.
+type SyncMode int
+
+const (
+	// SyncInterval ("interval", the default): the reply never waits for
+	// the disk; a background flush makes each change durable within
+	// SyncInterval.
+	SyncInterval SyncMode = iota
+	// SyncYes ("yes"): fsync'd before the reply (group commit).
+	SyncYes
+	// SyncNo ("no"): never flushed by the daemon; the kernel writes it
+	// back in its own time.
+	SyncNo
+)
+
+func (m SyncMode) String() string {
+	switch m {
+	case SyncYes:
+		return "yes"
+	case SyncNo:
+		return "no"
+	}
+	return "interval"
 }
 
 // CDRTool is the [CDRTool] section: the rating engines.
@@ -189,7 +217,8 @@ func Default(runtimeDir string) *Config {
 			ProxyTimeout:  500 * time.Millisecond,
 			StateDir:      "/var/lib/callcontrol",
 			ControlSocket: filepath.Join(runtimeDir, "control"),
-			Sync:          true,
+			Sync:          SyncInterval,
+			SyncInterval:  20 * time.Millisecond,
 		},
 		CDRTool: CDRTool{
 			// The original waited 500 ms, as long as the proxy waits for
@@ -256,7 +285,11 @@ func (c *Config) Summary() string {
 	}
 	fmt.Fprintf(&b, "config %s: socket %s (group %q), limit %s, prepaid_limit %s, proxy_timeout %s, setup_time %s, check_interval %s, stale timeout %s",
 		src, cc.Socket, cc.Group, cc.Limit, cc.PrepaidLimit, cc.ProxyTimeout, cc.SetupTime, cc.CheckInterval, cc.StaleTimeout)
-	fmt.Fprintf(&b, ", state %s (sync %t), control %s", cc.StateDir, cc.Sync, cc.ControlSocket)
+	sync := cc.Sync.String()
+	if cc.Sync == SyncInterval {
+		sync += " " + cc.SyncInterval.String()
+	}
+	fmt.Fprintf(&b, ", state %s (sync %s), control %s", cc.StateDir, sync, cc.ControlSocket)
 	if c.CDRTool.Enabled() {
 		fmt.Fprintf(&b, ", rating %s (timeout %s, recheck_interval %s)", strings.Join(c.CDRTool.Addresses, " "), c.CDRTool.Timeout, c.CDRTool.RecheckInterval)
 	} else {

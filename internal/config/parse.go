@@ -29,7 +29,7 @@ func schema() map[string][]option {
 			o("socket"), o("group"), o("limit"), o("prepaid_limit"), o("timeout"),
 			o("setup_time", "setupTime"), o("check_interval", "checkInterval"),
 			o("timeout_detection"), o("proxy_timeout"), o("state_dir"),
-			o("control_socket"), o("control_group"), o("sync"),
+			o("control_socket"), o("control_group"), o("sync"), o("sync_interval"),
 		},
 		"CDRTool": {o("address"), o("timeout"), o("recheck_interval")},
 		"RadiusDatabase": {
@@ -240,12 +240,19 @@ func (p *parser) callControl(c *Config) {
 	p.socketPath(s, "control_socket", &cc.ControlSocket)
 	p.str(s, "control_group", &cc.ControlGroup)
 	if e, ok := p.get(s, "sync"); ok {
-		b, err := parseBool(e.value)
-		if err != nil {
-			p.fail(s, e, "%v", err)
+		if strings.EqualFold(e.value, "interval") {
+			cc.Sync = SyncInterval
+		} else if b, err := parseBool(e.value); err != nil {
+			p.fail(s, e, "must be interval, yes or no")
+		} else if b {
+			cc.Sync = SyncYes
 		} else {
-			cc.Sync = b
+			cc.Sync = SyncNo
 		}
+	}
+	p.duration(s, time.Millisecond, &cc.SyncInterval, "sync_interval")
+	if e, ok := p.get(s, "sync_interval"); ok && cc.Sync != SyncInterval {
+		p.warnf("[%s] %s = %q is used only with sync = interval (sync is %s)", s, e.name, e.value, cc.Sync)
 	}
 }
 

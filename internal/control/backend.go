@@ -78,13 +78,17 @@ type Stats struct {
 	DialogEnds              []PendingDialogEnd `json:"dialog_ends,omitempty"`
 	// The state log: whether it fsyncs before replies, how long its
 	// fsyncs take, and how many writes failed (a failing disk shows here).
-	StateSync        bool          `json:"state_sync"`
-	StateLastSyncMS  float64       `json:"state_last_sync_ms"`
-	StateMaxSyncMS   float64       `json:"state_max_sync_ms"`
-	StateWriteErrors uint64        `json:"state_write_errors"`
-	Uptime           time.Duration `json:"-"`
-	Requests         uint64        `json:"requests"`
-	Version          string        `json:"version"`
+	StateSync        bool    `json:"state_sync"`
+	StateLastSyncMS  float64 `json:"state_last_sync_ms"`
+	StateMaxSyncMS   float64 `json:"state_max_sync_ms"`
+	StateWriteErrors uint64  `json:"state_write_errors"`
+	// With sync = interval: the flush interval, and the bytes written
+	// but not yet flushed (both absent otherwise).
+	StateFlushEveryMS   float64       `json:"state_flush_every_ms,omitempty"`
+	StateUnflushedBytes uint64        `json:"state_unflushed_bytes,omitempty"`
+	Uptime              time.Duration `json:"-"`
+	Requests            uint64        `json:"requests"`
+	Version             string        `json:"version"`
 
 	// EngineSource says where the engine addresses come from: "config",
 	// "default" (the original's cdrtool.<domain>, [CDRTool] address

@@ -93,6 +93,10 @@ func (b backend) Stats() control.Stats {
 	if endsPending > 0 {
 		endsOldest = time.Since(oldest).Seconds()
 	}
+	var unflushed uint64
+	if b.d.state.log.FlushEvery() > 0 {
+		unflushed = st.Bytes - min(st.Flushed, st.Bytes)
+	}
 	stats := control.Stats{
 		Sessions:                map[string]int{"pending": pending, "in-progress": inProgress},
 		Parties:                 parties,
@@ -106,6 +110,8 @@ func (b backend) Stats() control.Stats {
 		StateLastSyncMS:         ms(st.LastSync),
 		StateMaxSyncMS:          ms(st.MaxSync),
 		StateWriteErrors:        st.Errors,
+		StateFlushEveryMS:       ms(b.d.state.log.FlushEvery()),
+		StateUnflushedBytes:     unflushed,
 		Uptime:                  time.Since(b.d.started),
 		Requests:                b.d.proxySrv.Requests(),
 		Version:                 Version,

@@ -125,7 +125,9 @@ func (d *Daemon) start() (err error) {
 	d.metrics = metrics.New(Version, d.metricsState)
 	d.engines = newEngines(cfg, log)
 	d.engines.observe = d.metrics.Rating
-	if d.state, err = openState(cc.StateDir, !cc.Sync, d.metrics.SyncObserver(), log); err != nil {
+	stOpts := stateOptions(cc)
+	stOpts.OnSync = d.metrics.SyncObserver()
+	if d.state, err = openStateWith(cc.StateDir, stOpts, log); err != nil {
 		return err
 	}
 	d.sessions = session.NewManager(limits(cfg), d.engines.rater(), d.dialogs, d.state, log)
@@ -273,8 +275,8 @@ func restartOnly(old, cfg *config.Config) []string {
 	if o.Socket != n.Socket || o.Group != n.Group {
 		changed = append(changed, "[CallControl] socket/group")
 	}
-	if o.StateDir != n.StateDir || o.Sync != n.Sync {
-		changed = append(changed, "[CallControl] state_dir/sync")
+	if o.StateDir != n.StateDir || o.Sync != n.Sync || o.SyncInterval != n.SyncInterval {
+		changed = append(changed, "[CallControl] state_dir/sync/sync_interval")
 	}
 	if o.ControlSocket != n.ControlSocket || o.ControlGroup != n.ControlGroup {
 		changed = append(changed, "[CallControl] control_socket/control_group")

@@ -42,11 +42,15 @@ type state struct {
 }
 
 func openState(dir string, noSync bool, onSync func(time.Duration), log *slog.Logger) (*state, error) {
-	l, restored, err := store.Open(dir, store.Options{NoSync: noSync, OnSync: onSync}, log)
+	return openStateWith(dir, store.Options{NoSync: noSync, OnSync: onSync}, log)
+}
+
+func openStateWith(dir string, opts store.Options, log *slog.Logger) (*state, error) {
+	l, restored, err := store.Open(dir, opts, log)
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
-	return &state{log: l, restored: restored, logger: log, noSync: noSync, lastCompact: time.Now(),
+	return &state{log: l, restored: restored, logger: log, noSync: opts.NoSync, lastCompact: time.Now(),
 		asked: make(map[string][]byte), ends: restoreDialogEnds(restored, log)}, nil
 }
 

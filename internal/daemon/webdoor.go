@@ -136,6 +136,7 @@ func (d *Daemon) metricsState() metrics.State {
 	}
 	st := d.state.log.Stats()
 	s.StateSync, s.StateFailing, s.StateWriteErrors = !d.state.noSync, st.Failing, st.Errors
+	s.StateFlushEvery = d.state.log.FlushEvery()
 	s.StateLastSync, s.StateMaxSync = st.LastSync, st.MaxSync
 	return s
 }

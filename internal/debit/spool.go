@@ -332,7 +332,14 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 		o.Attempted = true
 	}
 	// Durable before the send: after a crash this debit is fate unknown.
-	if err := s.update(o).Wait(); err != nil {
+	// With the interval flush Wait means written, not flushed: flush now,
+	// so a power cut cannot forget a debit that already left (nor the
+	// session's end recorded before it).
+	err := s.update(o).Wait()
+	if err == nil {
+		err = s.log.Flush()
+	}
+	if err != nil {
 		log.Error("debit: cannot record the attempt, not sending", "err", err)
 		return later
 	}

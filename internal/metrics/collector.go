@@ -39,7 +39,8 @@ type State struct {
 	AccountingPolls  uint64
 	AccountingErrors uint64
 
-	StateSync        bool // fsync before replies
+	StateSync        bool          // fsync before replies
+	StateFlushEvery  time.Duration // sync = interval: flushed within this; 0 otherwise
 	StateFailing     bool // the last write or sync failed
 	StateWriteErrors uint64
 	StateLastSync    time.Duration
@@ -55,9 +56,10 @@ type Engine struct {
 	State   string
 }
 
-// Durable is whether a call answered now is on disk when the proxy hears
-// about it: the log fsyncs, and its last write worked.
-func (s *State) Durable() bool { return s.StateSync && !s.StateFailing }
+// Durable is whether a call answered now reaches the disk: the log's last
+// write worked, and it fsyncs before the reply (sync = yes) or within its
+// flush interval (sync = interval). With sync = no it never is.
+func (s *State) Durable() bool { return (s.StateSync || s.StateFlushEvery > 0) && !s.StateFailing }
 
 // metric is one value of State as a Prometheus metric. Adding a metric for
 // a new State field is one line in metricList.
@@ -119,7 +121,9 @@ func metricList() []metric {
 			func(s *State) float64 { return float64(s.AccountingErrors) }),
 		m("state_log_sync", "1 when the state log is fsynced before replies (sync = yes).", gauge, nil,
 			func(s *State) float64 { return b(s.StateSync) }),
-		m("state_durable", "1 when calls are durable: the state log fsyncs and its last write worked.", gauge, nil,
+		m("state_log_flush_interval_seconds", "With sync = interval: the longest a write waits for its fsync (0 otherwise).", gauge, nil,
+			func(s *State) float64 { return s.StateFlushEvery.Seconds() }),
+		m("state_durable", "1 when calls reach the disk: the state log's last write worked and it fsyncs before replies (sync = yes) or within its interval (sync = interval).", gauge, nil,
 			func(s *State) float64 { return b(s.Durable()) }),
 		m("state_log_write_errors_total", "State log group writes or syncs that failed.", counter, nil,
 			func(s *State) float64 { return float64(s.StateWriteErrors) }),

@@ -15,7 +15,11 @@
 // (length, CRC32C over length and payload, payload), so after a crash a batch
 // is either entirely there or entirely absent. Concurrent Apply calls are
 // grouped by one writer goroutine into one write() and one fsync()
-// (group commit); Commit.Wait returns once the batch is durable.
+// (group commit); Commit.Wait returns once the batch is durable. With
+// Options.NoSync the batch is copied into a shared mapping of the segment
+// instead, and Wait returns once it is there (in the page cache: kill -9
+// loses nothing); Options.FlushEvery adds a background flusher that makes
+// it durable within that interval (flush.go), Log.Flush at once.
 //
 // Replay stops at a torn or corrupt frame in a segment (kept: everything
 // before it) and goes on with the next segment; a damaged snapshot keeps the

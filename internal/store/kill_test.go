@@ -8,26 +8,28 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestKill9 runs writers in a child process, kills it with SIGKILL while
 // they commit, and checks that every batch the child saw acknowledged
 // (Wait returned nil, then it printed the batch) is there after Open, and
-// that every batch is whole. Rounds 3 to 5 use NoSync, where segments are
-// mapped, with values big enough to fill and rotate several of them.
+// that every batch is whole, in each durability setting: rounds 0 to 2
+// fsync (sync = yes), 3 to 5 NoSync (sync = no), 6 to 8 NoSync with the
+// interval flush (sync = interval, the daemon's default). With NoSync
+// segments are mapped, and values are big enough to fill and rotate
+// several of them.
 func TestKill9(t *testing.T) {
 	if dir := os.Getenv("STORE_KILL9_CHILD"); dir != "" {
-		kill9Child(dir, os.Getenv("STORE_KILL9_NOSYNC") != "")
+		kill9Child(dir, os.Getenv("STORE_KILL9_MODE"))
 		return
 	}
-	for round := range 6 {
-		noSync := round >= 3
+	for round := range 9 {
+		mode := [...]string{"yes", "no", "interval"}[round/3]
+		noSync := mode != "yes"
 		dir := t.TempDir()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKill9$")
-		cmd.Env = append(os.Environ(), "STORE_KILL9_CHILD="+dir)
-		if noSync {
-			cmd.Env = append(cmd.Env, "STORE_KILL9_NOSYNC=1")
-		}
+		cmd.Env = append(os.Environ(), "STORE_KILL9_CHILD="+dir, "STORE_KILL9_MODE="+mode)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -56,13 +58,13 @@ func TestKill9(t *testing.T) {
 		}
 		for _, k := range acked {
 			if v := string(live[k]); v != value(k, noSync) || string(live[k+"/twin"]) != v {
-				t.Fatalf("round %d: acknowledged batch %s lost", round, k)
+				t.Fatalf("round %d (%s): acknowledged batch %s lost", round, mode, k)
 			}
 		}
 		for k, v := range live {
 			base, _ := strings.CutSuffix(k, "/twin")
 			if string(live[base]) != string(v) || string(live[base+"/twin"]) != string(v) {
-				t.Fatalf("round %d: half a batch for %s", round, base)
+				t.Fatalf("round %d (%s): half a batch for %s", round, mode, base)
 			}
 		}
 		l.Close()
@@ -78,8 +80,13 @@ func value(k string, big bool) string {
 	return k
 }
 
-func kill9Child(dir string, noSync bool) {
-	l, _, err := Open(dir, Options{NoSync: noSync}, quiet())
+func kill9Child(dir, mode string) {
+	noSync := mode != "yes"
+	opts := Options{NoSync: noSync}
+	if mode == "interval" {
+		opts.FlushEvery = 20 * time.Millisecond
+	}
+	l, _, err := Open(dir, opts, quiet())
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(1)

@@ -33,6 +33,11 @@ type Options struct {
 	// the last moments before a power cut is acceptable). Kill -9 is
 	// survived either way: every group is write()n before Wait returns.
 	NoSync bool
+	// FlushEvery, with NoSync, bounds how long a written batch may stay
+	// out of the disk: a background flusher fdatasyncs the log at most
+	// this long after the first write it has not flushed (see flush.go).
+	// Writers still never wait for the disk.
+	FlushEvery time.Duration
 	// MaxBatch caps the bytes one group write carries (default 1 MiB); a
 	// larger backlog is written as several groups.
 	MaxBatch int
@@ -69,6 +74,11 @@ type Stats struct {
 	// Failing is true while the last group write or sync failed: replies
 	// wait on a log that is not durable.
 	Failing bool
+	// Flushed is how many of Bytes are known durable: all of them after
+	// each group with fsync, the flusher's progress with FlushEvery, none
+	// with NoSync alone.
+	Flushed uint64
+	Flushes uint64 // background flushes (FlushEvery) and Flush calls that synced
 }
 
 // Commit is the durability of one Apply (shared by every batch of the same
@@ -222,6 +232,23 @@ type Log struct {
 
 	compactMu sync.Mutex
 	nop       *Commit
+
+	// The interval flusher (FlushEvery; flush.go). dirty, dirtySince,
+	// retired and dirNew are guarded by wmu; fmu serialises flushes.
+	dirty      bool
+	dirtySince time.Time
+	retired    []*os.File // finished segments not yet synced and closed
+	dirNew     bool       // a segment was created since the last flush
+	fmu        sync.Mutex
+	flushKick  chan struct{}
+	// mapMu keeps the flusher's prefault off a mapping being unmapped;
+	// mapGen counts unmaps (written under wmu and mapMu).
+	mapMu  sync.Mutex
+	mapGen uint64
+	// prefaultedAt is Stats.Bytes at the last prefault (flusher only).
+	prefaultedAt uint64
+	flushStop    chan struct{}
+	flushDone    chan struct{}
 }
 
 const (
@@ -267,6 +294,11 @@ func Open(dir string, opts Options, log *slog.Logger) (*Log, map[string][]byte, 
 		done: make(chan struct{}),
 		nop:  failedCommit(nil),
 	}
+	if l.flushing() {
+		l.flushKick = make(chan struct{}, 1)
+		l.flushStop = make(chan struct{})
+		l.flushDone = make(chan struct{})
+	}
 	live, maxSeq, err := l.load()
 	if err != nil {
 		lockf.Close()
@@ -279,6 +311,9 @@ func Open(dir string, opts Options, log *slog.Logger) (*Log, map[string][]byte, 
 		return nil, nil, err
 	}
 	go l.run()
+	if l.flushing() {
+		go l.flushLoop()
+	}
 	return l, live, nil
 }
 
@@ -448,7 +483,7 @@ func (l *Log) newSegment(seq uint64, need int) error {
 			reserved = size
 		}
 	}
-	if err == nil {
+	if err == nil && !l.flushing() {
 		if err = f.Sync(); err == nil {
 			err = syncDir(l.dir)
 		}
@@ -457,6 +492,10 @@ func (l *Log) newSegment(seq uint64, need int) error {
 		f.Close()
 		os.Remove(name)
 		return fmt.Errorf("store: new segment: %w", err)
+	}
+	if l.flushing() { // the flusher makes the new entry durable
+		l.dirNew = true
+		l.markDirty()
 	}
 	var mm []byte
 	if l.opts.NoSync {
@@ -552,7 +591,10 @@ func (l *Log) finishSegment() error {
 	}
 	var err error
 	if l.mm != nil {
+		l.mapMu.Lock()
 		err = unmapSegment(l.mm)
+		l.mapGen++
+		l.mapMu.Unlock()
 		if terr := l.seg.Truncate(int64(l.mmOff)); err == nil {
 			err = terr
 		}
@@ -562,7 +604,9 @@ func (l *Log) finishSegment() error {
 		// and replay reads zeros after the last frame as the end.
 		err = l.seg.Truncate(int64(l.segOff))
 	}
-	if cerr := l.seg.Close(); err == nil {
+	if l.flushing() {
+		l.retire(l.seg) // synced and closed by the flusher
+	} else if cerr := l.seg.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -733,6 +777,9 @@ func (l *Log) write(g *group) {
 	synced := false
 	if err == nil && l.mm != nil && l.mmOff+len(g.buf) <= len(l.mm) {
 		l.mmOff += copy(l.mm[l.mmOff:], g.buf)
+		if l.flushing() {
+			l.markDirty()
+		}
 	} else if err == nil {
 		_, err = l.seg.WriteAt(g.buf, int64(l.segOff))
 		if err == nil {
@@ -746,6 +793,8 @@ func (l *Log) write(g *group) {
 		}
 		if err != nil {
 			l.segBroken = true
+		} else if l.flushing() {
+			l.markDirty()
 		}
 	}
 	if err != nil {
@@ -762,6 +811,7 @@ func (l *Log) write(g *group) {
 		l.stats.Groups++
 		l.stats.Bytes += uint64(len(g.buf))
 		if synced {
+			l.stats.Flushed = l.stats.Bytes
 			l.stats.LastSync = lat
 			l.stats.MaxSync = max(l.stats.MaxSync, lat)
 		}
@@ -793,6 +843,10 @@ func (l *Log) Close() error {
 	default:
 	}
 	<-l.done
+	if l.flushing() { // the rest is flushed below
+		close(l.flushStop)
+		<-l.flushDone
+	}
 	l.compactMu.Lock() // let a running Compact finish with the directory
 	defer l.compactMu.Unlock()
 	l.wmu.Lock() // let a caller writing inline finish with the segment
@@ -803,6 +857,11 @@ func (l *Log) Close() error {
 	}
 	if cerr := l.finishSegment(); err == nil {
 		err = cerr
+	}
+	if l.flushing() {
+		if ferr := l.flushRetired(); err == nil {
+			err = ferr
+		}
 	}
 	if p, ok := l.takePrepared(); ok && p.f != nil { // never used: no records in it
 		p.f.Close()

@@ -21,3 +21,12 @@ func mapSegment(f *os.File, size int) ([]byte, error) {
 }
 
 func unmapSegment(b []byte) error { return syscall.Munmap(b) }
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14).
+const madvPopulateWrite = 23
+
+// prefault makes b's pages present and writable, as a write to each would,
+// without changing a byte: the page faults (and the filesystem's work
+// behind them) happen here instead of in a writer's copy. An old kernel
+// refuses it, which only loses the head start.
+func prefault(b []byte) { _ = syscall.Madvise(b, madvPopulateWrite) }

@@ -12,3 +12,5 @@ func mapSegment(*os.File, int) ([]byte, error) {
 }
 
 func unmapSegment([]byte) error { return nil }
+
+func prefault([]byte) {}

@@ -76,13 +76,18 @@ type world struct {
 // Kamailio whose hook sends stop for each dialog the daemon ends, and the
 // daemon.
 func newWorld(t *testing.T, nAccounts, prepaidLimit int) *world {
+	return newWorldSync(t, nAccounts, prepaidLimit, "yes")
+}
+
+// newWorldSync is newWorld with the daemon's [CallControl] sync setting.
+func newWorldSync(t *testing.T, nAccounts, prepaidLimit int, sync string) *world {
 	eng := ratingtest.New(t)
 	eng.SetRate("", ratingtest.PerMinute(perMinute))
 	for i := range nAccounts {
 		eng.SetAccount(account(i), ratingtest.Account{Balance: initialBalance})
 	}
 	dlg := dialogtest.NewKamailio(t, filepath.Join(dialogtest.SocketDir(t), "kamailio.sock"))
-	d := newDaemon(t, daemonConfig{PrepaidLimit: prepaidLimit, Engine: eng.Addr(), RPCSocket: dlg.Path()})
+	d := newDaemon(t, daemonConfig{PrepaidLimit: prepaidLimit, Engine: eng.Addr(), RPCSocket: dlg.Path(), Sync: sync})
 	w := &world{t: t, eng: eng, dlg: dlg, d: d, px: newProxyClient(t, d.sock, 8), limit: prepaidLimit,
 		byDialog: make(map[string]*call), done: make(chan struct{})}
 	// Runs before the daemon is killed: a test that stopped early leaves

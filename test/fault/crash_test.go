@@ -12,8 +12,16 @@ import (
 // with SIGKILL 3 to 5 times at random moments and started again on the same
 // state directory. After each start, every call that had been answered
 // Limited is still tracked; in the end each call expired or stopped
-// normally and was debited exactly once.
+// normally and was debited exactly once. It runs in each durability
+// setting (issue 12): the log is written before every reply in all of
+// them, so none may lose an answered call to kill -9.
 func TestKill9(t *testing.T) {
+	for _, sync := range []string{"interval", "no", "yes"} {
+		t.Run(sync, func(t *testing.T) { testKill9(t, sync) })
+	}
+}
+
+func testKill9(t *testing.T, sync string) {
 	const (
 		nCalls    = 300
 		nAccounts = 12
@@ -21,7 +29,7 @@ func TestKill9(t *testing.T) {
 		window    = 3 * time.Second
 	)
 	rng := seed(t)
-	w := newWorld(t, nAccounts, limit)
+	w := newWorldSync(t, nAccounts, limit, sync)
 	w.plan(rng, nCalls, nAccounts, 2*time.Second, 9*time.Second)
 
 	nKills := 3 + rng.IntN(3)

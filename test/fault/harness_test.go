@@ -3,6 +3,7 @@ package fault
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -84,6 +85,7 @@ type daemonConfig struct {
 	PrepaidLimit int    // seconds
 	Engine       string // [CDRTool] address
 	RPCSocket    string // [Kamailio] socket_path
+	Sync         string // [CallControl] sync; "" is yes
 }
 
 // daemon is callcontrold run as a process; it is started again (same
@@ -123,7 +125,7 @@ prepaid_limit = %d
 check_interval = 1
 setup_time = 8
 proxy_timeout = 2000
-sync = yes
+sync = %s
 
 [CDRTool]
 address = %s
@@ -131,7 +133,7 @@ timeout = 1000
 
 [Kamailio]
 socket_path = %s
-`, d.sock, d.control, filepath.Join(dir, "state"), cfg.PrepaidLimit, cfg.Engine, cfg.RPCSocket)
+`, d.sock, d.control, filepath.Join(dir, "state"), cfg.PrepaidLimit, cmp.Or(cfg.Sync, "yes"), cfg.Engine, cfg.RPCSocket)
 	if err := os.WriteFile(filepath.Join(dir, "etc", "config.ini"), []byte(ini), 0o644); err != nil {
 		t.Fatal(err)
 	}
