@@ -2,12 +2,12 @@
 GO        ?= go
 BUILD     ?= build
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
-LDFLAGS   := -X github.com/callcontrol/callcontrol/internal/daemon.Version=$(VERSION)
+LDFLAGS   := -X github.com/callcontrol/callcontrol/internal/daemon.Version=$(VERSION) -X main.version=$(VERSION)
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(GOBIN)/staticcheck)
 FUZZTIME  ?= 5s
 
-.PHONY: all deps build run test lint unit e2e fuzz initd deb bench clean
+.PHONY: all deps build run test lint unit e2e fuzz initd deb deb-test bench clean
 
 all: build
 
@@ -26,7 +26,7 @@ run: build
 	$(BUILD)/callcontrold --no-fork --config-dir $(BUILD)/etc --runtime-dir $(BUILD)/run
 
 # Everything CI runs.
-test: lint unit fuzz initd deb
+test: lint unit fuzz initd deb-test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -45,8 +45,15 @@ fuzz:
 initd: build
 	test/initd_test.sh $(abspath $(BUILD))
 
+# The Debian package, built into $(BUILD)/ and left there:
+# apt install ./$(BUILD)/callcontrol_VERSION_ARCH.deb
 deb:
-	test/deb_test.sh
+	scripts/build-deb.sh $(BUILD)
+
+# Installs the package just built, runs it under the init script, purges it
+# (as root, on a machine where callcontrol is not installed).
+deb-test: deb
+	test/deb_test.sh $$(ls -t $(BUILD)/callcontrol_*.deb | head -1)
 
 bench: build
 	$(GO) build -o $(BUILD)/ccbench ./cmd/ccbench
