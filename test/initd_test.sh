@@ -43,7 +43,7 @@ state_dir = $tmp/state
 INI
 
 export DAEMON=$build/callcontrold CLI=$build/callcontrol RUNDIR=$tmp/run CONFDIR=$tmp/etc \
-	PIDFILE=$tmp/run/callcontrold.pid DEFAULTS=/dev/null
+	PIDFILE=$tmp/run/callcontrold.pid DEFAULTS=/dev/null DAEMON_USER=
 script=$root/init.d/callcontrol
 
 alive() { [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
@@ -81,6 +81,26 @@ if [ -n "$own_devlog" ]; then
 	truth "reload reached the daemon (logged)" logged "configuration reloaded"
 fi
 truth "same daemon after reload" test "$(cat "$PIDFILE")" = "$pid"
+
+# A broken config.ini: reload and restart refuse, with the reason, and the
+# running daemon keeps serving with the configuration in force.
+cp "$tmp/etc/config.ini" "$tmp/config.good"
+printf '[CallControl]\nstate_dir = %s\nlimit = soon\n' "$tmp/state" >"$tmp/etc/config.ini"
+check 1 "reload of an invalid config.ini is refused" "$script" reload
+contains "reload refusal names the bad option" 'limit = "soon"'
+check 1 "restart with an invalid config.ini is refused" "$script" restart
+contains "restart refusal names the bad option" 'limit = "soon"'
+truth "the daemon was not touched (same pid)" test "$(cat "$PIDFILE")" = "$pid"
+check 0 "the daemon keeps serving" "$script" stats
+# A change that applies only at a restart: reload says so, exit 150.
+printf '[CallControl]\nstate_dir = %s\ncheck_interval = 7\n' "$tmp/state" >"$tmp/etc/config.ini"
+check 150 "reload of a restart-only option: applied except it" "$script" reload
+contains "reload names the option that needs a restart" "check_interval"
+cp "$tmp/config.good" "$tmp/etc/config.ini"
+check 0 "check-config of the good file" "$DAEMON" --check-config --config-dir "$CONFDIR" --runtime-dir "$RUNDIR"
+contains "check-config lists what differs from the defaults" "state_dir = $tmp/state"
+check 1 "session ID --json of an unknown call" "$script" session no-such-call --json
+contains "JSON error for --json" '"code"'
 check 0 "restart" "$script" restart
 truth "a new daemon after restart" sh -c "alive() { [ -s '$PIDFILE' ] && kill -0 \"\$(cat '$PIDFILE')\"; }; alive && [ \"\$(cat '$PIDFILE')\" != '$pid' ]"
 check 0 "stop" "$script" stop

@@ -25,6 +25,7 @@ const (
 	exitNotFound    = 1
 	exitUnreachable = 2
 	exitFailed      = 3
+	exitPartly      = 4  // reload applied, except options that need a restart
 	exitUsage       = 64 // EX_USAGE from sysexits.h
 )
 
@@ -173,7 +174,8 @@ func run(args []string, e env) int {
 	cfs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	cfs.SetOutput(io.Discard)
 	addCommon(cfs, &o)
-	if err := cfs.Parse(rest[1:]); err != nil {
+	cargs, err := parseInterspersed(cfs, rest[1:])
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			commandUsage(e.stdout, c, cfs)
 			return exitOK
@@ -181,7 +183,6 @@ func run(args []string, e env) int {
 		fmt.Fprintf(e.stderr, "callcontrol %s: %v\nRun 'callcontrol %s --help' for usage.\n", c.name, err, c.name)
 		return exitUsage
 	}
-	cargs := cfs.Args()
 	if len(cargs) < c.minArgs || len(cargs) > c.maxArgs {
 		fmt.Fprintf(e.stderr, "callcontrol %s: wrong number of arguments\nUsage: callcontrol %s\n",
 			c.name, strings.TrimSpace(c.name+" "+c.args))
@@ -203,12 +204,41 @@ func run(args []string, e env) int {
 	return report(e, path, c.run(e, &o, client, cargs))
 }
 
+// parseInterspersed parses flags anywhere among the arguments ("session
+// ID --json" as well as "session --json ID"), as GNU tools do; after "--"
+// everything is an argument.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var tail []string
+	for i, a := range args {
+		if a == "--" {
+			args, tail = args[:i], args[i+1:]
+			break
+		}
+	}
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return append(positional, tail...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
 // report turns a command's error into a message and an exit status.
 func report(e env, path string, err error) int {
 	var re *control.RemoteError
+	var partly errRestartNeeded
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &partly):
+		fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)
+		return exitPartly
 	case errors.Is(err, control.ErrNotFound):
 		fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)
 		return exitNotFound
@@ -283,13 +313,31 @@ func runStats(e env, o *options, c *control.Client, _ []string) error {
 	return writeStats(e.stdout, st)
 }
 
+// errRestartNeeded is runReload's "applied, except these options": its
+// message is printed as it is and the exit status is exitPartly.
+type errRestartNeeded struct{ options []string }
+
+func (e errRestartNeeded) Error() string {
+	return fmt.Sprintf("configuration reloaded, except options that apply only at a restart: %s (restart callcontrold to apply them)",
+		strings.Join(e.options, "; "))
+}
+
 func runReload(e env, o *options, c *control.Client, _ []string) error {
-	if err := c.Reload(); err != nil {
+	restart, err := c.Reload()
+	if err != nil {
 		return err
 	}
 	if o.json {
-		return writeJSON(e.stdout, map[string]any{"reloaded": true})
+		if err := writeJSON(e.stdout, map[string]any{"reloaded": true, "restart_needed": append([]string{}, restart...)}); err != nil {
+			return err
+		}
+	} else if len(restart) == 0 {
+		if _, err := fmt.Fprintln(e.stdout, "Configuration reloaded: every change applied."); err != nil {
+			return err
+		}
 	}
-	_, err := fmt.Fprintln(e.stdout, "Configuration reloaded.")
-	return err
+	if len(restart) > 0 {
+		return errRestartNeeded{restart}
+	}
+	return nil
 }

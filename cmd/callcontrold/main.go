@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,36 +21,60 @@ const readyFD = 3
 const childEnv = "CALLCONTROLD_FORKED=1"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("callcontrold", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	noFork := fs.Bool("no-fork", false, "run in the foreground and log to stderr")
+	fs.SetOutput(io.Discard)
+	noFork := fs.Bool("no-fork", false, "run in the foreground and log to stderr (with journal priorities when JOURNAL_STREAM is set)")
+	systemd := fs.Bool("systemd", false, "the original's spelling of --no-fork: foreground, log to the journal")
 	configDir := fs.String("config-dir", "/etc/callcontrol", "read `DIR`/config.ini")
 	runtimeDir := fs.String("runtime-dir", "/run/callcontrol", "sockets and pid file go in `DIR`")
 	pidFile := fs.String("pid-file", "", "write the daemon's pid to `FILE`")
 	debug := fs.Bool("debug", false, "log debug lines, the proxy's wire traffic among them")
 	version := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: callcontrold [--no-fork] [--config-dir DIR] [--runtime-dir DIR] [--pid-file FILE] [--debug]\n\n")
-		fs.PrintDefaults()
+	checkConfig := fs.Bool("check-config", false, "check the configuration, print the settings that differ from the defaults, exit 0 if it is valid, 1 if not")
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: callcontrold [--no-fork|--systemd] [--config-dir DIR] [--runtime-dir DIR] [--pid-file FILE] [--debug]\n"+
+			"       callcontrold --check-config [--config-dir DIR]\n\n"+
+			"Limits the duration of SIP calls beside a proxy's call_control module.\n\nOptions:\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			name, use := flag.UnquoteUsage(f)
+			left := "--" + f.Name
+			if name != "" {
+				left += " " + name
+			}
+			if f.DefValue != "" && f.DefValue != "false" {
+				use += " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(w, "  %-22s %s\n", left, use)
+		})
+		fmt.Fprintf(w, "\nExit status: 0 ok (or clean stop), 1 could not start or invalid configuration, 64 usage error.\n")
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "callcontrold: %v\nRun 'callcontrold --help' for usage.\n", err)
 		return 64
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
+		fmt.Fprintf(stderr, "callcontrold: unexpected argument %q\nRun 'callcontrold --help' for usage.\n", fs.Arg(0))
 		return 64
 	}
 	if *version {
-		fmt.Fprintln(stderr, "callcontrold", daemon.Version)
+		fmt.Fprintln(stdout, "callcontrold", daemon.Version)
 		return 0
 	}
-	opts := daemon.Options{ConfigDir: *configDir, RuntimeDir: *runtimeDir, Debug: *debug, PidFile: *pidFile}
+	opts := daemon.Options{ConfigDir: *configDir, RuntimeDir: *runtimeDir, Debug: *debug, PidFile: *pidFile,
+		NotifySocket: os.Getenv("NOTIFY_SOCKET")}
+	if *checkConfig {
+		return daemon.WriteCheck(stdout, opts, daemon.CheckConfig(opts))
+	}
 
-	if *noFork {
+	if *noFork || *systemd {
 		log := daemon.NewStderrLogger(stderr, *debug)
 		err := daemon.Run(opts, log.Logger)
 		log.Close()

@@ -66,6 +66,10 @@ type CallControl struct {
 	ControlSocket string        // control_socket: operator commands
 	ControlGroup  string        // control_group: owner group of ControlSocket ("" = none)
 	Sync          bool          // sync: fsync the state log before answering the proxy
+
+	// ControlReadGroup (control_read_group): its members may list and show
+	// sessions, stats and owed debits, and change nothing ("" = none).
+	ControlReadGroup string
 }
 
 // CDRTool is the [CDRTool] section: the rating engines.

@@ -84,6 +84,7 @@ type Backend interface {
 	// Terminate ends the call through the proxy; false if it is unknown.
 	Terminate(callID string) bool
 	Stats() Stats
-	// Reload re-reads the configuration.
-	Reload() error
+	// Reload re-reads the configuration. restartNeeded names the changed
+	// options that apply only at a restart; err means nothing was applied.
+	Reload() (restartNeeded []string, err error)
 }

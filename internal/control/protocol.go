@@ -42,6 +42,9 @@ type Response struct {
 	Sessions []SessionInfo `json:"sessions,omitzero"`
 	Session  *SessionInfo  `json:"session,omitempty"`
 	Stats    *Stats        `json:"stats,omitempty"`
+	// RestartNeeded answers reload: changed options that apply only at a
+	// restart (the rest was applied).
+	RestartNeeded []string `json:"restart_needed,omitempty"`
 }
 
 // maxLine bounds one request line: requests are tiny, and an unbounded line

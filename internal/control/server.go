@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -296,12 +297,13 @@ func (s *Server) dispatch(req Request, uid int64) Response {
 		st := s.backend.Stats()
 		return Response{OK: true, Stats: &st}
 	case CmdReload:
-		if err := s.backend.Reload(); err != nil {
-			s.log.Error("control: reload failed", "uid", uid, "err", err)
-			return Response{Code: CodeFailed, Error: "reload failed: " + err.Error()}
+		restart, err := s.backend.Reload()
+		if err != nil {
+			s.log.Error("control: reload refused", "uid", uid, "err", err)
+			return Response{Code: CodeFailed, Error: "reload refused, the configuration in force stays: " + err.Error()}
 		}
-		s.log.Info("control: configuration reloaded", "uid", uid)
-		return Response{OK: true}
+		s.log.Info("control: configuration reloaded", "uid", uid, "restart_needed", strings.Join(restart, ", "))
+		return Response{OK: true, RestartNeeded: restart}
 	case "":
 		return Response{Code: CodeBadRequest, Error: "missing cmd"}
 	default:

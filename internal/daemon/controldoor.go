@@ -92,4 +92,4 @@ func (b backend) Stats() control.Stats {
 	}
 }
 
-func (b backend) Reload() error { return b.d.Reload() }
+func (b backend) Reload() ([]string, error) { return b.d.Reload() }

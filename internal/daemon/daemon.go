@@ -35,6 +35,9 @@ type Options struct {
 	// Ready, when set, is called once the proxy socket is being served
 	// (the parent of a forked daemon waits for it).
 	Ready func()
+	// NotifySocket is systemd's $NOTIFY_SOCKET ("" = not under systemd's
+	// Type=notify): READY, RELOADING and STOPPING go there.
+	NotifySocket string
 }
 
 // Daemon is a running callcontrold.
@@ -198,12 +201,15 @@ func (d *Daemon) housekeeping(ctx context.Context, interval time.Duration) {
 
 // Reload re-reads the configuration: new limits apply to new calls, engine
 // addresses are re-resolved; nothing in progress is dropped. An invalid
-// file is refused and the configuration in force stays.
-func (d *Daemon) Reload() error {
+// file is refused and the configuration in force stays. It returns the
+// changed options that apply only at a restart.
+func (d *Daemon) Reload() ([]string, error) {
+	d.notify("RELOADING=1\nSTATUS=reloading the configuration")
 	cfg, err := LoadConfig(d.opts, d.log)
 	if err != nil {
+		d.notify("READY=1\nSTATUS=reload refused: " + err.Error())
 		d.log.Error("reload refused: the configuration in force stays", "err", err)
-		return err
+		return nil, err
 	}
 	d.mu.Lock()
 	old := d.cfg
@@ -211,11 +217,13 @@ func (d *Daemon) Reload() error {
 	d.mu.Unlock()
 	d.sessions.SetLimits(limits(cfg))
 	d.engines.reload(cfg)
-	for _, w := range restartOnly(old, cfg) {
+	restart := restartOnly(old, cfg)
+	for _, w := range restart {
 		d.log.Warn("reload: this option changes only at restart", "option", w)
 	}
 	d.log.Info("configuration reloaded", "summary", cfg.Summary())
-	return nil
+	d.notify("READY=1\nSTATUS=serving")
+	return restart, nil
 }
 
 // restartOnly lists options that changed but apply only at a restart.
@@ -250,6 +258,7 @@ func restartOnly(old, cfg *config.Config) []string {
 // snapshot written, sockets removed.
 func (d *Daemon) Stop() {
 	d.log.Info("callcontrold stopping")
+	d.notify("STOPPING=1")
 	d.stop()
 	d.log.Info("callcontrold stopped")
 }
@@ -299,6 +308,7 @@ func Run(opts Options, log *slog.Logger) error {
 	if opts.Ready != nil {
 		opts.Ready()
 	}
+	d.notify("READY=1\nSTATUS=serving")
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			d.Reload()
@@ -309,6 +319,13 @@ func Run(opts Options, log *slog.Logger) error {
 	}
 	d.Stop()
 	return nil
+}
+
+// notify tells systemd, when it started the daemon (Type=notify).
+func (d *Daemon) notify(state string) {
+	if err := (sdNotify{d.opts.NotifySocket}).send(state); err != nil {
+		d.log.Warn("cannot notify systemd", "socket", d.opts.NotifySocket, "err", err)
+	}
 }
 
 // errNoRating is returned by parts that need an engine when none is set.

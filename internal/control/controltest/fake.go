@@ -13,12 +13,13 @@ import (
 // Backend is an in-memory control.Backend. Set its fields before use; read
 // Terminated and Reloads through their methods while a server runs.
 type Backend struct {
-	mu         sync.Mutex
-	sessions   map[string]control.SessionInfo
-	stats      control.Stats
-	reloadErr  error
-	terminated []string
-	reloads    int
+	mu            sync.Mutex
+	sessions      map[string]control.SessionInfo
+	stats         control.Stats
+	reloadErr     error
+	restartNeeded []string
+	terminated    []string
+	reloads       int
 }
 
 // New returns a Backend holding sessions and answering stats.
@@ -78,12 +79,22 @@ func (b *Backend) Stats() control.Stats {
 	return b.stats
 }
 
+// SetRestartNeeded makes Reload report these options as needing a restart.
+func (b *Backend) SetRestartNeeded(options ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.restartNeeded = options
+}
+
 // Reload implements control.Backend.
-func (b *Backend) Reload() error {
+func (b *Backend) Reload() ([]string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.reloads++
-	return b.reloadErr
+	if b.reloadErr != nil {
+		return nil, b.reloadErr
+	}
+	return b.restartNeeded, nil
 }
 
 // Terminated returns the Call-IDs terminated so far, in order.
