@@ -33,6 +33,37 @@ for b in callcontrold callcontrol; do
 	[ -x "$build/$b" ] || { echo "initd_test: $build/$b not found (run make build)"; exit 1; }
 done
 
+# The forked daemon on a host without syslog (no /dev/log: containers,
+# minimal hosts) starts, logs to the stderr it was started with, says once
+# that syslog was unavailable, and stops cleanly. Where /dev/log exists it
+# is hidden in a private mount namespace.
+without_devlog() {
+	if [ -e /dev/log ]; then
+		unshare -m sh -c 'mount --bind /dev/null /dev/log && exec "$@"' sh "$@"
+	else
+		"$@"
+	fi
+}
+mkdir -p "$tmp/nolog/etc" "$tmp/nolog/state"
+printf '[CallControl]\nstate_dir = %s\n' "$tmp/nolog/state" >"$tmp/nolog/etc/config.ini"
+start_without_devlog() {
+	without_devlog "$build/callcontrold" --config-dir "$tmp/nolog/etc" \
+		--runtime-dir "$tmp/nolog/run" --pid-file "$tmp/nolog/run/pid" 2>"$tmp/nolog/stderr"
+}
+check 0 "forked daemon starts without /dev/log" start_without_devlog
+nolog_pid=$(cat "$tmp/nolog/run/pid" 2>/dev/null)
+check 0 "it serves (stats)" "$build/callcontrol" --runtime-dir "$tmp/nolog/run" stats
+[ -n "$nolog_pid" ] && kill "$nolog_pid"
+for _ in $(seq 100); do
+	if [ -z "$nolog_pid" ] || ! kill -0 "$nolog_pid" 2>/dev/null; then break; fi
+	sleep 0.1
+done
+cp "$tmp/nolog/stderr" "$out"
+contains "it said syslog was unavailable" "syslog unavailable: logging to stderr"
+truth "... once" test "$(grep -c 'syslog unavailable' "$tmp/nolog/stderr")" = 1
+contains "its lines went to stderr" "callcontrold ready"
+contains "it stopped cleanly" "callcontrold stopped"
+
 syslog=$tmp/syslog
 fake_syslog "$syslog"
 

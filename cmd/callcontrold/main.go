@@ -76,6 +76,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	if *noFork || *systemd {
 		log := daemon.NewStderrLogger(stderr, *debug)
+		if daemon.JournalStream(os.Stderr, os.Getenv("JOURNAL_STREAM")) {
+			log = daemon.NewJournalLogger(stderr, *debug)
+		}
 		err := daemon.Run(opts, log.Logger)
 		log.Close()
 		if err != nil {
@@ -106,6 +109,9 @@ func forkAndWait(stderr io.Writer) int {
 	cmd := exec.Command(self, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), childEnv)
 	cmd.ExtraFiles = []*os.File{w} // fd 3
+	// The daemon's stderr is ours: its lines go there while syslog is
+	// unavailable (runForked).
+	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintln(stderr, "callcontrold:", err)
@@ -125,11 +131,16 @@ func forkAndWait(stderr io.Writer) int {
 
 func runForked(opts daemon.Options, debug bool) int {
 	ready := os.NewFile(readyFD, "ready")
-	log, err := daemon.NewSyslogLogger(debug)
-	if err != nil {
-		fmt.Fprint(ready, "cannot open syslog: ", err)
-		return 1
+	// Lines go to the inherited stderr while syslog is unavailable, through
+	// a copy of fd 2: Go's runtime kills a program whose write to fd 1 or 2
+	// hits a closed pipe, and a daemon must outlive the shell that started
+	// it. Other fds just get EPIPE, which the logger ignores.
+	var fallback io.Writer = io.Discard
+	if fd, err := syscall.Dup(2); err == nil {
+		syscall.CloseOnExec(fd)
+		fallback = os.NewFile(uintptr(fd), "stderr")
 	}
+	log := daemon.NewSyslogLogger(debug, fallback)
 	if devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
 		for _, fd := range []int{0, 1, 2} {
 			syscall.Dup2(int(devnull.Fd()), fd)

@@ -188,7 +188,7 @@ func (c *Client) End(t Target) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		c.log.Error("dialog client closed: cannot end dialog", "call_id", t.CallID, "dialog", t.Dialog.String())
+		c.log.Error("dialog client closed: cannot end dialog", "callid", t.CallID, "dialog", t.Dialog.String())
 		return
 	}
 	c.queue = append(c.queue, r)
@@ -283,7 +283,7 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 	r.seq = c.seq
 	b, err := encodeRequest(c.opts.Flavor, c.opts.OpenSIPSKey, r.seq, r.t)
 	if err != nil {
-		c.finish(r, outcomeGaveUp, "error", err.Error())
+		c.finish(r, outcomeGaveUp, "err", err.Error())
 		return false
 	}
 	// Register before sending: the reply may beat us back from sendto.
@@ -312,13 +312,13 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 			if c.forget(r.seq) == nil {
 				return true // retired by someone else, who freed the slot
 			}
-			c.finish(r, outcomeGaveUp, "error", err.Error(), "attempts", attempt)
+			c.finish(r, outcomeGaveUp, "err", err.Error(), "attempts", attempt)
 			return false
 		}
 		if attempt >= loudAfter && now.Sub(lastLoud) >= loudEvery {
 			lastLoud = now
 			c.log.Error("proxy keeps refusing end requests, still retrying",
-				"call_id", r.t.CallID, "dialog", r.t.Dialog.String(), "error", err.Error(),
+				"callid", r.t.CallID, "dialog", r.t.Dialog.String(), "err", err.Error(),
 				"attempts", attempt, "age", now.Sub(r.queued).Round(time.Millisecond), "socket", c.opts.ProxySocket)
 		}
 		t := time.NewTimer(backoff)
@@ -395,7 +395,7 @@ func (c *Client) readLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			c.log.Error("reading proxy replies", "error", err.Error())
+			c.log.Error("reading proxy replies", "err", err.Error())
 			select {
 			case <-time.After(100 * time.Millisecond):
 			case <-c.done:
@@ -406,7 +406,7 @@ func (c *Client) readLoop() {
 		rep, err := parseReply(buf[:n])
 		if err != nil {
 			// No id to match: the request it belongs to runs into its timeout.
-			c.log.Error("unusable reply from proxy", "error", err.Error(), "reply", truncate(buf[:n], 200))
+			c.log.Error("unusable reply from proxy", "err", err.Error(), "reply", truncate(buf[:n], 200))
 			continue
 		}
 		r := c.forget(rep.seq)
@@ -470,7 +470,7 @@ func (c *Client) janitor() {
 
 // finish logs r's outcome on one line and retires it.
 func (c *Client) finish(r *request, o outcome, attrs ...any) {
-	base := []any{"call_id", r.t.CallID, "dialog", r.t.Dialog.String()}
+	base := []any{"callid", r.t.CallID, "dialog", r.t.Dialog.String()}
 	if !r.sent.IsZero() {
 		base = append(base, "rtt", time.Since(r.sent).Round(time.Microsecond))
 	}

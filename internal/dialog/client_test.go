@@ -143,23 +143,23 @@ func TestClientWireAndAnswers(t *testing.T) {
 	}{
 		{name: "kamailio ok", flavor: Kamailio, answer: dialogtest.AnswerOK, want: outcomeOK,
 			wantRaw: `{"jsonrpc":"2.0","method":"dlg.end_dlg","params":[1079,6296],"id":1}`,
-			wantLog: []string{"level=INFO", "dialog ended", "call_id=6432622xvv@1", "dialog=1079:6296"}},
+			wantLog: []string{"level=INFO", "dialog ended", "callid=6432622xvv@1", "dialog=1079:6296"}},
 		{name: "kamailio gone", flavor: Kamailio, answer: dialogtest.AnswerNotFound, want: outcomeGone,
-			wantLog: []string{"level=INFO", "dialog already gone", "call_id=6432622xvv@1", "code=404"}},
+			wantLog: []string{"level=INFO", "dialog already gone", "callid=6432622xvv@1", "code=404"}},
 		{name: "kamailio error", flavor: Kamailio, answer: dialogtest.AnswerError, want: outcomeError,
-			wantLog: []string{"level=ERROR", "proxy refused", "call_id=6432622xvv@1", "code=500"}},
+			wantLog: []string{"level=ERROR", "proxy refused", "callid=6432622xvv@1", "code=500"}},
 		{name: "kamailio no answer", flavor: Kamailio, answer: dialogtest.AnswerNone, want: outcomeTimeout,
-			wantLog: []string{"level=ERROR", "no answer", "call_id=6432622xvv@1"}},
+			wantLog: []string{"level=ERROR", "no answer", "callid=6432622xvv@1"}},
 		{name: "opensips ok by call-id", flavor: OpenSIPS, answer: dialogtest.AnswerOK, want: outcomeOK,
 			wantRaw: `{"jsonrpc":"2.0","id":"1","method":"dlg_end_dlg","params":{"dialog_id":"6432622xvv@1"}}`,
-			wantLog: []string{"level=INFO", "dialog ended", "call_id=6432622xvv@1"}},
+			wantLog: []string{"level=INFO", "dialog ended", "callid=6432622xvv@1"}},
 		{name: "opensips ok by dialog id", flavor: OpenSIPS, key: ByHexID, answer: dialogtest.AnswerOK, want: outcomeOK,
 			wantRaw: `{"jsonrpc":"2.0","id":"1","method":"dlg_end_dlg","params":{"dialog_id":"734.8981"}}`,
-			wantLog: []string{"dialog ended", "call_id=6432622xvv@1"}},
+			wantLog: []string{"dialog ended", "callid=6432622xvv@1"}},
 		{name: "opensips gone", flavor: OpenSIPS, answer: dialogtest.AnswerNotFound, want: outcomeGone,
-			wantLog: []string{"level=INFO", "dialog already gone", "call_id=6432622xvv@1"}},
+			wantLog: []string{"level=INFO", "dialog already gone", "callid=6432622xvv@1"}},
 		{name: "opensips plain-text error", flavor: OpenSIPS, answer: dialogtest.AnswerPlainText, want: outcomeTimeout,
-			wantLog: []string{"level=ERROR", "no answer", "call_id=6432622xvv@1"}},
+			wantLog: []string{"level=ERROR", "no answer", "callid=6432622xvv@1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -395,7 +395,7 @@ func TestClientProxyDown(t *testing.T) {
 			if o := outcomes[call]; len(o) != 1 || o[0] != outcomeGaveUp {
 				t.Fatalf("%s: outcomes %v, want gave up", call, o)
 			}
-			if h.logs.lineWith("level=ERROR", "gave up", "call_id="+call) == "" {
+			if h.logs.lineWith("level=ERROR", "gave up", "callid="+call) == "" {
 				t.Fatalf("no error line for %s:\n%s", call, h.logs)
 			}
 		}
@@ -442,7 +442,7 @@ func TestClientClose(t *testing.T) {
 			t.Errorf("%s: outcomes %v, want abandoned", call, o)
 		}
 	}
-	if h.logs.lineWith("abandoned", "call_id=c-4", "sent=false") == "" {
+	if h.logs.lineWith("abandoned", "callid=c-4", "sent=false") == "" {
 		t.Errorf("queued request not logged as abandoned:\n%s", h.logs)
 	}
 	if h.client.Pending() != 0 {
@@ -452,7 +452,7 @@ func TestClientClose(t *testing.T) {
 		t.Errorf("local socket still there: %v", err)
 	}
 	h.client.End(Target{CallID: "after-close"})
-	if h.logs.lineWith("closed", "call_id=after-close") == "" {
+	if h.logs.lineWith("closed", "callid=after-close") == "" {
 		t.Errorf("End after Close not logged:\n%s", h.logs)
 	}
 	if err := h.client.Close(); err != nil {
