@@ -87,4 +87,13 @@ type Backend interface {
 	// Reload re-reads the configuration. restartNeeded names the changed
 	// options that apply only at a restart; err means nothing was applied.
 	Reload() (restartNeeded []string, err error)
+	DebitsBackend
+}
+
+// DebitsBackend is the daemon's owed debits, for operators.
+type DebitsBackend interface {
+	Debits() []DebitInfo
+	DebitsRetry() DebitsResult
+	DebitsReroute(engine string) (DebitsResult, error)
+	DebitsDrop(callID string) (DebitsResult, error)
 }

@@ -18,6 +18,7 @@ type Backend struct {
 	stats         control.Stats
 	reloadErr     error
 	restartNeeded []string
+	debits        []control.DebitInfo
 	terminated    []string
 	reloads       int
 }
@@ -109,4 +110,55 @@ func (b *Backend) Reloads() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.reloads
+}
+
+// SetDebits sets the owed debits the backend lists.
+func (b *Backend) SetDebits(debits ...control.DebitInfo) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.debits = debits
+}
+
+// Debits implements control.Backend.
+func (b *Backend) Debits() []control.DebitInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]control.DebitInfo(nil), b.debits...)
+}
+
+// DebitsRetry implements control.Backend.
+func (b *Backend) DebitsRetry() control.DebitsResult {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return control.DebitsResult{Affected: len(b.debits)}
+}
+
+// DebitsReroute implements control.Backend: debits owed to engine move to
+// "new-engine:9024".
+func (b *Backend) DebitsReroute(engine string) (control.DebitsResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for i := range b.debits {
+		if b.debits[i].Engine == engine {
+			b.debits[i].Engine, b.debits[i].Configured = "new-engine:9024", true
+			n++
+		}
+	}
+	return control.DebitsResult{Affected: n}, nil
+}
+
+// DebitsDrop implements control.Backend.
+func (b *Backend) DebitsDrop(callID string) (control.DebitsResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	kept := b.debits[:0]
+	for _, d := range b.debits {
+		if d.CallID != callID {
+			kept = append(kept, d)
+		}
+	}
+	n := len(b.debits) - len(kept)
+	b.debits = kept
+	return control.DebitsResult{Affected: n}, nil
 }
