@@ -31,15 +31,15 @@ const (
 // Server serves the control socket. Create it with NewServer, run Serve in a
 // goroutine, stop it with Close.
 type Server struct {
-	path    string
-	group   string // "" when none is in force
-	gid     int    // -1 when none is in force
+	path  string
+	group string // "" when none is in force
+	gid   int    // -1 when none is in force
 	// readGroup's members may use the read-only commands (readOnly).
 	readGroup string
 	readGid   int // -1 when none
 	backend   Backend
-	log     *slog.Logger
-	ln      *net.UnixListener
+	log       *slog.Logger
+	ln        *net.UnixListener
 
 	// authorize decides whether a peer may talk to the daemon; a field so
 	// tests can exercise refusal without another uid.
