@@ -7,7 +7,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(GOBIN)/staticcheck)
 FUZZTIME  ?= 5s
 
-.PHONY: all deps build run test lint unit e2e fuzz initd deb deb-test bench clean
+.PHONY: all deps build run test lint unit e2e fuzz initd systemd-unit deb deb-test bench clean
 
 all: build
 
@@ -26,7 +26,7 @@ run: build
 	$(BUILD)/callcontrold --no-fork --config-dir $(BUILD)/etc --runtime-dir $(BUILD)/run
 
 # Everything CI runs.
-test: lint unit fuzz initd deb-test
+test: lint unit fuzz initd systemd-unit deb-test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -44,6 +44,10 @@ fuzz:
 
 initd: build
 	test/initd_test.sh $(abspath $(BUILD))
+
+# The systemd unit's directives and its systemd-analyze security score.
+systemd-unit:
+	test/systemd_unit_test.sh
 
 # The Debian package, built into $(BUILD)/ and left there:
 # apt install ./$(BUILD)/callcontrol_VERSION_ARCH.deb

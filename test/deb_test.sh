@@ -58,7 +58,10 @@ check 0 "dpkg -i" dpkg -i "$deb"
 files=(/usr/sbin/callcontrold /usr/bin/callcontrol /etc/init.d/callcontrol
 	/lib/systemd/system/callcontrol.service /etc/callcontrol/config.ini
 	/usr/share/man/man8/callcontrold.8.gz /usr/share/man/man1/callcontrol.1.gz
-	/usr/share/doc/callcontrol/examples/config.ini.sample)
+	/usr/share/doc/callcontrol/examples/config.ini.sample
+	/usr/sbin/call-control /usr/bin/call-control-cli
+	/usr/share/bash-completion/completions/callcontrol
+	/usr/share/doc/callcontrol/proxy-wiring.md)
 for f in "${files[@]}"; do
 	truth "installed $f" test -e "$f"
 done
@@ -66,12 +69,44 @@ truth "state directory /var/lib/callcontrol" test -d /var/lib/callcontrol
 check 0 "config.ini is a conffile" grep -qx /etc/callcontrol/config.ini /var/lib/dpkg/info/callcontrol.conffiles
 check 0 "callcontrol --version" callcontrol --version
 contains "version from debian/changelog" "callcontrol $(dpkg-query -W -f='${Version}' callcontrol)"
+check 0 "callcontrold --version" callcontrold --version
+contains "one version for both" "callcontrold $(dpkg-query -W -f='${Version}' callcontrol)"
+truth "version 5.0.0 or later (above the original's 4.1.0)" dpkg --compare-versions "$(dpkg-query -W -f='${Version}' callcontrol)" gt 4.1.0
+check 0 "system user callcontrol created" getent passwd callcontrol
+mode() { stat -c '%a %U:%G' "$1"; }
+truth "state directory 0700 callcontrol:callcontrol" test "$(mode /var/lib/callcontrol)" = "700 callcontrol:callcontrol"
+truth "config.ini 0640 root:callcontrol" test "$(mode /etc/callcontrol/config.ini)" = "640 root:callcontrol"
+truth "binaries 0755 root:root" test "$(mode /usr/sbin/callcontrold) $(mode /usr/bin/callcontrol)" = "755 root:root 755 root:root"
+check 0 "callcontrold --check-config of the shipped config" callcontrold --check-config
+contains "check-config says valid" "is valid"
+check 0 "call-control --version (compat name)" call-control --version
 
 check 0 "/etc/init.d/callcontrol start" /etc/init.d/callcontrol start
 check 0 "/etc/init.d/callcontrol status" /etc/init.d/callcontrol status
 contains "status: running" "is running"
 pid=$(cat /run/callcontrol/callcontrold.pid 2>/dev/null)
 truth "proxy socket in /run/callcontrol" test -S /run/callcontrol/socket
+truth "the daemon runs as callcontrol" test "$(ps -o user= -p "$pid" | tr -d ' ')" = callcontrol
+truth "control socket 0600, the daemon's" test "$(mode /run/callcontrol/control)" = "600 callcontrol:callcontrol"
+check 0 "call-control-cli list (the original's names)" call-control-cli list
+contains "list: none" "No sessions."
+check 1 "call-control-cli show of an unknown call" call-control-cli show nope
+check 0 "/etc/init.d/callcontrol debits" /etc/init.d/callcontrol debits
+contains "debits: none owed" "No debits owed."
+check 0 "/etc/init.d/callcontrol stats --json" /etc/init.d/callcontrol stats --json
+contains "stats as JSON" '"version"'
+
+# A broken config.ini: reload and restart refuse with the reason and leave
+# the running daemon serving.
+cp /etc/callcontrol/config.ini "$tmp/config.ini.good"
+printf '[CallControl]\nlimit = soon\n' >/etc/callcontrol/config.ini
+check 1 "reload of an invalid config.ini is refused" /etc/init.d/callcontrol reload
+contains "reload names the error" 'limit = "soon"'
+check 1 "restart with an invalid config.ini is refused" /etc/init.d/callcontrol restart
+contains "restart names the error" 'limit = "soon"'
+truth "the same daemon still runs" test "$(cat /run/callcontrol/callcontrold.pid)" = "$pid"
+check 0 "and serves" callcontrol stats
+cp "$tmp/config.ini.good" /etc/callcontrol/config.ini
 check 0 "/etc/init.d/callcontrol sessions" /etc/init.d/callcontrol sessions
 contains "sessions: none" "No sessions."
 check 1 "/etc/init.d/callcontrol session of an unknown call" /etc/init.d/callcontrol session nope
