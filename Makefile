@@ -1,7 +1,9 @@
 # callcontrol: make deps && make build; make run; make test
 GO        ?= go
 BUILD     ?= build
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+# One version for both binaries: debian/changelog's, plus the commit when
+# built from git (5.0.0+g1a2b3c4, "-dirty" with uncommitted changes).
+VERSION   ?= $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)$(shell git describe --always --dirty --exclude='*' 2>/dev/null | sed 's/^/+g/')
 LDFLAGS   := -X github.com/callcontrol/callcontrol/internal/daemon.Version=$(VERSION) -X main.version=$(VERSION)
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(GOBIN)/staticcheck)

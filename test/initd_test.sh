@@ -64,6 +64,10 @@ truth "... once" test "$(grep -c 'syslog unavailable' "$tmp/nolog/stderr")" = 1
 contains "its lines went to stderr" "callcontrold ready"
 contains "it stopped cleanly" "callcontrold stopped"
 
+truth "one version for both binaries" test "$("$build/callcontrol" --version | cut -d' ' -f2)" = "$("$build/callcontrold" --version | cut -d' ' -f2)"
+help_on_stdout() { "$build/callcontrold" --help 2>/dev/null | grep -q -- --check-config; }
+check 0 "callcontrold --help: stdout, exit 0" help_on_stdout
+
 syslog=$tmp/syslog
 fake_syslog "$syslog"
 

@@ -24,7 +24,7 @@ import (
 )
 
 // Version is set at build time (-ldflags "-X ...daemon.Version=...").
-var Version = "0.1.0"
+var Version = "dev"
 
 // Options are the command line's.
 type Options struct {
