@@ -87,6 +87,16 @@ func NewSyslogLogger(debug bool, fallback io.Writer) *Logger {
 func newSyslogLogger(debug bool, fallback io.Writer, dial func() (*syslog.Writer, error), retry time.Duration, now func() time.Time) *Logger {
 	s := &syslogSink{dial: dial, fallback: fallback, retry: retry, now: now}
 	s.connect()
+	if s.w != nil {
+		// Syslog works: let go of the stderr we were started with, or a
+		// shell that ran the init script over ssh would wait for it to
+		// close. Should syslog go away later, lines are lost until it is
+		// back (docs/design.md, known limits).
+		if c, ok := fallback.(io.Closer); ok {
+			c.Close()
+		}
+		s.fallback = io.Discard
+	}
 	sink := newAsyncSink(s.write)
 	// syslog stamps the time itself; the fallback lines get one added.
 	h := logfmt.New(sink, logfmt.Options{Level: level(debug), NoTime: true})

@@ -158,3 +158,36 @@ func TestJournalLoggerPrefixesPriorities(t *testing.T) {
 		t.Fatalf("got %q, want %q", out.String(), want)
 	}
 }
+
+type closeRecorder struct {
+	lockedBuffer
+	closed bool
+}
+
+func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+// TestSyslogAtStartLetsGoOfStderr: with syslog there, the stderr the daemon
+// was started with is closed (an ssh session would wait on it) and unused.
+func TestSyslogAtStartLetsGoOfStderr(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dial := func() (*syslog.Writer, error) {
+		return syslog.Dial("unixgram", path, syslog.LOG_DAEMON|syslog.LOG_INFO, "callcontrol")
+	}
+	var stderr closeRecorder
+	log := newSyslogLogger(false, &stderr, dial, time.Minute, time.Now)
+	log.Info("hello")
+	log.Close()
+	if !stderr.closed || stderr.String() != "" {
+		t.Fatalf("stderr closed %v, written %q", stderr.closed, stderr.String())
+	}
+	buf := make([]byte, 4096)
+	ln.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := ln.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "msg=hello") {
+		t.Fatalf("syslog got %q, %v", buf[:n], err)
+	}
+}
