@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/syslog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -189,5 +191,23 @@ func TestSyslogAtStartLetsGoOfStderr(t *testing.T) {
 	ln.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := ln.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "msg=hello") {
 		t.Fatalf("syslog got %q, %v", buf[:n], err)
+	}
+}
+
+func TestJournalStream(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !JournalStream(f, fmt.Sprintf("%d:%d", st.Dev, st.Ino)) {
+		t.Error("the stream JOURNAL_STREAM names is not recognised")
+	}
+	if JournalStream(f, fmt.Sprintf("%d:%d", st.Dev, st.Ino+1)) || JournalStream(f, "") {
+		t.Error("another stream, or none, taken for the journal")
 	}
 }
