@@ -1,13 +1,15 @@
 # callcontrol: make deps && make build; make run; make test
 GO        ?= go
 BUILD     ?= build
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
-LDFLAGS   := -X github.com/callcontrol/callcontrol/internal/daemon.Version=$(VERSION)
+# One version for both binaries: debian/changelog's, plus the commit when
+# built from git (5.0.0+g1a2b3c4, "-dirty" with uncommitted changes).
+VERSION   ?= $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)$(shell git describe --always --dirty --exclude='*' 2>/dev/null | sed 's/^/+g/')
+LDFLAGS   := -X github.com/callcontrol/callcontrol/internal/daemon.Version=$(VERSION) -X main.version=$(VERSION)
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(GOBIN)/staticcheck)
 FUZZTIME  ?= 5s
 
-.PHONY: all deps build run test lint unit e2e fuzz initd deb bench clean
+.PHONY: all deps build run test lint unit e2e fuzz initd systemd-unit deb deb-test bench clean
 
 all: build
 
@@ -26,7 +28,7 @@ run: build
 	$(BUILD)/callcontrold --no-fork --config-dir $(BUILD)/etc --runtime-dir $(BUILD)/run
 
 # Everything CI runs.
-test: lint unit fuzz initd deb
+test: lint unit fuzz initd systemd-unit deb-test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -45,8 +47,19 @@ fuzz:
 initd: build
 	test/initd_test.sh $(abspath $(BUILD))
 
+# The systemd unit's directives and its systemd-analyze security score.
+systemd-unit:
+	test/systemd_unit_test.sh
+
+# The Debian package, built into $(BUILD)/ and left there:
+# apt install ./$(BUILD)/callcontrol_VERSION_ARCH.deb
 deb:
-	test/deb_test.sh
+	scripts/build-deb.sh $(BUILD)
+
+# Installs the package just built, runs it under the init script, purges it
+# (as root, on a machine where callcontrol is not installed).
+deb-test: deb
+	test/deb_test.sh $$(ls -t $(BUILD)/callcontrol_*.deb | head -1)
 
 bench: build
 	$(GO) build -o $(BUILD)/ccbench ./cmd/ccbench

@@ -2,7 +2,8 @@
 # Installs what the build and every test need on Debian 12, as root: the real
 # peers the tests talk to (Kamailio, sipp, MariaDB, radclient), the linters,
 # the packaging tools and the Go modules. Safe to run again: what is there is
-# kept, nothing is started that outlives the run. `make deps` and .ci/run
+# kept, nothing is started that outlives the run, and no running service is
+# stopped or changed. `make deps` and .ci/run
 # call it.
 set -euo pipefail
 
@@ -57,18 +58,10 @@ if ((${#missing[@]})); then
 	trap - EXIT
 fi
 
-# A Kamailio service started earlier (by systemd or the init script) must
-# not hold a SIP port; the tests use their own ports anyway.
-if command -v systemctl >/dev/null && systemctl is-active --quiet kamailio 2>/dev/null; then
-	log "stopping the kamailio service"
-	systemctl stop kamailio || true
-	systemctl disable kamailio >/dev/null 2>&1 || true
-fi
-pidfile=/run/kamailio/kamailio.pid
-if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-	log "stopping the kamailio service (pid $(cat "$pidfile"))"
-	/etc/init.d/kamailio stop || kill "$(cat "$pidfile")" || true
-fi
+# A proxy service already running here (Kamailio, OpenSIPS, MariaDB) is
+# the user's: it is never stopped, disabled or reconfigured. The tests run
+# their own peers on free loopback ports and say which port is taken if
+# they cannot get one.
 
 GOBIN="$(go env GOPATH)/bin"
 export PATH="$PATH:$GOBIN"

@@ -33,6 +33,41 @@ for b in callcontrold callcontrol; do
 	[ -x "$build/$b" ] || { echo "initd_test: $build/$b not found (run make build)"; exit 1; }
 done
 
+# The forked daemon on a host without syslog (no /dev/log: containers,
+# minimal hosts) starts, logs to the stderr it was started with, says once
+# that syslog was unavailable, and stops cleanly. Where /dev/log exists it
+# is hidden in a private mount namespace.
+without_devlog() {
+	if [ -e /dev/log ]; then
+		unshare -m sh -c 'mount --bind /dev/null /dev/log && exec "$@"' sh "$@"
+	else
+		"$@"
+	fi
+}
+mkdir -p "$tmp/nolog/etc" "$tmp/nolog/state"
+printf '[CallControl]\nstate_dir = %s\n' "$tmp/nolog/state" >"$tmp/nolog/etc/config.ini"
+start_without_devlog() {
+	without_devlog "$build/callcontrold" --config-dir "$tmp/nolog/etc" \
+		--runtime-dir "$tmp/nolog/run" --pid-file "$tmp/nolog/run/pid" 2>"$tmp/nolog/stderr"
+}
+check 0 "forked daemon starts without /dev/log" start_without_devlog
+nolog_pid=$(cat "$tmp/nolog/run/pid" 2>/dev/null)
+check 0 "it serves (stats)" "$build/callcontrol" --runtime-dir "$tmp/nolog/run" stats
+[ -n "$nolog_pid" ] && kill "$nolog_pid"
+for _ in $(seq 100); do
+	if [ -z "$nolog_pid" ] || ! kill -0 "$nolog_pid" 2>/dev/null; then break; fi
+	sleep 0.1
+done
+cp "$tmp/nolog/stderr" "$out"
+contains "it said syslog was unavailable" "syslog unavailable: logging to stderr"
+truth "... once" test "$(grep -c 'syslog unavailable' "$tmp/nolog/stderr")" = 1
+contains "its lines went to stderr" "callcontrold ready"
+contains "it stopped cleanly" "callcontrold stopped"
+
+truth "one version for both binaries" test "$("$build/callcontrol" --version | cut -d' ' -f2)" = "$("$build/callcontrold" --version | cut -d' ' -f2)"
+help_on_stdout() { "$build/callcontrold" --help 2>/dev/null | grep -q -- --check-config; }
+check 0 "callcontrold --help: stdout, exit 0" help_on_stdout
+
 syslog=$tmp/syslog
 fake_syslog "$syslog"
 
@@ -43,7 +78,7 @@ state_dir = $tmp/state
 INI
 
 export DAEMON=$build/callcontrold CLI=$build/callcontrol RUNDIR=$tmp/run CONFDIR=$tmp/etc \
-	PIDFILE=$tmp/run/callcontrold.pid DEFAULTS=/dev/null
+	PIDFILE=$tmp/run/callcontrold.pid DEFAULTS=/dev/null DAEMON_USER=
 script=$root/init.d/callcontrol
 
 alive() { [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
@@ -81,6 +116,26 @@ if [ -n "$own_devlog" ]; then
 	truth "reload reached the daemon (logged)" logged "configuration reloaded"
 fi
 truth "same daemon after reload" test "$(cat "$PIDFILE")" = "$pid"
+
+# A broken config.ini: reload and restart refuse, with the reason, and the
+# running daemon keeps serving with the configuration in force.
+cp "$tmp/etc/config.ini" "$tmp/config.good"
+printf '[CallControl]\nstate_dir = %s\nlimit = soon\n' "$tmp/state" >"$tmp/etc/config.ini"
+check 1 "reload of an invalid config.ini is refused" "$script" reload
+contains "reload refusal names the bad option" 'limit = "soon"'
+check 1 "restart with an invalid config.ini is refused" "$script" restart
+contains "restart refusal names the bad option" 'limit = "soon"'
+truth "the daemon was not touched (same pid)" test "$(cat "$PIDFILE")" = "$pid"
+check 0 "the daemon keeps serving" "$script" stats
+# A change that applies only at a restart: reload says so, exit 150.
+printf '[CallControl]\nstate_dir = %s\ncheck_interval = 7\n' "$tmp/state" >"$tmp/etc/config.ini"
+check 150 "reload of a restart-only option: applied except it" "$script" reload
+contains "reload names the option that needs a restart" "check_interval"
+cp "$tmp/config.good" "$tmp/etc/config.ini"
+check 0 "check-config of the good file" "$DAEMON" --check-config --config-dir "$CONFDIR" --runtime-dir "$RUNDIR"
+contains "check-config lists what differs from the defaults" "state_dir = $tmp/state"
+check 1 "session ID --json of an unknown call" "$script" session no-such-call --json
+contains "JSON error for --json" '"code"'
 check 0 "restart" "$script" restart
 truth "a new daemon after restart" sh -c "alive() { [ -s '$PIDFILE' ] && kill -0 \"\$(cat '$PIDFILE')\"; }; alive && [ \"\$(cat '$PIDFILE')\" != '$pid' ]"
 check 0 "stop" "$script" stop

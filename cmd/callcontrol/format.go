@@ -15,7 +15,9 @@ import (
 // Output formatting lives here, apart from the socket, so golden files can
 // pin it down.
 
-const timeLayout = "2006-01-02 15:04:05"
+// Times carry their zone: an operator comparing with logs or another
+// host's output must not guess it.
+const timeLayout = "2006-01-02 15:04:05 MST"
 
 // formatSeconds renders a number of seconds as 1h02m03s, 2m03s or 3s; a
 // negative number (the protocol's "none") as "-".
@@ -70,7 +72,11 @@ func writeSessionsTable(w io.Writer, list []control.SessionInfo, loc *time.Locat
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(s.CallID), clean(orDash(s.Party)), clean(orDash(s.Destination)),
 			clean(orDash(s.State)), formatTime(s.Answered, loc), formatSeconds(s.Limit), formatSeconds(s.Remaining))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, sessionsCountLine(list))
+	return err
 }
 
 // writeSession prints one session as aligned "key: value" lines.

@@ -39,6 +39,22 @@ var (
 			State: "failing", Cause: "no such file", Checked: t0}}
 )
 
+var owed = []control.DebitInfo{
+	{CallID: "6432622xvv@1", Party: "sip:alice@example.com", Engine: "10.0.0.9:9024", Seconds: 59, Configured: false,
+		Created: t0.Add(-3 * time.Hour), Tries: 182, LastTry: now.Add(-time.Minute),
+		LastError: "rating: request not sent: dial tcp 10.0.0.9:9024: connect: connection refused"},
+	{CallID: "1-4711@127.0.0.1", Party: "sip:bob@example.org", Engine: "10.0.0.5:9024", Seconds: 3723, Configured: true,
+		Created: t0.Add(15 * time.Minute), Tries: 0},
+}
+
+func amsterdam(t *testing.T) *time.Location {
+	loc, err := time.LoadLocation("Europe/Amsterdam")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	return loc
+}
+
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name+".golden")
@@ -76,6 +92,13 @@ func TestGolden(t *testing.T) {
 		{"stats", func(b *bytes.Buffer) error { return writeStats(b, someStats) }},
 		{"stats_empty", func(b *bytes.Buffer) error { return writeStats(b, control.Stats{}) }},
 		{"stats.json", func(b *bytes.Buffer) error { return writeJSON(b, someStats) }},
+		{"parties", func(b *bytes.Buffer) error { return writePartiesTable(b, countParties(list)) }},
+		{"parties_empty", func(b *bytes.Buffer) error { return writePartiesTable(b, countParties(nil)) }},
+		{"parties.json", func(b *bytes.Buffer) error { return writeJSON(b, countParties(list)) }},
+		{"debits", func(b *bytes.Buffer) error { return writeDebitsTable(b, owed, now, time.UTC) }},
+		{"debits_zone", func(b *bytes.Buffer) error { return writeDebitsTable(b, owed[:1], now, amsterdam(t)) }},
+		{"debits_empty", func(b *bytes.Buffer) error { return writeDebitsTable(b, nil, now, time.UTC) }},
+		{"debits.json", func(b *bytes.Buffer) error { return writeJSON(b, owed) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

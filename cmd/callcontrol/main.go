@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +27,7 @@ const (
 	exitNotFound    = 1
 	exitUnreachable = 2
 	exitFailed      = 3
+	exitPartly      = 4  // reload applied, except options that need a restart
 	exitUsage       = 64 // EX_USAGE from sysexits.h
 )
 
@@ -35,6 +38,8 @@ type options struct {
 	socket     string
 	json       bool
 	timeout    time.Duration
+	state      string // sessions --state
+	yes        bool   // debits drop --yes
 }
 
 func (o *options) socketPath() string {
@@ -50,8 +55,28 @@ func (o *options) socketPath() string {
 func addCommon(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.runtimeDir, "runtime-dir", o.runtimeDir, "the daemon's runtime `dir`ectory; the socket is DIR/control")
 	fs.StringVar(&o.socket, "socket", o.socket, "control socket `path` (overrides --runtime-dir)")
-	fs.BoolVar(&o.json, "json", o.json, "print JSON for scripts instead of text")
-	fs.DurationVar(&o.timeout, "timeout", o.timeout, "give up on the daemon after this `duration`")
+	fs.BoolVar(&o.json, "json", o.json, "print JSON for scripts instead of text (errors too)")
+	fs.BoolVar(&o.json, "j", o.json, "short for --json")
+	fs.Var((*secondsFlag)(&o.timeout), "timeout", "give up on the daemon after this long: seconds (5, 0.5) or with a unit (500ms, 5s, 1m)")
+}
+
+// secondsFlag is a duration that also takes a bare number of seconds, and
+// says which forms it takes when it gets something else.
+type secondsFlag time.Duration
+
+func (f *secondsFlag) String() string { return time.Duration(*f).String() }
+
+func (f *secondsFlag) Set(v string) error {
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n > 0 {
+		*f = secondsFlag(n * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%q is not a duration: give seconds (5, 0.5) or a number with a unit (500ms, 5s, 1m)", v)
+	}
+	*f = secondsFlag(d)
+	return nil
 }
 
 type env struct {
@@ -67,23 +92,47 @@ type command struct {
 	minArgs int
 	maxArgs int
 	run     func(e env, o *options, c *control.Client, args []string) error
+	aliases []string                      // the original's names (list, show)
+	flags   func(*flag.FlagSet, *options) // the command's own flags
 }
 
 var commands = []command{
-	{"sessions", "[USER-PREFIX]", "list sessions, of parties starting with USER-PREFIX if given", 0, 1, runSessions},
-	{"session", "CALLID", "show one session in detail", 1, 1, runSession},
-	{"terminate", "CALLID", "end a call now (BYE to both ends; prepaid: debit the real duration)", 1, 1, runTerminate},
-	{"stats", "", "show the daemon's statistics", 0, 0, runStats},
-	{"reload", "", "make the daemon re-read its configuration", 0, 0, runReload},
+	{name: "sessions", args: "[USER-PREFIX]", summary: "list sessions, of parties starting with USER-PREFIX if given",
+		maxArgs: 1, run: runSessions, aliases: []string{"list"}, flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.state, "state", o.state, "only sessions in this `state`: pending or in-progress")
+		}},
+	{name: "session", args: "CALLID", summary: "show one session in detail", minArgs: 1, maxArgs: 1, run: runSession,
+		aliases: []string{"show"}},
+	{name: "terminate", args: "CALLID", summary: "end a call now (BYE to both ends; prepaid: debit the real duration)",
+		minArgs: 1, maxArgs: 1, run: runTerminate},
+	{name: "parties", args: "[USER-PREFIX]", summary: "count calls per billing party", maxArgs: 1, run: runParties},
+	{name: "stats", summary: "show the daemon's statistics", run: runStats},
+	{name: "debits", args: "[retry | reroute ENGINE | drop CALLID --yes]",
+		summary: "list the debits owed to rating engines; retry them now, send those owed to ENGINE to each party's current engine, or drop a call's debit",
+		maxArgs: 2, run: runDebits, flags: func(fs *flag.FlagSet, o *options) {
+			fs.BoolVar(&o.yes, "yes", o.yes, "confirm debits drop: the money is never collected")
+		}},
+	{name: "reload", summary: "make the daemon re-read its configuration", run: runReload},
 }
 
 func findCommand(name string) *command {
 	for i := range commands {
-		if commands[i].name == name {
+		if commands[i].name == name || slices.Contains(commands[i].aliases, name) {
 			return &commands[i]
 		}
 	}
 	return nil
+}
+
+// commandFlags is the flag set of c: the common flags and its own.
+func commandFlags(c *command, o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addCommon(fs, o)
+	if c.flags != nil {
+		c.flags(fs, o)
+	}
+	return fs
 }
 
 func main() {
@@ -94,12 +143,14 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "Usage: callcontrol [OPTIONS] COMMAND [ARGS]\n\n")
 	fmt.Fprintf(w, "Talk to a running callcontrold over its control socket.\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-24s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
 	}
+	fmt.Fprintf(w, "  (list and show are the original Call Control's names for sessions and session.)\n")
 	fmt.Fprintf(w, "\nOptions:\n")
 	printFlags(w, fs)
-	fmt.Fprintf(w, "\nExit status: 0 ok, 1 call not found, 2 daemon unreachable or access refused,\n"+
-		"3 the daemon reported an error, 64 usage error.\n"+
+	fmt.Fprintf(w, "\nExit status: 0 ok, 1 call or debit not found, 2 daemon unreachable or access refused,\n"+
+		"3 the daemon reported an error (e.g. reload refused), 4 reload applied except options that need a restart,\n"+
+		"64 usage error.\n"+
 		"Run 'callcontrol COMMAND --help' for a command's help.\n")
 }
 
@@ -109,11 +160,21 @@ func commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 	printFlags(w, fs)
 }
 
-// printFlags lists flags GNU style (--name), as the man page does.
+// printFlags lists flags GNU style (--name), as the man page does; a
+// one-letter flag is shown beside the long one it is short for.
 func printFlags(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "j" {
+			return
+		}
 		name, use := flag.UnquoteUsage(f)
 		left := "--" + f.Name
+		if f.Name == "json" {
+			left = "-j, --json"
+		}
+		if name == "value" { // --timeout: its help says the forms
+			name = "DURATION"
+		}
 		if name != "" {
 			left += " " + strings.ToUpper(name)
 		}
@@ -135,9 +196,7 @@ func run(args []string, e env) int {
 			usage(e.stdout, fs)
 			return exitOK
 		}
-		fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)
-		fmt.Fprintf(e.stderr, "Run 'callcontrol --help' for usage.\n")
-		return exitUsage
+		return usageError(e, &o, err.Error(), "Run 'callcontrol --help' for usage.")
 	}
 	if *showVersion {
 		fmt.Fprintf(e.stdout, "callcontrol %s\n", version)
@@ -145,6 +204,9 @@ func run(args []string, e env) int {
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
+		if o.json {
+			return usageError(e, &o, "no command given", "")
+		}
 		fmt.Fprintf(e.stderr, "callcontrol: no command given\n\n")
 		usage(e.stderr, fs)
 		return exitUsage
@@ -153,9 +215,7 @@ func run(args []string, e env) int {
 	if name == "help" {
 		if len(rest) > 1 {
 			if c := findCommand(rest[1]); c != nil {
-				cfs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-				addCommon(cfs, &o)
-				commandUsage(e.stdout, c, cfs)
+				commandUsage(e.stdout, c, commandFlags(c, &o))
 				return exitOK
 			}
 		}
@@ -164,92 +224,244 @@ func run(args []string, e env) int {
 	}
 	c := findCommand(name)
 	if c == nil {
-		fmt.Fprintf(e.stderr, "callcontrol: unknown command %q\nRun 'callcontrol --help' for usage.\n", name)
-		return exitUsage
+		return usageError(e, &o, fmt.Sprintf("unknown command %q", name), "Run 'callcontrol --help' for usage.")
 	}
 
 	// The command's own flag set takes the common flags too, so
 	// "callcontrol sessions --json" works as well as "callcontrol --json sessions".
-	cfs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	cfs.SetOutput(io.Discard)
-	addCommon(cfs, &o)
-	if err := cfs.Parse(rest[1:]); err != nil {
+	cfs := commandFlags(c, &o)
+	cargs, err := parseInterspersed(cfs, rest[1:])
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			commandUsage(e.stdout, c, cfs)
 			return exitOK
 		}
-		fmt.Fprintf(e.stderr, "callcontrol %s: %v\nRun 'callcontrol %s --help' for usage.\n", c.name, err, c.name)
-		return exitUsage
+		return usageError(e, &o, fmt.Sprintf("%s: %v", c.name, err), fmt.Sprintf("Run 'callcontrol %s --help' for usage.", c.name))
 	}
-	cargs := cfs.Args()
 	if len(cargs) < c.minArgs || len(cargs) > c.maxArgs {
-		fmt.Fprintf(e.stderr, "callcontrol %s: wrong number of arguments\nUsage: callcontrol %s\n",
-			c.name, strings.TrimSpace(c.name+" "+c.args))
-		return exitUsage
+		return usageError(e, &o, c.name+": wrong number of arguments", "Usage: callcontrol "+strings.TrimSpace(c.name+" "+c.args))
 	}
 	for _, a := range cargs {
 		if a == "" {
-			fmt.Fprintf(e.stderr, "callcontrol %s: empty argument\n", c.name)
-			return exitUsage
+			return usageError(e, &o, c.name+": empty argument", "")
 		}
+	}
+	if c.name == "debits" {
+		if msg := checkDebitsArgs(cargs, o.yes); msg != "" {
+			return usageError(e, &o, "debits: "+msg, "Usage: callcontrol debits "+c.args)
+		}
+	}
+	if c.name == "sessions" && o.state != "" && o.state != "pending" && o.state != "in-progress" {
+		return usageError(e, &o, fmt.Sprintf("sessions: --state %q: use pending or in-progress", o.state), "")
 	}
 
 	path := o.socketPath()
 	client, err := control.Dial(path, o.timeout)
 	if err != nil {
-		return report(e, path, err)
+		return report(e, &o, path, err)
 	}
 	defer client.Close()
-	return report(e, path, c.run(e, &o, client, cargs))
+	return report(e, &o, path, c.run(e, &o, client, cargs))
 }
 
-// report turns a command's error into a message and an exit status.
-func report(e env, path string, err error) int {
+// usageError reports a usage mistake: on stderr with a hint, or as a JSON
+// error on stdout in --json mode; exit status 64 either way.
+func usageError(e env, o *options, msg, hint string) int {
+	if o.json {
+		writeJSON(e.stdout, jsonError{Error: msg, Code: "usage"})
+		return exitUsage
+	}
+	fmt.Fprintf(e.stderr, "callcontrol: %s\n", msg)
+	if hint != "" {
+		fmt.Fprintln(e.stderr, hint)
+	}
+	return exitUsage
+}
+
+// jsonError is every error in --json mode, on stdout, so a script reads
+// one JSON document whatever happened; the exit status is the text mode's.
+type jsonError struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// parseInterspersed parses flags anywhere among the arguments ("session
+// ID --json" as well as "session --json ID"), as GNU tools do; after "--"
+// everything is an argument.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var tail []string
+	for i, a := range args {
+		if a == "--" {
+			args, tail = args[:i], args[i+1:]
+			break
+		}
+	}
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return append(positional, tail...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// report turns a command's error into a message and an exit status; in
+// --json mode the message is a JSON error on stdout (the reload that
+// partly applied has already printed its JSON).
+func report(e env, o *options, path string, err error) int {
 	var re *control.RemoteError
+	var partly errRestartNeeded
+	var code, msg string
+	status := exitFailed
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, errNotConfirmed):
 		return exitFailed
+	case errors.As(err, &partly):
+		if o.json {
+			fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)
+			return exitPartly
+		}
+		code, msg, status = "restart_needed", err.Error(), exitPartly
 	case errors.Is(err, control.ErrNotFound):
-		fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)
-		return exitNotFound
+		code, msg, status = "not_found", err.Error(), exitNotFound
 	case errors.Is(err, control.ErrDenied):
-		fmt.Fprintf(e.stderr, "callcontrol: callcontrold at %s refused access: %v\n"+
-			"Run as root, as the daemon's user, or as a member of the group set by 'group' in the daemon's control configuration.\n",
-			path, err)
-		return exitUnreachable
+		code, status = "denied", exitUnreachable
+		msg = fmt.Sprintf("callcontrold at %s refused access: %v\n"+
+			"Run as root, as the daemon's user, or as a member of the daemon's [CallControl] control_group\n"+
+			"(control_read_group: sessions, session, parties, stats and debits only).", path, err)
 	case errors.As(err, &re):
-		fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)
-		return exitFailed
+		code, msg = "failed", err.Error()
 	default:
 		// No connection, or it broke: the daemon is not there for us.
 		var de *control.DialError
 		if errors.As(err, &de) {
 			err = de.Err
 		}
-		fmt.Fprintf(e.stderr, "callcontrol: cannot talk to callcontrold at %s: %v\n"+
+		code, status = "unreachable", exitUnreachable
+		msg = fmt.Sprintf("cannot talk to callcontrold at %s: %v\n"+
 			"Check that callcontrold is running (/etc/init.d/callcontrol status), that --runtime-dir or --socket\n"+
-			"names the socket it listens on, and that you may use that socket (permissions of the socket and its directory).\n",
+			"names the socket it listens on, and that you may use that socket (permissions of the socket and its directory).",
 			path, err)
-		return exitUnreachable
 	}
+	if o.json {
+		writeJSON(e.stdout, jsonError{Error: strings.SplitN(msg, "\n", 2)[0], Code: code})
+		return status
+	}
+	fmt.Fprintf(e.stderr, "callcontrol: %s\n", msg)
+	return status
 }
 
 func runSessions(e env, o *options, c *control.Client, args []string) error {
+	list, err := sessions(o, c, args)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return writeJSON(e.stdout, list)
+	}
+	return writeSessionsTable(e.stdout, list, e.loc)
+}
+
+// sessions fetches the sessions of USER-PREFIX (args[0], if any) in the
+// state asked for, oldest first.
+func sessions(o *options, c *control.Client, args []string) ([]control.SessionInfo, error) {
 	prefix := ""
 	if len(args) > 0 {
 		prefix = args[0]
 	}
 	list, err := c.Sessions(prefix)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if o.state != "" {
+		list = slices.DeleteFunc(list, func(s control.SessionInfo) bool { return s.State != o.state })
 	}
 	sortSessions(list)
-	if o.json {
-		return writeJSON(e.stdout, list)
+	return list, nil
+}
+
+func runParties(e env, o *options, c *control.Client, args []string) error {
+	list, err := sessions(o, c, args)
+	if err != nil {
+		return err
 	}
-	return writeSessionsTable(e.stdout, list, e.loc)
+	parties := countParties(list)
+	if o.json {
+		return writeJSON(e.stdout, parties)
+	}
+	return writePartiesTable(e.stdout, parties)
+}
+
+// checkDebitsArgs checks "debits [retry | reroute ENGINE | drop CALLID]".
+func checkDebitsArgs(args []string, yes bool) string {
+	if len(args) == 0 {
+		return ""
+	}
+	switch args[0] {
+	case "retry", "list":
+		if len(args) != 1 {
+			return args[0] + " takes no argument"
+		}
+	case "reroute":
+		if len(args) != 2 {
+			return "reroute needs the ENGINE whose debits move (host:port, as debits lists it)"
+		}
+	case "drop":
+		if len(args) != 2 {
+			return "drop needs the CALLID whose debit is dropped"
+		}
+		if !yes {
+			return "drop forgets money owed for good: add --yes to confirm"
+		}
+	default:
+		return fmt.Sprintf("unknown action %q", args[0])
+	}
+	return ""
+}
+
+func runDebits(e env, o *options, c *control.Client, args []string) error {
+	if len(args) == 0 || args[0] == "list" {
+		list, err := c.Debits()
+		if err != nil {
+			return err
+		}
+		if o.json {
+			return writeJSON(e.stdout, list)
+		}
+		return writeDebitsTable(e.stdout, list, e.now(), e.loc)
+	}
+	var r control.DebitsResult
+	var err error
+	var text string
+	switch args[0] {
+	case "retry":
+		r, err = c.DebitsRetry()
+		text = fmt.Sprintf("Asked every engine to send its oldest owed debit now; %d owed.", r.Affected)
+	case "reroute":
+		r, err = c.DebitsReroute(args[1])
+		text = fmt.Sprintf("%d debits owed to %s moved to their parties' current engines.", r.Affected, clean(args[1]))
+		if r.InFlight > 0 {
+			text += fmt.Sprintf(" %d being sent now stayed; run it again if they are still owed.", r.InFlight)
+		}
+	case "drop":
+		r, err = c.DebitsDrop(args[1], o.yes)
+		text = fmt.Sprintf("Dropped %d debits owed for call %s: they will not be collected.", r.Affected, clean(args[1]))
+	}
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return writeJSON(e.stdout, map[string]any{"action": args[0], "affected": r.Affected, "in_flight": r.InFlight})
+	}
+	_, err = fmt.Fprintln(e.stdout, text)
+	return err
 }
 
 func runSession(e env, o *options, c *control.Client, args []string) error {
@@ -304,13 +516,31 @@ func runStats(e env, o *options, c *control.Client, _ []string) error {
 	return writeStats(e.stdout, st)
 }
 
+// errRestartNeeded is runReload's "applied, except these options": its
+// message is printed as it is and the exit status is exitPartly.
+type errRestartNeeded struct{ options []string }
+
+func (e errRestartNeeded) Error() string {
+	return fmt.Sprintf("configuration reloaded, except options that apply only at a restart: %s (restart callcontrold to apply them)",
+		strings.Join(e.options, "; "))
+}
+
 func runReload(e env, o *options, c *control.Client, _ []string) error {
-	if err := c.Reload(); err != nil {
+	restart, err := c.Reload()
+	if err != nil {
 		return err
 	}
 	if o.json {
-		return writeJSON(e.stdout, map[string]any{"reloaded": true})
+		if err := writeJSON(e.stdout, map[string]any{"reloaded": true, "restart_needed": append([]string{}, restart...)}); err != nil {
+			return err
+		}
+	} else if len(restart) == 0 {
+		if _, err := fmt.Fprintln(e.stdout, "Configuration reloaded: every change applied."); err != nil {
+			return err
+		}
 	}
-	_, err := fmt.Fprintln(e.stdout, "Configuration reloaded.")
-	return err
+	if len(restart) > 0 {
+		return errRestartNeeded{restart}
+	}
+	return nil
 }

@@ -37,6 +37,9 @@ func TestExitStatus(t *testing.T) {
 	b := controltest.New(someStats, alice, bob)
 	failing := controltest.New(someStats)
 	failing.SetReloadError(errors.New("limit: not a number"))
+	partly := controltest.New(someStats)
+	partly.SetRestartNeeded("[CallControl] check_interval")
+	partlySock := startDaemon(t, partly)
 	sock := startDaemon(t, b)
 	failSock := startDaemon(t, failing)
 	missing := filepath.Join(t.TempDir(), "nothing-here")
@@ -60,7 +63,10 @@ func TestExitStatus(t *testing.T) {
 		{"terminate not found", []string{"--socket", sock, "terminate", "nope"}, exitNotFound, "", "does not exist"},
 		{"stats", []string{"--socket", sock, "stats"}, exitOK, "Rating engines up:   1 of 2", ""},
 		{"stats json", []string{"--socket", sock, "--json", "stats"}, exitOK, `"uptime_seconds": 93784`, ""},
-		{"reload", []string{"--socket", sock, "reload"}, exitOK, "Configuration reloaded.", ""},
+		{"reload", []string{"--socket", sock, "reload"}, exitOK, "Configuration reloaded: every change applied.", ""},
+		{"reload applied except", []string{"--socket", partlySock, "reload"}, exitPartly, "", "except options that apply only at a restart: [CallControl] check_interval"},
+		{"reload applied except, json", []string{"--socket", partlySock, "--json", "reload"}, exitPartly, `"restart_needed": [`, "check_interval"},
+		{"flag after the argument", []string{"--socket", sock, "session", "6432622xvv@1", "--json"}, exitOK, `"remaining": 2530`, ""},
 		{"reload fails", []string{"--socket", failSock, "reload"}, exitFailed, "", "limit: not a number"},
 		{"terminate", []string{"--socket", sock, "terminate", "1-4711@127.0.0.1"}, exitOK, "Call 1-4711@127.0.0.1 ended: the proxy confirmed", ""},
 		{"terminated is gone", []string{"--socket", sock, "session", "1-4711@127.0.0.1"}, exitNotFound, "", "does not exist"},

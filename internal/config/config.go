@@ -67,6 +67,10 @@ type CallControl struct {
 	ControlGroup  string        // control_group: owner group of ControlSocket ("" = none)
 	Sync          SyncMode      // sync: when the state log reaches the disk
 	SyncInterval  time.Duration // sync_interval: with sync = interval, the longest a change stays unflushed
+
+	// ControlReadGroup (control_read_group): its members may list and show
+	// sessions, stats and owed debits, and change nothing ("" = none).
+	ControlReadGroup string
 }
 
 // SyncMode is [CallControl] sync: when a change in the state log reaches

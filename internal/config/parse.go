@@ -30,6 +30,7 @@ func schema() map[string][]option {
 			o("setup_time", "setupTime"), o("check_interval", "checkInterval"),
 			o("timeout_detection"), o("proxy_timeout"), o("state_dir"),
 			o("control_socket"), o("control_group"), o("sync"), o("sync_interval"),
+			o("control_read_group"),
 		},
 		"CDRTool": {o("address"), o("timeout"), o("recheck_interval")},
 		"RadiusDatabase": {
@@ -239,6 +240,7 @@ func (p *parser) callControl(c *Config) {
 	}
 	p.socketPath(s, "control_socket", &cc.ControlSocket)
 	p.str(s, "control_group", &cc.ControlGroup)
+	p.str(s, "control_read_group", &cc.ControlReadGroup)
 	if e, ok := p.get(s, "sync"); ok {
 		if strings.EqualFold(e.value, "interval") {
 			cc.Sync = SyncInterval

@@ -172,6 +172,16 @@ type Backend interface {
 	// went; false if the call is unknown.
 	Terminate(callID string) (TerminateInfo, bool)
 	Stats() Stats
-	// Reload re-reads the configuration.
-	Reload() error
+	// Reload re-reads the configuration. restartNeeded names the changed
+	// options that apply only at a restart; err means nothing was applied.
+	Reload() (restartNeeded []string, err error)
+	DebitsBackend
+}
+
+// DebitsBackend is the daemon's owed debits, for operators.
+type DebitsBackend interface {
+	Debits() []DebitInfo
+	DebitsRetry() DebitsResult
+	DebitsReroute(engine string) (DebitsResult, error)
+	DebitsDrop(callID string) (DebitsResult, error)
 }

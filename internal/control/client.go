@@ -169,8 +169,10 @@ func (c *Client) Stats() (Stats, error) {
 	return *resp.Stats, nil
 }
 
-// Reload asks the daemon to re-read its configuration.
-func (c *Client) Reload() error {
-	_, err := c.Do(Request{Cmd: CmdReload})
-	return err
+// Reload asks the daemon to re-read its configuration. It returns the
+// changed options that apply only at a restart; an error means the daemon
+// refused the file and nothing changed.
+func (c *Client) Reload() ([]string, error) {
+	resp, err := c.Do(Request{Cmd: CmdReload})
+	return resp.RestartNeeded, err
 }

@@ -28,10 +28,12 @@ const (
 
 // Request is one operator command.
 type Request struct {
-	V      int    `json:"v"`
-	Cmd    string `json:"cmd"`
-	Prefix string `json:"prefix,omitempty"`  // sessions
-	CallID string `json:"call_id,omitempty"` // session, terminate
+	V       int    `json:"v"`
+	Cmd     string `json:"cmd"`
+	Prefix  string `json:"prefix,omitempty"`  // sessions
+	CallID  string `json:"call_id,omitempty"` // session, terminate
+	Engine  string `json:"engine,omitempty"`  // debits_reroute
+	Confirm bool   `json:"confirm,omitempty"` // debits_drop
 }
 
 // Response answers one Request.
@@ -44,6 +46,11 @@ type Response struct {
 	Stats    *Stats        `json:"stats,omitempty"`
 	// Terminate answers a terminate; a daemon before it answered only OK.
 	Terminate *TerminateInfo `json:"terminate,omitempty"`
+	// RestartNeeded answers reload: changed options that apply only at a
+	// restart (the rest was applied).
+	RestartNeeded []string      `json:"restart_needed,omitempty"`
+	Debits        []DebitInfo   `json:"debits,omitzero"`
+	DebitsResult  *DebitsResult `json:"debits_result,omitempty"`
 }
 
 // maxLine bounds one request line: requests are tiny, and an unbounded line

@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,12 +31,15 @@ const (
 // Server serves the control socket. Create it with NewServer, run Serve in a
 // goroutine, stop it with Close.
 type Server struct {
-	path    string
-	group   string // "" when none is in force
-	gid     int    // -1 when none is in force
-	backend Backend
-	log     *slog.Logger
-	ln      *net.UnixListener
+	path  string
+	group string // "" when none is in force
+	gid   int    // -1 when none is in force
+	// readGroup's members may use the read-only commands (readOnly).
+	readGroup string
+	readGid   int // -1 when none
+	backend   Backend
+	log       *slog.Logger
+	ln        *net.UnixListener
 
 	// authorize decides whether a peer may talk to the daemon; a field so
 	// tests can exercise refusal without another uid.
@@ -59,7 +63,7 @@ func NewServer(path string, group string, backend Backend, log *slog.Logger) (*S
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{path: path, gid: -1, backend: backend, log: log, conns: make(map[net.Conn]struct{})}
+	s := &Server{path: path, gid: -1, readGid: -1, backend: backend, log: log, conns: make(map[net.Conn]struct{})}
 	s.authorize = s.allowed
 	if group != "" {
 		g, err := user.LookupGroup(group)
@@ -95,6 +99,57 @@ func NewServer(path string, group string, backend Backend, log *slog.Logger) (*S
 	}
 	s.ln = ln
 	return s, nil
+}
+
+// readOnly are the commands a member of the read-only group may use: they
+// show and change nothing.
+var readOnly = map[string]bool{CmdSessions: true, CmdSession: true, CmdStats: true, CmdDebits: true}
+
+// AllowReadOnly lets members of group use the read-only commands (sessions,
+// session, stats, debits). Call it before Serve. The socket becomes mode
+// 0666 so they can connect; who may do what is decided by the peer's
+// credentials, which the kernel vouches for.
+func (s *Server) AllowReadOnly(group string) error {
+	if group == "" {
+		return nil
+	}
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		s.log.Warn("control socket read-only group not found; nobody gets read-only access", "group", group, "err", err)
+		return nil
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.readGroup, s.readGid = group, gid
+	s.mu.Unlock()
+	return os.Chmod(s.path, 0o666)
+}
+
+// inGroup reports whether the peer (uid, primary gid) belongs to gid.
+func inGroup(uid, gid uint32, want int) bool {
+	if want < 0 {
+		return false
+	}
+	if int64(gid) == int64(want) {
+		return true
+	}
+	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	if err != nil {
+		return false
+	}
+	gids, err := u.GroupIds()
+	if err != nil {
+		return false
+	}
+	for _, g := range gids {
+		if g == strconv.Itoa(want) {
+			return true
+		}
+	}
+	return false
 }
 
 // Path is the socket's path.
@@ -202,11 +257,18 @@ func (s *Server) handle(c *net.UnixConn, authorize func(uid, gid uint32) error) 
 
 	uid, gid, pid := int64(-1), int64(-1), int64(-1)
 	var deny error
+	readOnlyPeer := false
 	if cred, err := peerCred(c); err != nil {
 		deny = fmt.Errorf("permission denied: cannot read peer credentials: %v", err)
 	} else {
 		uid, gid, pid = int64(cred.Uid), int64(cred.Gid), int64(cred.Pid)
 		deny = authorize(cred.Uid, cred.Gid)
+		s.mu.Lock()
+		readGid := s.readGid
+		s.mu.Unlock()
+		if deny != nil && inGroup(cred.Uid, cred.Gid, readGid) {
+			deny, readOnlyPeer = nil, true
+		}
 	}
 
 	sc := bufio.NewScanner(c)
@@ -227,7 +289,7 @@ func (s *Server) handle(c *net.UnixConn, authorize func(uid, gid uint32) error) 
 			s.log.Warn("control socket: refused connection", "uid", uid, "gid", gid, "pid", pid, "reason", deny.Error())
 			resp = Response{Code: CodeDenied, Error: deny.Error()}
 		} else {
-			resp = s.serveLine(sc.Bytes(), uid)
+			resp = s.serveLine(sc.Bytes(), uid, readOnlyPeer)
 		}
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := writeResponse(c, resp); err != nil || deny != nil {
@@ -237,10 +299,18 @@ func (s *Server) handle(c *net.UnixConn, authorize func(uid, gid uint32) error) 
 }
 
 // serveLine answers one request line.
-func (s *Server) serveLine(line []byte, uid int64) (resp Response) {
+func (s *Server) serveLine(line []byte, uid int64, readOnlyPeer bool) (resp Response) {
 	req, err := decodeRequest(line)
 	if err != nil {
 		return Response{Code: CodeBadRequest, Error: err.Error()}
+	}
+	if readOnlyPeer && !readOnly[req.Cmd] {
+		s.mu.Lock()
+		group := s.readGroup
+		s.mu.Unlock()
+		s.log.Warn("control socket: read-only operator refused", "uid", uid, "cmd", req.Cmd)
+		return Response{Code: CodeDenied, Error: fmt.Sprintf("permission denied: uid %d is in the read-only group %s (control_read_group), which may not %s",
+			uid, group, req.Cmd)}
 	}
 	// The backend is the daemon's session manager: a bug there hit from an
 	// operator command must not take down the call path.
@@ -300,12 +370,52 @@ func (s *Server) dispatch(req Request, uid int64) Response {
 		st := s.backend.Stats()
 		return Response{OK: true, Stats: &st}
 	case CmdReload:
-		if err := s.backend.Reload(); err != nil {
-			s.log.Error("control: reload failed", "uid", uid, "err", err)
-			return Response{Code: CodeFailed, Error: "reload failed: " + err.Error()}
+		restart, err := s.backend.Reload()
+		if err != nil {
+			s.log.Error("control: reload refused", "uid", uid, "err", err)
+			return Response{Code: CodeFailed, Error: "reload refused, the configuration in force stays: " + err.Error()}
 		}
-		s.log.Info("control: configuration reloaded", "uid", uid)
-		return Response{OK: true}
+		s.log.Info("control: configuration reloaded", "uid", uid, "restart_needed", strings.Join(restart, ", "))
+		return Response{OK: true, RestartNeeded: restart}
+	case CmdDebits:
+		list := s.backend.Debits()
+		if list == nil {
+			list = []DebitInfo{}
+		}
+		return Response{OK: true, Debits: list}
+	case CmdDebitsRetry:
+		r := s.backend.DebitsRetry()
+		s.log.Info("control: operator asked to retry owed debits now", "uid", uid, "owed", r.Affected)
+		return Response{OK: true, DebitsResult: &r}
+	case CmdDebitsReroute:
+		if req.Engine == "" {
+			return Response{Code: CodeBadRequest, Error: "debits reroute: engine is required"}
+		}
+		r, err := s.backend.DebitsReroute(req.Engine)
+		if err != nil {
+			s.log.Error("control: reroute of owed debits failed", "uid", uid, "engine", req.Engine, "err", err)
+			return Response{Code: CodeFailed, Error: err.Error()}
+		}
+		s.log.Warn("control: operator rerouted owed debits to the parties' current engines", "uid", uid,
+			"engine", req.Engine, "moved", r.Affected, "in_flight", r.InFlight)
+		return Response{OK: true, DebitsResult: &r}
+	case CmdDebitsDrop:
+		if req.CallID == "" {
+			return Response{Code: CodeBadRequest, Error: "debits drop: call_id is required"}
+		}
+		if !req.Confirm {
+			return Response{Code: CodeBadRequest, Error: "debits drop: not confirmed (the money is never collected): add --yes"}
+		}
+		r, err := s.backend.DebitsDrop(req.CallID)
+		if err != nil {
+			s.log.Error("control: drop of owed debits failed", "uid", uid, "callid", req.CallID, "err", err)
+			return Response{Code: CodeFailed, Error: err.Error()}
+		}
+		if r.Affected == 0 {
+			return Response{Code: CodeNotFound, Error: fmt.Sprintf("no debit owed for call id %s", req.CallID)}
+		}
+		s.log.Warn("control: operator dropped owed debits: never to be collected", "uid", uid, "callid", req.CallID, "dropped", r.Affected)
+		return Response{OK: true, DebitsResult: &r}
 	case "":
 		return Response{Code: CodeBadRequest, Error: "missing cmd"}
 	default:

@@ -206,7 +206,7 @@ func TestReloadError(t *testing.T) {
 	b := controltest.New(stats)
 	b.SetReloadError(errors.New("bad limit in config.ini"))
 	c := dial(t, startServer(t, "", "", b))
-	err := c.Reload()
+	_, err := c.Reload()
 	var re *control.RemoteError
 	if !errors.As(err, &re) || re.Code != control.CodeFailed || !strings.Contains(re.Message, "bad limit") {
 		t.Fatalf("err = %v", err)

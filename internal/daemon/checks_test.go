@@ -256,7 +256,7 @@ func TestStartChecksWarnAndShowInStats(t *testing.T) {
 		}
 	}()
 	checkedBefore := st.ManagementSocket.Checked
-	if err := e.ctl().Reload(); err != nil {
+	if _, err := e.ctl().Reload(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(15 * time.Second)
@@ -332,7 +332,7 @@ func TestReloadWithoutEngineKeepsTheEngineInForce(t *testing.T) {
 	e := newEnvLogged(t, &logs, "[CDRTool]\naddress = "+eng.Addr()+"\n", false)
 	e.checked()
 	e.writeConfig("limit = 60", "[CDRTool]\naddress =\n")
-	if err := e.ctl().Reload(); err != nil {
+	if _, err := e.ctl().Reload(); err != nil {
 		t.Fatal(err)
 	}
 	if w := logs.lines("WARN", "changes only at restart", "[CDRTool] address"); len(w) != 1 {

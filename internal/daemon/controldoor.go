@@ -21,6 +21,10 @@ func startControl(d *Daemon) (*controlDoor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("[CallControl] control_socket = %q: %w", cc.ControlSocket, err)
 	}
+	if err := srv.AllowReadOnly(cc.ControlReadGroup); err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("[CallControl] control_read_group = %q: %w", cc.ControlReadGroup, err)
+	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); srv.Serve() }()
 	return &controlDoor{srv: srv}, nil
@@ -120,4 +124,4 @@ func (b backend) Stats() control.Stats {
 	return stats
 }
 
-func (b backend) Reload() error { return b.d.Reload() }
+func (b backend) Reload() ([]string, error) { return b.d.Reload() }

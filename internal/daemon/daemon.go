@@ -25,7 +25,7 @@ import (
 )
 
 // Version is set at build time (-ldflags "-X ...daemon.Version=...").
-var Version = "0.1.0"
+var Version = "dev"
 
 // Options are the command line's.
 type Options struct {
@@ -41,6 +41,9 @@ type Options struct {
 	// recheckEvery is how often a management socket that failed its check
 	// is checked again until it answers (zero: recheckEvery).
 	recheckEvery time.Duration
+	// NotifySocket is systemd's $NOTIFY_SOCKET ("" = not under systemd's
+	// Type=notify): READY, RELOADING and STOPPING go there.
+	NotifySocket string
 }
 
 // Daemon is a running callcontrold.
@@ -223,18 +226,22 @@ func (d *Daemon) housekeeping(ctx context.Context, interval time.Duration) {
 
 // Reload re-reads the configuration: new limits apply to new calls, engine
 // addresses are re-resolved; nothing in progress is dropped. An invalid
-// file is refused and the configuration in force stays.
-func (d *Daemon) Reload() error {
+// file is refused and the configuration in force stays. It returns the
+// changed options that apply only at a restart.
+func (d *Daemon) Reload() ([]string, error) {
+	d.notify("RELOADING=1\nSTATUS=reloading the configuration")
 	cfg, err := LoadConfig(d.opts, d.log)
 	if err != nil {
+		d.notify("READY=1\nSTATUS=reload refused: " + err.Error())
 		d.log.Error("reload refused: the configuration in force stays", "err", err)
-		return err
+		return nil, err
 	}
 	// The HTTP listener first: a new address that cannot be bound refuses
 	// the whole reload, and the old listener keeps serving.
 	if err := d.web.reload(cfg.HTTP); err != nil {
+		d.notify("READY=1\nSTATUS=reload refused: " + err.Error())
 		d.log.Error("reload refused: the configuration in force stays", "err", err)
-		return err
+		return nil, err
 	}
 	d.mu.Lock()
 	inForce := d.cfg.CDRTool.Enabled()
@@ -265,7 +272,8 @@ func (d *Daemon) Reload() error {
 	if d.ctx != nil && d.ctx.Err() == nil {
 		d.startChecks(d.ctx)
 	}
-	return nil
+	d.notify("READY=1\nSTATUS=serving")
+	return changed, nil
 }
 
 // restartOnly lists options that changed but apply only at a restart.
@@ -300,6 +308,7 @@ func restartOnly(old, cfg *config.Config) []string {
 // snapshot written, sockets removed.
 func (d *Daemon) Stop() {
 	d.log.Info("callcontrold stopping")
+	d.notify("STOPPING=1")
 	d.stop()
 	d.log.Info("callcontrold stopped")
 }
@@ -359,6 +368,7 @@ func Run(opts Options, log *slog.Logger) error {
 	if opts.Ready != nil {
 		opts.Ready()
 	}
+	d.notify("READY=1\nSTATUS=serving")
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			d.Reload()
@@ -369,6 +379,13 @@ func Run(opts Options, log *slog.Logger) error {
 	}
 	d.Stop()
 	return nil
+}
+
+// notify tells systemd, when it started the daemon (Type=notify).
+func (d *Daemon) notify(state string) {
+	if err := (sdNotify{d.opts.NotifySocket}).send(state); err != nil {
+		d.log.Warn("cannot notify systemd", "socket", d.opts.NotifySocket, "err", err)
+	}
 }
 
 // errNoRating is returned by parts that need an engine when none is set.

@@ -110,8 +110,8 @@ func TestReloadKeepsCallsAndRefusesBadFile(t *testing.T) {
 	}
 
 	e.writeConfig("limit = 5", "")
-	if err := e.ctl().Reload(); err != nil {
-		t.Fatalf("good reload: %v", err)
+	if restart, err := e.ctl().Reload(); err != nil || len(restart) != 0 {
+		t.Fatalf("good reload: %v, restart needed %q", err, restart)
 	}
 	e.call(initReq("new", "bob"))
 	s, err := e.ctl().Session("new")
@@ -123,8 +123,13 @@ func TestReloadKeepsCallsAndRefusesBadFile(t *testing.T) {
 		t.Fatalf("call in progress changed by reload: %+v %v", s, err)
 	}
 
+	e.writeConfig("limit = 5\ncheck_interval = 7", "")
+	if restart, err := e.ctl().Reload(); err != nil || len(restart) != 1 || !strings.Contains(restart[0], "check_interval") {
+		t.Fatalf("reload of a restart-only option: %v, restart needed %q", err, restart)
+	}
+
 	e.writeConfig("limit = -5", "")
-	if err := e.ctl().Reload(); err == nil || !strings.Contains(err.Error(), "limit") {
+	if _, err := e.ctl().Reload(); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("bad reload accepted: %v", err)
 	}
 	e.call(initReq("after-bad", "carol"))

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"log/syslog"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/logfmt"
@@ -37,34 +39,157 @@ func NewStderrLogger(w io.Writer, debug bool) *Logger {
 	return &Logger{Logger: slog.New(logfmt.New(sink, logfmt.Options{Level: level(debug)})), sink: sink}
 }
 
-// NewSyslogLogger logs to syslog, facility daemon, ident callcontrol: one
-// message per line, at the syslog severity of its level.
-func NewSyslogLogger(debug bool) (*Logger, error) {
-	w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "callcontrol")
-	if err != nil {
-		return nil, err
-	}
+// NewJournalLogger logs to w, systemd's journal stream on stderr: each
+// line starts with its syslog priority ("<3>" for errors), which the
+// journal files it under (journalctl -p err), and carries no time (the
+// journal stamps it).
+func NewJournalLogger(w io.Writer, debug bool) *Logger {
 	sink := newAsyncSink(func(lines []byte) {
-		for len(lines) > 0 {
-			line, rest, _ := bytes.Cut(lines, []byte{'\n'})
-			lines = rest
-			// The severity is the line's own "level=" field.
-			msg := string(line)
-			switch {
-			case bytes.HasPrefix(line, []byte("level=ERROR")):
-				w.Err(msg)
-			case bytes.HasPrefix(line, []byte("level=WARN")):
-				w.Warning(msg)
-			case bytes.HasPrefix(line, []byte("level=INFO")):
-				w.Info(msg)
-			default:
-				w.Debug(msg)
-			}
-		}
+		var out []byte
+		eachLine(lines, func(line []byte) {
+			out = fmt.Appendf(out, "<%d>", severity(line))
+			out = append(append(out, line...), '\n')
+		})
+		w.Write(out)
 	})
-	// syslog stamps the time itself.
 	h := logfmt.New(sink, logfmt.Options{Level: level(debug), NoTime: true})
-	return &Logger{Logger: slog.New(h), sink: sink}, nil
+	return &Logger{Logger: slog.New(h), sink: sink}
+}
+
+// JournalStream reports whether f is the journal stream systemd connected
+// (JOURNAL_STREAM names its device and inode, sd_journal_stream_fd(3)); a
+// stderr redirected elsewhere by the operator is not.
+func JournalStream(f *os.File, journalStream string) bool {
+	if journalStream == "" {
+		return false
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return journalStream == fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+}
+
+// syslogRetry is how often a daemon that lost syslog tries it again.
+const syslogRetry = 10 * time.Second
+
+// NewSyslogLogger logs to syslog, facility daemon, ident callcontrol: one
+// message per line, at the syslog severity of its level. Logging never
+// stops the daemon: when syslog cannot be reached (no /dev/log in a
+// container, syslogd restarting), lines go to fallback, the daemon says
+// once that syslog was unavailable, and it goes back to syslog when it
+// returns, saying that too.
+func NewSyslogLogger(debug bool, fallback io.Writer) *Logger {
+	dial := func() (*syslog.Writer, error) { return syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "callcontrol") }
+	return newSyslogLogger(debug, fallback, dial, syslogRetry, time.Now)
+}
+
+func newSyslogLogger(debug bool, fallback io.Writer, dial func() (*syslog.Writer, error), retry time.Duration, now func() time.Time) *Logger {
+	s := &syslogSink{dial: dial, fallback: fallback, retry: retry, now: now}
+	s.connect()
+	if s.w != nil {
+		// Syslog works: let go of the stderr we were started with, or a
+		// shell that ran the init script over ssh would wait for it to
+		// close. Should syslog go away later, lines are lost until it is
+		// back (docs/design.md, known limits).
+		if c, ok := fallback.(io.Closer); ok {
+			c.Close()
+		}
+		s.fallback = io.Discard
+	}
+	sink := newAsyncSink(s.write)
+	// syslog stamps the time itself; the fallback lines get one added.
+	h := logfmt.New(sink, logfmt.Options{Level: level(debug), NoTime: true})
+	return &Logger{Logger: slog.New(h), sink: sink}
+}
+
+// syslogSink writes lines to syslog, or to fallback while syslog is out of
+// reach. Only the asyncSink's goroutine calls write, so it needs no lock.
+type syslogSink struct {
+	dial     func() (*syslog.Writer, error)
+	fallback io.Writer
+	retry    time.Duration
+	now      func() time.Time
+
+	w         *syslog.Writer // nil while syslog is unavailable
+	lastTry   time.Time
+	lostErr   error // why syslog was lost
+	announced bool  // the outage was said on fallback (once per outage)
+}
+
+func (s *syslogSink) connect() {
+	s.lastTry = s.now()
+	w, err := s.dial()
+	if err != nil {
+		s.lostErr = err
+		return
+	}
+	s.w = w
+}
+
+func (s *syslogSink) write(lines []byte) {
+	if s.w == nil && s.now().Sub(s.lastTry) >= s.retry {
+		if s.connect(); s.w != nil && s.announced {
+			s.w.Warning(fmt.Sprintf("level=WARN msg=\"syslog is available again; lines logged while it was not went to stderr\" err=%q", s.lostErr.Error()))
+		}
+		if s.w != nil {
+			s.lostErr, s.announced = nil, false
+		}
+	}
+	eachLine(lines, func(line []byte) {
+		if s.w != nil {
+			err := s.toSyslog(line)
+			if err == nil {
+				return
+			}
+			s.w.Close()
+			s.w, s.lostErr, s.lastTry = nil, err, s.now()
+		}
+		if !s.announced {
+			s.announced = true
+			s.toFallback(fmt.Appendf(nil, "level=ERROR msg=\"syslog unavailable: logging to stderr, retrying every %s\" err=%q", s.retry, s.lostErr.Error()))
+		}
+		s.toFallback(line)
+	})
+}
+
+func (s *syslogSink) toSyslog(line []byte) error {
+	msg := string(line)
+	switch severity(line) {
+	case syslog.LOG_ERR:
+		return s.w.Err(msg)
+	case syslog.LOG_WARNING:
+		return s.w.Warning(msg)
+	case syslog.LOG_INFO:
+		return s.w.Info(msg)
+	}
+	return s.w.Debug(msg)
+}
+
+func (s *syslogSink) toFallback(line []byte) {
+	s.fallback.Write(append(append(s.now().AppendFormat(nil, "2006-01-02T15:04:05.000Z07:00 callcontrol: "), line...), '\n'))
+}
+
+// eachLine calls f with each line of lines, without its newline.
+func eachLine(lines []byte, f func(line []byte)) {
+	for len(lines) > 0 {
+		line, rest, _ := bytes.Cut(lines, []byte{'\n'})
+		lines = rest
+		f(line)
+	}
+}
+
+// severity is a line's syslog severity, from its own "level=" field.
+func severity(line []byte) syslog.Priority {
+	switch {
+	case bytes.HasPrefix(line, []byte("level=ERROR")):
+		return syslog.LOG_ERR
+	case bytes.HasPrefix(line, []byte("level=WARN")):
+		return syslog.LOG_WARNING
+	case bytes.HasPrefix(line, []byte("level=INFO")):
+		return syslog.LOG_INFO
+	}
+	return syslog.LOG_DEBUG
 }
 
 func level(debug bool) slog.Level {
@@ -85,6 +210,7 @@ type asyncSink struct {
 	mu      sync.Mutex
 	buf     []byte
 	dropped uint64
+	flushes []chan struct{} // closed once the lines before them are written
 
 	kick chan struct{} // a line arrived in an empty buffer
 	stop chan struct{}
@@ -140,8 +266,8 @@ func (s *asyncSink) run() {
 			stopping = true
 		}
 		s.mu.Lock()
-		lines, dropped := s.buf, s.dropped
-		s.buf, s.dropped = spare[:0], 0
+		lines, dropped, flushes := s.buf, s.dropped, s.flushes
+		s.buf, s.dropped, s.flushes = spare[:0], 0, nil
 		s.mu.Unlock()
 		if len(lines) > 0 {
 			s.write(lines)
@@ -150,11 +276,27 @@ func (s *asyncSink) run() {
 			s.write(fmt.Appendf(nil, "level=WARN msg=\"log lines dropped: the log sink was too slow\" dropped=%d at=%s\n",
 				dropped, time.Now().Format(time.RFC3339Nano)))
 		}
+		for _, f := range flushes {
+			close(f)
+		}
 		spare = lines
 		if stopping {
 			return
 		}
 	}
+}
+
+// flush returns once the lines written before it are out.
+func (s *asyncSink) flush() {
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.flushes = append(s.flushes, done)
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	<-done
 }
 
 // close writes what is waiting and stops the writer; lines written after

@@ -26,7 +26,7 @@ func TestReleasesOnlyForQuestionsSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A reload checks the engine at once, despite the reconnect backoff.
-	if err := e.ctl().Reload(); err != nil {
+	if _, err := e.ctl().Reload(); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {

@@ -209,7 +209,7 @@ func (s *state) compact(m *session.Manager) {
 	s.mu.Lock()
 	s.lastCompact, s.bytesAt = time.Now(), s.log.Stats().Bytes
 	s.mu.Unlock()
-	s.logger.Debug("state: snapshot written", "took", time.Since(start))
+	s.logger.Debug("state: snapshot written", "took_ms", time.Since(start).Milliseconds())
 }
 
 func (s *state) debitsWaiting() int {

@@ -211,7 +211,7 @@ func TestWebReloadMovesListener(t *testing.T) {
 		t.Fatal("http on without [HTTP] listen")
 	}
 	e.writeConfig("", httpLoopback)
-	if err := e.ctl().Reload(); err != nil {
+	if _, err := e.ctl().Reload(); err != nil {
 		t.Fatal(err)
 	}
 	first := e.d.web.addr()
@@ -219,14 +219,14 @@ func TestWebReloadMovesListener(t *testing.T) {
 		t.Fatal(status)
 	}
 	e.writeConfig("", httpLoopback+"user = op\npassword_hash = $2a$04$0123456789012345678901uJqMgF5m9cGv8Ub1sQ0aQmQ3o0yXh2y\n")
-	if err := e.ctl().Reload(); err != nil {
+	if _, err := e.ctl().Reload(); err != nil {
 		t.Fatal(err)
 	}
 	if status, _ := e.http("GET", "/api/v1/stats"); status != 401 {
 		t.Fatalf("credentials added by reload not required: %d", status)
 	}
 	e.writeConfig("", "[HTTP]\nlisten = 127.0.0.2:0\n")
-	if err := e.ctl().Reload(); err != nil {
+	if _, err := e.ctl().Reload(); err != nil {
 		t.Fatal(err)
 	}
 	second := e.d.web.addr()
@@ -240,7 +240,7 @@ func TestWebReloadMovesListener(t *testing.T) {
 		t.Fatalf("new listener: %d", status)
 	}
 	e.writeConfig("", "[HTTP]\nlisten = 0.0.0.0:0\n")
-	if err := e.ctl().Reload(); err == nil || !strings.Contains(err.Error(), "reachable from other machines") {
+	if _, err := e.ctl().Reload(); err == nil || !strings.Contains(err.Error(), "reachable from other machines") {
 		t.Fatalf("public listen without auth reloaded: %v", err)
 	}
 	if e.d.web.addr() != second {

@@ -24,6 +24,11 @@ type Options struct {
 	MinBackoff time.Duration // first retry delay, default 1 s
 	MaxBackoff time.Duration // default 60 s
 	Timeout    time.Duration // per send, a safety net over the engine's own; default 30 s
+	// Route names the engine a debit owed to engine for party goes to now:
+	// engine itself while it is configured, else the party's current
+	// engine ("" keeps it where it is). nil: every debit stays with its
+	// engine.
+	Route func(engine, party string) string
 }
 
 // Counters count outcomes since New.
@@ -58,12 +63,17 @@ type Spool struct {
 type entry struct {
 	o      Owed
 	queued bool
+	// For operators: when the last send failed, and why.
+	lastTry time.Time
+	lastErr string
 }
 
 type worker struct {
 	engine  string
 	queue   []uint64 // IDs, delivery order
 	wake    chan struct{}
+	retry   chan struct{} // an operator asked to retry now: cut the backoff
+	sending uint64        // ID of the debit being sent now, 0 if none
 	started bool
 }
 
@@ -158,7 +168,7 @@ func (s *Spool) queueLocked(d Owed) {
 	d = e.o
 	w := s.workers[d.Engine]
 	if w == nil {
-		w = &worker{engine: d.Engine, wake: make(chan struct{}, 1)}
+		w = &worker{engine: d.Engine, wake: make(chan struct{}, 1), retry: make(chan struct{}, 1)}
 		s.workers[d.Engine] = w
 	}
 	w.queue = append(w.queue, d.ID)
@@ -262,7 +272,7 @@ func (s *Spool) finish(w *worker, o Owed, count func(*Counters)) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.recs, o.ID)
-	w.queue = w.queue[1:]
+	w.queue = without(w.queue, o.ID)
 	count(&s.counters)
 	// Not waited for: if it is lost, the record comes back as fate unknown
 	// and its resend is answered Failed, which drops it. Never twice.
@@ -287,6 +297,9 @@ func (s *Spool) work(ctx context.Context, w *worker) {
 		have := len(w.queue) > 0
 		if have {
 			o = s.recs[w.queue[0]].o
+			// Claimed under the lock that reads it: an operator's drop or
+			// reroute leaves a debit being sent alone.
+			w.sending = o.ID
 		}
 		s.mu.Unlock()
 		if !have {
@@ -315,6 +328,9 @@ func (s *Spool) work(ctx context.Context, w *worker) {
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
+			case <-w.retry:
+				t.Stop()
+				backoff = 0
 			case <-ctx.Done():
 				t.Stop()
 				return
@@ -325,6 +341,23 @@ func (s *Spool) work(ctx context.Context, w *worker) {
 
 // attempt sends the debit at the head of w's queue once.
 func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
+	defer func() {
+		s.mu.Lock()
+		w.sending = 0
+		s.mu.Unlock()
+	}()
+	if s.opts.Route != nil {
+		if to := s.opts.Route(o.Engine, o.Debit.From); to != "" && to != o.Engine {
+			s.mu.Lock()
+			w.sending = 0
+			s.mu.Unlock()
+			if s.move(w, o.ID, to) {
+				s.lg.Warn("debit: its engine is no longer configured, sent to the party's current engine instead",
+					"callid", o.Debit.CallID, "party", o.Debit.From, "engine", o.Engine, "to_engine", to, "id", o.ID)
+			}
+			return again
+		}
+	}
 	log := s.lg.With("callid", o.Debit.CallID, "party", o.Debit.From, "to", o.Debit.To, "engine", o.Engine, "id", o.ID)
 	was := o.Attempted
 	o.Tries++
@@ -340,6 +373,7 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 		err = s.log.Flush()
 	}
 	if err != nil {
+		s.failed(o.ID, err)
 		log.Error("debit: cannot record the attempt, not sending", "err", err)
 		return later
 	}
@@ -358,6 +392,7 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 			o.Attempted = false
 			s.update(o)
 		}
+		s.failed(o.ID, err)
 		log.Warn("debit: not sent", "cause", rating.Cause(err), "err", err)
 		return later
 	case err != nil:
@@ -370,6 +405,7 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 			o.Debit.Force = false
 			s.update(o)
 		}
+		s.failed(o.ID, err)
 		log.Warn("debit: fate unknown, will resend without Force", "cause", rating.Cause(err), "err", err)
 		return later
 	case reply.OK:

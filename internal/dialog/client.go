@@ -230,7 +230,7 @@ func (c *Client) CanEndEarly() bool { return c.opts.Flavor == OpenSIPS }
 func (c *Client) End(t Target) {
 	if t.NoID && c.opts.Flavor == Kamailio {
 		c.log.Error("cannot end this call: Kamailio ends dialogs only by the id it sent at start, and there is none; end it on the proxy",
-			"call_id", t.CallID)
+			"callid", t.CallID)
 		c.report(t, outcomeUnendable)
 		c.done1(t, Unendable)
 		return
@@ -239,7 +239,7 @@ func (c *Client) End(t Target) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		c.log.Warn("dialog client stopping: end request left in the state log for the next start", "call_id", t.CallID)
+		c.log.Warn("dialog client stopping: end request left in the state log for the next start", "callid", t.CallID)
 		return
 	}
 	c.ready = append(c.ready, r)
@@ -353,7 +353,7 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 
 	b, err := encodeRequest(c.opts.Flavor, key, seq, r.t)
 	if err != nil {
-		c.log.Error("cannot encode end dialog request; end this call on the proxy", "call_id", r.t.CallID, "error", err.Error())
+		c.log.Error("cannot encode end dialog request; end this call on the proxy", "callid", r.t.CallID, "err", err.Error())
 		c.finish(r, outcomeUnendable, Unendable)
 		return true
 	}
@@ -373,7 +373,7 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 		if tries >= loudAfter && now.Sub(lastLoud) >= loudEvery {
 			lastLoud = now
 			c.log.Error("proxy refuses end requests, still retrying (is it running? is socket_path its management socket?)",
-				"call_id", r.t.CallID, "dialog", r.t.Dialog.String(), "error", err.Error(),
+				"callid", r.t.CallID, "dialog", r.t.Dialog.String(), "err", err.Error(),
 				"failing_for", now.Sub(*failingSince).Round(time.Millisecond), "socket", c.opts.ProxySocket)
 		}
 		if !isRetryable(err) {
@@ -457,7 +457,7 @@ func (c *Client) readLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			c.log.Error("reading proxy replies", "error", err.Error())
+			c.log.Error("reading proxy replies", "err", err.Error())
 			select {
 			case <-time.After(100 * time.Millisecond):
 			case <-c.done:
@@ -468,7 +468,7 @@ func (c *Client) readLoop() {
 		rep, err := parseReply(buf[:n])
 		if err != nil {
 			// No id to match: the request it belongs to is sent again at its deadline.
-			c.log.Error("unusable reply from proxy", "error", err.Error(), "reply", truncate(buf[:n], 200))
+			c.log.Error("unusable reply from proxy", "err", err.Error(), "reply", truncate(buf[:n], 200))
 			continue
 		}
 		c.answer(rep)
@@ -498,7 +498,7 @@ func (c *Client) answer(rep reply) {
 			c.lastWarn = time.Now()
 		}
 		c.mu.Unlock()
-		attrs := []any{"call_id", r.t.CallID, "dialog", r.t.Dialog.String()}
+		attrs := []any{"callid", r.t.CallID, "dialog", r.t.Dialog.String()}
 		if warn {
 			c.log.Warn(c.keyAdvice(), attrs...)
 		} else {
@@ -516,7 +516,7 @@ func (c *Client) answer(rep reply) {
 		c.finish(r, outcomeGone, Gone, "code", rep.code, "message", rep.message)
 	default:
 		// Not an answer on the dialog's fate: ask again at the deadline.
-		c.log.Error("proxy refused to end dialog; will ask again", "call_id", r.t.CallID, "dialog", r.t.Dialog.String(),
+		c.log.Error("proxy refused to end dialog; will ask again", "callid", r.t.CallID, "dialog", r.t.Dialog.String(),
 			"code", rep.code, "message", rep.message, "attempts", r.attempts)
 		c.report(r.t, outcomeError)
 	}
@@ -540,6 +540,8 @@ func (c *Client) janitor() {
 	for {
 		now := time.Now()
 		var first *request
+		var firstAttempts int
+		var firstSent time.Time
 		expired := 0
 		c.mu.Lock()
 		for len(c.waiting) > 0 && !now.Before(c.waiting[0].deadline) {
@@ -548,7 +550,8 @@ func (c *Client) janitor() {
 				continue
 			}
 			if first == nil {
-				first = r
+				// Read under the lock: the sender updates them.
+				first, firstAttempts, firstSent = r, r.attempts, r.sent
 			}
 			expired++
 			c.ready = append(c.ready, r)
@@ -560,11 +563,10 @@ func (c *Client) janitor() {
 		c.mu.Unlock()
 		if expired > 0 {
 			c.log.Error("no answer from proxy to end dialog requests; sending them again",
-				"requests", expired, "call_id", first.t.CallID, "dialog", first.t.Dialog.String(),
-				"attempts", first.attempts, "waited", now.Sub(first.sent).Round(time.Millisecond), "socket", c.opts.ProxySocket)
-			if c.opts.onResult != nil {
-				c.report(first.t, outcomeTimeout)
-			}
+				"requests", expired, "callid", first.t.CallID, "dialog", first.t.Dialog.String(),
+				"attempts", firstAttempts, "waited", now.Sub(firstSent).Round(time.Millisecond), "socket", c.opts.ProxySocket)
+			c.counts.outcome[outcomeTimeout].Add(uint64(expired - 1))
+			c.report(first.t, outcomeTimeout) // counts the first
 			c.wakeSender()
 		}
 		var tc <-chan time.Time
@@ -598,13 +600,14 @@ func (c *Client) finish(r *request, o outcome, final Outcome, attrs ...any) {
 		heap.Remove(&c.waiting, r.hidx)
 	}
 	c.pending--
+	attempts, sent := r.attempts, r.sent // the sender may be in send(r) still
 	c.mu.Unlock()
 
-	base := []any{"call_id", r.t.CallID, "dialog", r.t.Dialog.String(), "attempts", r.attempts}
-	if !r.sent.IsZero() {
-		base = append(base, "rtt", time.Since(r.sent).Round(time.Microsecond))
+	base := []any{"callid", r.t.CallID, "dialog", r.t.Dialog.String(), "attempts", attempts}
+	if !sent.IsZero() {
+		base = append(base, "rtt", time.Since(sent).Round(time.Microsecond))
 	}
-	if r.attempts > 1 {
+	if attempts > 1 {
 		base = append(base, "age", time.Since(r.queued).Round(time.Millisecond))
 	}
 	attrs = append(base, attrs...)

@@ -144,27 +144,27 @@ func TestClientWireAndAnswers(t *testing.T) {
 	}{
 		{name: "kamailio ok", flavor: Kamailio, answer: dialogtest.AnswerOK, want: outcomeOK,
 			wantRaw: `{"jsonrpc":"2.0","method":"dlg.end_dlg","params":[1079,6296],"id":1}`,
-			wantLog: []string{"level=INFO", "dialog ended", "call_id=6432622xvv@1", "dialog=1079:6296"}},
+			wantLog: []string{"level=INFO", "dialog ended", "callid=6432622xvv@1", "dialog=1079:6296"}},
 		{name: "kamailio gone", flavor: Kamailio, answer: dialogtest.AnswerNotFound, want: outcomeGone,
-			wantLog: []string{"level=INFO", "dialog already gone", "call_id=6432622xvv@1", "code=404"}},
+			wantLog: []string{"level=INFO", "dialog already gone", "callid=6432622xvv@1", "code=404"}},
 		{name: "kamailio error", flavor: Kamailio, answer: dialogtest.AnswerError, want: outcomeError,
-			wantLog: []string{"level=ERROR", "proxy refused", "will ask again", "call_id=6432622xvv@1", "code=500"}},
+			wantLog: []string{"level=ERROR", "proxy refused", "will ask again", "callid=6432622xvv@1", "code=500"}},
 		{name: "kamailio no answer", flavor: Kamailio, answer: dialogtest.AnswerNone, want: outcomeTimeout,
-			wantLog: []string{"level=ERROR", "no answer", "sending them again", "call_id=6432622xvv@1"}},
+			wantLog: []string{"level=ERROR", "no answer", "sending them again", "callid=6432622xvv@1"}},
 		{name: "opensips ok by call-id", flavor: OpenSIPS, answer: dialogtest.AnswerOK, want: outcomeOK,
 			wantRaw: `{"jsonrpc":"2.0","id":"1","method":"dlg_end_dlg","params":{"dialog_id":"6432622xvv@1"}}`,
-			wantLog: []string{"level=INFO", "dialog ended", "call_id=6432622xvv@1"}},
+			wantLog: []string{"level=INFO", "dialog ended", "callid=6432622xvv@1"}},
 		{name: "opensips ok by dialog id", flavor: OpenSIPS, key: ByHexID, answer: dialogtest.AnswerOK, want: outcomeOK,
 			wantRaw: `{"jsonrpc":"2.0","id":"1","method":"dlg_end_dlg","params":{"dialog_id":"734.8981"}}`,
-			wantLog: []string{"dialog ended", "call_id=6432622xvv@1"}},
+			wantLog: []string{"dialog ended", "callid=6432622xvv@1"}},
 		{name: "opensips gone", flavor: OpenSIPS, answer: dialogtest.AnswerNotFound, want: outcomeGone,
-			wantLog: []string{"level=INFO", "dialog already gone", "call_id=6432622xvv@1"}},
+			wantLog: []string{"level=INFO", "dialog already gone", "callid=6432622xvv@1"}},
 		{name: "kamailio answers a wrong id", flavor: Kamailio, answer: dialogtest.AnswerWrongID, want: outcomeTimeout,
 			wantLog: []string{"level=WARN", "reply to no pending request"}},
 		{name: "opensips answers a wrong id", flavor: OpenSIPS, answer: dialogtest.AnswerWrongID, want: outcomeTimeout,
 			wantLog: []string{"level=ERROR", "no answer", "sending them again"}},
 		{name: "opensips plain-text error", flavor: OpenSIPS, answer: dialogtest.AnswerPlainText, want: outcomeTimeout,
-			wantLog: []string{"level=ERROR", "no answer", "call_id=6432622xvv@1"}},
+			wantLog: []string{"level=ERROR", "no answer", "callid=6432622xvv@1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -422,10 +422,10 @@ func TestClientProxyDown(t *testing.T) {
 		h.client.End(Target{CallID: "lost-call", Dialog: ID{1, 2}})
 		h.client.End(Target{CallID: "lost-too", Dialog: ID{1, 3}})
 		deadline := time.Now().Add(30 * time.Second)
-		for h.logs.lineWith("level=ERROR", "refuses end requests", "call_id=lost-call") == "" && time.Now().Before(deadline) {
+		for h.logs.lineWith("level=ERROR", "refuses end requests", "callid=lost-call") == "" && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if h.logs.lineWith("level=ERROR", "refuses end requests", "call_id=lost-call") == "" {
+		if h.logs.lineWith("level=ERROR", "refuses end requests", "callid=lost-call") == "" {
 			t.Fatalf("no error line for a proxy that is not there:\n%s", h.logs)
 		}
 		if p := h.client.Pending(); p != 2 {
@@ -482,7 +482,7 @@ func TestClientClose(t *testing.T) {
 		t.Errorf("local socket still there: %v", err)
 	}
 	h.client.End(Target{CallID: "after-close", Dialog: ID{1, 9}})
-	if h.logs.lineWith("state log", "call_id=after-close") == "" {
+	if h.logs.lineWith("state log", "callid=after-close") == "" {
 		t.Errorf("End after Close not logged:\n%s", h.logs)
 	}
 	if err := h.client.Close(); err != nil {

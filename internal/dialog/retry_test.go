@@ -89,7 +89,7 @@ func TestClientNumericIDFallback(t *testing.T) {
 		wantWarns []string
 	}{
 		{name: "passthrough on 3.1+", key: ByDecimalID, callIDOK: true, firstKey: "4634269718680", want: Confirmed,
-			wantWarns: []string{"level=WARN", "passthrough works only on OpenSIPS 3.0", "dialog_id = callid", "call_id=fb-call"}},
+			wantWarns: []string{"level=WARN", "passthrough works only on OpenSIPS 3.0", "dialog_id = callid", "callid=fb-call"}},
 		{name: "numeric on 3.0", key: ByHexID, callIDOK: true, firstKey: "734.8981", want: Confirmed,
 			wantWarns: []string{"level=WARN", "numeric needs OpenSIPS 3.1", "dialog_id = callid"}},
 		{name: "really gone", key: ByDecimalID, callIDOK: false, firstKey: "4634269718680", want: Gone},
@@ -168,7 +168,7 @@ func TestClientNoDialogID(t *testing.T) {
 			if o != Unendable || fake.Len() != 0 {
 				t.Fatalf("outcome %v, %d requests: want unendable, none sent", o, fake.Len())
 			}
-			if h.logs.lineWith("level=ERROR", "call_id=ringing@x", "cannot end") == "" {
+			if h.logs.lineWith("level=ERROR", "callid=ringing@x", "cannot end") == "" {
 				t.Fatalf("no ERROR naming the call:\n%s", h.logs)
 			}
 		})

@@ -41,7 +41,7 @@ type State struct {
 
 	StateSync        bool          // fsync before replies
 	StateFlushEvery  time.Duration // sync = interval: flushed within this; 0 otherwise
-	StateFailing     bool // the last write or sync failed
+	StateFailing     bool          // the last write or sync failed
 	StateWriteErrors uint64
 	StateLastSync    time.Duration
 	StateMaxSync     time.Duration

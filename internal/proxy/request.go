@@ -49,6 +49,16 @@ func (e *MalformedError) Error() string { return "malformed request: " + e.Reaso
 // *MalformedError for a request that was framed correctly but is not
 // valid, ErrTooLarge, or the reader's error (io.EOF between requests).
 func ReadRequest(r *bufio.Reader, req *Request) error {
+	return readRequest(r, req, nil)
+}
+
+// ReadRequestRaw is ReadRequest that also appends the request's bytes, as
+// the proxy sent them, to *raw (the --debug wire line shows them).
+func ReadRequestRaw(r *bufio.Reader, req *Request, raw *[]byte) error {
+	return readRequest(r, req, raw)
+}
+
+func readRequest(r *bufio.Reader, req *Request, raw *[]byte) error {
 	*req = Request{}
 	size := 0
 	var malformed *MalformedError
@@ -60,6 +70,9 @@ func ReadRequest(r *bufio.Reader, req *Request) error {
 				return ErrTooLarge
 			}
 			return err
+		}
+		if raw != nil && (gotCommand || len(bytes.TrimSpace(line)) > 0) {
+			*raw = append(*raw, line...)
 		}
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {

@@ -97,9 +97,21 @@ func FuzzReadRequest(f *testing.F) {
 		// read correctly unless the stream was too large to trust.
 		in := string(data) + "\r\n\r\nstop\r\ncallid: sentinel\r\n\r\n"
 		r := bufio.NewReaderSize(strings.NewReader(in), MaxRequestSize+512)
-		var req Request
+		// The --debug reader sees the same requests, and its raw bytes
+		// are a piece of the input.
+		rr := bufio.NewReaderSize(strings.NewReader(in), MaxRequestSize+512)
+		var req, rreq Request
+		var raw []byte
 		for i := 0; ; i++ {
 			err := ReadRequest(r, &req)
+			raw = raw[:0]
+			rerr := ReadRequestRaw(rr, &rreq, &raw)
+			if (err == nil) != (rerr == nil) || req != rreq {
+				t.Fatalf("ReadRequestRaw read %+v (%v), ReadRequest %+v (%v)", rreq, rerr, req, err)
+			}
+			if rerr == nil && !strings.Contains(in, string(raw)) {
+				t.Fatalf("raw %q is not from the input", raw)
+			}
 			if errors.Is(err, ErrTooLarge) {
 				return
 			}

@@ -115,8 +115,15 @@ func (s *Server) serveConn(c net.Conn) {
 	r := bufio.NewReaderSize(c, MaxRequestSize+512)
 	w := bufio.NewWriterSize(c, 4096)
 	var req Request
+	var raw []byte // the request as sent, kept only for --debug
 	for {
-		err := ReadRequest(r, &req)
+		var err error
+		if s.debug {
+			raw = raw[:0]
+			err = ReadRequestRaw(r, &req, &raw)
+		} else {
+			err = ReadRequest(r, &req)
+		}
 		received := time.Now()
 		var reply string
 		var malformed *MalformedError
@@ -139,7 +146,8 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		s.requests.Add(1)
 		if s.debug {
-			s.log.Debug("proxy socket", "request", req, "reply", reply, "took", time.Since(received))
+			s.log.Debug("proxy request", "callid", req.CallID, "request", string(raw), "reply", reply,
+				"took_ms", float64(time.Since(received).Microseconds())/1000)
 		}
 		w.WriteString(reply)
 		w.WriteString("\r\n")

@@ -251,3 +251,11 @@ func (p *Pool) Close() {
 	wg.Wait()
 	p.wg.Wait()
 }
+
+// Configured reports whether engine is among the configured engines (a
+// reload may have removed it).
+func (p *Pool) Configured(engine string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.configuredLocked(NormalizeAddr(engine))
+}

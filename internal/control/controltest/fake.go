@@ -13,13 +13,15 @@ import (
 // Backend is an in-memory control.Backend. Set its fields before use; read
 // Terminated and Reloads through their methods while a server runs.
 type Backend struct {
-	mu         sync.Mutex
-	sessions   map[string]control.SessionInfo
-	stats      control.Stats
-	reloadErr  error
-	terminated []string
-	reloads    int
-	outcome    *control.TerminateInfo
+	mu            sync.Mutex
+	sessions      map[string]control.SessionInfo
+	stats         control.Stats
+	reloadErr     error
+	restartNeeded []string
+	debits        []control.DebitInfo
+	terminated    []string
+	reloads       int
+	outcome       *control.TerminateInfo
 }
 
 // SetTerminateOutcome makes Terminate of a known call answer ti instead of
@@ -91,12 +93,22 @@ func (b *Backend) Stats() control.Stats {
 	return b.stats
 }
 
+// SetRestartNeeded makes Reload report these options as needing a restart.
+func (b *Backend) SetRestartNeeded(options ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.restartNeeded = options
+}
+
 // Reload implements control.Backend.
-func (b *Backend) Reload() error {
+func (b *Backend) Reload() ([]string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.reloads++
-	return b.reloadErr
+	if b.reloadErr != nil {
+		return nil, b.reloadErr
+	}
+	return b.restartNeeded, nil
 }
 
 // Terminated returns the Call-IDs terminated so far, in order.
@@ -111,4 +123,55 @@ func (b *Backend) Reloads() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.reloads
+}
+
+// SetDebits sets the owed debits the backend lists.
+func (b *Backend) SetDebits(debits ...control.DebitInfo) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.debits = debits
+}
+
+// Debits implements control.Backend.
+func (b *Backend) Debits() []control.DebitInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]control.DebitInfo(nil), b.debits...)
+}
+
+// DebitsRetry implements control.Backend.
+func (b *Backend) DebitsRetry() control.DebitsResult {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return control.DebitsResult{Affected: len(b.debits)}
+}
+
+// DebitsReroute implements control.Backend: debits owed to engine move to
+// "new-engine:9024".
+func (b *Backend) DebitsReroute(engine string) (control.DebitsResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for i := range b.debits {
+		if b.debits[i].Engine == engine {
+			b.debits[i].Engine, b.debits[i].Configured = "new-engine:9024", true
+			n++
+		}
+	}
+	return control.DebitsResult{Affected: n}, nil
+}
+
+// DebitsDrop implements control.Backend.
+func (b *Backend) DebitsDrop(callID string) (control.DebitsResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	kept := b.debits[:0]
+	for _, d := range b.debits {
+		if d.CallID != callID {
+			kept = append(kept, d)
+		}
+	}
+	n := len(b.debits) - len(kept)
+	b.debits = kept
+	return control.DebitsResult{Affected: n}, nil
 }

@@ -1,0 +1,70 @@
+package daemon
+
+import (
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
+)
+
+// TestDebitOwedToRemovedEngine: the engine goes down before a prepaid
+// call ends; the debit is owed to it and listed with the last error. A
+// reload that replaces the engine sends it to the party's current engine,
+// which does not know the call: it is forced there, once.
+func TestDebitOwedToRemovedEngine(t *testing.T) {
+	oldEng := ratingtest.New(t)
+	oldEng.SetAccount("alice@example.com", ratingtest.Account{Balance: 1})
+	oldEng.SetRate("0031", ratingtest.PerMinute(0.10))
+	newEng := ratingtest.New(t)
+	newEng.SetAccount("alice@example.com", ratingtest.Account{Balance: 1})
+	newEng.SetRate("0031", ratingtest.PerMinute(0.10))
+
+	e := newEnv(t, "", "[CDRTool]\naddress = "+oldEng.Addr()+"\ntimeout = 300\n")
+	if got := e.call(initReq("p1", "alice")); got != "Limited" {
+		t.Fatalf("init: %q", got)
+	}
+	e.call("start\ncallid: p1\ndialogid: 1:1")
+	time.Sleep(1100 * time.Millisecond) // a billed second
+	oldEng.Stop()
+	if got := e.call("stop\ncallid: p1"); got != "Ok" {
+		t.Fatal(got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := e.ctl().Debits()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 1 && list[0].LastError != "" {
+			d := list[0]
+			if d.CallID != "p1" || d.Party != "sip:alice@example.com" || !d.Configured || d.Engine != oldEng.Addr() || d.Tries == 0 {
+				t.Fatalf("owed debit listed as %+v", d)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("debit not listed as owed with its error: %+v", list)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	e.writeConfig("", "[CDRTool]\naddress = "+newEng.Addr()+"\ntimeout = 300\n")
+	if _, err := e.ctl().Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.ctl().DebitsRetry()
+	deadline = time.Now().Add(20 * time.Second)
+	for len(newEng.Debited("p1")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := newEng.Debited("p1"); len(d) != 1 || d[0] != 1 {
+		list, _ := e.ctl().Debits()
+		t.Fatalf("new engine debited %v, want once; owed %+v; new engine saw %q", d, list, newEng.Requests())
+	}
+	if list, err := e.ctl().Debits(); err != nil || len(list) != 0 {
+		t.Fatalf("still owed after delivery: %+v %v", list, err)
+	}
+	if d := oldEng.Debited("p1"); len(d) != 0 {
+		t.Fatalf("old engine debited %v", d)
+	}
+}

@@ -1,0 +1,145 @@
+package debit
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/callcontrol/callcontrol/internal/rating"
+)
+
+// engines routes each request to the fake engine of its name.
+type engines map[string]*fakeEngine
+
+func (e engines) DebitBalance(ctx context.Context, engine string, d rating.Debit) (rating.DebitReply, error) {
+	f := e[engine]
+	if f == nil {
+		return rating.DebitReply{}, errors.New("test: no such engine " + engine)
+	}
+	return f.DebitBalance(ctx, engine, d)
+}
+
+// configured is the engines in the config, changed as a reload would.
+type configured struct {
+	mu    sync.Mutex
+	names map[string]bool
+	pick  string // every party's current engine
+}
+
+func (c *configured) route(engine, party string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.names[engine] {
+		return engine
+	}
+	return c.pick
+}
+
+func (c *configured) set(pick string, names ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.names = map[string]bool{}
+	for _, n := range names {
+		c.names[n] = true
+	}
+	c.pick = pick
+}
+
+func startRouted(t *testing.T, dir string, eng Engine, cfg *configured) *rig {
+	t.Helper()
+	r := start(t, dir, eng)
+	r.spool.opts.Route = cfg.route
+	return r
+}
+
+// TestRemovedEngine: a debit owed to an engine no longer configured goes
+// to the party's current engine, debited there exactly once: a debit that
+// never reached the old engine is forced when the new one does not know
+// the call; one whose fate on the old engine is unknown is sent plain, and
+// a Failed then counts as applied (never twice).
+func TestRemovedEngine(t *testing.T) {
+	oldEng, newEng := newEngine(), newEngine()
+	oldEng.set(func(e *fakeEngine) { e.down = true })
+	cfg := &configured{}
+	cfg.set("", "old", "new")
+	r := startRouted(t, t.TempDir(), engines{"old": oldEng, "new": newEng}, cfg)
+	defer r.stop()
+	owe(t, r.spool, "old", "never-sent")
+	waitFor(t, "a failed send", func() bool { _, _, _, n := oldEng.snapshot(); return n > 0 })
+	st := r.spool.Status()
+	if len(st) != 1 || st[0].LastErr == "" || st[0].Engine != "old" || st[0].Tries == 0 {
+		t.Fatalf("status while the engine is down: %+v", st)
+	}
+
+	cfg.set("new", "new") // reload: "old" is removed
+	r.spool.RetryNow()
+	waitFor(t, "delivery on the new engine", func() bool { return r.spool.Waiting() == 0 })
+	exactlyOnce(t, newEng, "never-sent")
+	if debited, forced, _, _ := newEng.snapshot(); forced != 1 || debited["never-sent"] != 1 {
+		t.Fatalf("new engine: debited %v, forced %d", debited, forced)
+	}
+}
+
+func TestRemovedEngineFateUnknownIsNotForced(t *testing.T) {
+	oldEng, newEng := newEngine("maybe"), newEngine()
+	// The old engine applies it, but the reply is lost; then it goes away.
+	oldEng.set(func(e *fakeEngine) { e.faults = []string{"noreply"} })
+	cfg := &configured{}
+	cfg.set("", "old", "new")
+	hit := make(chan struct{})
+	var once sync.Once
+	oldEng.set(func(e *fakeEngine) {
+		e.onRequest = func(rating.Debit) {
+			once.Do(func() { cfg.set("new", "new"); close(hit) })
+		}
+	})
+	r := startRouted(t, t.TempDir(), engines{"old": oldEng, "new": newEng}, cfg)
+	defer r.stop()
+	owe(t, r.spool, "old", "maybe")
+	<-hit
+	waitFor(t, "the debit settled", func() bool { return r.spool.Waiting() == 0 })
+	if debited, forced, reqs, _ := newEng.snapshot(); forced != 0 || debited["maybe"] != 0 || len(reqs) != 1 {
+		t.Fatalf("new engine: debited %v, forced %d, requests %d; want one plain request, no debit", debited, forced, len(reqs))
+	}
+	exactlyOnce(t, oldEng, "maybe")
+}
+
+func TestOperatorRerouteAndDrop(t *testing.T) {
+	a, b := newEngine(), newEngine("c1", "c2")
+	a.set(func(e *fakeEngine) { e.down = true })
+	dir := t.TempDir()
+	r := start(t, dir, engines{"a": a, "b": b})
+	owe(t, r.spool, "a", "c1")
+	owe(t, r.spool, "a", "c2")
+	owe(t, r.spool, "a", "c3")
+	waitFor(t, "a failed send", func() bool { _, _, _, n := a.snapshot(); return n > 0 })
+
+	n, err := r.spool.Drop("c3")
+	for errors.Is(err, ErrInFlight) {
+		n, err = r.spool.Drop("c3")
+	}
+	if err != nil || n != 1 {
+		t.Fatalf("drop: %d, %v", n, err)
+	}
+	if n, err := r.spool.Drop("nope"); n != 0 || err != nil {
+		t.Fatalf("drop of an unknown call: %d, %v", n, err)
+	}
+	moved, inFlight := 0, 0
+	for moved+inFlight < 2 || inFlight > 0 {
+		m, f := r.spool.Reroute("a", func(string) string { return "b" })
+		moved, inFlight = moved+m, f
+	}
+	waitFor(t, "delivery on b", func() bool { return r.spool.Waiting() == 0 })
+	exactlyOnce(t, b, "c1", "c2")
+	if debited, _, _, _ := b.snapshot(); debited["c3"] != 0 {
+		t.Fatal("a dropped debit was sent")
+	}
+	r.stop()
+	// Nothing comes back after a restart: the drop and the moves were durable.
+	r = start(t, dir, engines{"a": a, "b": b})
+	defer r.stop()
+	if w := r.spool.Waiting(); w != 0 {
+		t.Fatalf("%d debits back after a restart", w)
+	}
+}
