@@ -54,8 +54,12 @@ func (l Limit) Duration() (time.Duration, bool) {
 // CallControl is the [CallControl] section: the proxy-facing socket, limits
 // and housekeeping.
 type CallControl struct {
-	Socket        string        // socket: where the proxy's call_control module connects
-	Group         string        // group: owner group of Socket ("" = leave as is)
+	Socket string // socket: where the proxy's call_control module connects
+	Group  string // group: owner group of Socket ("" = leave as is)
+	// GroupDefault: group is not set in the file, so Group is the default
+	// (kamailio with [Kamailio], else opensips); the daemon then takes the
+	// other proxy's group if only that one exists.
+	GroupDefault  bool
 	Limit         Limit         // limit: for all calls
 	PrepaidLimit  Limit         // prepaid_limit: caps prepaid calls instead of Limit when set
 	StaleTimeout  time.Duration // timeout: a call in progress without a timer is ended after this
@@ -66,6 +70,10 @@ type CallControl struct {
 	ControlSocket string        // control_socket: operator commands
 	ControlGroup  string        // control_group: owner group of ControlSocket ("" = none)
 	Sync          bool          // sync: fsync the state log before answering the proxy
+	// LegacyCommands (legacy_commands) serves the original's operator
+	// commands, debug and terminate, on Socket to the callers Access
+	// admits on the control socket.
+	LegacyCommands bool
 }
 
 // CDRTool is the [CDRTool] section: the rating engines.
@@ -162,6 +170,7 @@ func Default(runtimeDir string) *Config {
 		CallControl: CallControl{
 			Socket:        filepath.Join(runtimeDir, "socket"),
 			Group:         "opensips",
+			GroupDefault:  true,
 			StaleTimeout:  24 * time.Hour,
 			SetupTime:     90 * time.Second,
 			CheckInterval: 60 * time.Second,
@@ -169,6 +178,8 @@ func Default(runtimeDir string) *Config {
 			StateDir:      "/var/lib/callcontrol",
 			ControlSocket: filepath.Join(runtimeDir, "control"),
 			Sync:          true,
+
+			LegacyCommands: true,
 		},
 		CDRTool: CDRTool{
 			// The original waited 500 ms, as long as the proxy waits for

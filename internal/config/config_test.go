@@ -19,6 +19,7 @@ func TestOriginalFileLoads(t *testing.T) {
 	want := Default(rt)
 	want.Path = "testdata/original.ini"
 	want.CallControl.Socket = "/var/run/callcontrol/socket"
+	want.CallControl.GroupDefault = false // group = opensips in the file
 	want.CallControl.PrepaidLimit = Limit{Set: true, Seconds: 7200}
 	want.CallControl.StaleTimeout = 12 * time.Hour
 	want.CallControl.SetupTime = 120 * time.Second
@@ -95,6 +96,7 @@ func TestSampleExamplesParse(t *testing.T) {
 	// account data and engine addresses.
 	want := Default(rt)
 	want.Path = "sample"
+	want.CallControl.GroupDefault = false // group = opensips uncommented
 	want.CDRTool.Addresses = []string{"cdrtool.example.com:9024", "cdrtool2.example.com:9024"}
 	want.RadiusDatabase.Enabled = true
 	want.RadiusDatabase.User = "radius"
@@ -377,5 +379,23 @@ func TestSummary(t *testing.T) {
 	}
 	if strings.Contains(s, "\n") || !strings.Contains(Default(rt).Summary(), "rating off") {
 		t.Errorf("summary: %q", s)
+	}
+}
+
+// Without group in the file, the socket's group is that of the proxy
+// whose dialogs are ended; the daemon may still pick the other one.
+func TestGroupDefaultFollowsTheProxy(t *testing.T) {
+	for _, tt := range []struct{ file, group string }{
+		{"[CallControl]\n", "opensips"},
+		{"[Kamailio]\nsocket_path = /run/kamailio/kamailio_ctl\n", "kamailio"},
+	} {
+		c, _, err := Parse("t", []byte(tt.file), "")
+		if err != nil || c.CallControl.Group != tt.group || !c.CallControl.GroupDefault {
+			t.Errorf("%q: group %q default %t, %v", tt.file, c.CallControl.Group, c.CallControl.GroupDefault, err)
+		}
+	}
+	c, _, err := Parse("t", []byte("[CallControl]\ngroup = opensips\n[Kamailio]\nsocket_path = /k\n"), "")
+	if err != nil || c.CallControl.Group != "opensips" || c.CallControl.GroupDefault {
+		t.Errorf("group set in the file: %+v %v", c.CallControl, err)
 	}
 }

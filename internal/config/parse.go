@@ -29,7 +29,7 @@ func schema() map[string][]option {
 			o("socket"), o("group"), o("limit"), o("prepaid_limit"), o("timeout"),
 			o("setup_time", "setupTime"), o("check_interval", "checkInterval"),
 			o("timeout_detection"), o("proxy_timeout"), o("state_dir"),
-			o("control_socket"), o("control_group"), o("sync"),
+			o("control_socket"), o("control_group"), o("sync"), o("legacy_commands"),
 		},
 		"CDRTool": {o("address"), o("timeout")},
 		"RadiusDatabase": {
@@ -78,6 +78,12 @@ func Parse(name string, data []byte, runtimeDir string) (*Config, []string, erro
 	p.cdrtool(c)
 	p.radiusDatabase(c)
 	p.proxy(c)
+	if _, set := p.get("CallControl", "group"); set {
+		c.CallControl.GroupDefault = false
+	} else if c.Proxy.Kind == Kamailio {
+		// Unset, the socket's group is that of the proxy that connects.
+		c.CallControl.Group = "kamailio"
+	}
 	p.radiusAccounting(c)
 	if p.err != nil {
 		return nil, p.warnings, p.err
@@ -245,6 +251,20 @@ func (p *parser) callControl(c *Config) {
 			cc.Sync = b
 		}
 	}
+	p.boolean(s, "legacy_commands", &cc.LegacyCommands)
+}
+
+func (p *parser) boolean(section, name string, dst *bool) {
+	e, ok := p.get(section, name)
+	if !ok {
+		return
+	}
+	b, err := parseBool(e.value)
+	if err != nil {
+		p.fail(section, e, "%v", err)
+		return
+	}
+	*dst = b
 }
 
 func (p *parser) cdrtool(c *Config) {

@@ -50,7 +50,7 @@ func info(s *session.Session, now time.Time) control.SessionInfo {
 func (b backend) Sessions(prefix string) []control.SessionInfo {
 	now := time.Now()
 	var out []control.SessionInfo
-	b.d.sessions.Each(func(s *session.Session) {
+	b.d.sessions.Walk(nil, func(s *session.Session) {
 		user := strings.TrimPrefix(s.Party, "sip:")
 		if prefix == "" || strings.HasPrefix(user, strings.TrimPrefix(prefix, "sip:")) {
 			out = append(out, info(s, now))

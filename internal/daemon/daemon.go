@@ -102,7 +102,7 @@ func (d *Daemon) start() (err error) {
 
 	// The socket comes first: a second daemon must fail before it touches
 	// the first one's state.
-	if d.proxyLn, err = listenProxySocket(cc.Socket, cc.Group, log); err != nil {
+	if d.proxyLn, err = listenProxySocket(cc, log); err != nil {
 		return err
 	}
 	if d.dialogs, err = newDialogClient(cfg, opts.RuntimeDir, log); err != nil {
@@ -120,7 +120,7 @@ func (d *Daemon) start() (err error) {
 	d.sessions.Restore(sessions)
 	d.sessions.ReleaseAsked(asked)
 
-	d.proxySrv = proxy.NewServer(d.proxyLn, session.Handler{M: d.sessions}, log, opts.Debug)
+	d.proxySrv = proxy.NewServer(d.proxyLn, newProxyDoor(cfg, d.sessions, log), log, opts.Debug)
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.proxySrv.Serve() }()
 
@@ -222,8 +222,8 @@ func (d *Daemon) Reload() error {
 func restartOnly(old, cfg *config.Config) []string {
 	var changed []string
 	o, n := old.CallControl, cfg.CallControl
-	if o.Socket != n.Socket || o.Group != n.Group {
-		changed = append(changed, "[CallControl] socket/group")
+	if o.Socket != n.Socket || o.Group != n.Group || o.LegacyCommands != n.LegacyCommands {
+		changed = append(changed, "[CallControl] socket/group/legacy_commands")
 	}
 	if o.StateDir != n.StateDir || o.Sync != n.Sync {
 		changed = append(changed, "[CallControl] state_dir/sync")

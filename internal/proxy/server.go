@@ -114,10 +114,12 @@ func (s *Server) serveConn(c net.Conn) {
 	}()
 	r := bufio.NewReaderSize(c, MaxRequestSize+512)
 	w := bufio.NewWriterSize(c, 4096)
+	client := clientOf(c)
 	var req Request
 	for {
 		err := ReadRequest(r, &req)
 		received := time.Now()
+		req.Client = client
 		var reply string
 		var malformed *MalformedError
 		switch {

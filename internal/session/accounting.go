@@ -6,12 +6,13 @@ import (
 
 // TrackedCalls lists the calls accounting should look for.
 func (m *Manager) TrackedCalls() []acct.Call {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]acct.Call, 0, len(m.calls))
-	for _, s := range m.calls {
-		out = append(out, acct.Call{CallID: s.CallID, FromTag: s.FromTag, Since: s.Created})
-	}
+	var out []acct.Call
+	m.walk(nil, func(chunk []Session) {
+		for i := range chunk {
+			s := &chunk[i]
+			out = append(out, acct.Call{CallID: s.CallID, FromTag: s.FromTag, Since: s.Created})
+		}
+	})
 	return out
 }
 

@@ -50,12 +50,14 @@ func (h Handler) debug(r *proxy.Request) string {
 	switch strings.ToLower(r.Show) {
 	case "sessions":
 		var lines []string
-		h.M.Each(func(s *Session) {
+		if !h.M.Walk(r.Client.Gone, func(s *Session) {
 			user := strings.TrimPrefix(s.Party, "sip:")
 			if r.User == "" || strings.HasPrefix(user, r.User) {
-				lines = append(lines, fmt.Sprintf("Call id %s of %s to %s: %s\r\n", s.CallID, user, s.RURI, s.State()))
+				lines = append(lines, "Call id "+s.CallID+" of "+user+" to "+s.RURI+": "+s.State()+"\r\n")
 			}
-		})
+		}) {
+			return "" // the asker went away: nobody reads the rest
+		}
 		sort.Strings(lines)
 		for _, l := range lines {
 			b.WriteString(l)

@@ -102,13 +102,17 @@ type Manager struct {
 	mu      sync.Mutex
 	calls   map[string]*Session
 	parties map[string][]*Session
+	order   order // the calls again, in the order added: for listings
 	closed  bool
+
+	listing chan struct{} // one slot: one listing at a time (see Walk)
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
 func NewManager(l Limits, rater Rater, ender dialog.Ender, j Journal, log *slog.Logger) *Manager {
 	m := &Manager{rater: rater, ender: ender, journal: j, log: log, now: time.Now,
-		calls: make(map[string]*Session), parties: make(map[string][]*Session)}
+		calls: make(map[string]*Session), parties: make(map[string][]*Session),
+		listing: make(chan struct{}, 1)}
 	m.SetLimits(l)
 	return m
 }
@@ -642,6 +646,7 @@ func (m *Manager) setEndLocked(s *Session, end time.Time) {
 func (m *Manager) addLocked(s *Session) {
 	m.calls[s.CallID] = s
 	m.parties[s.Party] = append(m.parties[s.Party], s)
+	m.order.add(s)
 	if s.Engine != "" && m.rater != nil {
 		m.rater.Acquire(s.Party, s.Engine)
 	}
@@ -649,6 +654,7 @@ func (m *Manager) addLocked(s *Session) {
 
 func (m *Manager) removeLocked(s *Session) {
 	delete(m.calls, s.CallID)
+	m.order.remove(s)
 	if s.timer != nil {
 		s.timer.Stop()
 	}
@@ -761,7 +767,9 @@ func (m *Manager) Shutdown() {
 	}
 }
 
-// Each calls f for a copy of every session, under the lock: f must be quick.
+// Each calls f for a copy of every session, under the lock: f must be
+// quick, and the caller must need one consistent view of the whole table
+// (a snapshot); listings use Walk.
 func (m *Manager) Each(f func(s *Session)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -787,14 +795,9 @@ func (m *Manager) Get(callID string) (Session, bool) {
 
 // Counts returns how many sessions and parties are tracked.
 func (m *Manager) Counts() (pending, inProgress, parties int) {
+	pending, inProgress = m.count()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, s := range m.calls {
-		if s.InProgress() {
-			inProgress++
-		} else {
-			pending++
-		}
-	}
-	return pending, inProgress, len(m.parties)
+	parties = len(m.parties)
+	m.mu.Unlock()
+	return pending, inProgress, parties
 }

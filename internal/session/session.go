@@ -36,6 +36,7 @@ type Session struct {
 	EndAt    time.Time // zero unless answered with a limit
 
 	timer *time.Timer
+	seq   uint64 // place in the manager's order (listing.go)
 }
 
 // InProgress tells whether the call was answered.
