@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Replies to the module, exactly as it compares them.
@@ -143,7 +144,17 @@ func (s *Server) serveConn(c net.Conn) {
 		if s.debug {
 			s.log.Debug("proxy socket", "request", req, "reply", reply, "took", time.Since(received))
 		}
-		w.WriteString(reply)
+		if len(reply) > w.Available() && len(reply) > 4096 {
+			// A listing: one write, not one per buffer's worth.
+			if w.Flush() != nil {
+				return
+			}
+			if _, err := c.Write(unsafe.Slice(unsafe.StringData(reply), len(reply))); err != nil {
+				return
+			}
+		} else {
+			w.WriteString(reply)
+		}
 		w.WriteString("\r\n")
 		// Flush unless the next request is already here: the module
 		// never pipelines, but a test client may, and then one write

@@ -7,12 +7,9 @@ import (
 // TrackedCalls lists the calls accounting should look for.
 func (m *Manager) TrackedCalls() []acct.Call {
 	var out []acct.Call
-	m.walk(nil, func(chunk []Session) {
-		for i := range chunk {
-			s := &chunk[i]
-			out = append(out, acct.Call{CallID: s.CallID, FromTag: s.FromTag, Since: s.Created})
-		}
-	})
+	m.eachChunked(nil, func(s *Session) {
+		out = append(out, acct.Call{CallID: s.CallID, FromTag: s.FromTag, Since: s.Created})
+	}, nil)
 	return out
 }
 

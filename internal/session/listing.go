@@ -67,17 +67,22 @@ func (o *order) find(seq uint64) int {
 // is copied listChunk sessions at a time. A session in the table for the
 // whole walk is seen once; one added or removed meanwhile may or may not
 // be. gone, when not nil, is asked between chunks: true (the asker went
-// away) ends the walk, and Walk returns false. One walk runs at a time, so
-// listings in a loop take at most one core from the proxy's requests.
+// away) ends the walk, and Walk returns false. One listing runs at a time,
+// so listings in a loop take at most one core from the proxy's requests.
 func (m *Manager) Walk(gone func() bool, f func(s *Session)) bool {
 	if !m.acquireListing(gone) {
 		return false
 	}
-	defer func() { <-m.listing }()
-	return m.walk(gone, func(chunk []Session) {
-		for i := range chunk {
-			f(&chunk[i])
+	defer m.releaseListing()
+	buf := make([]Session, 0, listChunk)
+	return m.eachChunked(gone, func(s *Session) {
+		buf = append(buf, *s)
+		buf[len(buf)-1].timer = nil
+	}, func() {
+		for i := range buf {
+			f(&buf[i])
 		}
+		buf = buf[:0]
 	})
 }
 
@@ -103,28 +108,34 @@ func (m *Manager) acquireListing(gone func() bool) bool {
 	}
 }
 
-// walk hands f each chunk of copied sessions, outside the lock.
-func (m *Manager) walk(gone func() bool, f func(chunk []Session)) bool {
-	buf := make([]Session, 0, listChunk)
+func (m *Manager) releaseListing() { <-m.listing }
+
+// eachChunked calls visit for each session under the lock, at most
+// listChunk sessions (scanChunk slots) per hold of it, and flush (when not
+// nil) outside the lock after each chunk. visit must only copy what it
+// needs and keep no pointer. gone is asked between chunks; true ends the
+// walk early and eachChunked returns false.
+func (m *Manager) eachChunked(gone func() bool, visit func(s *Session), flush func()) bool {
 	next := uint64(1)
 	for {
 		if gone != nil && gone() {
 			return false
 		}
-		buf = buf[:0]
 		m.mu.Lock()
 		entries := m.order.entries
 		i := m.order.find(next)
-		for scanned := 0; i < len(entries) && len(buf) < listChunk && scanned < scanChunk; i, scanned = i+1, scanned+1 {
+		for scanned, visited := 0, 0; i < len(entries) && visited < listChunk && scanned < scanChunk; i, scanned = i+1, scanned+1 {
 			next = entries[i].seq + 1
 			if s := entries[i].s; s != nil {
-				buf = append(buf, *s)
-				buf[len(buf)-1].timer = nil
+				visit(s)
+				visited++
 			}
 		}
 		done := i >= len(entries)
 		m.mu.Unlock()
-		f(buf)
+		if flush != nil {
+			flush()
+		}
 		if done {
 			return true
 		}
@@ -132,27 +143,14 @@ func (m *Manager) walk(gone func() bool, f func(chunk []Session)) bool {
 	}
 }
 
-// count tallies the sessions in chunks, like walk, without copying them.
+// count tallies the sessions in chunks, without copying them.
 func (m *Manager) count() (pending, inProgress int) {
-	next := uint64(1)
-	for {
-		m.mu.Lock()
-		entries := m.order.entries
-		i := m.order.find(next)
-		for scanned := 0; i < len(entries) && scanned < scanChunk; i, scanned = i+1, scanned+1 {
-			next = entries[i].seq + 1
-			if s := entries[i].s; s != nil {
-				if s.InProgress() {
-					inProgress++
-				} else {
-					pending++
-				}
-			}
+	m.eachChunked(nil, func(s *Session) {
+		if s.InProgress() {
+			inProgress++
+		} else {
+			pending++
 		}
-		done := i >= len(entries)
-		m.mu.Unlock()
-		if done {
-			return pending, inProgress
-		}
-	}
+	}, nil)
+	return pending, inProgress
 }
