@@ -206,6 +206,7 @@ func run(args []string, e env) int {
 // report turns a command's error into a message and an exit status.
 func report(e env, path string, err error) int {
 	var re *control.RemoteError
+	var untrusted *control.UntrustedError
 	switch {
 	case err == nil:
 		return exitOK
@@ -220,6 +221,10 @@ func report(e env, path string, err error) int {
 	case errors.As(err, &re):
 		fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)
 		return exitFailed
+	case errors.As(err, &untrusted):
+		fmt.Fprintf(e.stderr, "callcontrol: %v\n"+
+			"Another user may have replaced the daemon's socket: check the owner and permissions of its directory.\n", err)
+		return exitUnreachable
 	default:
 		// No connection, or it broke: the daemon is not there for us.
 		var de *control.DialError

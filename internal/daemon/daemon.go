@@ -139,6 +139,7 @@ func (d *Daemon) start() (err error) {
 			return fmt.Errorf("pid file: %w", err)
 		}
 	}
+	warnUnsafeDirs(log, unsafeDirsToCheck(d))
 	log.Info("callcontrold ready", "socket", cc.Socket, "control", cc.ControlSocket)
 	return nil
 }
