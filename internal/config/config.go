@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -217,7 +216,7 @@ func Load(path, runtimeDir string) (*Config, []string, error) {
 // LoadFile is Load with the missing-file rule explicit: optional means a
 // missing file gives defaults and a warning instead of an error.
 func LoadFile(path, runtimeDir string, optional bool) (*Config, []string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		if optional && errors.Is(err, fs.ErrNotExist) {
 			return Default(runtimeDir), []string{fmt.Sprintf("%s: not found, using defaults", path)}, nil

@@ -170,13 +170,16 @@ func TestLimit(t *testing.T) {
 		{"-5", Limit{}, true},
 		{"abc", Limit{}, true},
 		{"1.5", Limit{}, true},
+		{"2592000", Limit{Set: true, Seconds: 2592000}, false},
+		{"2592001", Limit{}, true},
+		{"9300000000", Limit{}, true}, // once overflowed a time.Duration
 		{"", Limit{}, true},
 	}
 	for _, tt := range tests {
 		for _, opt := range []string{"limit", "prepaid_limit"} {
 			c, _, err := Parse("config.ini", []byte("[CallControl]\n"+opt+" = "+tt.in+"\n"), rt)
 			if tt.wantErr {
-				want := `config.ini: [CallControl] ` + opt + ` = "` + tt.in + `": must be a number of seconds >= 0 or None`
+				want := `config.ini: [CallControl] ` + opt + ` = "` + tt.in + `": must be a number of seconds from 0 to 2592000 (30 days), or None`
 				if err == nil || err.Error() != want {
 					t.Errorf("%s = %q: err %v, want %s", opt, tt.in, err, want)
 				}
@@ -213,10 +216,10 @@ func TestErrors(t *testing.T) {
 		{"long control", "[CallControl]\ncontrol_socket=" + long + "\n", "[CallControl] control_socket = "},
 		{"long kamailio", "[Kamailio]\nsocket_path=" + long + "\n", "[Kamailio] socket_path = "},
 		{"empty socket", "[CallControl]\nsocket=\n", `[CallControl] socket = "": must be a path`},
-		{"setup zero", "[CallControl]\nsetup_time=0\n", `[CallControl] setup_time = "0": must be a positive number of seconds`},
-		{"setup camel bad", "[CallControl]\nsetupTime=x\n", `[CallControl] setupTime = "x": must be a positive`},
+		{"setup zero", "[CallControl]\nsetup_time=0\n", `[CallControl] setup_time = "0": must be a number of seconds from 1 to 86400`},
+		{"setup camel bad", "[CallControl]\nsetupTime=x\n", `[CallControl] setupTime = "x": must be a number of seconds from 1 to 86400`},
 		{"check negative", "[CallControl]\ncheck_interval=-1\n", `[CallControl] check_interval = "-1"`},
-		{"proxy timeout", "[CallControl]\nproxy_timeout=NaN\n", `[CallControl] proxy_timeout = "NaN": must be a positive number of milliseconds`},
+		{"proxy timeout", "[CallControl]\nproxy_timeout=NaN\n", `[CallControl] proxy_timeout = "NaN": must be a number of milliseconds from 1 to 60000`},
 		{"stale inf", "[CallControl]\ntimeout=Inf\n", `[CallControl] timeout = "Inf"`},
 		{"stale huge", "[CallControl]\ntimeout=1e300\n", `[CallControl] timeout = "1e300"`},
 		{"sync", "[CallControl]\nsync=maybe\n", `[CallControl] sync = "maybe": must be yes or no`},

@@ -195,14 +195,14 @@ func (p *parser) limit(section, name string, dst *Limit) {
 	*dst = l
 }
 
-func (p *parser) duration(section string, unit time.Duration, dst *time.Duration, name string, aliases ...string) {
+func (p *parser) duration(section string, unit time.Duration, r span, dst *time.Duration, name string, aliases ...string) {
 	e, ok := p.get(section, name, aliases...)
 	if !ok {
 		return
 	}
 	d, err := parseDuration(e.value, unit)
-	if err != nil {
-		p.fail(section, e, "%v", err)
+	if err != nil || d < r.min || d > r.max {
+		p.fail(section, e, "must be %s", r.describe(unit))
 		return
 	}
 	*dst = d
@@ -227,10 +227,10 @@ func (p *parser) callControl(c *Config) {
 	p.str(s, "group", &cc.Group)
 	p.limit(s, "limit", &cc.Limit)
 	p.limit(s, "prepaid_limit", &cc.PrepaidLimit)
-	p.duration(s, time.Second, &cc.StaleTimeout, "timeout")
-	p.duration(s, time.Second, &cc.SetupTime, "setup_time", "setupTime")
-	p.duration(s, time.Second, &cc.CheckInterval, "check_interval", "checkInterval")
-	p.duration(s, time.Millisecond, &cc.ProxyTimeout, "proxy_timeout")
+	p.duration(s, time.Second, span{time.Second, MaxStaleTimeout}, &cc.StaleTimeout, "timeout")
+	p.duration(s, time.Second, span{time.Second, MaxSetupTime}, &cc.SetupTime, "setup_time", "setupTime")
+	p.duration(s, time.Second, span{time.Second, MaxCheckInterval}, &cc.CheckInterval, "check_interval", "checkInterval")
+	p.duration(s, time.Millisecond, span{MinProxyTimeout, MaxProxyTimeout}, &cc.ProxyTimeout, "proxy_timeout")
 	if e, ok := p.get(s, "timeout_detection"); ok {
 		p.warnf("[%s] %s = %q is obsolete and ignored (accounting is always checked when [RadiusDatabase] is set)", s, e.name, e.value)
 	}
@@ -277,7 +277,7 @@ func (p *parser) cdrtool(c *Config) {
 			c.CDRTool.Addresses = addrs
 		}
 	}
-	p.duration(s, time.Millisecond, &c.CDRTool.Timeout, "timeout")
+	p.duration(s, time.Millisecond, span{MinEngineTimeout, MaxEngineTimeout}, &c.CDRTool.Timeout, "timeout")
 }
 
 func (p *parser) radiusDatabase(c *Config) {
@@ -355,8 +355,8 @@ func (p *parser) proxy(c *Config) {
 			continue
 		}
 		n, err := strconv.Atoi(e.value)
-		if err != nil || n < 1 || n > 100000 {
-			p.fail(sec, e, "must be a number from 1 to 100000")
+		if err != nil || n < 1 || n > MaxMaxConnections {
+			p.fail(sec, e, "must be a number from 1 to %d", MaxMaxConnections)
 			continue
 		}
 		if sec == section {
@@ -402,15 +402,15 @@ func (p *parser) radiusAccounting(c *Config) {
 }
 
 // ParseLimit reads a limit: "None" (any case) for no limit, else whole
-// seconds >= 0.
+// seconds from 0 to MaxLimit.
 func ParseLimit(v string) (Limit, error) {
 	v = strings.TrimSpace(v)
 	if strings.EqualFold(v, "none") {
 		return Limit{}, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return Limit{}, fmt.Errorf("must be a number of seconds >= 0 or None")
+	if err != nil || n < 0 || n > MaxLimit {
+		return Limit{}, fmt.Errorf("must be a number of seconds from 0 to %d (30 days), or None", MaxLimit)
 	}
 	return Limit{Set: true, Seconds: n}, nil
 }

@@ -140,6 +140,7 @@ func (d *Daemon) start() (err error) {
 		}
 	}
 	warnUnsafeDirs(log, unsafeDirsToCheck(d))
+	warnReadableSecrets(log, cfg)
 	log.Info("callcontrold ready", "socket", cc.Socket, "control", cc.ControlSocket)
 	return nil
 }

@@ -4,7 +4,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
+
+	"github.com/callcontrol/callcontrol/internal/config"
 )
 
 // warnUnsafeDirs warns about a directory holding the daemon's sockets or
@@ -46,4 +49,25 @@ func unsafeDirsToCheck(d *Daemon) map[string]string {
 		dirs[d.opts.RuntimeDir] = "the runtime files (sockets, pid file)"
 	}
 	return dirs
+}
+
+// warnReadableSecrets warns when the configuration file holds a password
+// or a secret and every local user may read it.
+func warnReadableSecrets(log *slog.Logger, cfg *config.Config) {
+	var held []string
+	if cfg.RadiusDatabase.Password != "" {
+		held = append(held, "[RadiusDatabase] password")
+	}
+	if cfg.RadiusAccounting.Secret != "" {
+		held = append(held, "[RadiusAccounting] secret")
+	}
+	if cfg.Path == "" || len(held) == 0 {
+		return
+	}
+	fi, err := os.Stat(cfg.Path)
+	if err != nil || fi.Mode().Perm()&0o004 == 0 {
+		return
+	}
+	log.Warn("the configuration holds secrets and every local user can read it: chmod 0640 (owner root, group of the daemon's user)",
+		"file", cfg.Path, "mode", fi.Mode().Perm().String(), "holds", strings.Join(held, ", "))
 }

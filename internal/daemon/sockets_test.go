@@ -7,7 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/callcontrol/callcontrol/internal/config"
 	"time"
 )
 
@@ -78,5 +81,58 @@ func TestUnsafeDirectoriesWarned(t *testing.T) {
 	}
 	if os.Geteuid() == 0 && !strings.Contains(out, "owned by another user") {
 		t.Fatalf("another user's directory not warned about:\n%s", out)
+	}
+}
+
+// A config.ini that is a FIFO, or a limit past its range, stops the start
+// at once with one line.
+func TestBadConfigRefusedAtOnce(t *testing.T) {
+	fifoDir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(fifoDir, "config.ini"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	limitDir := t.TempDir()
+	os.WriteFile(filepath.Join(limitDir, "config.ini"), []byte("[CallControl]\ngroup = nogroup\nlimit = 9300000000\n"), 0o644)
+	for dir, want := range map[string]string{fifoDir: "not a regular file (a FIFO)", limitDir: `[CallControl] limit = "9300000000": must be a number of seconds from 0 to 2592000`} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Start(Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run")}, slog.New(slog.DiscardHandler))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%s: %v", dir, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: start still waiting after 10 s", dir)
+		}
+	}
+}
+
+func TestReadableSecretsWarned(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.ini")
+	for _, tt := range []struct {
+		file string
+		mode os.FileMode
+		warn bool
+	}{
+		{"[RadiusDatabase]\nuser = r\npassword = p\n", 0o644, true},
+		{"[RadiusAccounting]\nlisten = :1813\nsecret = s\n", 0o644, true},
+		{"[RadiusDatabase]\nuser = r\npassword = p\n", 0o640, false},
+		{"[CallControl]\nlimit = 5\n", 0o644, false},
+	} {
+		os.WriteFile(path, []byte(tt.file), tt.mode)
+		os.Chmod(path, tt.mode)
+		cfg, _, err := config.LoadFile(path, dir, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		warnReadableSecrets(slog.New(slog.NewTextHandler(&buf, nil)), cfg)
+		if got := strings.Contains(buf.String(), "every local user can read it"); got != tt.warn {
+			t.Errorf("%q mode %v: warned %t\n%s", tt.file, tt.mode, got, buf.String())
+		}
 	}
 }
