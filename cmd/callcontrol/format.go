@@ -131,6 +131,10 @@ func writeStats(w io.Writer, st control.Stats) error {
 		{"Dialog ends pending", fmt.Sprint(st.DialogEndsPending)},
 		{"State log", stateLog(st)},
 	}
+	if !st.StateNotDurableSince.IsZero() {
+		rows = append(rows, [2]string{"State durable", fmt.Sprintf("NO: calls served from memory only since %s (%s)",
+			st.StateNotDurableSince.UTC().Format(time.RFC3339), st.StateFault)})
+	}
 	return writeKeyValues(w, rows)
 }
 

@@ -40,13 +40,18 @@ type Stats struct {
 	DialogEndsPending int            `json:"dialog_ends_pending"`
 	// The state log: whether it fsyncs before replies, how long its
 	// fsyncs take, and how many writes failed (a failing disk shows here).
-	StateSync        bool          `json:"state_sync"`
-	StateLastSyncMS  float64       `json:"state_last_sync_ms"`
-	StateMaxSyncMS   float64       `json:"state_max_sync_ms"`
-	StateWriteErrors uint64        `json:"state_write_errors"`
-	Uptime           time.Duration `json:"-"`
-	Requests         uint64        `json:"requests"`
-	Version          string        `json:"version"`
+	StateSync        bool    `json:"state_sync"`
+	StateLastSyncMS  float64 `json:"state_last_sync_ms"`
+	StateMaxSyncMS   float64 `json:"state_max_sync_ms"`
+	StateWriteErrors uint64  `json:"state_write_errors"`
+	// Calls answered while the state cannot be written are served from
+	// memory, not durable: since when, and why (zero and empty when
+	// everything is durable).
+	StateNotDurableSince time.Time     `json:"state_not_durable_since,omitzero"`
+	StateFault           string        `json:"state_fault,omitempty"`
+	Uptime               time.Duration `json:"-"`
+	Requests             uint64        `json:"requests"`
+	Version              string        `json:"version"`
 }
 
 // statsJSON carries Uptime as whole seconds: scripts should not have to know

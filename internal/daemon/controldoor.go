@@ -75,20 +75,27 @@ func (b backend) Stats() control.Stats {
 	up, total := b.d.engines.connected()
 	st := b.d.state.log.Stats()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	since, cause, _ := b.d.state.log.Fault()
+	fault := ""
+	if cause != nil {
+		fault = cause.Error()
+	}
 	return control.Stats{
-		Sessions:          map[string]int{"pending": pending, "in-progress": inProgress},
-		Parties:           parties,
-		EnginesUp:         up,
-		EnginesTotal:      total,
-		DebitsWaiting:     b.d.state.debitsWaiting(),
-		DialogEndsPending: b.d.dialogs.Pending(),
-		StateSync:         !b.d.state.noSync,
-		StateLastSyncMS:   ms(st.LastSync),
-		StateMaxSyncMS:    ms(st.MaxSync),
-		StateWriteErrors:  st.Errors,
-		Uptime:            time.Since(b.d.started),
-		Requests:          b.d.proxySrv.Requests(),
-		Version:           Version,
+		Sessions:             map[string]int{"pending": pending, "in-progress": inProgress},
+		Parties:              parties,
+		EnginesUp:            up,
+		EnginesTotal:         total,
+		DebitsWaiting:        b.d.state.debitsWaiting(),
+		DialogEndsPending:    b.d.dialogs.Pending(),
+		StateSync:            !b.d.state.noSync,
+		StateLastSyncMS:      ms(st.LastSync),
+		StateMaxSyncMS:       ms(st.MaxSync),
+		StateWriteErrors:     st.Errors,
+		StateNotDurableSince: since,
+		StateFault:           fault,
+		Uptime:               time.Since(b.d.started),
+		Requests:             b.d.proxySrv.Requests(),
+		Version:              Version,
 	}
 }
 

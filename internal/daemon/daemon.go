@@ -57,6 +57,8 @@ type Daemon struct {
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
+
+	stopErr error // what a stop could not save (state.close)
 }
 
 // ConfigPath is where the daemon reads its configuration.
@@ -131,6 +133,8 @@ func (d *Daemon) start() (err error) {
 	d.cancel = cancel
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.housekeeping(ctx, cc.CheckInterval) }()
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.watchState(ctx) }()
 	if d.acct, err = startAccounting(ctx, cfg, d.sessions, &d.wg, log); err != nil {
 		return err
 	}
@@ -276,7 +280,7 @@ func (d *Daemon) stop() {
 		d.sessions.Shutdown()
 	}
 	if d.state != nil {
-		d.state.close(d.sessions)
+		d.stopErr = d.state.close(d.sessions)
 	}
 	if d.dialogs != nil {
 		d.dialogs.Close()
@@ -310,7 +314,7 @@ func Run(opts Options, log *slog.Logger) error {
 		break
 	}
 	d.Stop()
-	return nil
+	return d.stopErr
 }
 
 // errNoRating is returned by parts that need an engine when none is set.

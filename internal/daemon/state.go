@@ -29,6 +29,9 @@ type state struct {
 	logger   *slog.Logger
 	noSync   bool
 
+	dir      string
+	repairMu sync.Mutex // one repair at a time (statewatch.go)
+
 	mu          sync.Mutex
 	lastCompact time.Time
 	bytesAt     uint64
@@ -44,7 +47,7 @@ func openState(dir string, noSync bool, log *slog.Logger) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
-	return &state{log: l, restored: restored, logger: log, noSync: noSync, lastCompact: time.Now(),
+	return &state{log: l, restored: restored, logger: log, noSync: noSync, lastCompact: time.Now(), dir: dir,
 		asked: make(map[string][]byte)}, nil
 }
 
@@ -144,9 +147,10 @@ func (s *state) maybeCompact(m *session.Manager) {
 	}
 }
 
-func (s *state) compact(m *session.Manager) {
-	start := time.Now()
-	err := s.log.Compact(func(put func(key string, v []byte)) {
+// snapshot writes everything held in memory: sessions, asked marks, owed
+// debits.
+func (s *state) snapshot(m *session.Manager) error {
+	return s.log.Compact(func(put func(key string, v []byte)) {
 		m.Each(func(sess *session.Session) { put(sessionPrefix+sess.CallID, sess.Marshal()) })
 		s.askMu.Lock()
 		for id, rec := range s.asked {
@@ -157,7 +161,11 @@ func (s *state) compact(m *session.Manager) {
 			s.debits.dump(put)
 		}
 	})
-	if err != nil {
+}
+
+func (s *state) compact(m *session.Manager) {
+	start := time.Now()
+	if err := s.snapshot(m); err != nil {
 		s.logger.Error("state: snapshot failed", "err", err)
 		return
 	}
@@ -174,15 +182,22 @@ func (s *state) debitsWaiting() int {
 	return s.debits.waiting()
 }
 
-// close leaves a compact snapshot behind for the next start.
-func (s *state) close(m *session.Manager) {
+// close leaves a compact snapshot behind for the next start. An error
+// says what was not saved: a clean stop that saved nothing must not look
+// like one.
+func (s *state) close(m *session.Manager) error {
+	var failed error
 	if m != nil {
-		s.compact(m)
+		failed = s.finalSnapshot(m)
 	}
 	if s.debits != nil {
 		s.debits.close()
 	}
 	if err := s.log.Close(); err != nil {
 		s.logger.Error("state: close failed", "err", err)
+		if failed == nil {
+			failed = fmt.Errorf("state: close failed: %w", err)
+		}
 	}
+	return failed
 }

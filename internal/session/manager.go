@@ -292,7 +292,9 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		log.Error("init answered Error: the state log was not durable before the proxy's deadline; check the disk under state_dir")
 		return ReplyError
 	} else if err != nil {
-		log.Error("state log write failed; the call is tracked in memory only", "err", err)
+		// The store reports the episode once, as an ERROR with its cause
+		// (stats shows it too); one line per call would bury it.
+		log.Debug("state log write failed; the call is tracked in memory only", "err", err)
 	}
 	log.info("call limited", slog.Int("limit", s.Limit), slog.Bool("prepaid", s.Prepaid), slog.String("engine", s.Engine),
 		slog.Int("call_limit", callLimit))
@@ -626,7 +628,9 @@ func (m *Manager) waitLogged(w Wait, what string, by time.Time) (isLate bool) {
 		m.log.Warn("state log write not durable before the proxy's deadline: the disk is slow", "callid", what)
 		return true
 	}
-	m.log.Error("state log write failed", "callid", what, "err", err)
+	// The store logs the episode once (an ERROR with its cause); one line
+	// per call on a full disk would bury it.
+	m.log.Debug("state log write failed", "callid", what, "err", err)
 	return false
 }
 

@@ -216,6 +216,8 @@ type Log struct {
 
 	compactMu sync.Mutex
 	nop       *Commit
+
+	health health // episodes of state that is not durable (health.go)
 }
 
 const (
@@ -744,7 +746,7 @@ func (l *Log) write(g *group) {
 	}
 	if err != nil {
 		err = fmt.Errorf("store: write: %w", err)
-		l.log.Error("store: group commit failed", "segment", l.segSeq, "batches", g.batches, "err", err)
+		l.failed(err, "a state write failed") // logged once per episode (health.go)
 	}
 	l.statsMu.Lock()
 	if err != nil {

@@ -62,6 +62,7 @@ func (l *Log) Compact(dump func(put func(key string, v []byte))) error {
 	if closed {
 		return ErrClosed
 	}
+	failuresAt := l.failureCount()
 	req := rotReq{reply: make(chan rotResult, 1)}
 	select {
 	case l.rot <- req:
@@ -105,6 +106,7 @@ func (l *Log) Compact(dump func(put func(key string, v []byte))) error {
 	l.stats.SnapRecords = int(count)
 	l.statsMu.Unlock()
 	l.log.Info("store: snapshot written", "records", count, "bytes", len(buf), "segment", base)
+	l.healed(failuresAt, count)
 	return nil
 }
 
