@@ -299,7 +299,9 @@ func (l *Log) load() (map[string][]byte, uint64, error) {
 	if haveBase && base > 0 {
 		maxSeq = base - 1
 	}
+	l.reportMissing(segs, base, haveBase)
 	var scratch []rawOp
+	oldest := true // the oldest segment replayed is kept even when empty: it marks where the log starts (see reportMissing)
 	for _, seq := range segs {
 		maxSeq = max(maxSeq, seq)
 		name := filepath.Join(l.dir, segName(seq))
@@ -314,6 +316,14 @@ func (l *Log) load() (map[string][]byte, uint64, error) {
 		buf, err := os.ReadFile(name)
 		if err != nil {
 			return nil, 0, fmt.Errorf("store: %w", err)
+		}
+		keep := oldest
+		oldest = false
+		if len(buf) == 0 {
+			l.log.Warn("store: segment is empty, without even its header: any records it held are lost", "file", name)
+		}
+		if keep && len(buf) >= len(segMagic) && string(buf[:len(segMagic)]) == string(segMagic) && allZero(buf[len(segMagic):]) {
+			continue
 		}
 		if len(buf) == 0 || (len(buf) >= len(segMagic) && string(buf[:len(segMagic)]) == string(segMagic) && allZero(buf[len(segMagic):])) {
 			// Nothing in it (each start opens a fresh segment): drop it so
