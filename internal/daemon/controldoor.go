@@ -75,7 +75,7 @@ func (b backend) Stats() control.Stats {
 	up, total := b.d.engines.connected()
 	st := b.d.state.log.Stats()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	since, cause, _ := b.d.state.log.Fault()
+	since, _, cause := b.d.state.log.Fault()
 	fault := ""
 	if cause != nil {
 		fault = cause.Error()

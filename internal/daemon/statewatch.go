@@ -44,7 +44,7 @@ func (s *state) repair(m *session.Manager) error {
 			return err
 		}
 	}
-	since, cause, _ := s.log.Fault()
+	since, _, cause := s.log.Fault()
 	if since.IsZero() {
 		return nil
 	}
@@ -52,7 +52,7 @@ func (s *state) repair(m *session.Manager) error {
 		s.logger.Debug("state: snapshot retry failed", "err", err)
 		return fmt.Errorf("not durable since %s: %v; last snapshot attempt: %w", since.UTC().Format(time.RFC3339), cause, err)
 	}
-	if since, cause, _ := s.log.Fault(); !since.IsZero() {
+	if since, _, cause := s.log.Fault(); !since.IsZero() {
 		return fmt.Errorf("not durable since %s: %v", since.UTC().Format(time.RFC3339), cause)
 	}
 	return nil

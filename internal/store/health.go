@@ -24,10 +24,10 @@ type health struct {
 
 // Fault says since when the state is not durable, and why (a zero time
 // when it is), and how many writes failed since.
-func (l *Log) Fault() (since time.Time, cause error, failed uint64) {
+func (l *Log) Fault() (since time.Time, failed uint64, cause error) {
 	l.health.mu.Lock()
 	defer l.health.mu.Unlock()
-	return l.health.since, l.health.cause, l.health.failed
+	return l.health.since, l.health.failed, l.health.cause
 }
 
 // failed records a failure; the first of an episode is logged.
