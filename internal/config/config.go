@@ -73,6 +73,10 @@ type CallControl struct {
 	// commands, debug and terminate, on Socket to the callers Access
 	// admits on the control socket.
 	LegacyCommands bool
+	// RefuseNotDurable (state_failure = refuse) answers init Error while
+	// the state cannot be written; serve (the default) keeps answering
+	// from memory.
+	RefuseNotDurable bool
 }
 
 // CDRTool is the [CDRTool] section: the rating engines.

@@ -29,7 +29,7 @@ func schema() map[string][]option {
 			o("socket"), o("group"), o("limit"), o("prepaid_limit"), o("timeout"),
 			o("setup_time", "setupTime"), o("check_interval", "checkInterval"),
 			o("timeout_detection"), o("proxy_timeout"), o("state_dir"),
-			o("control_socket"), o("control_group"), o("sync"), o("legacy_commands"),
+			o("control_socket"), o("control_group"), o("sync"), o("legacy_commands"), o("state_failure"),
 		},
 		"CDRTool": {o("address"), o("timeout")},
 		"RadiusDatabase": {
@@ -252,6 +252,16 @@ func (p *parser) callControl(c *Config) {
 		}
 	}
 	p.boolean(s, "legacy_commands", &cc.LegacyCommands)
+	if e, ok := p.get(s, "state_failure"); ok {
+		switch strings.ToLower(e.value) {
+		case "serve":
+			cc.RefuseNotDurable = false
+		case "refuse":
+			cc.RefuseNotDurable = true
+		default:
+			p.fail(s, e, "must be serve or refuse")
+		}
+	}
 }
 
 func (p *parser) boolean(section, name string, dst *bool) {

@@ -114,6 +114,7 @@ func (d *Daemon) start() (err error) {
 	if d.state, err = openState(cc.StateDir, !cc.Sync, log); err != nil {
 		return err
 	}
+	d.state.refuse = cc.RefuseNotDurable
 	d.sessions = session.NewManager(limits(cfg), d.engines.rater(), d.dialogs, d.state, log)
 	if err = d.state.startDebits(d.engines, d.sessions, log); err != nil {
 		return err
@@ -158,7 +159,8 @@ func limits(cfg *config.Config) session.Limits {
 		return l.Seconds
 	}
 	return session.Limits{Limit: toSeconds(cc.Limit), PrepaidLimit: toSeconds(cc.PrepaidLimit),
-		SetupTime: cc.SetupTime, StaleTimeout: cc.StaleTimeout, ProxyTimeout: cc.ProxyTimeout}
+		SetupTime: cc.SetupTime, StaleTimeout: cc.StaleTimeout, ProxyTimeout: cc.ProxyTimeout,
+		RefuseNotDurable: cc.RefuseNotDurable}
 }
 
 func newDialogClient(cfg *config.Config, runtimeDir string, log *slog.Logger) (*dialog.Client, error) {
@@ -215,7 +217,9 @@ func (d *Daemon) Reload() error {
 	old := d.cfg
 	d.cfg = cfg
 	d.mu.Unlock()
-	d.sessions.SetLimits(limits(cfg))
+	lim := limits(cfg)
+	lim.RefuseNotDurable = d.state.refuse // state_failure applies at restart, with sync
+	d.sessions.SetLimits(lim)
 	d.engines.reload(cfg)
 	for _, w := range restartOnly(old, cfg) {
 		d.log.Warn("reload: this option changes only at restart", "option", w)
@@ -231,8 +235,8 @@ func restartOnly(old, cfg *config.Config) []string {
 	if o.Socket != n.Socket || o.Group != n.Group || o.LegacyCommands != n.LegacyCommands {
 		changed = append(changed, "[CallControl] socket/group/legacy_commands")
 	}
-	if o.StateDir != n.StateDir || o.Sync != n.Sync {
-		changed = append(changed, "[CallControl] state_dir/sync")
+	if o.StateDir != n.StateDir || o.Sync != n.Sync || o.RefuseNotDurable != n.RefuseNotDurable {
+		changed = append(changed, "[CallControl] state_dir/sync/state_failure")
 	}
 	if o.ControlSocket != n.ControlSocket || o.ControlGroup != n.ControlGroup {
 		changed = append(changed, "[CallControl] control_socket/control_group")

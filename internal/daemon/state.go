@@ -31,6 +31,7 @@ type state struct {
 
 	dir      string
 	repairMu sync.Mutex // one repair at a time (statewatch.go)
+	refuse   bool       // state_failure = refuse: Save fails while not durable
 
 	mu          sync.Mutex
 	lastCompact time.Time
@@ -109,10 +110,16 @@ func (s *state) settled(callID string) bool {
 // Save implements session.Journal.
 func (s *state) Save(sess *session.Session) session.Wait {
 	put := store.Put(sessionPrefix+sess.CallID, sess.Marshal())
+	var wait session.Wait
 	if s.settled(sess.CallID) { // the first save after the engine was asked
-		return s.log.Stage(put, store.Delete(askedPrefix+sess.CallID)).WaitUntil
+		wait = s.log.Stage(put, store.Delete(askedPrefix+sess.CallID)).WaitUntil
+	} else {
+		wait = s.log.Stage(put).WaitUntil
 	}
-	return s.log.Stage(put).WaitUntil
+	if s.refuse {
+		return s.notDurable(wait)
+	}
+	return wait
 }
 
 // End implements session.Journal: the session's removal and its debit in

@@ -81,3 +81,19 @@ func (s *state) finalSnapshot(m *session.Manager) error {
 	s.logger.Debug("state: snapshot written", "took", time.Since(start))
 	return nil
 }
+
+// notDurable makes a Save fail while the state is not durable, for
+// state_failure = refuse: also when the write itself seemed to succeed,
+// as into a segment whose directory was removed.
+func (s *state) notDurable(wait session.Wait) session.Wait {
+	return func(by time.Time) error {
+		err := wait(by)
+		if err != nil {
+			return err
+		}
+		if since, _, cause := s.log.Fault(); !since.IsZero() {
+			return fmt.Errorf("state not durable since %s: %w", since.UTC().Format(time.RFC3339), cause)
+		}
+		return nil
+	}
+}

@@ -43,6 +43,9 @@ type Limits struct {
 	SetupTime    time.Duration
 	StaleTimeout time.Duration
 	ProxyTimeout time.Duration // the proxy's socket_timeout: answer before it
+	// RefuseNotDurable answers init Error when the call's record cannot
+	// be written, instead of serving the call from memory.
+	RefuseNotDurable bool
 }
 
 // Rater is the rating engine pool, nil when no engine is configured.
@@ -290,6 +293,10 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		// Error in time, and let go of the call.
 		m.abandon(s)
 		log.Error("init answered Error: the state log was not durable before the proxy's deadline; check the disk under state_dir")
+		return ReplyError
+	} else if err != nil && lim.RefuseNotDurable {
+		m.abandon(s)
+		log.Debug("init answered Error: the state cannot be written (state_failure = refuse)", "err", err)
 		return ReplyError
 	} else if err != nil {
 		// The store reports the episode once, as an ERROR with its cause

@@ -302,3 +302,63 @@ func TestSnapshotByteFlipped(t *testing.T) {
 	}
 	t.Logf("%d of %d calls lost: %s", lost, len(w.answered), grepLines(w.d.logText(), "snapshot damaged"))
 }
+
+// With state_failure = refuse, init is answered Error while the state
+// cannot be written, and Limited again once it can: no call is answered
+// that a crash could forget.
+func TestFullDiskRefuseMode(t *testing.T) {
+	needRoot(t)
+	var state string
+	w := newDiskWorld(t, func(dir string) {
+		state = dir
+		mountTmpfs(t, dir)
+		ini := filepath.Join(filepath.Dir(dir), "etc", "config.ini")
+		b, err := os.ReadFile(ini)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(ini, []byte(strings.Replace(string(b), "sync = yes\n", "sync = yes\nstate_failure = refuse\n", 1)), 0o644)
+	})
+	w.calls("before", 20)
+	filler := fill(t, state)
+	refused := 0
+	for i := 0; i < 10000 && refused == 0; i++ {
+		id := fmt.Sprintf("full-%d@disk", i)
+		reply, err := w.px.call(request("init", "ruri", "sip:0031650123456@example.com", "diverter", "None",
+			"sourceip", "10.0.0.1", "callid", id, "from", "<sip:"+account(i%20)+">;tag=t", "fromtag", "t",
+			"prepaid", "true", "call_limit", "0", "call_token", "None"))
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case reply == "Error":
+			refused++
+		case reply == "Limited":
+			w.px.call(request("start", "callid", id, "dialogid", fmt.Sprintf("1:%d", i)))
+			w.answered = append(w.answered, id)
+		default:
+			t.Fatalf("init %s: %q", id, reply)
+		}
+	}
+	if refused == 0 {
+		t.Fatal("no init refused on a full disk")
+	}
+	os.Remove(filler)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		since, err := w.d.notDurableSince()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if since == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still not durable 30 s after space came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.calls("after", 20)
+	w.d.kill()
+	w.d.start()
+	w.checkAllTracked()
+}
