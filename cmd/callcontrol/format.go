@@ -153,6 +153,10 @@ func writeStats(w io.Writer, st control.Stats) error {
 		rows = append(rows, [2]string{"Management socket", managementSocket(m)})
 	}
 	rows = append(rows, [2]string{"State log", stateLog(st)})
+	if !st.StateNotDurableSince.IsZero() {
+		rows = append(rows, [2]string{"State durable", fmt.Sprintf("NO: calls served from memory only since %s (%s)",
+			st.StateNotDurableSince.UTC().Format(time.RFC3339), st.StateFault)})
+	}
 	if err := writeKeyValues(w, rows); err != nil {
 		return err
 	}

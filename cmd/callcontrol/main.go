@@ -318,11 +318,16 @@ func report(e env, o *options, path string, err error) int {
 	var partly errRestartNeeded
 	var code, msg string
 	status := exitFailed
+	var untrusted *control.UntrustedError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, errNotConfirmed):
 		return exitFailed
+	case errors.As(err, &untrusted):
+		fmt.Fprintf(e.stderr, "callcontrol: %v\n"+
+			"Another user may have replaced the daemon's socket: check the owner and permissions of its directory.\n", err)
+		return exitUnreachable
 	case errors.As(err, &partly):
 		if o.json {
 			fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)

@@ -146,12 +146,18 @@ func runForked(opts daemon.Options, debug bool) int {
 			syscall.Dup2(int(devnull.Fd()), fd)
 		}
 	}
+	started := false
 	opts.Ready = func() {
+		started = true
 		fmt.Fprint(ready, "ok")
 		ready.Close()
 	}
 	defer log.Close()
 	if err := daemon.Run(opts, log.Logger); err != nil {
+		if started { // the stop could not save everything (already logged)
+			log.Error("callcontrold stopped with an error", "err", err)
+			return 1
+		}
 		log.Error("callcontrold did not start", "err", err)
 		fmt.Fprint(ready, err)
 		return 1

@@ -36,14 +36,15 @@ import (
 )
 
 func main() {
-	what := flag.String("run", "proxy,daemon,memory,timers,restart", "comma-separated: proxy, daemon, memory, timers, restart")
+	what := flag.String("run", "proxy,daemon,memory,timers,restart", "comma-separated: proxy, daemon, prepaid, memory, timers, restart, listing")
 	conns := flag.Int("conns", 32, "proxy, load: client connections")
 	connsList := flag.String("daemon-conns", "1,32", "daemon: comma-separated client connection counts, each measured in turn")
 	syncs := flag.String("sync", "interval,no,yes", "daemon: comma-separated [CallControl] sync settings, one daemon each (interval/100ms sets sync_interval too)")
 	dur := flag.Duration("duration", 5*time.Second, "proxy: how long each run lasts")
 	sessions := flag.Int("sessions", 1_000_000, "memory: sessions to hold")
 	timers := flag.Int("timers", 100_000, "timers: timers firing within one second")
-	saved := flag.Int("saved", 100_000, "restart: sessions saved before the start")
+	saved := flag.Int("saved", 100_000, "restart, listing: sessions saved before the start")
+	listers := flag.Int("listers", 4, "listing: clients listing the sessions in a loop")
 	bin := flag.String("daemon", "build/callcontrold", "daemon, restart: the daemon binary")
 	rounds := flag.Int("rounds", 5, "daemon: rounds of loading each server in turn")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
@@ -101,6 +102,8 @@ func main() {
 			benchTimers(*timers)
 		case "restart":
 			benchRestart(*bin, *saved)
+		case "listing":
+			benchListing(*bin, *saved, *listers, *dur)
 		default:
 			fmt.Fprintln(os.Stderr, "unknown benchmark", w)
 			return
@@ -380,21 +383,7 @@ func benchRestart(bin string, n int) {
 	dir, _ := os.MkdirTemp("", "ccbench-restart")
 	defer os.RemoveAll(dir)
 	state := filepath.Join(dir, "state")
-	l, _, err := store.Open(state, store.Options{NoSync: true}, quiet)
-	if err != nil {
-		panic(err)
-	}
-	now := time.Now()
-	for i := 0; i < n; i++ {
-		s := &session.Session{CallID: fmt.Sprintf("%08x-restart@10.0.0.1", i), Party: fmt.Sprintf("sip:user%d@example.com", i),
-			RURI: "sip:0031650222333@example.com", Diverter: "None", SourceIP: "10.0.0.1", FromTag: "tag", Token: "None",
-			Application: "audio", HasDialog: true, Limit: 3600, Cap: session.NoLimit,
-			Created: now, Answered: now, EndAt: now.Add(time.Hour)}
-		l.Apply(store.Put("s/"+s.CallID, s.Marshal()))
-	}
-	if err := l.Close(); err != nil {
-		panic(err)
-	}
+	saveSessions(state, n)
 	sock := filepath.Join(dir, "socket")
 	os.WriteFile(filepath.Join(dir, "config.ini"), []byte(fmt.Sprintf(
 		"[CallControl]\nsocket = %s\nlimit = 3600\nstate_dir = %s\ngroup = nogroup\n[Kamailio]\nsocket_path = %s/kam.sock\n",

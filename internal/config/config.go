@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -54,8 +53,12 @@ func (l Limit) Duration() (time.Duration, bool) {
 // CallControl is the [CallControl] section: the proxy-facing socket, limits
 // and housekeeping.
 type CallControl struct {
-	Socket        string        // socket: where the proxy's call_control module connects
-	Group         string        // group: owner group of Socket ("" = leave as is)
+	Socket string // socket: where the proxy's call_control module connects
+	Group  string // group: owner group of Socket ("" = leave as is)
+	// GroupDefault: group is not set in the file, so Group is the default
+	// (kamailio with [Kamailio], else opensips); the daemon then takes the
+	// other proxy's group if only that one exists.
+	GroupDefault  bool
 	Limit         Limit         // limit: for all calls
 	PrepaidLimit  Limit         // prepaid_limit: caps prepaid calls instead of Limit when set
 	StaleTimeout  time.Duration // timeout: a call in progress without a timer is ended after this
@@ -71,6 +74,14 @@ type CallControl struct {
 	// ControlReadGroup (control_read_group): its members may list and show
 	// sessions, stats and owed debits, and change nothing ("" = none).
 	ControlReadGroup string
+	// LegacyCommands (legacy_commands) serves the original's operator
+	// commands, debug and terminate, on Socket to the callers Access
+	// admits on the control socket.
+	LegacyCommands bool
+	// RefuseNotDurable (state_failure = refuse) answers init Error while
+	// the state cannot be written; serve (the default) keeps answering
+	// from memory.
+	RefuseNotDurable bool
 }
 
 // SyncMode is [CallControl] sync: when a change in the state log reaches
@@ -215,6 +226,7 @@ func Default(runtimeDir string) *Config {
 		CallControl: CallControl{
 			Socket:        filepath.Join(runtimeDir, "socket"),
 			Group:         "opensips",
+			GroupDefault:  true,
 			StaleTimeout:  24 * time.Hour,
 			SetupTime:     90 * time.Second,
 			CheckInterval: 60 * time.Second,
@@ -223,6 +235,8 @@ func Default(runtimeDir string) *Config {
 			ControlSocket: filepath.Join(runtimeDir, "control"),
 			Sync:          SyncInterval,
 			SyncInterval:  20 * time.Millisecond,
+
+			LegacyCommands: true,
 		},
 		CDRTool: CDRTool{
 			// The original waited 500 ms, as long as the proxy waits for
@@ -264,7 +278,7 @@ func Load(path, runtimeDir string) (*Config, []string, error) {
 // LoadFile is Load with the missing-file rule explicit: optional means a
 // missing file gives defaults and a warning instead of an error.
 func LoadFile(path, runtimeDir string, optional bool) (*Config, []string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		if optional && errors.Is(err, fs.ErrNotExist) {
 			return Default(runtimeDir), []string{fmt.Sprintf("%s: not found, using defaults", path)}, nil

@@ -19,6 +19,7 @@ func TestOriginalFileLoads(t *testing.T) {
 	want := Default(rt)
 	want.Path = "testdata/original.ini"
 	want.CallControl.Socket = "/var/run/callcontrol/socket"
+	want.CallControl.GroupDefault = false // group = opensips in the file
 	want.CallControl.PrepaidLimit = Limit{Set: true, Seconds: 7200}
 	want.CallControl.StaleTimeout = 12 * time.Hour
 	want.CallControl.SetupTime = 120 * time.Second
@@ -96,6 +97,7 @@ func TestSampleExamplesParse(t *testing.T) {
 	// account data and engine addresses.
 	want := Default(rt)
 	want.Path = "sample"
+	want.CallControl.GroupDefault = false // group = opensips uncommented
 	want.CDRTool.Addresses = []string{"cdrtool.example.com:9024", "cdrtool2.example.com:9024"}
 	want.CDRTool.AddressSet = true
 	want.RadiusDatabase.Enabled = true
@@ -173,13 +175,16 @@ func TestLimit(t *testing.T) {
 		{"-5", Limit{}, true},
 		{"abc", Limit{}, true},
 		{"1.5", Limit{}, true},
+		{"2592000", Limit{Set: true, Seconds: 2592000}, false},
+		{"2592001", Limit{}, true},
+		{"9300000000", Limit{}, true}, // once overflowed a time.Duration
 		{"", Limit{}, true},
 	}
 	for _, tt := range tests {
 		for _, opt := range []string{"limit", "prepaid_limit"} {
 			c, _, err := Parse("config.ini", []byte("[CallControl]\n"+opt+" = "+tt.in+"\n"), rt)
 			if tt.wantErr {
-				want := `config.ini: [CallControl] ` + opt + ` = "` + tt.in + `": must be a number of seconds >= 0 or None`
+				want := `config.ini: [CallControl] ` + opt + ` = "` + tt.in + `": must be a number of seconds from 0 to 2592000 (30 days), or None`
 				if err == nil || err.Error() != want {
 					t.Errorf("%s = %q: err %v, want %s", opt, tt.in, err, want)
 				}
@@ -216,22 +221,22 @@ func TestErrors(t *testing.T) {
 		{"long control", "[CallControl]\ncontrol_socket=" + long + "\n", "[CallControl] control_socket = "},
 		{"long kamailio", "[Kamailio]\nsocket_path=" + long + "\n", "[Kamailio] socket_path = "},
 		{"empty socket", "[CallControl]\nsocket=\n", `[CallControl] socket = "": must be a path`},
-		{"setup zero", "[CallControl]\nsetup_time=0\n", `[CallControl] setup_time = "0": must be a positive number of seconds`},
-		{"setup camel bad", "[CallControl]\nsetupTime=x\n", `[CallControl] setupTime = "x": must be a positive`},
+		{"setup zero", "[CallControl]\nsetup_time=0\n", `[CallControl] setup_time = "0": must be a number of seconds from 1 to 86400`},
+		{"setup camel bad", "[CallControl]\nsetupTime=x\n", `[CallControl] setupTime = "x": must be a number of seconds from 1 to 86400`},
 		{"check negative", "[CallControl]\ncheck_interval=-1\n", `[CallControl] check_interval = "-1"`},
-		{"proxy timeout", "[CallControl]\nproxy_timeout=NaN\n", `[CallControl] proxy_timeout = "NaN": must be a positive number of milliseconds`},
+		{"proxy timeout", "[CallControl]\nproxy_timeout=NaN\n", `[CallControl] proxy_timeout = "NaN": must be a number of milliseconds from 1 to 60000`},
 		{"stale inf", "[CallControl]\ntimeout=Inf\n", `[CallControl] timeout = "Inf"`},
 		{"stale huge", "[CallControl]\ntimeout=1e300\n", `[CallControl] timeout = "1e300"`},
 		{"sync", "[CallControl]\nsync=maybe\n", `[CallControl] sync = "maybe": must be interval, yes or no`},
 		{"sync empty", "[CallControl]\nsync=\n", `[CallControl] sync = "": must be interval, yes or no`},
-		{"sync_interval zero", "[CallControl]\nsync_interval=0\n", `[CallControl] sync_interval = "0": must be a positive number of milliseconds`},
-		{"sync_interval text", "[CallControl]\nsync_interval=soon\n", `[CallControl] sync_interval = "soon": must be a positive number of milliseconds`},
+		{"sync_interval zero", "[CallControl]\nsync_interval=0\n", `[CallControl] sync_interval = "0": must be a number of milliseconds from 1 to 10000`},
+		{"sync_interval text", "[CallControl]\nsync_interval=soon\n", `[CallControl] sync_interval = "soon": must be a number of milliseconds from 1 to 10000`},
 		{"state dir", "[CallControl]\nstate_dir=\n", `[CallControl] state_dir = ""`},
 		{"cdrtool port", "[CDRTool]\naddress=a:99999\n", `[CDRTool] address = "a:99999": "a:99999": bad port`},
 		{"cdrtool port text", "[CDRTool]\naddress=a b:x\n", `[CDRTool] address = "a b:x"`},
 		{"cdrtool timeout", "[CDRTool]\ntimeout=0\n", `[CDRTool] timeout = "0"`},
-		{"recheck too often", "[CDRTool]\nrecheck_interval=1\n", `[CDRTool] recheck_interval = "1": must be 0 (off) or at least 2 seconds`},
-		{"recheck negative", "[CDRTool]\nrecheck_interval=-5\n", `[CDRTool] recheck_interval = "-5": must be 0 (off) or at least 2 seconds`},
+		{"recheck too often", "[CDRTool]\nrecheck_interval=1\n", `[CDRTool] recheck_interval = "1": must be 0 (off) or from 2 to 86400 seconds`},
+		{"recheck negative", "[CDRTool]\nrecheck_interval=-5\n", `[CDRTool] recheck_interval = "-5": must be 0 (off) or from 2 to 86400 seconds`},
 		{"recheck text", "[CDRTool]\nrecheck_interval=often\n", `[CDRTool] recheck_interval = "often"`},
 		{"table", "[RadiusDatabase]\ntable=radacct; DROP\n", `[RadiusDatabase] table = "radacct; DROP"`},
 		{"table directive", "[RadiusDatabase]\ntable=radacct%s\n", `[RadiusDatabase] table = "radacct%s"`},
@@ -436,5 +441,23 @@ func TestHTTP(t *testing.T) {
 		if err != nil || cfg.HTTP != c.want {
 			t.Errorf("%s: %+v %v", c.name, cfg, err)
 		}
+	}
+}
+
+// Without group in the file, the socket's group is that of the proxy
+// whose dialogs are ended; the daemon may still pick the other one.
+func TestGroupDefaultFollowsTheProxy(t *testing.T) {
+	for _, tt := range []struct{ file, group string }{
+		{"[CallControl]\n", "opensips"},
+		{"[Kamailio]\nsocket_path = /run/kamailio/kamailio_ctl\n", "kamailio"},
+	} {
+		c, _, err := Parse("t", []byte(tt.file), "")
+		if err != nil || c.CallControl.Group != tt.group || !c.CallControl.GroupDefault {
+			t.Errorf("%q: group %q default %t, %v", tt.file, c.CallControl.Group, c.CallControl.GroupDefault, err)
+		}
+	}
+	c, _, err := Parse("t", []byte("[CallControl]\ngroup = opensips\n[Kamailio]\nsocket_path = /k\n"), "")
+	if err != nil || c.CallControl.Group != "opensips" || c.CallControl.GroupDefault {
+		t.Errorf("group set in the file: %+v %v", c.CallControl, err)
 	}
 }

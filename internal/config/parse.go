@@ -30,7 +30,7 @@ func schema() map[string][]option {
 			o("setup_time", "setupTime"), o("check_interval", "checkInterval"),
 			o("timeout_detection"), o("proxy_timeout"), o("state_dir"),
 			o("control_socket"), o("control_group"), o("sync"), o("sync_interval"),
-			o("control_read_group"),
+			o("control_read_group"), o("legacy_commands"), o("state_failure"),
 		},
 		"CDRTool": {o("address"), o("timeout"), o("recheck_interval")},
 		"RadiusDatabase": {
@@ -80,6 +80,12 @@ func Parse(name string, data []byte, runtimeDir string) (*Config, []string, erro
 	p.cdrtool(c)
 	p.radiusDatabase(c)
 	p.proxy(c)
+	if _, set := p.get("CallControl", "group"); set {
+		c.CallControl.GroupDefault = false
+	} else if c.Proxy.Kind == Kamailio {
+		// Unset, the socket's group is that of the proxy that connects.
+		c.CallControl.Group = "kamailio"
+	}
 	p.radiusAccounting(c)
 	p.http(c)
 	if p.err != nil {
@@ -192,14 +198,14 @@ func (p *parser) limit(section, name string, dst *Limit) {
 	*dst = l
 }
 
-func (p *parser) duration(section string, unit time.Duration, dst *time.Duration, name string, aliases ...string) {
+func (p *parser) duration(section string, unit time.Duration, r span, dst *time.Duration, name string, aliases ...string) {
 	e, ok := p.get(section, name, aliases...)
 	if !ok {
 		return
 	}
 	d, err := parseDuration(e.value, unit)
-	if err != nil {
-		p.fail(section, e, "%v", err)
+	if err != nil || d < r.min || d > r.max {
+		p.fail(section, e, "must be %s", r.describe(unit))
 		return
 	}
 	*dst = d
@@ -224,10 +230,10 @@ func (p *parser) callControl(c *Config) {
 	p.str(s, "group", &cc.Group)
 	p.limit(s, "limit", &cc.Limit)
 	p.limit(s, "prepaid_limit", &cc.PrepaidLimit)
-	p.duration(s, time.Second, &cc.StaleTimeout, "timeout")
-	p.duration(s, time.Second, &cc.SetupTime, "setup_time", "setupTime")
-	p.duration(s, time.Second, &cc.CheckInterval, "check_interval", "checkInterval")
-	p.duration(s, time.Millisecond, &cc.ProxyTimeout, "proxy_timeout")
+	p.duration(s, time.Second, span{time.Second, MaxStaleTimeout}, &cc.StaleTimeout, "timeout")
+	p.duration(s, time.Second, span{time.Second, MaxSetupTime}, &cc.SetupTime, "setup_time", "setupTime")
+	p.duration(s, time.Second, span{time.Second, MaxCheckInterval}, &cc.CheckInterval, "check_interval", "checkInterval")
+	p.duration(s, time.Millisecond, span{MinProxyTimeout, MaxProxyTimeout}, &cc.ProxyTimeout, "proxy_timeout")
 	if e, ok := p.get(s, "timeout_detection"); ok {
 		p.warnf("[%s] %s = %q is obsolete and ignored (accounting is always checked when [RadiusDatabase] is set)", s, e.name, e.value)
 	}
@@ -252,10 +258,34 @@ func (p *parser) callControl(c *Config) {
 			cc.Sync = SyncNo
 		}
 	}
-	p.duration(s, time.Millisecond, &cc.SyncInterval, "sync_interval")
+	p.duration(s, time.Millisecond, span{MinSyncInterval, MaxSyncInterval}, &cc.SyncInterval, "sync_interval")
 	if e, ok := p.get(s, "sync_interval"); ok && cc.Sync != SyncInterval {
 		p.warnf("[%s] %s = %q is used only with sync = interval (sync is %s)", s, e.name, e.value, cc.Sync)
 	}
+	p.boolean(s, "legacy_commands", &cc.LegacyCommands)
+	if e, ok := p.get(s, "state_failure"); ok {
+		switch strings.ToLower(e.value) {
+		case "serve":
+			cc.RefuseNotDurable = false
+		case "refuse":
+			cc.RefuseNotDurable = true
+		default:
+			p.fail(s, e, "must be serve or refuse")
+		}
+	}
+}
+
+func (p *parser) boolean(section, name string, dst *bool) {
+	e, ok := p.get(section, name)
+	if !ok {
+		return
+	}
+	b, err := parseBool(e.value)
+	if err != nil {
+		p.fail(section, e, "%v", err)
+		return
+	}
+	*dst = b
 }
 
 func (p *parser) cdrtool(c *Config) {
@@ -269,12 +299,12 @@ func (p *parser) cdrtool(c *Config) {
 			c.CDRTool.Addresses = addrs
 		}
 	}
-	p.duration(s, time.Millisecond, &c.CDRTool.Timeout, "timeout")
+	p.duration(s, time.Millisecond, span{MinEngineTimeout, MaxEngineTimeout}, &c.CDRTool.Timeout, "timeout")
 	if e, ok := p.get(s, "recheck_interval"); ok {
 		if v := strings.TrimSpace(e.value); v == "0" || v == "0s" {
 			c.CDRTool.RecheckInterval = 0
-		} else if d, err := parseDuration(v, time.Second); err != nil || d < MinRecheckInterval {
-			p.fail(s, e, "must be 0 (off) or at least %d seconds", int(MinRecheckInterval/time.Second))
+		} else if d, err := parseDuration(v, time.Second); err != nil || d < MinRecheckInterval || d > MaxRecheckInterval {
+			p.fail(s, e, "must be 0 (off) or from %d to %d seconds", int(MinRecheckInterval/time.Second), int(MaxRecheckInterval/time.Second))
 		} else {
 			c.CDRTool.RecheckInterval = d
 		}
@@ -356,8 +386,8 @@ func (p *parser) proxy(c *Config) {
 			continue
 		}
 		n, err := strconv.Atoi(e.value)
-		if err != nil || n < 1 || n > 100000 {
-			p.fail(sec, e, "must be a number from 1 to 100000")
+		if err != nil || n < 1 || n > MaxMaxConnections {
+			p.fail(sec, e, "must be a number from 1 to %d", MaxMaxConnections)
 			continue
 		}
 		if sec == section {
@@ -403,15 +433,15 @@ func (p *parser) radiusAccounting(c *Config) {
 }
 
 // ParseLimit reads a limit: "None" (any case) for no limit, else whole
-// seconds >= 0.
+// seconds from 0 to MaxLimit.
 func ParseLimit(v string) (Limit, error) {
 	v = strings.TrimSpace(v)
 	if strings.EqualFold(v, "none") {
 		return Limit{}, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return Limit{}, fmt.Errorf("must be a number of seconds >= 0 or None")
+	if err != nil || n < 0 || n > MaxLimit {
+		return Limit{}, fmt.Errorf("must be a number of seconds from 0 to %d (30 days), or None", MaxLimit)
 	}
 	return Limit{Set: true, Seconds: n}, nil
 }

@@ -84,11 +84,16 @@ type Stats struct {
 	StateWriteErrors uint64  `json:"state_write_errors"`
 	// With sync = interval: the flush interval, and the bytes written
 	// but not yet flushed (both absent otherwise).
-	StateFlushEveryMS   float64       `json:"state_flush_every_ms,omitempty"`
-	StateUnflushedBytes uint64        `json:"state_unflushed_bytes,omitempty"`
-	Uptime              time.Duration `json:"-"`
-	Requests            uint64        `json:"requests"`
-	Version             string        `json:"version"`
+	StateFlushEveryMS   float64 `json:"state_flush_every_ms,omitempty"`
+	StateUnflushedBytes uint64  `json:"state_unflushed_bytes,omitempty"`
+	// Calls answered while the state cannot be written are served from
+	// memory, not durable: since when, and why (zero and empty when
+	// everything is durable).
+	StateNotDurableSince time.Time     `json:"state_not_durable_since,omitzero"`
+	StateFault           string        `json:"state_fault,omitempty"`
+	Uptime               time.Duration `json:"-"`
+	Requests             uint64        `json:"requests"`
+	Version              string        `json:"version"`
 
 	// EngineSource says where the engine addresses come from: "config",
 	// "default" (the original's cdrtool.<domain>, [CDRTool] address

@@ -54,7 +54,8 @@ type Client struct {
 }
 
 // Dial connects to the control socket at path. timeout bounds the connect
-// and each later request (0 means 10 s).
+// and each later request (0 means 10 s). A socket served by anyone but
+// root, the daemon's user or the caller is refused (*UntrustedError).
 func Dial(path string, timeout time.Duration) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -62,6 +63,10 @@ func Dial(path string, timeout time.Duration) (*Client, error) {
 	c, err := net.DialTimeout("unix", path, timeout)
 	if err != nil {
 		return nil, &DialError{Path: path, Err: err}
+	}
+	if err := checkServer(path, c); err != nil {
+		c.Close()
+		return nil, err
 	}
 	sc := bufio.NewScanner(c)
 	// Replies can list many sessions: allow large lines.

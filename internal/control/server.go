@@ -220,30 +220,9 @@ func (s *Server) Close() error {
 	return err
 }
 
-// allowed admits root, the daemon's own user, and members of the control
-// group (primary group of the peer process, or the peer user's
-// supplementary groups).
+// allowed is the control socket's Access rule.
 func (s *Server) allowed(uid, gid uint32) error {
-	if uid == 0 || int64(uid) == int64(os.Getuid()) {
-		return nil
-	}
-	if s.gid >= 0 {
-		if int64(gid) == int64(s.gid) {
-			return nil
-		}
-		if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
-			if gids, err := u.GroupIds(); err == nil {
-				want := strconv.Itoa(s.gid)
-				for _, g := range gids {
-					if g == want {
-						return nil
-					}
-				}
-			}
-		}
-		return fmt.Errorf("permission denied: uid %d is not root, the daemon's user, or a member of group %s", uid, s.group)
-	}
-	return fmt.Errorf("permission denied: uid %d is not root or the daemon's user (no control group configured)", uid)
+	return Access{Group: s.group, GID: s.gid}.Allowed(uid, gid)
 }
 
 func (s *Server) handle(c *net.UnixConn, authorize func(uid, gid uint32) error) {
@@ -261,12 +240,12 @@ func (s *Server) handle(c *net.UnixConn, authorize func(uid, gid uint32) error) 
 	if cred, err := peerCred(c); err != nil {
 		deny = fmt.Errorf("permission denied: cannot read peer credentials: %v", err)
 	} else {
-		uid, gid, pid = int64(cred.Uid), int64(cred.Gid), int64(cred.Pid)
-		deny = authorize(cred.Uid, cred.Gid)
+		uid, gid, pid = int64(cred.UID), int64(cred.GID), int64(cred.PID)
+		deny = authorize(cred.UID, cred.GID)
 		s.mu.Lock()
 		readGid := s.readGid
 		s.mu.Unlock()
-		if deny != nil && inGroup(cred.Uid, cred.Gid, readGid) {
+		if deny != nil && inGroup(cred.UID, cred.GID, readGid) {
 			deny, readOnlyPeer = nil, true
 		}
 	}

@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(childEnv); path != "" {
 		os.Exit(childClient(path))
 	}
+	if path := os.Getenv(impostorEnv); path != "" {
+		os.Exit(impostor(path))
+	}
 	os.Exit(m.Run())
 }
 

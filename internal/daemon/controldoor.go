@@ -55,7 +55,7 @@ func info(s *session.Session, now time.Time) control.SessionInfo {
 func (b backend) Sessions(prefix string) []control.SessionInfo {
 	now := time.Now()
 	var out []control.SessionInfo
-	b.d.sessions.Each(func(s *session.Session) {
+	b.d.sessions.Walk(nil, func(s *session.Session) {
 		user := strings.TrimPrefix(s.Party, "sip:")
 		// Parties are folded as the engine folds them; so is the prefix.
 		if prefix == "" || strings.HasPrefix(user, session.FoldParty(strings.TrimPrefix(prefix, "sip:"))) {
@@ -92,6 +92,11 @@ func (b backend) Stats() control.Stats {
 	up, total := b.d.engines.connected()
 	st := b.d.state.log.Stats()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	since, _, cause := b.d.state.log.Fault()
+	fault := ""
+	if cause != nil {
+		fault = cause.Error()
+	}
 	endsPending, oldest := b.d.state.ends.summary()
 	endsOldest := 0.0
 	if endsPending > 0 {
@@ -116,6 +121,8 @@ func (b backend) Stats() control.Stats {
 		StateWriteErrors:        st.Errors,
 		StateFlushEveryMS:       ms(b.d.state.log.FlushEvery()),
 		StateUnflushedBytes:     unflushed,
+		StateNotDurableSince:    since,
+		StateFault:              fault,
 		Uptime:                  time.Since(b.d.started),
 		Requests:                b.d.proxySrv.Requests(),
 		Version:                 Version,

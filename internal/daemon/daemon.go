@@ -70,6 +70,8 @@ type Daemon struct {
 	wg     sync.WaitGroup
 	ctx    context.Context // done at stop
 	cancel context.CancelFunc
+
+	stopErr error // what a stop could not save (state.close)
 }
 
 // ConfigPath is where the daemon reads its configuration.
@@ -117,7 +119,7 @@ func (d *Daemon) start() (err error) {
 
 	// The socket comes first: a second daemon must fail before it touches
 	// the first one's state.
-	if d.proxyLn, err = listenProxySocket(cc.Socket, cc.Group, log); err != nil {
+	if d.proxyLn, err = listenProxySocket(cc, log); err != nil {
 		return err
 	}
 	// Called only for requests made after the state is open below.
@@ -133,6 +135,7 @@ func (d *Daemon) start() (err error) {
 	if d.state, err = openStateWith(cc.StateDir, stOpts, log); err != nil {
 		return err
 	}
+	d.state.refuse = cc.RefuseNotDurable
 	d.sessions = session.NewManager(limits(cfg), d.engines.rater(), d.dialogs, d.state, log)
 	if err = d.state.startDebits(d.engines, d.sessions, log); err != nil {
 		return err
@@ -144,7 +147,7 @@ func (d *Daemon) start() (err error) {
 	d.sessions.RestoreAtAnswer(atAnswer)
 	d.sessions.ReleaseAsked(asked)
 
-	d.proxySrv = proxy.NewServer(d.proxyLn, countingHandler{session.Handler{M: d.sessions}, d.metrics.Proxy}, log, opts.Debug)
+	d.proxySrv = proxy.NewServer(d.proxyLn, countingHandler{newProxyDoor(cfg, d.sessions, log), d.metrics.Proxy}, log, opts.Debug)
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.proxySrv.Serve() }()
 
@@ -156,6 +159,8 @@ func (d *Daemon) start() (err error) {
 	d.startChecks(ctx)
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.housekeeping(ctx, cc.CheckInterval) }()
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.watchState(ctx) }()
 	if d.acct, err = startAccounting(ctx, cfg, d.sessions, &d.wg, log); err != nil {
 		return err
 	}
@@ -167,6 +172,8 @@ func (d *Daemon) start() (err error) {
 			return fmt.Errorf("pid file: %w", err)
 		}
 	}
+	warnUnsafeDirs(log, unsafeDirsToCheck(d))
+	warnReadableSecrets(log, cfg)
 	log.Info("callcontrold ready", "socket", cc.Socket, "control", cc.ControlSocket)
 	return nil
 }
@@ -181,7 +188,8 @@ func limits(cfg *config.Config) session.Limits {
 	}
 	return session.Limits{Limit: toSeconds(cc.Limit), PrepaidLimit: toSeconds(cc.PrepaidLimit),
 		SetupTime: cc.SetupTime, StaleTimeout: cc.StaleTimeout, ProxyTimeout: cc.ProxyTimeout,
-		RecheckInterval: cfg.CDRTool.RecheckInterval}
+		RecheckInterval:  cfg.CDRTool.RecheckInterval,
+		RefuseNotDurable: cc.RefuseNotDurable}
 }
 
 func newDialogClient(cfg *config.Config, runtimeDir string, onDone func(dialog.Target, dialog.Outcome), log *slog.Logger) (*dialog.Client, error) {
@@ -263,7 +271,9 @@ func (d *Daemon) Reload() ([]string, error) {
 		d.checks.source = source
 		d.checks.mu.Unlock()
 	}
-	d.sessions.SetLimits(limits(cfg))
+	lim := limits(cfg)
+	lim.RefuseNotDurable = d.state.refuse // state_failure applies at restart, with sync
+	d.sessions.SetLimits(lim)
 	d.engines.reload(cfg)
 	for _, w := range changed {
 		d.log.Warn("reload: this option changes only at restart", "option", w)
@@ -280,11 +290,11 @@ func (d *Daemon) Reload() ([]string, error) {
 func restartOnly(old, cfg *config.Config) []string {
 	var changed []string
 	o, n := old.CallControl, cfg.CallControl
-	if o.Socket != n.Socket || o.Group != n.Group {
-		changed = append(changed, "[CallControl] socket/group")
+	if o.Socket != n.Socket || o.Group != n.Group || o.LegacyCommands != n.LegacyCommands {
+		changed = append(changed, "[CallControl] socket/group/legacy_commands")
 	}
-	if o.StateDir != n.StateDir || o.Sync != n.Sync || o.SyncInterval != n.SyncInterval {
-		changed = append(changed, "[CallControl] state_dir/sync/sync_interval")
+	if o.StateDir != n.StateDir || o.Sync != n.Sync || o.SyncInterval != n.SyncInterval || o.RefuseNotDurable != n.RefuseNotDurable {
+		changed = append(changed, "[CallControl] state_dir/sync/sync_interval/state_failure")
 	}
 	if o.ControlSocket != n.ControlSocket || o.ControlGroup != n.ControlGroup {
 		changed = append(changed, "[CallControl] control_socket/control_group")
@@ -346,7 +356,7 @@ func (d *Daemon) stop() {
 		d.dialogs.Close()
 	}
 	if d.state != nil {
-		d.state.close(d.sessions)
+		d.stopErr = d.state.close(d.sessions)
 	}
 	if d.engines != nil {
 		d.engines.close()
@@ -378,7 +388,7 @@ func Run(opts Options, log *slog.Logger) error {
 		break
 	}
 	d.Stop()
-	return nil
+	return d.stopErr
 }
 
 // notify tells systemd, when it started the daemon (Type=notify).

@@ -9,16 +9,42 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 
+	"github.com/callcontrol/callcontrol/internal/config"
 	"github.com/callcontrol/callcontrol/internal/unixsock"
 )
 
-// listenProxySocket opens the proxy socket. A socket another daemon is
-// serving is never stolen: if a connection to it succeeds, starting fails.
-// A stale socket file (nobody listening) is replaced.
-func listenProxySocket(path, group string, log *slog.Logger) (net.Listener, error) {
+// listenProxySocket opens the proxy socket, mode 0660 in group: never open
+// to everyone, so a group that does not exist stops the start. A socket
+// another daemon is serving is never stolen: if a connection to it
+// succeeds, starting fails. A stale socket file (nobody listening) is
+// replaced.
+func listenProxySocket(cc config.CallControl, log *slog.Logger) (net.Listener, error) {
+	path, group := cc.Socket, cc.Group
+	// Without its group the proxy could not connect, and a socket open
+	// to everyone would hand every local user the proxy's commands.
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
+	}
+	gid := -1
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil && cc.GroupDefault {
+			// Not set in the file: the group of the proxy installed here.
+			if found := proxyGroups(); len(found) > 0 {
+				log.Info("[CallControl] group not set: using the installed proxy's group", "group", found[0], "default", group)
+				group = found[0]
+				g, err = user.LookupGroup(group)
+			}
+		}
+		switch {
+		case err != nil && cc.GroupDefault:
+			return nil, fmt.Errorf("[CallControl] group is not set and neither opensips nor kamailio is a group here: set it to the group the proxy runs as")
+		case err != nil:
+			return nil, fmt.Errorf("[CallControl] group = %q: no such group; %s", group, proxyGroupsHint())
+		}
+		gid, _ = strconv.Atoi(g.Gid)
 	}
 	if err := unixsock.Reclaim(path); err != nil {
 		if errors.Is(err, unixsock.ErrInUse) {
@@ -31,25 +57,35 @@ func listenProxySocket(path, group string, log *slog.Logger) (net.Listener, erro
 		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	mode := os.FileMode(0o660)
-	gid := -1
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			log.Warn("proxy socket group does not exist: the socket is world-writable (0666); set [CallControl] group to the proxy's group", "group", group, "socket", path)
-			mode = 0o666
-		} else {
-			gid, _ = strconv.Atoi(g.Gid)
-		}
-	}
 	if gid >= 0 {
 		if err := os.Chown(path, -1, gid); err != nil {
 			log.Warn("cannot give the proxy socket to its group: the proxy may not be able to connect", "socket", path, "group", group, "err", err)
 		}
 	}
-	if err := os.Chmod(path, mode); err != nil {
+	if err := os.Chmod(path, 0o660); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
 	}
 	return ln, nil
+}
+
+// proxyGroups lists the groups of the supported proxies' packages that
+// exist here.
+func proxyGroups() []string {
+	var found []string
+	for _, g := range []string{"opensips", "kamailio"} {
+		if _, err := user.LookupGroup(g); err == nil {
+			found = append(found, g)
+		}
+	}
+	return found
+}
+
+// proxyGroupsHint names the proxy groups that exist on this host.
+func proxyGroupsHint() string {
+	found := proxyGroups()
+	if len(found) == 0 {
+		return "neither opensips nor kamailio exists here: set it to the group the proxy runs as"
+	}
+	return "groups of an installed proxy: " + strings.Join(found, ", ")
 }

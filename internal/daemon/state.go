@@ -31,6 +31,10 @@ type state struct {
 	logger   *slog.Logger
 	noSync   bool
 
+	dir      string
+	repairMu sync.Mutex // one repair at a time (statewatch.go)
+	refuse   bool       // state_failure = refuse: Save fails while not durable
+
 	mu          sync.Mutex
 	lastCompact time.Time
 	bytesAt     uint64
@@ -50,7 +54,7 @@ func openStateWith(dir string, opts store.Options, log *slog.Logger) (*state, er
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
-	return &state{log: l, restored: restored, logger: log, noSync: opts.NoSync, lastCompact: time.Now(),
+	return &state{log: l, restored: restored, logger: log, noSync: opts.NoSync, lastCompact: time.Now(), dir: dir,
 		asked: make(map[string][]byte), ends: restoreDialogEnds(restored, log)}, nil
 }
 
@@ -112,10 +116,16 @@ func (s *state) settled(callID string) bool {
 // Save implements session.Journal.
 func (s *state) Save(sess *session.Session) session.Wait {
 	put := store.Put(sessionPrefix+sess.CallID, sess.Marshal())
+	var wait session.Wait
 	if s.settled(sess.CallID) { // the first save after the engine was asked
-		return s.log.Stage(put, store.Delete(askedPrefix+sess.CallID)).WaitUntil
+		wait = s.log.Stage(put, store.Delete(askedPrefix+sess.CallID)).WaitUntil
+	} else {
+		wait = s.log.Stage(put).WaitUntil
 	}
-	return s.log.Stage(put).WaitUntil
+	if s.refuse {
+		return s.notDurable(wait)
+	}
+	return wait
 }
 
 // End implements session.Journal: the session's removal and its debit in
@@ -187,9 +197,10 @@ func (s *state) maybeCompact(m *session.Manager) {
 	}
 }
 
-func (s *state) compact(m *session.Manager) {
-	start := time.Now()
-	err := s.log.Compact(func(put func(key string, v []byte)) {
+// snapshot writes everything held in memory: sessions, asked marks, owed
+// debits.
+func (s *state) snapshot(m *session.Manager) error {
+	return s.log.Compact(func(put func(key string, v []byte)) {
 		m.Each(func(sess *session.Session) { put(sessionPrefix+sess.CallID, sess.Marshal()) })
 		m.EachAtAnswer(func(sess *session.Session) { put(atAnswerPrefix+sess.CallID, sess.Marshal()) })
 		s.askMu.Lock()
@@ -202,7 +213,11 @@ func (s *state) compact(m *session.Manager) {
 		}
 		s.ends.dump(put)
 	})
-	if err != nil {
+}
+
+func (s *state) compact(m *session.Manager) {
+	start := time.Now()
+	if err := s.snapshot(m); err != nil {
 		s.logger.Error("state: snapshot failed", "err", err)
 		return
 	}
@@ -226,13 +241,20 @@ func (s *state) stopDebits() {
 	}
 }
 
-// close leaves a compact snapshot behind for the next start.
-func (s *state) close(m *session.Manager) {
+// close leaves a compact snapshot behind for the next start. An error
+// says what was not saved: a clean stop that saved nothing must not look
+// like one.
+func (s *state) close(m *session.Manager) error {
 	s.stopDebits()
+	var failed error
 	if m != nil {
-		s.compact(m)
+		failed = s.finalSnapshot(m)
 	}
 	if err := s.log.Close(); err != nil {
 		s.logger.Error("state: close failed", "err", err)
+		if failed == nil {
+			failed = fmt.Errorf("state: close failed: %w", err)
+		}
 	}
+	return failed
 }

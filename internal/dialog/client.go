@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/callcontrol/callcontrol/internal/unixsock"
 )
 
 // Target names the call to end: its Call-ID (for logs, and OpenSIPS' default
@@ -204,19 +206,11 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 	return c, nil
 }
 
+// removeStaleSocket frees path for our reply socket, unless a running
+// process (another daemon sharing the runtime directory) still has it.
 func removeStaleSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("dialog: %w", err)
-	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("dialog: %s exists and is not a socket", path)
-	}
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("dialog: removing stale socket: %w", err)
+	if err := unixsock.Reclaim(path); err != nil {
+		return fmt.Errorf("dialog: reply socket %w", err)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	"github.com/callcontrol/callcontrol/internal/unixsock"
 )
 
 // MaxRequestSize bounds one request, headers included. The module's
@@ -32,7 +34,20 @@ type Request struct {
 	Application string // sip_application (Kamailio)
 	Show        string // debug: sessions | session
 	User        string // debug show sessions: user prefix
+
+	Client *Client // the connection it came on: set by the Server, not read
 }
+
+// Client is the process on the other end of a connection.
+type Client struct {
+	Cred *unixsock.Cred // its credentials; nil when unknown
+	gone func() bool
+}
+
+// Gone reports whether the client has closed its end of the connection: a
+// long answer (a listing) stops early instead of being worked off for
+// nobody. False when unknown.
+func (c *Client) Gone() bool { return c != nil && c.gone != nil && c.gone() }
 
 // ErrTooLarge is returned when a request exceeds MaxRequestSize. The rest
 // of the stream cannot be trusted to be in step, so the caller closes it.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Replies to the module, exactly as it compares them.
@@ -114,6 +115,7 @@ func (s *Server) serveConn(c net.Conn) {
 	}()
 	r := bufio.NewReaderSize(c, MaxRequestSize+512)
 	w := bufio.NewWriterSize(c, 4096)
+	client := clientOf(c)
 	var req Request
 	var raw []byte // the request as sent, kept only for --debug
 	for {
@@ -125,6 +127,7 @@ func (s *Server) serveConn(c net.Conn) {
 			err = ReadRequest(r, &req)
 		}
 		received := time.Now()
+		req.Client = client
 		var reply string
 		var malformed *MalformedError
 		switch {
@@ -149,7 +152,17 @@ func (s *Server) serveConn(c net.Conn) {
 			s.log.Debug("proxy request", "callid", req.CallID, "request", string(raw), "reply", reply,
 				"took_ms", float64(time.Since(received).Microseconds())/1000)
 		}
-		w.WriteString(reply)
+		if len(reply) > w.Available() && len(reply) > 4096 {
+			// A listing: one write, not one per buffer's worth.
+			if w.Flush() != nil {
+				return
+			}
+			if _, err := c.Write(unsafe.Slice(unsafe.StringData(reply), len(reply))); err != nil {
+				return
+			}
+		} else {
+			w.WriteString(reply)
+		}
 		w.WriteString("\r\n")
 		// Flush unless the next request is already here: the module
 		// never pipelines, but a test client may, and then one write

@@ -6,12 +6,10 @@ import (
 
 // TrackedCalls lists the calls accounting should look for.
 func (m *Manager) TrackedCalls() []acct.Call {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]acct.Call, 0, len(m.calls))
-	for _, s := range m.calls {
+	var out []acct.Call
+	m.eachChunked(nil, func(s *Session) {
 		out = append(out, acct.Call{CallID: s.CallID, FromTag: s.FromTag, Since: s.Created})
-	}
+	}, nil)
 	return out
 }
 

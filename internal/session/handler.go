@@ -2,9 +2,9 @@ package session
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/callcontrol/callcontrol/internal/proxy"
 )
@@ -52,17 +52,7 @@ func (h Handler) debug(r *proxy.Request) string {
 	var b strings.Builder
 	switch strings.ToLower(r.Show) {
 	case "sessions":
-		var lines []string
-		h.M.Each(func(s *Session) {
-			user := strings.TrimPrefix(s.Party, "sip:")
-			if r.User == "" || strings.HasPrefix(user, r.User) {
-				lines = append(lines, fmt.Sprintf("Call id %s of %s to %s: %s\r\n", s.CallID, user, s.RURI, s.State()))
-			}
-		})
-		sort.Strings(lines)
-		for _, l := range lines {
-			b.WriteString(l)
-		}
+		return h.sessions(r)
 	case "session":
 		s, ok := h.M.Get(r.CallID)
 		if !ok {
@@ -75,6 +65,59 @@ func (h Handler) debug(r *proxy.Request) string {
 		return ReplyError
 	}
 	return b.String()
+}
+
+// sessions answers debug show: sessions, one line per session in the
+// order they were set up, by one listing at a time. Under the lock only
+// what the lines need is copied, a chunk at a time (see eachChunked); the
+// lines are written outside it, so the lock is held for a small part of
+// the listing's work, and a listing thread the system preempts seldom
+// holds it.
+func (h Handler) sessions(r *proxy.Request) string {
+	gone := r.Client.Gone
+	if !h.M.acquireListing(gone) {
+		return "" // the asker went away: nobody reads an answer
+	}
+	defer h.M.releaseListing()
+	type row struct {
+		callID, party, ruri string
+		inProgress          bool
+	}
+	rows := make([]row, 0, listChunk)
+	h.M.mu.Lock()
+	n := len(h.M.calls)
+	h.M.mu.Unlock()
+	b := make([]byte, 0, 96*n) // a typical line's length
+	if !h.M.eachChunked(gone, func(s *Session) {
+		rows = append(rows, row{s.CallID, s.Party, s.RURI, s.InProgress()})
+	}, func() {
+		for _, l := range rows {
+			user := strings.TrimPrefix(l.party, "sip:")
+			if r.User != "" && !strings.HasPrefix(user, r.User) {
+				continue
+			}
+			state := "pending"
+			if l.inProgress {
+				state = "in-progress"
+			}
+			b = append(b, "Call id "...)
+			b = append(b, l.callID...)
+			b = append(b, " of "...)
+			b = append(b, user...)
+			b = append(b, " to "...)
+			b = append(b, l.ruri...)
+			b = append(b, ": "...)
+			b = append(b, state...)
+			b = append(b, "\r\n"...)
+		}
+		clear(rows) // keep no strings of sessions gone meanwhile
+		rows = rows[:0]
+	}) || len(b) == 0 {
+		return "" // nothing, or the asker went away: nobody reads an answer
+	}
+	// b is never written again: spare a copy of a reply that may be
+	// megabytes long.
+	return unsafe.String(&b[0], len(b))
 }
 
 // Fields lists a session's fields for people, in a stable order.

@@ -46,6 +46,9 @@ type Limits struct {
 	// RecheckInterval is the longest time between two re-asks of the
 	// engine for a prepaid call in progress (recheck.go); 0: never.
 	RecheckInterval time.Duration
+	// RefuseNotDurable answers init Error when the call's record cannot
+	// be written, instead of serving the call from memory.
+	RefuseNotDurable bool
 }
 
 // Rater is the rating engine pool, nil when no engine is configured.
@@ -118,16 +121,19 @@ type Manager struct {
 	// atAnswer holds calls ended while ringing that the proxy could not
 	// end yet (Kamailio): a late `start` ends them at once (ends.go).
 	atAnswer map[string]*Session
+	order    order // the calls again, in the order added: for listings
 	closed   bool
 	recheck  rechecks
 
-	unrated refusals // inits answered Error because no engine could rate the call
+	unrated refusals      // inits answered Error because no engine could rate the call
+	listing chan struct{} // one slot: one listing at a time (see Walk)
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
 func NewManager(l Limits, rater Rater, ender dialog.Ender, j Journal, log *slog.Logger) *Manager {
 	m := &Manager{rater: rater, ender: ender, journal: j, log: log, now: time.Now,
-		calls: make(map[string]*Session), parties: make(map[string][]*Session), atAnswer: make(map[string]*Session)}
+		calls: make(map[string]*Session), parties: make(map[string][]*Session), atAnswer: make(map[string]*Session),
+		listing: make(chan struct{}, 1)}
 	m.recheck.init()
 	m.SetLimits(l)
 	return m
@@ -325,8 +331,14 @@ func (m *Manager) Init(r *InitRequest, received time.Time) string {
 		m.abandon(s)
 		log.Error("init answered Error: the state log was not durable before the proxy's deadline; check the disk under state_dir")
 		return ReplyError
+	} else if err != nil && lim.RefuseNotDurable {
+		m.abandon(s)
+		log.Debug("init answered Error: the state cannot be written (state_failure = refuse)", "err", err)
+		return ReplyError
 	} else if err != nil {
-		log.Error("state log write failed; the call is tracked in memory only", "err", err)
+		// The store reports the episode once, as an ERROR with its cause
+		// (stats shows it too); one line per call would bury it.
+		log.Debug("state log write failed; the call is tracked in memory only", "err", err)
 	}
 	log.info("call limited", slog.Int("limit", s.Limit), slog.Bool("prepaid", s.Prepaid), slog.String("engine", s.Engine),
 		slog.Int("call_limit", callLimit))
@@ -695,7 +707,9 @@ func (m *Manager) waitLogged(w Wait, what string, by time.Time) (isLate bool) {
 		m.log.Warn("state log write not durable before the proxy's deadline: the disk is slow", "callid", what)
 		return true
 	}
-	m.log.Error("state log write failed", "callid", what, "err", err)
+	// The store logs the episode once (an ERROR with its cause); one line
+	// per call on a full disk would bury it.
+	m.log.Debug("state log write failed", "callid", what, "err", err)
 	return false
 }
 
@@ -707,6 +721,7 @@ func (m *Manager) setEndLocked(s *Session, end time.Time) {
 func (m *Manager) addLocked(s *Session) {
 	m.calls[s.CallID] = s
 	m.parties[s.Party] = append(m.parties[s.Party], s)
+	m.order.add(s)
 	if s.Engine != "" && m.rater != nil {
 		m.rater.Acquire(s.Party, s.Engine)
 	}
@@ -714,6 +729,7 @@ func (m *Manager) addLocked(s *Session) {
 
 func (m *Manager) removeLocked(s *Session) {
 	delete(m.calls, s.CallID)
+	m.order.remove(s)
 	if s.timer != nil {
 		s.timer.Stop()
 	}
@@ -842,7 +858,9 @@ func (m *Manager) Shutdown() {
 	}
 }
 
-// Each calls f for a copy of every session, under the lock: f must be quick.
+// Each calls f for a copy of every session, under the lock: f must be
+// quick, and the caller must need one consistent view of the whole table
+// (a snapshot); listings use Walk.
 func (m *Manager) Each(f func(s *Session)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -868,14 +886,9 @@ func (m *Manager) Get(callID string) (Session, bool) {
 
 // Counts returns how many sessions and parties are tracked.
 func (m *Manager) Counts() (pending, inProgress, parties int) {
+	pending, inProgress = m.count()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, s := range m.calls {
-		if s.InProgress() {
-			inProgress++
-		} else {
-			pending++
-		}
-	}
-	return pending, inProgress, len(m.parties)
+	parties = len(m.parties)
+	m.mu.Unlock()
+	return pending, inProgress, parties
 }

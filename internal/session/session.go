@@ -42,6 +42,7 @@ type Session struct {
 
 	timer   *time.Timer
 	checkAt time.Time // next re-ask of the engine (recheck.go), zero if none
+	seq     uint64    // place in the manager's order (listing.go)
 }
 
 // InProgress tells whether the call was answered.

@@ -249,6 +249,7 @@ type Log struct {
 	prefaultedAt uint64
 	flushStop    chan struct{}
 	flushDone    chan struct{}
+	health       health // episodes of state that is not durable (health.go)
 }
 
 const (
@@ -338,7 +339,9 @@ func (l *Log) load() (map[string][]byte, uint64, error) {
 	if haveBase && base > 0 {
 		maxSeq = base - 1
 	}
+	l.reportMissing(segs, base, haveBase)
 	var scratch []rawOp
+	oldest := true // the oldest segment replayed is kept even when empty: it marks where the log starts (see reportMissing)
 	for _, seq := range segs {
 		maxSeq = max(maxSeq, seq)
 		name := filepath.Join(l.dir, segName(seq))
@@ -353,6 +356,14 @@ func (l *Log) load() (map[string][]byte, uint64, error) {
 		buf, err := os.ReadFile(name)
 		if err != nil {
 			return nil, 0, fmt.Errorf("store: %w", err)
+		}
+		keep := oldest
+		oldest = false
+		if len(buf) == 0 {
+			l.log.Warn("store: segment is empty, without even its header: any records it held are lost", "file", name)
+		}
+		if keep && len(buf) >= len(segMagic) && string(buf[:len(segMagic)]) == string(segMagic) && allZero(buf[len(segMagic):]) {
+			continue
 		}
 		if len(buf) == 0 || (len(buf) >= len(segMagic) && string(buf[:len(segMagic)]) == string(segMagic) && allZero(buf[len(segMagic):])) {
 			// Nothing in it (each start opens a fresh segment): drop it so
@@ -799,7 +810,7 @@ func (l *Log) write(g *group) {
 	}
 	if err != nil {
 		err = fmt.Errorf("store: write: %w", err)
-		l.log.Error("store: group commit failed", "segment", l.segSeq, "batches", g.batches, "err", err)
+		l.failed(err, "a state write failed") // logged once per episode (health.go)
 	}
 	l.statsMu.Lock()
 	l.stats.Failing = err != nil

@@ -14,10 +14,9 @@ import (
 // bytes | frames of puts. base is the first segment to replay on top.
 var snapMagic = []byte("CCSNP\x00\x00\x01")
 
-const (
-	snapHeader    = 28
-	snapFrameSize = 64 << 10
-)
+// Each record is a frame of its own: a damaged byte loses that record
+// only (replaySnapshot skips to the next good frame), for 8 bytes each.
+const snapHeader = 28
 
 func (l *Log) loadSnapshot() (live map[string][]byte, base uint64, haveBase bool, err error) {
 	name := filepath.Join(l.dir, snapName)
@@ -30,20 +29,26 @@ func (l *Log) loadSnapshot() (live map[string][]byte, base uint64, haveBase bool
 	}
 	if len(buf) < snapHeader || string(buf[:8]) != string(snapMagic) ||
 		binary.LittleEndian.Uint32(buf[24:]) != crc32.Checksum(buf[:24], castagnoli) {
-		l.log.Error("store: snapshot header damaged, snapshot ignored; replaying the segments that exist",
+		l.log.Error("store: snapshot header damaged, snapshot ignored: the records only it held are lost; replaying the segments that exist",
 			"file", name, "size", len(buf))
 		return make(map[string][]byte), 0, false, nil
 	}
 	base = binary.LittleEndian.Uint64(buf[8:])
 	count := binary.LittleEndian.Uint64(buf[16:])
 	live = make(map[string][]byte, min(count, uint64(len(buf))/4))
-	_, n, rerr := replayFrames(buf[snapHeader:], nil, live)
+	skipped := replaySnapshot(buf[snapHeader:], live)
 	switch {
-	case rerr != nil:
-		l.log.Error("store: snapshot damaged, keeping the records before the damage",
-			"file", name, "offset", snapHeader+n, "size", len(buf), "kept", len(live), "expected", count, "err", rerr)
+	case len(skipped) > 0:
+		bytes := 0
+		for _, r := range skipped {
+			bytes += r[1] - r[0]
+		}
+		l.log.Error("store: snapshot damaged: the records in the damaged parts are lost, all others restored",
+			"file", name, "lost_records", int64(count)-int64(len(live)), "restored", len(live), "expected", count,
+			"damaged_parts", len(skipped), "damaged_bytes", bytes, "first_damage_at", snapHeader+skipped[0][0])
 	case uint64(len(live)) != count:
-		l.log.Error("store: snapshot record count mismatch", "file", name, "kept", len(live), "expected", count)
+		l.log.Error("store: snapshot record count mismatch: records lost", "file", name,
+			"lost_records", int64(count)-int64(len(live)), "restored", len(live), "expected", count)
 	}
 	return live, base, true, nil
 }
@@ -62,6 +67,7 @@ func (l *Log) Compact(dump func(put func(key string, v []byte))) error {
 	if closed {
 		return ErrClosed
 	}
+	failuresAt := l.failureCount()
 	req := rotReq{reply: make(chan rotResult, 1)}
 	select {
 	case l.rot <- req:
@@ -77,21 +83,13 @@ func (l *Log) Compact(dump func(put func(key string, v []byte))) error {
 	buf := make([]byte, snapHeader, 1<<20)
 	copy(buf, snapMagic)
 	var count uint64
-	start := -1
 	dump(func(key string, v []byte) {
-		if start < 0 {
-			buf, start = beginFrame(buf)
-		}
+		var start int
+		buf, start = beginFrame(buf)
 		buf = appendOp(buf, Put(key, v))
-		count++
-		if len(buf)-start >= snapFrameSize {
-			buf = endFrame(buf, start)
-			start = -1
-		}
-	})
-	if start >= 0 {
 		buf = endFrame(buf, start)
-	}
+		count++
+	})
 	binary.LittleEndian.PutUint64(buf[8:], base)
 	binary.LittleEndian.PutUint64(buf[16:], count)
 	binary.LittleEndian.PutUint32(buf[24:], crc32.Checksum(buf[:24], castagnoli))
@@ -105,6 +103,7 @@ func (l *Log) Compact(dump func(put func(key string, v []byte))) error {
 	l.stats.SnapRecords = int(count)
 	l.statsMu.Unlock()
 	l.log.Info("store: snapshot written", "records", count, "bytes", len(buf), "segment", base)
+	l.healed(failuresAt, count)
 	return nil
 }
 

@@ -1,6 +1,6 @@
-// Package unixsock reclaims the path of a Unix stream socket before a
-// server listens on it: a socket file left by a dead process is removed,
-// one a live process still answers on is never stolen.
+// Package unixsock reclaims the path of a Unix socket before a server binds
+// it: a socket file left by a dead process is removed, one a live process
+// still serves is never stolen. It also reads a peer's credentials.
 package unixsock
 
 import (
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -15,8 +16,11 @@ import (
 var ErrInUse = errors.New("in use by a running process")
 
 // Reclaim makes path free for a new listener: nothing there, or a stale
-// socket file (nobody answers on it), which it removes. Anything else is
-// an error: a live server (ErrInUse), or a file that is not a socket.
+// socket file, which it removes. A socket is stale only when a connect to
+// it is refused (nobody has it bound), whatever its type, stream or
+// datagram; any other outcome leaves the file alone: a live server
+// (ErrInUse, also when its backlog is full), a connect that cannot tell
+// (e.g. permission denied), or a file that is not a socket.
 func Reclaim(path string) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -28,12 +32,38 @@ func Reclaim(path string) error {
 	if fi.Mode().Type() != os.ModeSocket {
 		return fmt.Errorf("%s exists and is not a socket; refusing to replace it", path)
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
+	switch alive, err := served(path); {
+	case alive:
 		return fmt.Errorf("%s: %w", path, ErrInUse)
+	case err != nil:
+		return fmt.Errorf("%s: cannot tell whether a running process serves it, leaving it: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale socket %s: %w", path, err)
 	}
 	return nil
+}
+
+// served connects to path as a stream socket, then as a datagram socket
+// when the type is wrong. It reports true when something is bound there,
+// false with a nil error when nothing is (ECONNREFUSED, or gone meanwhile).
+func served(path string) (bool, error) {
+	for _, network := range []string{"unix", "unixgram"} {
+		c, err := net.DialTimeout(network, path, time.Second)
+		if err == nil {
+			c.Close()
+			return true, nil
+		}
+		switch {
+		case errors.Is(err, syscall.EPROTOTYPE):
+			continue // a socket of the other type: try that one
+		case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOENT):
+			return false, nil
+		case errors.Is(err, syscall.EAGAIN):
+			return true, nil // a stream server with its backlog full
+		default:
+			return false, err
+		}
+	}
+	return false, errors.New("neither a stream nor a datagram socket")
 }
