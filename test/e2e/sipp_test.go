@@ -22,6 +22,9 @@ type SippConfig struct {
 	Service string // user part of the request URI; default "e2e"
 	CallID  string // Call-ID of the call; default sipp's own
 	PauseMS int    // length of <pause/> (sipp -d); 0: sipp's default 1000 ms
+	// Calls is how many calls to make or take (sipp -m); 0: one. Rate is
+	// the caller's calls per second (sipp -r); 0: sipp's default.
+	Calls, Rate int
 	// Timeout ends sipp with an error if the call has not completed;
 	// default 30 s.
 	Timeout time.Duration
@@ -56,6 +59,9 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.Calls == 0 {
+		cfg.Calls = 1
+	}
 	dir := shortDir(t, "sipp-"+cfg.Name)
 	// sipp binds SIP at base, its control port at base+1, media at base+2
 	// and base+4.
@@ -66,7 +72,7 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 		args = append(args, cfg.Remote)
 	}
 	args = append(args,
-		"-sf", scen, "-nostdin", "-m", "1",
+		"-sf", scen, "-nostdin", "-m", strconv.Itoa(cfg.Calls),
 		"-i", "127.0.0.1", "-p", strconv.Itoa(base),
 		"-cp", strconv.Itoa(base+1), "-mp", strconv.Itoa(base+2),
 		"-s", cfg.Service,
@@ -80,6 +86,9 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 	}
 	if cfg.CallID != "" {
 		args = append(args, "-cid_str", cfg.CallID)
+	}
+	if cfg.Rate > 0 {
+		args = append(args, "-r", strconv.Itoa(cfg.Rate))
 	}
 	if cfg.PauseMS > 0 {
 		args = append(args, "-d", strconv.Itoa(cfg.PauseMS))
