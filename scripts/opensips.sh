@@ -41,6 +41,15 @@ cache_root() {
 	fi
 }
 
+# complete DIR: DIR holds the binary and every module of MODULES (a build
+# made before a module was added to the list lacks it: rebuild then).
+complete() {
+	[ -x "$1/sbin/opensips" ] || return 1
+	for m in $MODULES; do
+		[ -f "$1/modules/$m.so" ] || return 1
+	done
+}
+
 # build VERSION prints the directory of a complete build of VERSION.
 build() {
 	local version=$1 tarball sha cache dir tmp start
@@ -52,16 +61,17 @@ build() {
 	sha=$(sha256sum "$tarball" | cut -d' ' -f1)
 	cache=$(cache_root)
 	dir=$cache/opensips-$version-$sha
-	# A finished build is renamed into place whole, so its existence is
-	# enough; the lock keeps parallel test runs from building it twice.
-	if [ -x "$dir/sbin/opensips" ]; then
+	# A finished build is renamed into place whole; the lock keeps parallel
+	# test runs from building it twice.
+	if complete "$dir"; then
 		echo "$dir"
 		return
 	fi
 	mkdir -p "$cache"
 	exec 9>"$cache/opensips-$version.lock"
 	flock 9
-	if [ ! -x "$dir/sbin/opensips" ]; then
+	if ! complete "$dir"; then
+		rm -rf "$dir"
 		for tool in gcc make bison flex; do
 			command -v "$tool" >/dev/null || {
 				echo "OpenSIPS $version: $tool not found: run scripts/deps.sh (Debian package $tool)" >&2

@@ -69,7 +69,7 @@ func testOpenSIPSLimit(t *testing.T, version, dialogID string) {
 	if t.Failed() {
 		return
 	}
-	assertCutByDaemon(t, s, id, []*Sipp{caller, callee}, 2900*time.Millisecond, 4*time.Second, "limit = 3")
+	assertCutAtLimit(t, s, id, caller, callee, 3*time.Second)
 	assertEndsDone(t, s.Spy, 1)
 	ids := endDialogIDs(t, s.Spy)
 	if dialogID == "" && !slices.Equal(ids, []string{id}) {
@@ -153,7 +153,11 @@ func testOpenSIPSTerminate(t *testing.T, version string) {
 // (SIGTERM, start) and is still cut at its limit; after OpenSIPS itself is
 // restarted, between calls, the next call is limited as well.
 func testOpenSIPSRestarts(t *testing.T, version string) {
-	s := startOpenSIPSStack(t, "4", OpenSIPSConfig{Version: version})
+	// Long enough for the restart to happen within the call even when a
+	// loaded machine makes it take seconds; a limit that passes while the
+	// daemon is down is another case (the call is cut as it comes back).
+	const limit = 8 * time.Second
+	s := startOpenSIPSStack(t, "8", OpenSIPSConfig{Version: version})
 	id := callID(t)
 	callee := StartSipp(t, SippConfig{Name: "callee", Scenario: "callee_wait_bye.xml"})
 	caller := StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_wait_bye.xml", Remote: callee.Addr(),
@@ -163,27 +167,22 @@ func testOpenSIPSRestarts(t *testing.T, version string) {
 	if got := Sessions(t, s.Socket); len(got) != 1 || !strings.Contains(got[0], id) {
 		t.Errorf("after the restart the daemon holds %q, want the call", got)
 	}
-	caller.Wait(t, 20*time.Second)
-	callee.Wait(t, 20*time.Second)
+	caller.Wait(t, 30*time.Second)
+	callee.Wait(t, 30*time.Second)
 	if t.Failed() {
 		return
 	}
-	assertCutByDaemon(t, s, id, []*Sipp{caller, callee}, 3900*time.Millisecond, 5*time.Second, "limit = 4, across a daemon restart")
+	assertCutAtLimit(t, s, id, caller, callee, limit)
 	assertEndsDone(t, s.Spy, 1)
 
 	s.OpenSIPS.Restart(t)
 	id2 := id + "-after-opensips-restart"
-	caller2, callee2 := s.Call(t, CallConfig{Caller: "caller_wait_bye.xml", Callee: "callee_wait_bye.xml", CallID: id2})
+	caller2, callee2 := s.Call(t, CallConfig{Caller: "caller_wait_bye.xml", Callee: "callee_wait_bye.xml", CallID: id2,
+		Timeout: 30 * time.Second})
 	if t.Failed() {
 		return
 	}
-	for _, ep := range []*Sipp{caller2, callee2} {
-		if answered, bye, ok := byeAfterAnswer(t, ep); ok {
-			if d := bye.Sub(answered); d < 3900*time.Millisecond || d > 5*time.Second {
-				t.Errorf("call after the OpenSIPS restart: %s got its BYE %v after the answer, want 4 s", ep.name, d)
-			}
-		}
-	}
+	checkCutTimes(t, caller2, callee2, limit)
 	assertReturned(t, s.Proxy, id2, "1")
 	assertEndRequests(t, s.Spy, 2)
 	assertEndsDone(t, s.Spy, 2)
@@ -206,9 +205,9 @@ func testOpenSIPSPrepaid(t *testing.T, version string) {
 	if t.Failed() {
 		return
 	}
-	assertCutByDaemon(t, s, id, []*Sipp{caller, callee}, 3900*time.Millisecond, 5*time.Second, "credit for 4 s")
+	assertCutAtLimit(t, s, id, caller, callee, 4*time.Second)
 	assertEndsDone(t, s.Spy, 1)
-	if init := wireRequest(t, s.Daemon, "init", id); !strings.Contains(init, `prepaid: true`) {
+	if init := wireRequest(t, s.Daemon, "init", id); !strings.Contains(init, " Prepaid:true ") {
 		t.Errorf("OpenSIPS' init for the call does not say prepaid: true: %s", init)
 	}
 	if got := waitDebited(t, eng, id); !slices.Equal(got, []int{4}) {
@@ -231,12 +230,23 @@ func testOpenSIPSPrepaid(t *testing.T, version string) {
 // second: every call is cut once, at its limit.
 func testOpenSIPSManyCalls(t *testing.T, version string) {
 	const calls, workers = 100, 4
-	s := startOpenSIPSStack(t, "3", OpenSIPSConfig{Version: version, Workers: workers})
-	if n := connections(t, s.Socket); n < workers {
-		t.Errorf("OpenSIPS has %d connections to the daemon, want one per worker at least (%d)", n, workers)
-	} else {
-		t.Logf("OpenSIPS with %d workers: %d connections to the daemon", workers, n)
+	// An answer later than socket_timeout fails the call and makes that
+	// OpenSIPS process refuse every call for 10 s; 100 calls in 2 s with
+	// the race detector on a shared 2-core machine can take that long
+	// now and then. This case is about every call being cut once, not
+	// about latency (cmd/ccbench measures that): allow 2 s.
+	s := StartStack(t, StackConfig{Limit: "3", Extra: "[CallControl]\nproxy_timeout = 2000\n",
+		OpenSIPS: &OpenSIPSConfig{Version: version, Workers: workers, CCTimeoutMS: 2000}})
+	if len(s.Daemon.logLines("proxy_timeout 2s")) == 0 {
+		t.Fatal("the daemon did not take proxy_timeout = 2000 from a second [CallControl] section")
 	}
+	// Each OpenSIPS process that runs the module connects on its own as it
+	// starts, some after the MI answers: the workers, the timer and the
+	// main process (which connects before it forks, then closes).
+	waitFor(t, "a connection per OpenSIPS worker", s.OpenSIPS.proc, 10*time.Second, func() bool {
+		return connections(t, s.Socket) >= workers
+	})
+	t.Logf("OpenSIPS with %d workers: %d connections to the daemon", workers, connections(t, s.Socket))
 	callee := StartSipp(t, SippConfig{Name: "callee", Scenario: "callee_wait_bye.xml", Calls: calls, Timeout: 60 * time.Second})
 	caller := StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_wait_bye.xml", Remote: callee.Addr(),
 		Proxy: s.Proxy.Addr(), Calls: calls, Rate: 50, Timeout: 60 * time.Second})
@@ -282,16 +292,47 @@ func testOpenSIPSManyCalls(t *testing.T, version string) {
 	}
 }
 
+// assertCutAtLimit is assertCutByDaemon (one dialog-end request, no
+// session left, the time limit logged) for a call cut limit after its
+// answer, with the times checked as checkCutTimes does.
+func assertCutAtLimit(t *testing.T, s *Stack, callID string, caller, callee *Sipp, limit time.Duration) {
+	t.Helper()
+	checkCutTimes(t, caller, callee, limit)
+	// Its own time check is loose here: checkCutTimes made the real one.
+	assertCutByDaemon(t, s, callID, []*Sipp{caller, callee}, limit-time.Second, limit+2*time.Second, "loose")
+}
+
+// checkCutTimes checks that both ends of a call got their BYE limit after
+// the answer (within a second). The daemon times the call from the start
+// OpenSIPS sends as it relays the callee's 200 OK: after the callee logged
+// "answered" (just before sending it) and before the caller logged it (on
+// receiving it). So the callee's BYE can come no sooner than limit after
+// its "answered", and the caller's no later than limit + 1 s after its
+// own, however slowly a loaded machine passes the 200 OK along.
+func checkCutTimes(t *testing.T, caller, callee *Sipp, limit time.Duration) {
+	t.Helper()
+	if answered, bye, ok := byeAfterAnswer(t, callee); ok {
+		if d := bye.Sub(answered); d < limit-10*time.Millisecond {
+			t.Errorf("callee: BYE %v after it answered: before the limit (%v)", d, limit)
+		}
+	}
+	if answered, bye, ok := byeAfterAnswer(t, caller); ok {
+		if d := bye.Sub(answered); d > limit+time.Second {
+			t.Errorf("caller: BYE %v after it got the answer: over a second after the limit (%v)", d, limit)
+		}
+	}
+}
+
 // startDialogID is the dialogid of the daemon's logged start request for
 // callID: OpenSIPS 3.x sends one decimal 64-bit number.
 func startDialogID(t *testing.T, d *Daemon, callID string) uint64 {
 	t.Helper()
 	req := wireRequest(t, d, "start", callID)
-	i := strings.Index(req, "dialogid: ")
+	i := strings.Index(req, " DialogID:")
 	if i < 0 {
 		t.Fatalf("start for %s has no dialogid: %s", callID, req)
 	}
-	f := strings.FieldsFunc(req[i+len("dialogid: "):], func(r rune) bool { return r < '0' || r > '9' })
+	f := strings.FieldsFunc(req[i+len(" DialogID:"):], func(r rune) bool { return r < '0' || r > '9' })
 	if len(f) == 0 {
 		t.Fatalf("start for %s: dialogid is not a number: %s", callID, req)
 	}
@@ -315,12 +356,12 @@ func reversedHexID(id uint64) string {
 }
 
 // wireRequest returns the daemon's debug log line of the proxy's request
-// cmd for callID (the daemon runs with --debug, which logs the wire
-// traffic).
+// cmd for callID (the daemon runs with --debug, which logs each request
+// as it parsed it: request="{Command:start CallID:... DialogID:...}").
 func wireRequest(t *testing.T, d *Daemon, cmd, callID string) string {
 	t.Helper()
 	for _, l := range d.logLines(`msg="proxy socket"`) {
-		if strings.Contains(l, cmd) && strings.Contains(l, callID) {
+		if strings.Contains(l, "{Command:"+cmd+" CallID:"+callID+" ") {
 			return l
 		}
 	}
@@ -364,8 +405,9 @@ func eventsByCall(t *testing.T, s *Sipp) map[string]map[string][]time.Time {
 		if i < 0 || len(fs) < i+5 {
 			continue
 		}
-		sec, err1 := strconv.ParseInt(fs[i+2], 10, 64)
-		usec, err2 := strconv.ParseInt(fs[i+3], 10, 64)
+		// sipp prints its variables as floats: "1796025520.000000".
+		sec, err1 := strconv.ParseFloat(fs[i+2], 64)
+		usec, err2 := strconv.ParseFloat(fs[i+3], 64)
 		if err1 != nil || err2 != nil {
 			t.Fatalf("%s events: bad line %q", s.name, line)
 		}
@@ -373,7 +415,7 @@ func eventsByCall(t *testing.T, s *Sipp) map[string]map[string][]time.Time {
 		if out[id] == nil {
 			out[id] = map[string][]time.Time{}
 		}
-		out[id][fs[i+1]] = append(out[id][fs[i+1]], time.Unix(sec, usec*1000))
+		out[id][fs[i+1]] = append(out[id][fs[i+1]], time.Unix(int64(sec), int64(usec)*1000))
 	}
 	return out
 }

@@ -101,6 +101,9 @@ type OpenSIPSConfig struct {
 	CCSocket, MISocket string
 	// Workers is udp_workers; 0: one.
 	Workers int
+	// CCTimeoutMS is call_control's socket_timeout; 0 keeps the module's
+	// default (500). Give the daemon the same proxy_timeout.
+	CCTimeoutMS int
 	// Prepaid sets the call_control prepaid flag for every caller, so
 	// call_control() sends "prepaid: true".
 	Prepaid bool
@@ -137,6 +140,9 @@ func StartOpenSIPS(t testing.TB, cfg OpenSIPSConfig) *OpenSIPS {
 	build := requireOpenSIPS(t, cfg.Version)
 	if cfg.Workers == 0 {
 		cfg.Workers = 1
+	}
+	if cfg.CCTimeoutMS == 0 {
+		cfg.CCTimeoutMS = 500
 	}
 	o := &OpenSIPS{Config: cfg, Dir: shortDir(t, "osips"), bin: filepath.Join(build, "sbin", "opensips")}
 	if o.Config.MISocket == "" {
@@ -210,6 +216,7 @@ func opensipsCfg(modules string, port int, cfg OpenSIPSConfig) (string, error) {
 		"mpath":       fmt.Sprintf("mpath = %q", modules+"/"),
 		"cc_socket":   fmt.Sprintf("modparam(\"call_control\", \"socket_name\", %q)", cfg.CCSocket),
 		"mi_socket":   fmt.Sprintf("modparam(\"mi_datagram\", \"socket_name\", %q)", cfg.MISocket),
+		"cc_timeout":  fmt.Sprintf("modparam(\"call_control\", \"socket_timeout\", %d)", cfg.CCTimeoutMS),
 		"prepaid":     "$var(prepaid) = 0;",
 	}
 	if cfg.Prepaid {

@@ -62,6 +62,28 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 	if cfg.Calls == 0 {
 		cfg.Calls = 1
 	}
+	// A port found free can be taken before sipp binds it (the machine
+	// runs other suites): try other ports then.
+	for attempt := 1; ; attempt++ {
+		s, dir := startSippOnce(t, bin, scen, cfg)
+		waitFor(t, cfg.Name+" sipp port", nil, startTimeout, func() bool { return s.exited() || !udpPortFree(s.Port) })
+		if s.exited() && attempt < 3 {
+			if b, _ := os.ReadFile(filepath.Join(dir, "errors.log")); strings.Contains(string(b), "Address already in use") {
+				t.Logf("%s sipp: port %d taken meanwhile, trying another", cfg.Name, s.Port)
+				continue
+			}
+		}
+		if cfg.Remote == "" {
+			waitFor(t, cfg.Name+" sipp port", s.proc, startTimeout, func() bool { return !udpPortFree(s.Port) })
+		}
+		return s
+	}
+}
+
+// startSippOnce starts sipp on a block of ports found free and returns it
+// with its log directory.
+func startSippOnce(t testing.TB, bin, scen string, cfg SippConfig) (*Sipp, string) {
+	t.Helper()
 	dir := shortDir(t, "sipp-"+cfg.Name)
 	// sipp binds SIP at base, its control port at base+1, media at base+2
 	// and base+4.
@@ -100,10 +122,7 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 		}
 	})
 	s.proc = startProc(t, cfg.Name+" sipp", filepath.Join(dir, "sipp.out"), bin, args...)
-	if cfg.Remote == "" {
-		waitFor(t, cfg.Name+" sipp port", s.proc, startTimeout, func() bool { return !udpPortFree(base) })
-	}
-	return s
+	return s, dir
 }
 
 // Wait waits for sipp to finish its call and fails the test unless the
