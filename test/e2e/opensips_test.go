@@ -148,30 +148,46 @@ func StartOpenSIPS(t testing.TB, cfg OpenSIPSConfig) *OpenSIPS {
 	if o.Config.MISocket == "" {
 		o.Config.MISocket = filepath.Join(o.Dir, "mi.sock")
 	}
-	o.Port = freePortBlock(t, 1)
-	text, err := opensipsCfg(filepath.Join(build, "modules"), o.Port, o.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	o.cfg = filepath.Join(o.Dir, "opensips.cfg")
-	if err := os.WriteFile(o.cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
+	// A port found free can be taken before OpenSIPS binds it (the machine
+	// runs other suites): try another then.
+	for attempt := 1; ; attempt++ {
+		o.Port = freePortBlock(t, 1)
+		text, err := opensipsCfg(filepath.Join(build, "modules"), o.Port, o.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(o.cfg, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if o.start(t) || attempt == 3 {
+			break
+		}
+		t.Logf("%s: port %d taken meanwhile, trying another", o.Name(), o.Port)
 	}
-	o.start(t)
+	o.ready(t)
 	return o
 }
 
-// start runs the instance on its port and waits until it is ready.
-func (o *OpenSIPS) start(t testing.TB) {
+// start runs the instance on its port. It returns false if OpenSIPS
+// exited at once because another process holds the port.
+func (o *OpenSIPS) start(t testing.TB) bool {
 	t.Helper()
-	// OpenSIPS binds a UDP port that another process holds without
-	// complaint (and the two then share its traffic): refuse instead.
+	// Two OpenSIPS instances bind the same UDP port without complaint (and
+	// share its traffic): refuse to be the second.
 	if !udpPortFree(o.Port) {
 		t.Fatalf("SIP port 127.0.0.1:%d is in use: free it first", o.Port)
 	}
 	o.starts++
 	o.proc = startProc(t, o.Name(), filepath.Join(o.Dir, fmt.Sprintf("opensips-%d.log", o.starts)),
 		o.bin, "-F", "-f", o.cfg, "-w", o.Dir)
+	waitFor(t, o.Name()+" SIP port", nil, startTimeout, func() bool { return o.exited() || !udpPortFree(o.Port) })
+	return !(o.exited() && len(o.logLines("Address already in use")) > 0)
+}
+
+// ready waits until OpenSIPS has bound its SIP port and its MI answers.
+func (o *OpenSIPS) ready(t testing.TB) {
+	t.Helper()
 	waitFor(t, o.Name()+" SIP port", o.proc, startTimeout, func() bool { return !udpPortFree(o.Port) })
 	waitFor(t, o.Name()+" MI socket", o.proc, startTimeout, func() bool {
 		_, err := o.MI("version", time.Second, nil)
@@ -190,6 +206,7 @@ func (o *OpenSIPS) Restart(t testing.TB) {
 	}
 	waitFor(t, o.Name()+" SIP port freed", nil, 10*time.Second, func() bool { return udpPortFree(o.Port) })
 	o.start(t)
+	o.ready(t)
 }
 
 // MI sends one JSON-RPC request to OpenSIPS' mi_datagram socket and
