@@ -213,6 +213,12 @@ func testOpenSIPSPrepaid(t *testing.T, version string) {
 	if got := waitDebited(t, eng, id); !slices.Equal(got, []int{4}) {
 		t.Errorf("debited %v s, want [4]", got)
 	}
+	// Once: no second debit follows (a retried delivery, the stop after
+	// the end request) within two housekeeping rounds.
+	time.Sleep(2 * time.Second)
+	if got := eng.Debited(id); !slices.Equal(got, []int{4}) {
+		t.Errorf("debits for the call %v s, want one of 4", got)
+	}
 	if b := eng.Balance(prepaidAccount); !near(b, 0, 1e-9) {
 		t.Errorf("balance after the call %.4f, want 0", b)
 	}

@@ -173,8 +173,9 @@ func StartOpenSIPS(t testing.TB, cfg OpenSIPSConfig) *OpenSIPS {
 // exited at once because another process holds the port.
 func (o *OpenSIPS) start(t testing.TB) bool {
 	t.Helper()
-	// Two OpenSIPS instances bind the same UDP port without complaint (and
-	// share its traffic): refuse to be the second.
+	// OpenSIPS binds a UDP port another OpenSIPS holds without complaint
+	// (both set SO_REUSEADDR; spec/opensips-testing.md), and the two then
+	// share its traffic: refuse to be the second.
 	if !udpPortFree(o.Port) {
 		t.Fatalf("SIP port 127.0.0.1:%d is in use: free it first", o.Port)
 	}
