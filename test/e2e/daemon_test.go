@@ -19,8 +19,9 @@ var daemonBuild struct {
 	err error
 }
 
-// buildDaemon builds ./cmd/callcontrold into dir. $CALLCONTROLD names a
-// prebuilt binary instead.
+// buildDaemon builds ./cmd/callcontrold, and the callcontrol CLI beside it
+// (cliBin), into dir. $CALLCONTROLD names a prebuilt binary instead (with
+// the CLI beside it, as make build leaves them).
 func buildDaemon(dir string) (string, error) {
 	if p := os.Getenv("CALLCONTROLD"); p != "" {
 		return p, nil
@@ -34,14 +35,17 @@ func buildDaemon(dir string) (string, error) {
 		return "", nil
 	}
 	bin := filepath.Join(dir, "callcontrold")
-	cmd := exec.Command("go", "build", "-race", "-o", bin, "./cmd/callcontrold")
+	cmd := exec.Command("go", "build", "-race", "-o", dir+"/", "./cmd/callcontrold", "./cmd/callcontrol")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/callcontrold: %v\n%s", err, out)
+		return "", fmt.Errorf("go build ./cmd/callcontrold ./cmd/callcontrol: %v\n%s", err, out)
 	}
 	return bin, nil
 }
+
+// cliBin is the callcontrol CLI built with the daemon.
+func cliBin() string { return filepath.Join(filepath.Dir(daemonBuild.bin), "callcontrol") }
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "cce2e-bin-")
@@ -62,8 +66,11 @@ type DaemonConfig struct {
 	Dir   string
 	Limit string // [CallControl] limit: seconds or "None"
 	// RPCSocket is [Kamailio] socket_path: Kamailio's JSON-RPC socket, or
-	// an RPCSpy's.
-	RPCSocket string
+	// an RPCSpy's. With ProxySection "OpenSIPS" it is [OpenSIPS]
+	// socket_path: OpenSIPS' MI datagram socket.
+	RPCSocket    string
+	ProxySection string // "Kamailio" (default) or "OpenSIPS"
+	DialogID     string // [OpenSIPS] dialog_id; "" leaves the default
 	// Extra is appended to config.ini verbatim (e.g. a [CDRTool] section).
 	Extra string
 }
@@ -95,8 +102,16 @@ func StartDaemon(t testing.TB, cfg DaemonConfig) *Daemon {
 		cfg.Limit = "None"
 	}
 	d := &Daemon{Config: cfg, Socket: filepath.Join(run, "socket")}
-	ini := fmt.Sprintf("[CallControl]\nsocket = %s\nlimit = %s\nstate_dir = %s\ncheck_interval = 1\n\n[Kamailio]\nsocket_path = %s\n\n%s\n",
-		d.Socket, cfg.Limit, state, cfg.RPCSocket, cfg.Extra)
+	section := cfg.ProxySection
+	if section == "" {
+		section = "Kamailio"
+	}
+	proxy := "socket_path = " + cfg.RPCSocket + "\n"
+	if cfg.DialogID != "" {
+		proxy += "dialog_id = " + cfg.DialogID + "\n"
+	}
+	ini := fmt.Sprintf("[CallControl]\nsocket = %s\nlimit = %s\nstate_dir = %s\ncheck_interval = 1\n\n[%s]\n%s\n%s\n",
+		d.Socket, cfg.Limit, state, section, proxy, cfg.Extra)
 	if err := os.WriteFile(filepath.Join(etc, "config.ini"), []byte(ini), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,9 +14,16 @@ import (
 // call_control().
 func assertKamailioReturned(t *testing.T, k *Kamailio, callID, rc string) {
 	t.Helper()
+	assertReturned(t, k, callID, rc)
+}
+
+// assertReturned checks the xlog line kamailio.cfg and opensips.cfg write
+// after call_control().
+func assertReturned(t *testing.T, p Proxy, callID, rc string) {
+	t.Helper()
 	want := "call_control returned " + rc + " for " + callID
-	if len(k.logLines(want)) == 0 {
-		t.Errorf("kamailio log has no %q; call_control lines: %q", want, k.logLines("call_control returned"))
+	if len(p.logLines(want)) == 0 {
+		t.Errorf("%s log has no %q; call_control lines: %q", p.Name(), want, p.logLines("call_control returned"))
 	}
 }
 
@@ -49,25 +57,29 @@ func assertDaemonEnded(t *testing.T, s *Stack, callID, reason string, bye bool) 
 	}
 }
 
-// assertEndRequests checks the dialog-end requests the daemon sent.
+// assertEndRequests checks the dialog-end requests the daemon sent, in the
+// form the spy's proxy takes (Kamailio's unless ExpectOpenSIPS was called).
 func assertEndRequests(t *testing.T, spy *RPCSpy, want int) {
 	t.Helper()
-	var ends []RPCRequest
-	for _, r := range spy.Requests() {
-		if r.Method == "dlg.end_dlg" {
-			ends = append(ends, r)
-		}
-	}
+	ends := spy.EndRequests()
 	if len(ends) != want {
-		t.Errorf("daemon sent %d dlg.end_dlg requests, want %d: %+v", len(ends), want, spy.Requests())
+		t.Errorf("daemon sent %d %s requests, want %d: %+v", len(ends), spy.EndMethod, want, spy.Requests())
 	}
 	for _, r := range ends {
-		// Kamailio refuses one "h_entry:h_id" string: two numbers it is.
-		var n1, n2 uint32
-		if len(r.Params) != 2 || json.Unmarshal(r.Params[0], &n1) != nil || json.Unmarshal(r.Params[1], &n2) != nil {
-			t.Errorf("dlg.end_dlg params are not [h_entry, h_id] numbers: %s", r.Raw)
+		if err := spy.CheckEnd(r); err != nil {
+			t.Errorf("%s request %s: %v", spy.EndMethod, r.Raw, err)
 		}
 	}
+}
+
+// checkKamailioEnd is the RPCSpy's CheckEnd for Kamailio's dlg.end_dlg.
+func checkKamailioEnd(r RPCRequest) error {
+	// Kamailio refuses one "h_entry:h_id" string: two numbers it is.
+	var n1, n2 uint32
+	if len(r.Params) != 2 || json.Unmarshal(r.Params[0], &n1) != nil || json.Unmarshal(r.Params[1], &n2) != nil {
+		return errors.New("params are not [h_entry, h_id] numbers")
+	}
+	return nil
 }
 
 // TestLimitedCall: with limit = 3 the daemon ends the dialog through

@@ -36,6 +36,9 @@ type Kamailio struct {
 // Addr is the proxy's SIP address, for sipp's -rsa.
 func (k *Kamailio) Addr() string { return "127.0.0.1:" + strconv.Itoa(k.Port) }
 
+// Name is "kamailio", for messages.
+func (k *Kamailio) Name() string { return "kamailio" }
+
 // StartKamailio starts Kamailio in the foreground with test/e2e/kamailio.cfg.
 // Start the daemon first: a Kamailio process that fails to reach it waits
 // 10 s before it tries again.
@@ -141,11 +144,16 @@ type RPCRequest struct {
 // count dialog-end requests without depending on the daemon's log wording.
 type RPCSpy struct {
 	Socket string
+	// EndMethod is the proxy's dialog-end method and CheckEnd says what is
+	// wrong with one such request: Kamailio's unless ExpectOpenSIPS.
+	EndMethod string
+	CheckEnd  func(RPCRequest) error
 
 	down *net.UnixConn // faces the daemon
 	up   *net.UnixConn // faces Kamailio
 	mu   sync.Mutex
 	reqs []RPCRequest
+	reps []string      // the proxy's replies, in order
 	peer *net.UnixAddr // the daemon's reply address
 	wg   sync.WaitGroup
 }
@@ -154,7 +162,7 @@ type RPCSpy struct {
 // of the test.
 func NewRPCSpy(t testing.TB, dir, target string) *RPCSpy {
 	t.Helper()
-	s := &RPCSpy{Socket: filepath.Join(dir, "spy.sock")}
+	s := &RPCSpy{Socket: filepath.Join(dir, "spy.sock"), EndMethod: "dlg.end_dlg", CheckEnd: checkKamailioEnd}
 	var err error
 	s.down, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: s.Socket, Net: "unixgram"})
 	if err != nil {
@@ -198,6 +206,7 @@ func NewRPCSpy(t testing.TB, dir, target string) *RPCSpy {
 				return
 			}
 			s.mu.Lock()
+			s.reps = append(s.reps, string(buf[:n]))
 			peer := s.peer
 			s.mu.Unlock()
 			if peer == nil {
@@ -221,6 +230,24 @@ func (s *RPCSpy) Requests() []RPCRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]RPCRequest(nil), s.reqs...)
+}
+
+// Replies returns the proxy's replies seen so far.
+func (s *RPCSpy) Replies() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.reps...)
+}
+
+// EndRequests returns the dialog-end requests seen so far.
+func (s *RPCSpy) EndRequests() []RPCRequest {
+	var ends []RPCRequest
+	for _, r := range s.Requests() {
+		if r.Method == s.EndMethod {
+			ends = append(ends, r)
+		}
+	}
+	return ends
 }
 
 // Count returns how many requests of method were seen.

@@ -21,6 +21,13 @@ const prepaidAccount = "caller@127.0.0.1"
 func StartPrepaidStack(t *testing.T, setup func(e *ratingtest.Engine)) (*Stack, *ratingtest.Engine) {
 	t.Helper()
 	requirePeers(t)
+	return startPrepaidStackWith(t, StackConfig{}, setup)
+}
+
+// startPrepaidStackWith is StartPrepaidStack with the proxy of cfg (its
+// Limit and Extra are set here).
+func startPrepaidStackWith(t *testing.T, cfg StackConfig, setup func(e *ratingtest.Engine)) (*Stack, *ratingtest.Engine) {
+	t.Helper()
 	if daemonBuild.bin == "" {
 		t.Skip("prepaid tests need the real callcontrold")
 	}
@@ -28,8 +35,8 @@ func StartPrepaidStack(t *testing.T, setup func(e *ratingtest.Engine)) (*Stack, 
 	setup(eng)
 	// timeout is well below the proxy's 500 ms so the daemon can still
 	// answer Error in time if the engine were slow.
-	s := StartStack(t, StackConfig{Limit: "None", Extra: fmt.Sprintf("[CDRTool]\naddress = %s\ntimeout = 300\n", eng.Addr())})
-	return s, eng
+	cfg.Limit, cfg.Extra = "None", fmt.Sprintf("[CDRTool]\naddress = %s\ntimeout = 300\n", eng.Addr())
+	return StartStack(t, cfg), eng
 }
 
 // startPrepaidCall starts a callee and a caller (named "caller"+name and
@@ -38,7 +45,7 @@ func startPrepaidCall(t *testing.T, s *Stack, name, caller, callee, callID strin
 	t.Helper()
 	ce := StartSipp(t, SippConfig{Name: "callee" + name, Scenario: callee, Timeout: 20 * time.Second})
 	cr := StartSipp(t, SippConfig{Name: "caller" + name, Scenario: caller, Remote: ce.Addr(),
-		Proxy: s.Kamailio.Addr(), CallID: callID, Timeout: 20 * time.Second})
+		Proxy: s.Proxy.Addr(), CallID: callID, Timeout: 20 * time.Second})
 	return cr, ce
 }
 
@@ -79,8 +86,8 @@ func byeAfterAnswer(t *testing.T, ep *Sipp) (answered, bye time.Time, ok bool) {
 }
 
 // assertCutByDaemon checks a call the daemon ended at its limit: each
-// endpoint got its BYE between lo and hi after the answer, Kamailio
-// returned 1, the daemon asked it once to end the dialog, logged the time
+// endpoint got its BYE between lo and hi after the answer, the proxy's
+// call_control() returned 1, the daemon asked it once to end the dialog, logged the time
 // limit, and holds no session any more.
 func assertCutByDaemon(t *testing.T, s *Stack, callID string, eps []*Sipp, lo, hi time.Duration, why string) {
 	t.Helper()
@@ -95,7 +102,7 @@ func assertCutByDaemon(t *testing.T, s *Stack, callID string, eps []*Sipp, lo, h
 			t.Logf("%s: BYE %v after the answer", ep.name, d)
 		}
 	}
-	assertKamailioReturned(t, s.Kamailio, callID, "1")
+	assertReturned(t, s.Proxy, callID, "1")
 	assertEndRequests(t, s.Spy, 1)
 	WaitNoSessions(t, s.Socket, 10*time.Second)
 	assertDaemonEnded(t, s, callID, "time limit", true)

@@ -22,6 +22,9 @@ type SippConfig struct {
 	Service string // user part of the request URI; default "e2e"
 	CallID  string // Call-ID of the call; default sipp's own
 	PauseMS int    // length of <pause/> (sipp -d); 0: sipp's default 1000 ms
+	// Calls is how many calls to make or take (sipp -m); 0: one. Rate is
+	// the caller's calls per second (sipp -r); 0: sipp's default.
+	Calls, Rate int
 	// Timeout ends sipp with an error if the call has not completed;
 	// default 30 s.
 	Timeout time.Duration
@@ -56,6 +59,31 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.Calls == 0 {
+		cfg.Calls = 1
+	}
+	// A port found free can be taken before sipp binds it (the machine
+	// runs other suites): try other ports then.
+	for attempt := 1; ; attempt++ {
+		s, dir := startSippOnce(t, bin, scen, cfg)
+		waitFor(t, cfg.Name+" sipp port", nil, startTimeout, func() bool { return s.exited() || !udpPortFree(s.Port) })
+		if s.exited() && attempt < 3 {
+			if b, _ := os.ReadFile(filepath.Join(dir, "errors.log")); strings.Contains(string(b), "Address already in use") {
+				t.Logf("%s sipp: port %d taken meanwhile, trying another", cfg.Name, s.Port)
+				continue
+			}
+		}
+		if cfg.Remote == "" {
+			waitFor(t, cfg.Name+" sipp port", s.proc, startTimeout, func() bool { return !udpPortFree(s.Port) })
+		}
+		return s
+	}
+}
+
+// startSippOnce starts sipp on a block of ports found free and returns it
+// with its log directory.
+func startSippOnce(t testing.TB, bin, scen string, cfg SippConfig) (*Sipp, string) {
+	t.Helper()
 	dir := shortDir(t, "sipp-"+cfg.Name)
 	// sipp binds SIP at base, its control port at base+1, media at base+2
 	// and base+4.
@@ -66,7 +94,7 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 		args = append(args, cfg.Remote)
 	}
 	args = append(args,
-		"-sf", scen, "-nostdin", "-m", "1",
+		"-sf", scen, "-nostdin", "-m", strconv.Itoa(cfg.Calls),
 		"-i", "127.0.0.1", "-p", strconv.Itoa(base),
 		"-cp", strconv.Itoa(base+1), "-mp", strconv.Itoa(base+2),
 		"-s", cfg.Service,
@@ -81,6 +109,9 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 	if cfg.CallID != "" {
 		args = append(args, "-cid_str", cfg.CallID)
 	}
+	if cfg.Rate > 0 {
+		args = append(args, "-r", strconv.Itoa(cfg.Rate))
+	}
 	if cfg.PauseMS > 0 {
 		args = append(args, "-d", strconv.Itoa(cfg.PauseMS))
 	}
@@ -91,10 +122,7 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 		}
 	})
 	s.proc = startProc(t, cfg.Name+" sipp", filepath.Join(dir, "sipp.out"), bin, args...)
-	if cfg.Remote == "" {
-		waitFor(t, cfg.Name+" sipp port", s.proc, startTimeout, func() bool { return !udpPortFree(base) })
-	}
-	return s
+	return s, dir
 }
 
 // Wait waits for sipp to finish its call and fails the test unless the

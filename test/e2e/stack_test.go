@@ -6,33 +6,51 @@ import (
 	"time"
 )
 
-// StackConfig configures a daemon + Kamailio pair.
+// StackConfig configures a daemon + proxy pair.
 type StackConfig struct {
 	Limit string // [CallControl] limit
 	Extra string // appended to config.ini
+	// OpenSIPS, if set, puts OpenSIPS in front of the daemon instead of
+	// Kamailio.
+	OpenSIPS *OpenSIPSConfig
 }
 
 // Stack is callcontrold (or, while cmd/callcontrold does not exist, a
-// FakeDaemon) with a Kamailio in front of it, and an RPCSpy between the
-// daemon and Kamailio's JSON-RPC socket.
+// FakeDaemon) with a proxy (Kamailio or OpenSIPS) in front of it, and an
+// RPCSpy between the daemon and the proxy's management socket.
 type Stack struct {
 	Dir      string
 	Socket   string // the daemon's proxy socket
 	Daemon   *Daemon
 	Fake     *FakeDaemon
 	Spy      *RPCSpy
-	Kamailio *Kamailio
-	KamRPC   string // Kamailio's own JSON-RPC socket
+	Proxy    Proxy     // Kamailio or OpenSIPS, whichever runs
+	Kamailio *Kamailio // nil with OpenSIPS
+	OpenSIPS *OpenSIPS // nil with Kamailio
+	KamRPC   string    // the proxy's own management socket (Kamailio's JSON-RPC or OpenSIPS' MI)
 }
 
-// StartStack starts the daemon first, then Kamailio (which waits 10 s after
-// failing to reach the daemon).
+// StartStack starts the daemon first, then the proxy (a Kamailio process
+// waits 10 s after failing to reach the daemon).
 func StartStack(t testing.TB, cfg StackConfig) *Stack {
 	t.Helper()
-	requirePeers(t)
+	if cfg.OpenSIPS != nil {
+		requireTool(t, "sipp", "sip-tester")
+		requireOpenSIPS(t, cfg.OpenSIPS.Version)
+	} else {
+		requirePeers(t)
+	}
 	s := &Stack{Dir: shortDir(t, "stack")}
 	s.KamRPC = s.Dir + "/kam-rpc.sock"
 	s.Spy = NewRPCSpy(t, s.Dir, s.KamRPC)
+	daemonCfg := DaemonConfig{Limit: cfg.Limit, RPCSocket: s.Spy.Socket, Extra: cfg.Extra}
+	if cfg.OpenSIPS != nil {
+		if daemonBuild.bin == "" {
+			t.Fatal("OpenSIPS stacks need the real callcontrold")
+		}
+		s.Spy.ExpectOpenSIPS(cfg.OpenSIPS.DialogID)
+		daemonCfg.ProxySection, daemonCfg.DialogID = "OpenSIPS", cfg.OpenSIPS.DialogID
+	}
 	if daemonBuild.bin == "" && daemonBuild.err == nil {
 		t.Log("cmd/callcontrold does not exist yet: using the FakeDaemon")
 		f := &FakeDaemon{InitReply: "No limit", RPCSocket: s.Spy.Socket}
@@ -42,10 +60,18 @@ func StartStack(t testing.TB, cfg StackConfig) *Stack {
 		s.Fake = StartFakeDaemon(t, s.Dir, f)
 		s.Socket = s.Fake.Socket
 	} else {
-		s.Daemon = StartDaemon(t, DaemonConfig{Limit: cfg.Limit, RPCSocket: s.Spy.Socket, Extra: cfg.Extra})
+		s.Daemon = StartDaemon(t, daemonCfg)
 		s.Socket = s.Daemon.Socket
 	}
-	s.Kamailio = StartKamailio(t, KamailioConfig{CCSocket: s.Socket, RPCSocket: s.KamRPC})
+	if cfg.OpenSIPS != nil {
+		o := *cfg.OpenSIPS
+		o.CCSocket, o.MISocket = s.Socket, s.KamRPC
+		s.OpenSIPS = StartOpenSIPS(t, o)
+		s.Proxy = s.OpenSIPS
+	} else {
+		s.Kamailio = StartKamailio(t, KamailioConfig{CCSocket: s.Socket, RPCSocket: s.KamRPC})
+		s.Proxy = s.Kamailio
+	}
 	return s
 }
 
@@ -61,7 +87,7 @@ func (s *Stack) RestartDaemon(t testing.TB) {
 	s.Daemon = StartDaemon(t, s.Daemon.Config)
 }
 
-// CallConfig is one call from a sipp caller through Kamailio to a sipp
+// CallConfig is one call from a sipp caller through the proxy to a sipp
 // callee.
 type CallConfig struct {
 	Caller, Callee string // scenario files; Callee "" for calls the proxy refuses
@@ -83,7 +109,7 @@ func (s *Stack) Call(t testing.TB, cfg CallConfig) (caller, callee *Sipp) {
 		remote = callee.Addr()
 	}
 	caller = StartSipp(t, SippConfig{Name: "caller", Scenario: cfg.Caller, Remote: remote,
-		Proxy: s.Kamailio.Addr(), CallID: cfg.CallID, PauseMS: cfg.PauseMS, Timeout: cfg.Timeout})
+		Proxy: s.Proxy.Addr(), CallID: cfg.CallID, PauseMS: cfg.PauseMS, Timeout: cfg.Timeout})
 	caller.Wait(t, cfg.Timeout+10*time.Second)
 	if callee != nil {
 		callee.Wait(t, cfg.Timeout+10*time.Second)
