@@ -38,6 +38,8 @@ func (c *Config) Settings() []Setting {
 		{"CallControl", "control_read_group", cc.ControlReadGroup},
 		{"CallControl", "sync", cc.Sync.String()},
 		{"CallControl", "sync_interval", fmt.Sprint(cc.SyncInterval.Milliseconds())},
+		{"CallControl", "legacy_commands", yesNo(cc.LegacyCommands)},
+		{"CallControl", "state_failure", stateFailure(cc.RefuseNotDurable)},
 		{"CDRTool", "address", strings.Join(c.CDRTool.Addresses, " ")},
 		{"CDRTool", "timeout", fmt.Sprint(c.CDRTool.Timeout.Milliseconds())},
 		{"CDRTool", "recheck_interval", seconds(c.CDRTool.RecheckInterval.Seconds())},
@@ -101,6 +103,13 @@ func (c *Config) Changed(def *Config) []Setting {
 }
 
 func seconds(s float64) string { return fmt.Sprint(int64(s)) }
+
+func stateFailure(refuse bool) string {
+	if refuse {
+		return "refuse"
+	}
+	return "serve"
+}
 
 func yesNo(b bool) string {
 	if b {
