@@ -28,6 +28,8 @@ var opensipsCases = []struct {
 	{"Restarts", testOpenSIPSRestarts},
 	{"Prepaid", testOpenSIPSPrepaid},
 	{"ManyWorkersManyCalls", testOpenSIPSManyCalls},
+	{"Ringing", testOpenSIPSRinging},
+	{"PassthroughFallback", testOpenSIPSPassthroughFallback},
 }
 
 // TestOpenSIPS runs the daemon behind a real OpenSIPS of each version
@@ -130,7 +132,7 @@ func testOpenSIPSTerminate(t *testing.T, version string) {
 	if err != nil {
 		t.Fatalf("callcontrol terminate: %v: %s", err, out)
 	}
-	if want := "Call " + id + " terminated.\n"; string(out) != want {
+	if want := "Call " + id + " ended: the proxy confirmed and sends BYE (or CANCEL) to both ends.\n"; string(out) != want {
 		t.Errorf("callcontrol terminate printed %q, want %q", out, want)
 	}
 	caller.Wait(t, 20*time.Second)
@@ -207,7 +209,7 @@ func testOpenSIPSPrepaid(t *testing.T, version string) {
 	}
 	assertCutAtLimit(t, s, id, caller, callee, 4*time.Second)
 	assertEndsDone(t, s.Spy, 1)
-	if init := wireRequest(t, s.Daemon, "init", id); !strings.Contains(init, " Prepaid:true ") {
+	if init := wireRequest(t, s.Daemon, "init", id); !strings.Contains(init, `\r\nprepaid: true\r\n`) {
 		t.Errorf("OpenSIPS' init for the call does not say prepaid: true: %s", init)
 	}
 	if got := waitDebited(t, eng, id); !slices.Equal(got, []int{4}) {
@@ -340,11 +342,11 @@ func checkCutTimes(t *testing.T, caller, callee *Sipp, limit time.Duration) {
 func startDialogID(t *testing.T, d *Daemon, callID string) uint64 {
 	t.Helper()
 	req := wireRequest(t, d, "start", callID)
-	i := strings.Index(req, " DialogID:")
+	i := strings.Index(req, `\r\ndialogid: `)
 	if i < 0 {
 		t.Fatalf("start for %s has no dialogid: %s", callID, req)
 	}
-	f := strings.FieldsFunc(req[i+len(" DialogID:"):], func(r rune) bool { return r < '0' || r > '9' })
+	f := strings.FieldsFunc(req[i+len(`\r\ndialogid: `):], func(r rune) bool { return r < '0' || r > '9' })
 	if len(f) == 0 {
 		t.Fatalf("start for %s: dialogid is not a number: %s", callID, req)
 	}
@@ -369,16 +371,26 @@ func reversedHexID(id uint64) string {
 
 // wireRequest returns the daemon's debug log line of the proxy's request
 // cmd for callID (the daemon runs with --debug, which logs each request
-// as it parsed it: request="{Command:start CallID:... DialogID:...}").
+// as it came, quoted: request="start\r\ncallid: ...\r\ndialogid: ...").
 func wireRequest(t *testing.T, d *Daemon, cmd, callID string) string {
 	t.Helper()
-	for _, l := range d.logLines(`msg="proxy socket"`) {
-		if strings.Contains(l, "{Command:"+cmd+" CallID:"+callID+" ") {
-			return l
-		}
+	if l := wireRequests(d, cmd, callID); len(l) > 0 {
+		return l[0]
 	}
 	t.Fatalf("daemon log has no %s request for %s", cmd, callID)
 	return ""
+}
+
+// wireRequests returns every debug log line of a proxy request cmd for
+// callID.
+func wireRequests(d *Daemon, cmd, callID string) []string {
+	var out []string
+	for _, l := range d.logLines(`msg="proxy request" callid=` + callID + " ") {
+		if strings.Contains(l, ` request="`+cmd+`\r\n`) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // connections counts the connections the daemon has accepted on its proxy
