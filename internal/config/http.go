@@ -57,10 +57,7 @@ func (p *parser) http(c *Config) {
 	if !ok || e.value == "" {
 		return
 	}
-	host, port, err := net.SplitHostPort(e.value)
-	if err == nil {
-		_, err = parsePort(port)
-	}
+	host, port, err := splitListen(e.value)
 	if err != nil {
 		p.fail(s, e, "must be host:port, e.g. 127.0.0.1:9080")
 		return

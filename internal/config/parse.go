@@ -418,10 +418,7 @@ func (p *parser) radiusAccounting(c *Config) {
 	if !ok || e.value == "" {
 		return
 	}
-	host, port, err := net.SplitHostPort(e.value)
-	if err == nil {
-		_, err = parsePort(port)
-	}
+	host, port, err := splitListen(e.value)
 	if err != nil {
 		p.fail(s, e, "must be host:port (host may be empty for all addresses)")
 		return
@@ -474,6 +471,15 @@ func parseBool(v string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("must be yes or no")
+}
+
+// splitListen splits a listen address, host:port, checking the port.
+func splitListen(v string) (host, port string, err error) {
+	host, port, err = net.SplitHostPort(v)
+	if err == nil {
+		_, err = parsePort(port)
+	}
+	return host, port, err
 }
 
 func parsePort(s string) (int, error) {
