@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -275,7 +276,27 @@ func (w *world) waitDelivered(timeout time.Duration) {
 }
 
 // tally counts what happened to the calls.
-type tally struct{ limited, refused, lost, byDaemon, byCaller int }
+type tally struct{ limited, refused, lost, byDaemon, byCaller, lostAtRestart int }
+
+// resentUnforced reports whether the engine got callID's debit (a
+// non-zero duration) at least twice, never forced: the daemon resent it
+// because the fate of a send was unknown.
+func resentUnforced(requests []string, callID string) bool {
+	n := 0
+	for _, r := range requests {
+		f := strings.Fields(r)
+		if len(f) == 0 || f[0] != "DebitBalance" || !slices.Contains(f, "CallId="+callID) {
+			continue
+		}
+		if slices.Contains(f, "Force=1") {
+			return false
+		}
+		if !slices.Contains(f, "Duration=0") {
+			n++
+		}
+	}
+	return n >= 2
+}
 
 // verify checks every call against the engine's debit records.
 func (w *world) verify() tally {
@@ -297,6 +318,7 @@ func (w *world) verify() tally {
 		}
 	}
 	lim := float64(w.limit)
+	requests := w.eng.Requests()
 	for _, c := range w.calls {
 		c.mu.Lock()
 		deb := w.eng.Debited(c.id)
@@ -317,6 +339,15 @@ func (w *world) verify() tally {
 			}
 		case c.initReply == "Limited" && c.startReply == "Ok":
 			n.limited++
+			if len(deb) == 0 && resentUnforced(requests, c.id) {
+				// design.md's known limit: a debit in flight when the engine
+				// stopped (fate unknown) is resent without Force; an engine
+				// that lost its sessions answers Failed, read as "already
+				// applied". Lost, never doubled.
+				n.lostAtRestart++
+				t.Logf("call %s: debit lost to an engine restart that forgot its sessions while it was in flight (known limit)", c.id)
+				break
+			}
 			if len(deb) != 1 {
 				report("call %s: debited %v, want exactly one debit (%s)", c.id, deb, c.describe())
 				break
@@ -377,8 +408,8 @@ func (w *world) verify() tally {
 			t.Errorf("account %s: the engine still counts %d sessions never debited: %v", a, len(s), s)
 		}
 	}
-	t.Logf("calls: %d limited and started (%d ended by the caller, %d by the daemon), %d refused with Error, %d init reply lost",
-		n.limited, n.byCaller, n.byDaemon, n.refused, n.lost)
+	t.Logf("calls: %d limited and started (%d ended by the caller, %d by the daemon, %d debits lost to the known limit), %d refused with Error, %d init reply lost",
+		n.limited, n.byCaller, n.byDaemon, n.lostAtRestart, n.refused, n.lost)
 	return n
 }
 
