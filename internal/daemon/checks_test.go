@@ -176,8 +176,9 @@ func newEnvLogged(t *testing.T, logs *logBuffer, sections string, noProxy bool) 
 func (e *env) checked() control.Stats {
 	e.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
+	c := e.ctl() // one connection: the server limits them
 	for {
-		st, err := e.ctl().Stats()
+		st, err := c.Stats()
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -260,8 +261,9 @@ func TestStartChecksWarnAndShowInStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(15 * time.Second)
+	c := e.ctl() // one connection: the server limits them
 	for {
-		st, err = e.ctl().Stats()
+		st, err = c.Stats()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,8 +366,9 @@ func TestManagementSocketRecheckedUntilItAnswers(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // a few quiet rechecks
 	kam := dialogtest.NewKamailio(t, e.kam.Path())
+	c := e.ctl() // one connection: the server limits them
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		st, err := e.ctl().Stats()
+		st, err := c.Stats()
 		if err != nil {
 			t.Fatal(err)
 		}

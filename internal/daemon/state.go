@@ -91,10 +91,23 @@ func (s *state) restoredSessions() (sessions, asked []*session.Session) {
 func (s *state) Asked(sess *session.Session) session.Wait {
 	rec := sess.Marshal()
 	s.askMu.Lock()
-	defer s.askMu.Unlock()
 	s.asked[sess.CallID] = rec
-	return s.log.Stage(store.Put(askedPrefix+sess.CallID, rec)).WaitUntil
+	c := s.log.Stage(store.Put(askedPrefix+sess.CallID, rec))
+	s.askMu.Unlock()
+	if s.noSync {
+		// Without fsync a staged batch is written only when waited for:
+		// write the mark now (a copy into the page cache), before the
+		// question leaves, or a kill -9 during the engine's round trip
+		// loses it and the engine's session is never released. Bounded,
+		// as a stalled disk must not eat the engine's time.
+		c.WaitUntil(time.Now().Add(askedWriteBound))
+	}
+	return c.WaitUntil
 }
+
+// askedWriteBound is the longest an asked mark's write may hold up its
+// question with sync = interval or no.
+const askedWriteBound = 50 * time.Millisecond
 
 // Settle implements session.Journal.
 func (s *state) Settle(callID string) {
