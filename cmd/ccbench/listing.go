@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -52,19 +50,9 @@ func benchListing(bin string, n, listers int, dur time.Duration) {
 		fmt.Println("skipped: build the daemon first (make build):", err)
 		return
 	}
-	dir, _ := os.MkdirTemp("", "ccbench-listing")
+	dir, sock, cmd := savedDaemon(bin, "listing", n, "sync = no\n")
 	defer os.RemoveAll(dir)
-	state := filepath.Join(dir, "state")
-	saveSessions(state, n)
-	sock := filepath.Join(dir, "socket")
-	os.WriteFile(filepath.Join(dir, "config.ini"), []byte(fmt.Sprintf(
-		"[CallControl]\nsocket = %s\nlimit = 3600\nstate_dir = %s\ngroup = nogroup\nsync = no\n[Kamailio]\nsocket_path = %s/kam.sock\n",
-		sock, state, dir)), 0o644)
-	cmd := exec.Command(bin, "--no-fork", "--config-dir", dir, "--runtime-dir", dir)
 	cmd.Env = append(os.Environ(), serverEnv...)
-	if os.Getenv("CCBENCH_DAEMON_LOG") != "" {
-		cmd.Stderr = os.Stderr
-	}
 	if err := cmd.Start(); err != nil {
 		panic(err)
 	}

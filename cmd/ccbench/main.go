@@ -374,24 +374,32 @@ func benchTimers(n int) {
 	m.Shutdown()
 }
 
+// savedDaemon prepares a daemon over a state dir holding n saved
+// sessions: its dir (the caller removes it), proxy socket and command, not
+// started. extra is added to [CallControl].
+func savedDaemon(bin, name string, n int, extra string) (dir, sock string, cmd *exec.Cmd) {
+	dir, _ = os.MkdirTemp("", "ccbench-"+name)
+	state := filepath.Join(dir, "state")
+	saveSessions(state, n)
+	sock = filepath.Join(dir, "socket")
+	os.WriteFile(filepath.Join(dir, "config.ini"), []byte(fmt.Sprintf(
+		"[CallControl]\nsocket = %s\nlimit = 3600\nstate_dir = %s\ngroup = nogroup\n%s[Kamailio]\nsocket_path = %s/kam.sock\n",
+		sock, state, extra, dir)), 0o644)
+	cmd = exec.Command(bin, "--no-fork", "--config-dir", dir, "--runtime-dir", dir)
+	if os.Getenv("CCBENCH_DAEMON_LOG") != "" {
+		cmd.Stderr = os.Stderr
+	}
+	return dir, sock, cmd
+}
+
 func benchRestart(bin string, n int) {
 	fmt.Printf("\n== restart: %d saved sessions, time from exec until the proxy socket answers\n", n)
 	if _, err := os.Stat(bin); err != nil {
 		fmt.Println("skipped: build the daemon first (make build):", err)
 		return
 	}
-	dir, _ := os.MkdirTemp("", "ccbench-restart")
+	dir, sock, cmd := savedDaemon(bin, "restart", n, "")
 	defer os.RemoveAll(dir)
-	state := filepath.Join(dir, "state")
-	saveSessions(state, n)
-	sock := filepath.Join(dir, "socket")
-	os.WriteFile(filepath.Join(dir, "config.ini"), []byte(fmt.Sprintf(
-		"[CallControl]\nsocket = %s\nlimit = 3600\nstate_dir = %s\ngroup = nogroup\n[Kamailio]\nsocket_path = %s/kam.sock\n",
-		sock, state, dir)), 0o644)
-	cmd := exec.Command(bin, "--no-fork", "--config-dir", dir, "--runtime-dir", dir)
-	if os.Getenv("CCBENCH_DAEMON_LOG") != "" {
-		cmd.Stderr = os.Stderr
-	}
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		panic(err)
