@@ -101,7 +101,7 @@ func TestServeBacksOffAndLogsEachEpisodeOnce(t *testing.T) {
 		synctest.Wait()         // and blocked in Accept after it
 		ms := time.Millisecond
 		want := []time.Duration{5 * ms, 10 * ms, 20 * ms, 40 * ms, 80 * ms, 160 * ms, 320 * ms, 640 * ms, time.Second, // episode 1
-			0,             // after the connection, at once
+			0,               // after the connection, at once
 			5 * ms, 10 * ms, // episode 2 starts from the bottom again
 			0}
 		if got := ln.gaps(); !slices.Equal(got, want) {
