@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,8 @@ type Server struct {
 	backend   Backend
 	log       *slog.Logger
 	ln        *net.UnixListener
+	ctx       context.Context // done once Close is called
+	stop      context.CancelFunc
 
 	// authorize decides whether a peer may talk to the daemon; a field so
 	// tests can exercise refusal without another uid.
@@ -74,30 +77,19 @@ func NewServer(path string, group string, backend Backend, log *slog.Logger) (*S
 			s.group, s.gid = group, gid
 		}
 	}
-	if err := unixsock.Reclaim(path); err != nil {
+	mode := os.FileMode(0o600)
+	if s.gid >= 0 {
+		mode = 0o660
+	}
+	ln, err := unixsock.Listen(path, mode, s.gid)
+	if err != nil {
 		if errors.Is(err, unixsock.ErrInUse) {
 			return nil, fmt.Errorf("control: %w (is another callcontrold running?)", err)
 		}
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("control: listen on %s: %w", path, err)
-	}
-	ln.SetUnlinkOnClose(true)
-	mode := os.FileMode(0o600)
-	if s.gid >= 0 {
-		mode = 0o660
-		if err := os.Chown(path, -1, s.gid); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("control: chown %s to group %s: %w", path, group, err)
-		}
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control: chmod %s: %w", path, err)
-	}
 	s.ln = ln
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -166,25 +158,13 @@ func (s *Server) Serve() error {
 	s.mu.Unlock()
 	defer s.wg.Done()
 
-	var backoff time.Duration
-	for {
-		c, err := s.ln.AcceptUnix()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Out of file descriptors and the like: wait, do not spin.
-			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
-			s.log.Error("control socket accept failed", "err", err, "retry_in", backoff)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
+	unixsock.Serve(s.ctx, s.ln, s.log, "control socket", func(nc net.Conn) {
+		c := nc.(*net.UnixConn)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			c.Close()
-			return nil
+			return
 		}
 		if len(s.conns) >= maxConns {
 			s.mu.Unlock()
@@ -192,14 +172,15 @@ func (s *Server) Serve() error {
 			c.SetWriteDeadline(time.Now().Add(time.Second))
 			writeResponse(c, Response{Code: CodeBusy, Error: "too many control connections"})
 			c.Close()
-			continue
+			return
 		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		authorize := s.authorize
 		s.mu.Unlock()
 		go s.handle(c, authorize)
-	}
+	})
+	return nil
 }
 
 // Close stops accepting, closes open connections and waits for their
@@ -212,6 +193,7 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	err := s.ln.Close()
+	s.stop()
 	for c := range s.conns {
 		c.Close()
 	}

@@ -46,24 +46,16 @@ func listenProxySocket(cc config.CallControl, log *slog.Logger) (net.Listener, e
 		}
 		gid, _ = strconv.Atoi(g.Gid)
 	}
-	if err := unixsock.Reclaim(path); err != nil {
-		if errors.Is(err, unixsock.ErrInUse) {
-			return nil, fmt.Errorf("socket %s is in use by another running callcontrold; stop it first (or set another [CallControl] socket)", path)
-		}
-		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
+	ln, err := unixsock.Listen(path, 0o660, gid)
+	if errors.Is(err, unixsock.ErrGroup) {
+		// Still 0660, in the daemon's own group: closed to everyone else.
+		log.Warn("cannot give the proxy socket to its group: the proxy may not be able to connect", "socket", path, "group", group, "err", err)
+		ln, err = unixsock.Listen(path, 0o660, -1)
 	}
-	ln, err := net.Listen("unix", path)
+	if errors.Is(err, unixsock.ErrInUse) {
+		return nil, fmt.Errorf("socket %s is in use by another running callcontrold; stop it first (or set another [CallControl] socket)", path)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	if gid >= 0 {
-		if err := os.Chown(path, -1, gid); err != nil {
-			log.Warn("cannot give the proxy socket to its group: the proxy may not be able to connect", "socket", path, "group", group, "err", err)
-		}
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
 		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
 	}
 	return ln, nil

@@ -169,18 +169,10 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := removeStaleSocket(opts.LocalSocket); err != nil {
-		return nil, err
-	}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: opts.LocalSocket, Net: "unixgram"})
-	if err != nil {
-		return nil, fmt.Errorf("dialog: bind %s: %w", opts.LocalSocket, err)
-	}
 	// The proxy runs as its own user and must be able to send replies here.
-	if err := os.Chmod(opts.LocalSocket, 0o666); err != nil {
-		conn.Close()
-		os.Remove(opts.LocalSocket)
-		return nil, fmt.Errorf("dialog: %w", err)
+	conn, err := unixsock.ListenPacket(opts.LocalSocket, 0o666, -1)
+	if err != nil {
+		return nil, fmt.Errorf("dialog: reply socket: %w", err)
 	}
 	raw, err := conn.SyscallConn()
 	if err != nil {
@@ -204,15 +196,6 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 	go c.readLoop()
 	go c.janitor()
 	return c, nil
-}
-
-// removeStaleSocket frees path for our reply socket, unless a running
-// process (another daemon sharing the runtime directory) still has it.
-func removeStaleSocket(path string) error {
-	if err := unixsock.Reclaim(path); err != nil {
-		return fmt.Errorf("dialog: reply socket %w", err)
-	}
-	return nil
 }
 
 // CanEndEarly says whether the proxy can end a dialog that has no id yet

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/callcontrol/callcontrol/internal/unixsock"
 )
 
 // ProbeMethod is the harmless request the probe sends: it changes nothing
@@ -47,18 +49,12 @@ func Probe(ctx context.Context, f Flavor, proxySocket, localSocket string) (stri
 	if f != Kamailio && f != OpenSIPS {
 		return "", fmt.Errorf("dialog: unknown flavor %v", f)
 	}
-	if err := removeStaleSocket(localSocket); err != nil {
-		return "", err
-	}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: localSocket, Net: "unixgram"})
+	conn, err := unixsock.ListenPacket(localSocket, 0o666, -1)
 	if err != nil {
-		return "", fmt.Errorf("dialog: bind %s: %w", localSocket, err)
+		return "", fmt.Errorf("dialog: reply socket: %w", err)
 	}
 	defer os.Remove(localSocket)
 	defer conn.Close()
-	if err := os.Chmod(localSocket, 0o666); err != nil {
-		return "", fmt.Errorf("dialog: %w", err)
-	}
 	if d, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(d)
 	}

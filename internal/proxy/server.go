@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/callcontrol/callcontrol/internal/unixsock"
 )
 
 // Replies to the module, exactly as it compares them.
@@ -46,6 +49,8 @@ type Server struct {
 	conns  map[net.Conn]struct{}
 	closed bool
 	wg     sync.WaitGroup
+	ctx    context.Context // done once Close is called
+	stop   context.CancelFunc
 
 	requests atomic.Uint64
 }
@@ -53,42 +58,28 @@ type Server struct {
 // NewServer serves ln with h. With debug set, every request and reply is
 // logged (the wire traffic).
 func NewServer(ln net.Listener, h Handler, log *slog.Logger, debug bool) *Server {
-	return &Server{ln: ln, handler: h, log: log, debug: debug, conns: make(map[net.Conn]struct{})}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Server{ln: ln, handler: h, log: log, debug: debug, conns: make(map[net.Conn]struct{}), ctx: ctx, stop: stop}
 }
 
 // Requests is how many requests have been answered.
 func (s *Server) Requests() uint64 { return s.requests.Load() }
 
-// Serve accepts connections until Close.
+// Serve accepts connections until Close; it returns nil after Close.
 func (s *Server) Serve() error {
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			s.log.Error("proxy socket: accept failed", "err", err)
-			time.Sleep(50 * time.Millisecond) // e.g. EMFILE: do not spin
-			continue
-		}
+	unixsock.Serve(s.ctx, s.ln, s.log, "proxy socket", func(c net.Conn) {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			c.Close()
-			return nil
+			return
 		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.serveConn(c)
-	}
+	})
+	return nil
 }
 
 // Close stops accepting, closes every connection and waits for their
@@ -97,6 +88,7 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	err := s.ln.Close()
+	s.stop()
 	for c := range s.conns {
 		c.Close()
 	}
