@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bufio"
 	"bytes"
 	"log/slog"
 	"net"
@@ -50,12 +49,7 @@ func TestDebugWireLine(t *testing.T) {
 	defer m.Shutdown()
 	defer srv.Close()
 
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if got := roundTrip(t, c, bufio.NewReader(c), "\r\nStop\r\ncallid: abc@1\r\nX-Unknown:  kept \r\n\r\n"); got != "Not found\r\n" {
+	if got := roundTrip(t, dial(t, path), "\r\nStop\r\ncallid: abc@1\r\nX-Unknown:  kept \r\n\r\n"); got != "Not found" {
 		t.Fatalf("reply %q", got)
 	}
 	deadline := time.Now().Add(5 * time.Second)

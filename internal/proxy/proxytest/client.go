@@ -17,7 +17,7 @@ import (
 )
 
 // Timeout bounds each request, from writing it to reading its reply.
-const Timeout = 15 * time.Second
+const Timeout = 30 * time.Second
 
 // Request formats a request as the module writes it: the command, a
 // "key: value" line for each pair of kv, and the empty line that ends it.
@@ -89,6 +89,37 @@ func (c *Conn) OperatorReply() (string, error) {
 		}
 		out.WriteString(line + "\r\n")
 	}
+}
+
+// ReadFull reads exactly n bytes of replies, as they are.
+func (c *Conn) ReadFull(n int) ([]byte, error) {
+	c.SetReadDeadline(time.Now().Add(Timeout))
+	b := make([]byte, n)
+	_, err := io.ReadFull(c.r, b)
+	return b, err
+}
+
+// Quiet fails if anything arrives within d.
+func (c *Conn) Quiet(d time.Duration) error {
+	c.SetReadDeadline(time.Now().Add(d))
+	if b, err := c.r.ReadByte(); err == nil {
+		return fmt.Errorf("unexpected %q", b)
+	}
+	return nil
+}
+
+// WaitClosed waits until the server closes the connection; anything else
+// arriving first is an error.
+func (c *Conn) WaitClosed() error {
+	c.SetReadDeadline(time.Now().Add(Timeout))
+	b, err := c.r.ReadByte()
+	if err == io.EOF {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("unexpected %q before the close", b)
+	}
+	return err
 }
 
 // Call sends a call request and returns its reply line.
