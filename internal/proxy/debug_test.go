@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/logfmt"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/session"
@@ -43,7 +45,7 @@ func TestDebugWireLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := session.NewManager(limits(60), nil, sessiontest.NewEnder(), sessiontest.NewJournal(), log)
+	m := session.NewManager(limits(60), nil, &dialogtest.Ender[dialog.Target]{}, sessiontest.NewJournal(), log)
 	srv := proxy.NewServer(ln, session.Handler{M: m}, log, true)
 	go srv.Serve()
 	defer m.Shutdown()

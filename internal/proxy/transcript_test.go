@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/session"
 	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
@@ -26,7 +28,7 @@ func startServer(t *testing.T, lim session.Limits, h proxy.Handler) (string, *se
 	log := slog.New(slog.DiscardHandler)
 	var m *session.Manager
 	if h == nil {
-		m = session.NewManager(lim, nil, sessiontest.NewEnder(), sessiontest.NewJournal(), log)
+		m = session.NewManager(lim, nil, &dialogtest.Ender[dialog.Target]{}, sessiontest.NewJournal(), log)
 		h = session.Handler{M: m}
 	}
 	srv := proxy.NewServer(ln, h, log, false)
