@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/internal/daemon"
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
+	"github.com/callcontrol/callcontrol/internal/proxy/proxytest"
 )
 
 // normalize replaces what changes from run to run (times, the seconds
@@ -60,13 +58,7 @@ func TestAgainstRunningDaemon(t *testing.T) {
 		}
 	}()
 	proxy := func(req string) {
-		c, err := net.Dial("unix", filepath.Join(runDir, "socket"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		io.WriteString(c, strings.ReplaceAll(req, "\n", "\r\n")+"\r\n\r\n")
-		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+		if _, err := proxytest.Call(filepath.Join(runDir, "socket"), proxytest.Lines(req)); err != nil {
 			t.Fatal(err)
 		}
 	}

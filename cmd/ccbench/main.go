@@ -27,11 +27,11 @@ import (
 
 	"github.com/callcontrol/callcontrol/internal/daemon"
 	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/rating"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 	"github.com/callcontrol/callcontrol/internal/session"
-	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 	"github.com/callcontrol/callcontrol/internal/store"
 )
 
@@ -133,7 +133,7 @@ func benchProxy(conns int, dur time.Duration) {
 
 	{
 		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
-			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, sessiontest.NewEnder(), nopJournal{}, quiet)
+			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, nopJournal{}, quiet)
 		got := serveAndLoad(filepath.Join(dir, "cc-nolog.sock"), session.Handler{M: m}, conns, dur)
 		m.Shutdown()
 		fmt.Printf("callcontrold, no state log (memory only):     %8.0f cycles/s  (%.0f%% of do-nothing)\n", got, 100*got/base)
@@ -141,7 +141,7 @@ func benchProxy(conns int, dur time.Duration) {
 	{
 		lg := daemon.NewStderrLogger(io.Discard, false)
 		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
-			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, sessiontest.NewEnder(), nopJournal{}, lg.Logger)
+			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, nopJournal{}, lg.Logger)
 		got := serveAndLoad(filepath.Join(dir, "cc-logging.sock"), session.Handler{M: m}, conns, dur)
 		m.Shutdown()
 		lg.Close()
@@ -155,7 +155,7 @@ func benchProxy(conns int, dur time.Duration) {
 		}
 		j := &storeJournal{l}
 		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
-			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, sessiontest.NewEnder(), j, quiet)
+			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, j, quiet)
 		got := serveAndLoad(filepath.Join(dir, fmt.Sprintf("cc-%s.sock", sync)), session.Handler{M: m}, conns, dur)
 		m.Shutdown()
 		l.Close()
@@ -303,7 +303,7 @@ func benchMemory(n int) {
 	fmt.Printf("\n== memory: %d answered sessions with a running timer\n", n)
 	before := heapInUse()
 	m := session.NewManager(session.Limits{Limit: 36000, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
-		StaleTimeout: 48 * time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, sessiontest.NewEnder(), nopJournal{}, quiet)
+		StaleTimeout: 48 * time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, nopJournal{}, quiet)
 	now := time.Now()
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("%08x-%04x-bench@10.0.0.%d", i, i&0xffff, i%250)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/internal/control"
 	"github.com/callcontrol/callcontrol/internal/control/controltest"
+	"github.com/callcontrol/callcontrol/internal/testuser"
 )
 
 var (
@@ -39,11 +40,9 @@ var (
 const childEnv = "CONTROL_TEST_CHILD_SOCKET"
 
 func TestMain(m *testing.M) {
+	testuser.ServeImpostor()
 	if path := os.Getenv(childEnv); path != "" {
 		os.Exit(childClient(path))
-	}
-	if path := os.Getenv(impostorEnv); path != "" {
-		os.Exit(impostor(path))
 	}
 	os.Exit(m.Run())
 }

@@ -1,17 +1,14 @@
 package daemon
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/callcontrol/callcontrol/internal/proxy/proxytest"
 	"github.com/callcontrol/callcontrol/internal/testuser"
 )
 
@@ -24,28 +21,23 @@ func TestHelperProxyClient(t *testing.T) {
 	if os.Getenv(proxyClientVar) == "" {
 		return
 	}
-	c, err := net.Dial("unix", os.Getenv("CALLCONTROL_HELPER_SOCKET"))
+	c, err := proxytest.Dial(os.Getenv("CALLCONTROL_HELPER_SOCKET"))
 	if err != nil {
 		fmt.Println("dial:", err)
 		os.Exit(2)
 	}
-	r := bufio.NewReader(c)
 	for _, req := range strings.Split(os.Getenv("CALLCONTROL_HELPER_REQUESTS"), "|") {
-		io.WriteString(c, strings.ReplaceAll(req, "\n", "\r\n")+"\r\n\r\n")
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		line, err := r.ReadString('\n')
+		reply, err := c.Call(proxytest.Lines(req))
 		if err != nil {
 			fmt.Println("read:", err)
 			os.Exit(2)
 		}
-		fmt.Println("reply:", strings.TrimRight(line, "\r\n"))
-		if !strings.HasPrefix(req, "init") {
+		fmt.Println("reply:", reply)
+		if !strings.HasPrefix(req, "init") && reply != "" {
 			// Operator replies end with an empty line.
-			for line != "\r\n" {
-				if line, err = r.ReadString('\n'); err != nil {
-					fmt.Println("read:", err)
-					os.Exit(2)
-				}
+			if _, err := c.OperatorReply(); err != nil {
+				fmt.Println("read:", err)
+				os.Exit(2)
 			}
 		}
 	}

@@ -1,12 +1,9 @@
 package daemon
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/internal/control"
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
+	"github.com/callcontrol/callcontrol/internal/proxy/proxytest"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 	"github.com/callcontrol/callcontrol/internal/store"
 )
@@ -71,18 +69,11 @@ func (e *env) restart() {
 // call sends one request on a new connection and returns the reply line.
 func (e *env) call(req string) string {
 	e.t.Helper()
-	c, err := net.Dial("unix", e.sock)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, strings.ReplaceAll(req, "\n", "\r\n")+"\r\n\r\n")
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := proxytest.Call(e.sock, proxytest.Lines(req))
 	if err != nil {
 		e.t.Fatalf("%q: %v", req, err)
 	}
-	return strings.TrimRight(line, "\r\n")
+	return line
 }
 
 func initReq(id, user string) string {

@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bufio"
 	"bytes"
 	"log/slog"
 	"net"
@@ -11,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/logfmt"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/session"
@@ -44,18 +45,13 @@ func TestDebugWireLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := session.NewManager(limits(60), nil, sessiontest.NewEnder(), sessiontest.NewJournal(), log)
+	m := session.NewManager(limits(60), nil, &dialogtest.Ender[dialog.Target]{}, sessiontest.NewJournal(), log)
 	srv := proxy.NewServer(ln, session.Handler{M: m}, log, true)
 	go srv.Serve()
 	defer m.Shutdown()
 	defer srv.Close()
 
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if got := roundTrip(t, c, bufio.NewReader(c), "\r\nStop\r\ncallid: abc@1\r\nX-Unknown:  kept \r\n\r\n"); got != "Not found\r\n" {
+	if got := roundTrip(t, dial(t, path), "\r\nStop\r\ncallid: abc@1\r\nX-Unknown:  kept \r\n\r\n"); got != "Not found" {
 		t.Fatalf("reply %q", got)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -1,8 +1,6 @@
 package proxy_test
 
 import (
-	"bufio"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -44,11 +42,8 @@ func TestClientCredentialsAndGone(t *testing.T) {
 	go srv.Serve()
 	defer srv.Close()
 
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(c, "debug\r\nshow: sessions\r\n\r\n")
+	c := dial(t, path)
+	c.Send("debug\r\nshow: sessions\r\n\r\n")
 	cl := <-h.clients
 	if cl.Cred == nil || int(cl.Cred.UID) != os.Getuid() || int(cl.Cred.PID) != os.Getpid() {
 		t.Fatalf("credentials %+v", cl.Cred)
@@ -57,11 +52,11 @@ func TestClientCredentialsAndGone(t *testing.T) {
 		t.Fatal("a client waiting for its answer is gone")
 	}
 	h.answer <- "Ok"
-	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "Ok\r\n" {
+	if line, err := c.Reply(); err != nil || line != "Ok" {
 		t.Fatalf("%q %v", line, err)
 	}
 
-	io.WriteString(c, "debug\r\nshow: sessions\r\n\r\n")
+	c.Send("debug\r\nshow: sessions\r\n\r\n")
 	cl = <-h.clients
 	c.Close()
 	deadline := time.Now().Add(10 * time.Second)

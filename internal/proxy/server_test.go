@@ -1,16 +1,14 @@
 package proxy_test
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/proxy"
+	"github.com/callcontrol/callcontrol/internal/proxy/proxytest"
 	"github.com/callcontrol/callcontrol/internal/session"
 )
 
@@ -19,44 +17,41 @@ func limits(limit int) session.Limits {
 		StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}
 }
 
-func roundTrip(t *testing.T, c net.Conn, r *bufio.Reader, req string) string {
+// roundTrip sends req and returns its reply line (which must end in
+// "\r\n"), without the "\r\n".
+func roundTrip(t *testing.T, c *proxytest.Conn, req string) string {
 	t.Helper()
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := r.ReadString('\n')
+	line, err := c.Call(req)
 	if err != nil {
 		t.Fatalf("reply to %q: %v", req, err)
 	}
 	return line
 }
 
-func TestOversizedRequestGetsErrorThenClose(t *testing.T) {
-	path, _ := startServer(t, limits(60), nil)
-	c, err := net.Dial("unix", path)
+func dial(t *testing.T, path string) *proxytest.Conn {
+	t.Helper()
+	c, err := proxytest.Dial(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	r := bufio.NewReader(c)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestOversizedRequestGetsErrorThenClose(t *testing.T) {
+	path, _ := startServer(t, limits(60), nil)
+	c := dial(t, path)
 	// The server may close before the whole request is written, so the
 	// writer's error (EPIPE) is expected and ignored; only the reply counts.
-	go io.WriteString(c, "init\r\nfrom: "+strings.Repeat("x", proxy.MaxRequestSize+10)+"\r\n\r\n")
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if got, err := r.ReadString('\n'); got != "Error\r\n" {
+	go c.Send("init\r\nfrom: " + strings.Repeat("x", proxy.MaxRequestSize+10) + "\r\n\r\n")
+	if got, err := c.Reply(); got != "Error" {
 		t.Fatalf("got %q, %v", got, err)
 	}
-	if _, err := r.ReadByte(); err != io.EOF {
+	if err := c.WaitClosed(); err != nil {
 		t.Fatalf("connection not closed: %v", err)
 	}
 	// The server still serves new connections.
-	c2, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	if got := roundTrip(t, c2, bufio.NewReader(c2), "stop\r\ncallid: x\r\n\r\n"); got != "Not found\r\n" {
+	if got := roundTrip(t, dial(t, path), "stop\r\ncallid: x\r\n\r\n"); got != "Not found" {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -70,23 +65,20 @@ func TestManyConnections(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			c, err := net.Dial("unix", path)
+			c, err := proxytest.Dial(path)
 			if err != nil {
 				errs <- err
 				return
 			}
 			defer c.Close()
-			r := bufio.NewReader(c)
 			for j := 0; j < calls; j++ {
 				id := fmt.Sprintf("c%d-%d", i, j)
 				for _, step := range []struct{ req, want string }{
-					{"init\r\ncallid: " + id + "\r\nfrom: <sip:u" + fmt.Sprint(i) + "@x>\r\nruri: sip:d@x\r\n\r\n", "Limited\r\n"},
-					{"start\r\ncallid: " + id + "\r\ndialogid: 1:2\r\n\r\n", "Ok\r\n"},
-					{"stop\r\ncallid: " + id + "\r\n\r\n", "Ok\r\n"},
+					{"init\r\ncallid: " + id + "\r\nfrom: <sip:u" + fmt.Sprint(i) + "@x>\r\nruri: sip:d@x\r\n\r\n", "Limited"},
+					{"start\r\ncallid: " + id + "\r\ndialogid: 1:2\r\n\r\n", "Ok"},
+					{"stop\r\ncallid: " + id + "\r\n\r\n", "Ok"},
 				} {
-					io.WriteString(c, step.req)
-					c.SetReadDeadline(time.Now().Add(30 * time.Second))
-					got, err := r.ReadString('\n')
+					got, err := c.Call(step.req)
 					if err != nil || got != step.want {
 						errs <- fmt.Errorf("%s: got %q, %v; want %q", id, got, err, step.want)
 						return
@@ -118,26 +110,19 @@ func (h slowHandler) Handle(r *proxy.Request, _ time.Time) string {
 func TestSlowConnectionDelaysNoOther(t *testing.T) {
 	h := slowHandler{release: make(chan struct{})}
 	path, _ := startServer(t, limits(60), h)
-	slow, err := net.Dial("unix", path)
-	if err != nil {
+	slow := dial(t, path)
+	if err := slow.Send("stop\r\ncallid: slow\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	defer slow.Close()
-	io.WriteString(slow, "stop\r\ncallid: slow\r\n\r\n")
 
-	fast, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fast.Close()
-	r := bufio.NewReader(fast)
+	fast := dial(t, path)
 	for i := 0; i < 10; i++ {
-		if got := roundTrip(t, fast, r, "stop\r\ncallid: fast\r\n\r\n"); got != "Ok\r\n" {
+		if got := roundTrip(t, fast, "stop\r\ncallid: fast\r\n\r\n"); got != "Ok" {
 			t.Fatalf("got %q", got)
 		}
 	}
 	close(h.release)
-	if got := roundTrip(t, slow, bufio.NewReader(slow), ""); got != "Ok\r\n" {
-		t.Fatalf("slow: got %q", got)
+	if got, err := slow.Reply(); got != "Ok" {
+		t.Fatalf("slow: got %q, %v", got, err)
 	}
 }

@@ -1,9 +1,7 @@
 package proxy_test
 
 import (
-	"bufio"
 	"bytes"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -12,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/session"
 	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
@@ -28,7 +28,7 @@ func startServer(t *testing.T, lim session.Limits, h proxy.Handler) (string, *se
 	log := slog.New(slog.DiscardHandler)
 	var m *session.Manager
 	if h == nil {
-		m = session.NewManager(lim, nil, sessiontest.NewEnder(), sessiontest.NewJournal(), log)
+		m = session.NewManager(lim, nil, &dialogtest.Ender[dialog.Target]{}, sessiontest.NewJournal(), log)
 		h = session.Handler{M: m}
 	}
 	srv := proxy.NewServer(ln, h, log, false)
@@ -72,12 +72,7 @@ func TestTranscripts(t *testing.T) {
 				}
 			}
 			path, _ := startServer(t, lim, nil)
-			c, err := net.Dial("unix", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			r := bufio.NewReader(c)
+			c := dial(t, path)
 			for i := 0; i < len(steps); {
 				var req, want bytes.Buffer
 				for ; i < len(steps) && strings.HasPrefix(steps[i], ">"); i++ {
@@ -86,20 +81,18 @@ func TestTranscripts(t *testing.T) {
 				for ; i < len(steps) && strings.HasPrefix(steps[i], "<"); i++ {
 					want.WriteString(strings.TrimPrefix(strings.TrimPrefix(steps[i], "<"), " ") + "\r\n")
 				}
-				if _, err := c.Write(req.Bytes()); err != nil {
+				if err := c.Send(req.String()); err != nil {
 					t.Fatal(err)
 				}
-				got := make([]byte, want.Len())
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				if _, err := io.ReadFull(r, got); err != nil {
+				got, err := c.ReadFull(want.Len())
+				if err != nil {
 					t.Fatalf("after %q: %v (got %q)", req.String(), err, got)
 				}
 				if !bytes.Equal(got, want.Bytes()) {
 					t.Fatalf("after %q:\n got %q\nwant %q", req.String(), got, want.String())
 				}
-				c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-				if n, _ := r.Read(make([]byte, 1)); n != 0 {
-					t.Fatalf("after %q: more than the reply arrived", req.String())
+				if err := c.Quiet(20 * time.Millisecond); err != nil {
+					t.Fatalf("after %q: more than the reply arrived: %v", req.String(), err)
 				}
 			}
 		})

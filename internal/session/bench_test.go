@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	. "github.com/callcontrol/callcontrol/internal/session"
 	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
@@ -13,7 +15,7 @@ import (
 
 func benchManager() *Manager {
 	return NewManager(Limits{Limit: 3600, PrepaidLimit: NoLimit, SetupTime: time.Hour, StaleTimeout: time.Hour,
-		ProxyTimeout: 500 * time.Millisecond}, nil, sessiontest.NewEnder(), sessiontest.NewJournal(), slog.New(slog.DiscardHandler))
+		ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, sessiontest.NewJournal(), slog.New(slog.DiscardHandler))
 }
 
 // BenchmarkCallCycle is one postpaid call's init, start and stop.

@@ -6,17 +6,13 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/rating"
 )
 
-// earlyEnder stands for a proxy that can end a ringing call (OpenSIPS).
-type openSIPSEnder struct{ ender }
-
-func (openSIPSEnder) CanEndEarly() bool { return true }
-
 func newEarlyFixture(t *testing.T, lim Limits, answer func(rating.Request) (rating.MaxTime, error)) *fixture {
 	f := newFixture(t, lim, answer)
-	f.m.ender = openSIPSEnder{ender{f.ch}}
+	f.m.ender = &dialogtest.Ender[dialog.Target]{C: f.ch, Early: true} // a proxy that can end a ringing call (OpenSIPS)
 	return f
 }
 

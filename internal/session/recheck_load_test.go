@@ -11,6 +11,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/rating"
 	"github.com/callcontrol/callcontrol/internal/session"
 	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
@@ -70,7 +72,7 @@ func TestRecheckEngineLoad(t *testing.T) {
 				j := &releaseJournal{Journal: sessiontest.NewJournal()}
 				m := session.NewManager(session.Limits{Limit: session.NoLimit, PrepaidLimit: session.NoLimit,
 					SetupTime: 90 * time.Second, StaleTimeout: 24 * time.Hour, ProxyTimeout: 500 * time.Millisecond,
-					RecheckInterval: interval}, r, sessiontest.NewEnder(), j, slog.New(slog.DiscardHandler))
+					RecheckInterval: interval}, r, &dialogtest.Ender[dialog.Target]{}, j, slog.New(slog.DiscardHandler))
 				j.m = m
 				// Calls answered over one interval, as traffic does.
 				for i := range n {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/internal/acct"
 	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/rating"
 )
 
@@ -223,10 +224,6 @@ func (j *journal) owed() []Owed {
 	return append([]Owed(nil), j.debits...)
 }
 
-type ender struct{ ch chan dialog.Target }
-
-func (e ender) End(t dialog.Target) { e.ch <- t }
-
 type fixture struct {
 	m  *Manager
 	r  *fakeRater
@@ -247,7 +244,7 @@ func newFixture(t *testing.T, lim Limits, answer func(rating.Request) (rating.Ma
 	if lim.SetupTime == 0 {
 		lim.SetupTime, lim.StaleTimeout = time.Hour, 24*time.Hour
 	}
-	f.m = NewManager(lim, r, ender{f.ch}, f.j, slog.New(slog.DiscardHandler))
+	f.m = NewManager(lim, r, &dialogtest.Ender[dialog.Target]{C: f.ch}, f.j, slog.New(slog.DiscardHandler))
 	t.Cleanup(f.m.Shutdown)
 	return f
 }

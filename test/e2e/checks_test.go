@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/test/harness"
 )
 
 // The daemon starts before Kamailio here, so its start-time check of the
@@ -17,26 +19,26 @@ func TestManagementSocketCheckAgainstKamailio(t *testing.T) {
 		t.Fatal("this test needs the real callcontrold")
 	}
 	d := s.Daemon
-	waitFor(t, "start-time check", d.proc, 10*time.Second, func() bool {
-		return len(d.logLines(`msg="proxy management socket check failed`)) > 0 ||
-			len(d.logLines(`msg="proxy management socket answers"`)) > 0
+	harness.WaitFor(t, "start-time check", d.Proc(), 10*time.Second, func() bool {
+		return len(d.LogLines(`msg="proxy management socket check failed`)) > 0 ||
+			len(d.LogLines(`msg="proxy management socket answers"`)) > 0
 	})
-	if w := d.logLines(`msg="proxy management socket check failed`); len(w) > 1 {
+	if w := d.LogLines(`msg="proxy management socket check failed`); len(w) > 1 {
 		t.Fatalf("more than one warning for one check: %q", w)
 	} else if len(w) == 1 && (!strings.Contains(w[0], "cause=") || !strings.Contains(w[0], "[Kamailio] socket_path")) {
 		t.Fatalf("warning without cause or option: %q", w[0])
 	}
-	if w := d.logLines("calls the proxy flags prepaid will be refused"); len(w) != 1 {
+	if w := d.LogLines("calls the proxy flags prepaid will be refused"); len(w) != 1 {
 		t.Fatalf("no-engine warning lines: %q", w)
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Proc().Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "check after reload", d.proc, 10*time.Second, func() bool {
-		return len(d.logLines(`msg="proxy management socket answers"`)) > 0
+	harness.WaitFor(t, "check after reload", d.Proc(), 10*time.Second, func() bool {
+		return len(d.LogLines(`msg="proxy management socket answers"`)) > 0
 	})
-	ok := d.logLines(`msg="proxy management socket answers"`)
-	t.Logf("start: %q; after reload: %q", d.logLines(`msg="proxy management socket check failed`), ok)
+	ok := d.LogLines(`msg="proxy management socket answers"`)
+	t.Logf("start: %q; after reload: %q", d.LogLines(`msg="proxy management socket check failed`), ok)
 	if !strings.Contains(ok[0], `version="kamailio 5.`) {
 		t.Fatalf("answer from the real Kamailio: %q", ok[0])
 	}

@@ -4,11 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/control"
+	"github.com/callcontrol/callcontrol/test/harness"
 )
 
 // controlClient dials the daemon's control socket (in its runtime dir).
@@ -24,9 +24,9 @@ func controlClient(t *testing.T, d *Daemon) *control.Client {
 
 // waitSession waits until the daemon holds callID in state ("pending" or
 // "in-progress").
-func waitSession(t *testing.T, s *Stack, p *proc, callID, state string) {
+func waitSession(t *testing.T, s *Stack, p *harness.Proc, callID, state string) {
 	t.Helper()
-	waitFor(t, callID+" "+state, p, 15*time.Second, func() bool {
+	harness.WaitFor(t, callID+" "+state, p, 15*time.Second, func() bool {
 		for _, l := range Sessions(t, s.Socket) {
 			if strings.Contains(l, callID) && strings.HasSuffix(l, ": "+state) {
 				return true
@@ -73,7 +73,7 @@ func TestTerminateRingingCall(t *testing.T) {
 	callee := StartSipp(t, SippConfig{Name: "callee", Scenario: "callee_ring_2s_wait_bye.xml", Timeout: 30 * time.Second})
 	caller := StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_wait_bye.xml", Remote: callee.Addr(),
 		Proxy: s.Kamailio.Addr(), CallID: callID, Timeout: 30 * time.Second})
-	waitSession(t, s, caller.proc, callID, "pending")
+	waitSession(t, s, caller.Proc, callID, "pending")
 
 	ti, err := controlClient(t, s.Daemon).Terminate(callID)
 	if err != nil || ti.Outcome != control.TerminateAtAnswer {
@@ -87,7 +87,7 @@ func TestTerminateRingingCall(t *testing.T) {
 	for _, ep := range []*Sipp{caller, callee} {
 		ev := ep.Events(t)
 		if d := ev["bye"].Sub(ev["answered"]); ev["bye"].IsZero() || d > 2500*time.Millisecond {
-			t.Errorf("%s: BYE %v after the answer, want about 1 s", ep.name, d)
+			t.Errorf("%s: BYE %v after the answer, want about 1 s", ep.Name(), d)
 		}
 	}
 	assertEndRequests(t, s.Spy, 1)
@@ -107,13 +107,13 @@ func TestDialogEndRetriedUntilProxyBack(t *testing.T) {
 	callee := StartSipp(t, SippConfig{Name: "callee", Scenario: "callee_wait_bye.xml", Timeout: 30 * time.Second})
 	caller := StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_wait_bye.xml", Remote: callee.Addr(),
 		Proxy: s.Kamailio.Addr(), CallID: callID, Timeout: 30 * time.Second})
-	waitSession(t, s, caller.proc, callID, "in-progress")
+	waitSession(t, s, caller.Proc, callID, "in-progress")
 	restore := hideSocket(t, s.Spy.Socket)
 	hidden := time.Now()
 
 	// The limit passes; the end is owed, shown to operators, not lost.
 	ctl := controlClient(t, s.Daemon)
-	waitFor(t, "dialog end pending", s.Daemon.proc, 10*time.Second, func() bool {
+	harness.WaitFor(t, "dialog end pending", s.Daemon.Proc(), 10*time.Second, func() bool {
 		st, err := ctl.Stats()
 		return err == nil && st.DialogEndsPending == 1 && len(st.DialogEnds) == 1 && st.DialogEnds[0].CallID == callID
 	})
@@ -135,7 +135,7 @@ func TestDialogEndRetriedUntilProxyBack(t *testing.T) {
 	}
 	assertEndRequests(t, s.Spy, 1)
 	assertDaemonEnded(t, s, callID, "time limit", true)
-	waitFor(t, "dialog end confirmed", s.Daemon.proc, 10*time.Second, func() bool {
+	harness.WaitFor(t, "dialog end confirmed", s.Daemon.Proc(), 10*time.Second, func() bool {
 		st, err := ctl.Stats()
 		return err == nil && st.DialogEndsPending == 0
 	})
@@ -156,17 +156,13 @@ func TestKilledBeforeProxyConfirmed(t *testing.T) {
 	callee := StartSipp(t, SippConfig{Name: "callee", Scenario: "callee_wait_bye.xml", Timeout: 40 * time.Second})
 	caller := StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_wait_bye.xml", Remote: callee.Addr(),
 		Proxy: s.Kamailio.Addr(), CallID: callID, Timeout: 40 * time.Second})
-	waitSession(t, s, caller.proc, callID, "in-progress")
+	waitSession(t, s, caller.Proc, callID, "in-progress")
 	restore := hideSocket(t, s.Spy.Socket)
 
-	waitFor(t, "the limit to run out", s.Daemon.proc, 10*time.Second, func() bool {
+	harness.WaitFor(t, "the limit to run out", s.Daemon.Proc(), 10*time.Second, func() bool {
 		return len(s.Daemon.Ended(callID)) == 1
 	})
-	pid := s.Daemon.cmd.Process.Pid
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	s.Daemon.wait(10 * time.Second)
+	s.Daemon.Kill()
 	restore()
 	if ev := caller.Events(t); !ev["bye"].IsZero() {
 		t.Fatal("the call was cut before the restart: the test did not hold the end back")
@@ -182,7 +178,7 @@ func TestKilledBeforeProxyConfirmed(t *testing.T) {
 	// Either the end's record was durable (sent again from it), or the kill
 	// came before it landed and the restored session, its time passed,
 	// is ended anew: one batch holds both, so it is one or the other.
-	logText := s.Daemon.logText()
+	logText := s.Daemon.LogText()
 	switch {
 	case strings.Contains(logText, "dialog end requests not confirmed before the restart"):
 		t.Log("cut from the journaled dialog end")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/test/harness"
 )
 
 // assertKamailioReturned checks the xlog line kamailio.cfg writes after
@@ -22,8 +24,8 @@ func assertKamailioReturned(t *testing.T, k *Kamailio, callID, rc string) {
 func assertReturned(t *testing.T, p Proxy, callID, rc string) {
 	t.Helper()
 	want := "call_control returned " + rc + " for " + callID
-	if len(p.logLines(want)) == 0 {
-		t.Errorf("%s log has no %q; call_control lines: %q", p.Name(), want, p.logLines("call_control returned"))
+	if len(p.LogLines(want)) == 0 {
+		t.Errorf("%s log has no %q; call_control lines: %q", p.Name(), want, p.LogLines("call_control returned"))
 	}
 }
 
@@ -116,17 +118,6 @@ func TestCallerHangsUp(t *testing.T) {
 	}
 	assertEndRequests(t, s.Spy, 0)
 	assertDaemonEnded(t, s, callID, "stop", false)
-	if s.Fake != nil {
-		var cmds []string
-		for _, r := range s.Fake.Requests() {
-			if r.Values["callid"] == callID {
-				cmds = append(cmds, r.Command)
-			}
-		}
-		if want := []string{"init", "start", "stop"}; !slices.Equal(cmds, want) {
-			t.Errorf("requests for the call: %q, want %q", cmds, want)
-		}
-	}
 }
 
 // TestNoLimit: with limit = None the daemon answers No limit, Kamailio's
@@ -144,7 +135,7 @@ func TestNoLimit(t *testing.T) {
 // (-5) and the script refuses the call with 500.
 func TestDaemonDown(t *testing.T) {
 	requirePeers(t)
-	dir := shortDir(t, "down")
+	dir := harness.ShortDir(t, "cce2e-down")
 	k := StartKamailio(t, KamailioConfig{CCSocket: dir + "/nobody.sock"})
 	const callID = "e2e-down@127.0.0.1"
 	StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_expect_500.xml", Remote: "127.0.0.1:9",
@@ -157,7 +148,7 @@ func TestDaemonDown(t *testing.T) {
 // the facts of spec/proxy-protocol.md the daemon is built on.
 func TestKamailioRequests(t *testing.T) {
 	requirePeers(t)
-	dir := shortDir(t, "fake")
+	dir := harness.ShortDir(t, "cce2e-fake")
 	kamRPC := dir + "/kam-rpc.sock"
 	f := StartFakeDaemon(t, dir, &FakeDaemon{InitReply: "Limited", EndAfter: time.Second, RPCSocket: kamRPC})
 	k := StartKamailio(t, KamailioConfig{CCSocket: f.Socket, RPCSocket: kamRPC})
@@ -208,7 +199,7 @@ func TestRestartMidCall(t *testing.T) {
 	callee := StartSipp(t, SippConfig{Name: "callee", Scenario: "callee_wait_bye.xml"})
 	caller := StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_wait_bye.xml", Remote: callee.Addr(),
 		Proxy: s.Kamailio.Addr(), CallID: callID})
-	waitFor(t, "call answered", caller.proc, 10*time.Second, func() bool {
+	harness.WaitFor(t, "call answered", caller.Proc, 10*time.Second, func() bool {
 		return len(Sessions(t, s.Socket)) == 1 && strings.Contains(Sessions(t, s.Socket)[0], "in-progress")
 	})
 	s.RestartDaemon(t)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/test/harness"
 )
 
 // KamailioConfig selects what the test's Kamailio talks to.
@@ -27,7 +29,7 @@ type KamailioConfig struct {
 
 // Kamailio is a running Kamailio on 127.0.0.1:Port.
 type Kamailio struct {
-	*proc
+	*harness.Proc
 	Port      int
 	Dir       string
 	RPCSocket string // jsonrpcs datagram socket: give it to the daemon
@@ -44,12 +46,12 @@ func (k *Kamailio) Name() string { return "kamailio" }
 // 10 s before it tries again.
 func StartKamailio(t testing.TB, cfg KamailioConfig) *Kamailio {
 	t.Helper()
-	bin := requireTool(t, "kamailio", "kamailio")
+	bin := harness.RequireTool(t, "kamailio", "kamailio")
 	cfgFile, err := filepath.Abs("kamailio.cfg")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := shortDir(t, "kam")
+	dir := harness.ShortDir(t, "cce2e-kam")
 	k := &Kamailio{Dir: dir, RPCSocket: cfg.RPCSocket}
 	if k.RPCSocket == "" {
 		k.RPCSocket = filepath.Join(dir, "rpc.sock")
@@ -70,20 +72,20 @@ func StartKamailio(t testing.TB, cfg KamailioConfig) *Kamailio {
 		if cfg.CCTimeoutMS > 0 {
 			args = append(args, "-A", "CC_TIMEOUT="+strconv.Itoa(cfg.CCTimeoutMS))
 		}
-		k.proc = startProc(t, "kamailio", filepath.Join(dir, fmt.Sprintf("kamailio-%d.log", attempt)), bin, args...)
+		k.Proc = harness.StartProc(t, "kamailio", filepath.Join(dir, fmt.Sprintf("kamailio-%d.log", attempt)), bin, args...)
 		// Ready when the SIP port is bound and the RPC process answers.
-		deadline := time.Now().Add(startTimeout)
-		for udpPortFree(k.Port) && !k.exited() && time.Now().Before(deadline) {
+		deadline := time.Now().Add(harness.StartTimeout)
+		for udpPortFree(k.Port) && !k.Exited() && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if k.exited() && attempt < 3 && len(k.logLines("Address already in use")) > 0 {
+		if k.Exited() && attempt < 3 && len(k.LogLines("Address already in use")) > 0 {
 			t.Logf("kamailio: port %d taken meanwhile, trying another", k.Port)
 			continue
 		}
 		break
 	}
-	waitFor(t, "kamailio SIP port", k.proc, time.Second, func() bool { return !udpPortFree(k.Port) })
-	waitFor(t, "kamailio RPC socket", k.proc, startTimeout, func() bool {
+	harness.WaitFor(t, "kamailio SIP port", k.Proc, time.Second, func() bool { return !udpPortFree(k.Port) })
+	harness.WaitFor(t, "kamailio RPC socket", k.Proc, harness.StartTimeout, func() bool {
 		_, err := k.RPC("core.version", time.Second)
 		return err == nil
 	})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
+	"github.com/callcontrol/callcontrol/test/harness"
 )
 
 // opensipsCases run against every version in opensipsVersions, each on a
@@ -36,10 +37,8 @@ var opensipsCases = []struct {
 // (built from ../shared/peers by scripts/opensips.sh), with sipp endpoints.
 // Run one version or case with -run 'TestOpenSIPS/3.6.8/Restarts'.
 func TestOpenSIPS(t *testing.T) {
-	requireTool(t, "sipp", "sip-tester")
-	if daemonBuild.bin == "" {
-		t.Fatalf("no callcontrold: %v", daemonBuild.err)
-	}
+	harness.RequireTool(t, "sipp", "sip-tester")
+	harness.DaemonBin(t)
 	for _, v := range opensipsVersions {
 		t.Run(v, func(t *testing.T) {
 			requireOpenSIPS(t, v)
@@ -126,8 +125,8 @@ func testOpenSIPSTerminate(t *testing.T, version string) {
 	callee := StartSipp(t, SippConfig{Name: "callee", Scenario: "callee_wait_bye.xml"})
 	caller := StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_wait_bye.xml", Remote: callee.Addr(),
 		Proxy: s.Proxy.Addr(), CallID: id})
-	waitAnswered(t, s, caller.proc, id)
-	cmd := exec.Command(cliBin(), "--runtime-dir", filepath.Join(s.Daemon.Config.Dir, "run"), "terminate", id)
+	waitAnswered(t, s, caller.Proc, id)
+	cmd := exec.Command(harness.CLIBin(t), "--runtime-dir", filepath.Join(s.Daemon.Config.Dir, "run"), "terminate", id)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("callcontrol terminate: %v: %s", err, out)
@@ -142,7 +141,7 @@ func testOpenSIPSTerminate(t *testing.T, version string) {
 	}
 	for _, ep := range []*Sipp{caller, callee} {
 		if answered, bye, ok := byeAfterAnswer(t, ep); ok && bye.Sub(answered) > 30*time.Second {
-			t.Errorf("%s: BYE %v after the answer: that is the limit, not the terminate", ep.name, bye.Sub(answered))
+			t.Errorf("%s: BYE %v after the answer: that is the limit, not the terminate", ep.Name(), bye.Sub(answered))
 		}
 	}
 	assertEndRequests(t, s.Spy, 1)
@@ -164,7 +163,7 @@ func testOpenSIPSRestarts(t *testing.T, version string) {
 	callee := StartSipp(t, SippConfig{Name: "callee", Scenario: "callee_wait_bye.xml"})
 	caller := StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_wait_bye.xml", Remote: callee.Addr(),
 		Proxy: s.Proxy.Addr(), CallID: id})
-	waitAnswered(t, s, caller.proc, id)
+	waitAnswered(t, s, caller.Proc, id)
 	s.RestartDaemon(t)
 	if got := Sessions(t, s.Socket); len(got) != 1 || !strings.Contains(got[0], id) {
 		t.Errorf("after the restart the daemon holds %q, want the call", got)
@@ -245,13 +244,13 @@ func testOpenSIPSManyCalls(t *testing.T, version string) {
 	// about latency (cmd/ccbench measures that): allow 2 s.
 	s := StartStack(t, StackConfig{Limit: "3", Extra: "[CallControl]\nproxy_timeout = 2000\n",
 		OpenSIPS: &OpenSIPSConfig{Version: version, Workers: workers, CCTimeoutMS: 2000}})
-	if len(s.Daemon.logLines("proxy_timeout 2s")) == 0 {
+	if len(s.Daemon.LogLines("proxy_timeout 2s")) == 0 {
 		t.Fatal("the daemon did not take proxy_timeout = 2000 from a second [CallControl] section")
 	}
 	// Each OpenSIPS process that runs the module connects on its own as it
 	// starts, some after the MI answers: the workers, the timer and the
 	// main process (which connects before it forks, then closes).
-	waitFor(t, "a connection per OpenSIPS worker", s.OpenSIPS.proc, 10*time.Second, func() bool {
+	harness.WaitFor(t, "a connection per OpenSIPS worker", s.OpenSIPS.Proc, 10*time.Second, func() bool {
 		return connections(t, s.Socket) >= workers
 	})
 	t.Logf("OpenSIPS with %d workers: %d connections to the daemon", workers, connections(t, s.Socket))
@@ -272,12 +271,12 @@ func testOpenSIPSManyCalls(t *testing.T, version string) {
 	for _, ep := range []*Sipp{caller, callee} {
 		byCall := eventsByCall(t, ep)
 		if len(byCall) != calls {
-			t.Errorf("%s logged events of %d calls, want %d", ep.name, len(byCall), calls)
+			t.Errorf("%s logged events of %d calls, want %d", ep.Name(), len(byCall), calls)
 		}
 		var worst time.Duration
 		for id, ev := range byCall {
 			if len(ev["bye"]) != 1 || len(ev["answered"]) != 1 {
-				t.Errorf("%s: call %s: %d answers and %d BYEs, want one each", ep.name, id, len(ev["answered"]), len(ev["bye"]))
+				t.Errorf("%s: call %s: %d answers and %d BYEs, want one each", ep.Name(), id, len(ev["answered"]), len(ev["bye"]))
 				continue
 			}
 			d := ev["bye"][0].Sub(ev["answered"][0])
@@ -289,7 +288,7 @@ func testOpenSIPSManyCalls(t *testing.T, version string) {
 			}
 			worst = max(worst, d)
 		}
-		t.Logf("%s: the latest BYE came %v after the answer", ep.name, worst)
+		t.Logf("%s: the latest BYE came %v after the answer", ep.Name(), worst)
 	}
 	ids := endDialogIDs(t, s.Spy)
 	if len(ids) != calls {
@@ -301,7 +300,7 @@ func testOpenSIPSManyCalls(t *testing.T, version string) {
 	}
 	assertEndsDone(t, s.Spy, calls)
 	WaitNoSessions(t, s.Socket, 10*time.Second)
-	if n := len(s.Daemon.logLines(`reason="time limit"`)); n != calls {
+	if n := len(s.Daemon.LogLines(`reason="time limit"`)); n != calls {
 		t.Errorf("daemon logged %d calls ended at their time limit, want %d", n, calls)
 	}
 }
@@ -385,7 +384,7 @@ func wireRequest(t *testing.T, d *Daemon, cmd, callID string) string {
 // callID.
 func wireRequests(d *Daemon, cmd, callID string) []string {
 	var out []string
-	for _, l := range d.logLines(`msg="proxy request" callid=` + callID + " ") {
+	for _, l := range d.LogLines(`msg="proxy request" callid=` + callID + " ") {
 		if strings.Contains(l, ` request="`+cmd+`\r\n`) {
 			out = append(out, l)
 		}
@@ -420,7 +419,7 @@ func eventsByCall(t *testing.T, s *Sipp) map[string]map[string][]time.Time {
 	t.Helper()
 	b, err := os.ReadFile(s.events)
 	if err != nil {
-		t.Fatalf("%s events: %v", s.name, err)
+		t.Fatalf("%s events: %v", s.Name(), err)
 	}
 	out := map[string]map[string][]time.Time{}
 	for _, line := range strings.Split(string(b), "\n") {
@@ -433,7 +432,7 @@ func eventsByCall(t *testing.T, s *Sipp) map[string]map[string][]time.Time {
 		sec, err1 := strconv.ParseFloat(fs[i+2], 64)
 		usec, err2 := strconv.ParseFloat(fs[i+3], 64)
 		if err1 != nil || err2 != nil {
-			t.Fatalf("%s events: bad line %q", s.name, line)
+			t.Fatalf("%s events: bad line %q", s.Name(), line)
 		}
 		id := fs[i+4]
 		if out[id] == nil {

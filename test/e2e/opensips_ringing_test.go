@@ -8,12 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/test/harness"
 )
 
 // terminateCLI runs the real `callcontrol terminate callID` against the
 // stack's daemon and returns what it printed and its error (exit status).
-func terminateCLI(s *Stack, callID string) (string, error) {
-	cmd := exec.Command(cliBin(), "--runtime-dir", filepath.Join(s.Daemon.Config.Dir, "run"), "terminate", callID)
+func terminateCLI(t testing.TB, s *Stack, callID string) (string, error) {
+	cmd := exec.Command(harness.CLIBin(t), "--runtime-dir", filepath.Join(s.Daemon.Config.Dir, "run"), "terminate", callID)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -29,8 +31,8 @@ func testOpenSIPSRinging(t *testing.T, version string) {
 	callee := StartSipp(t, SippConfig{Name: "callee", Scenario: "callee_ring_2s_or_cancel.xml", Timeout: 30 * time.Second})
 	caller := StartSipp(t, SippConfig{Name: "caller", Scenario: "caller_wait_bye_or_487.xml", Remote: callee.Addr(),
 		Proxy: s.Proxy.Addr(), CallID: id, Timeout: 30 * time.Second})
-	waitSession(t, s, caller.proc, id, "pending")
-	out, err := terminateCLI(s, id)
+	waitSession(t, s, caller.Proc, id, "pending")
+	out, err := terminateCLI(t, s, id)
 	if err != nil {
 		t.Errorf("callcontrol terminate of a ringing call: %v: %s", err, out)
 	}
@@ -85,9 +87,9 @@ func testOpenSIPSPassthroughFallback(t *testing.T, version string) {
 	for _, ep := range []*Sipp{caller, callee} {
 		if answered, bye, ok := byeAfterAnswer(t, ep); ok {
 			if d := bye.Sub(answered); d < limit-10*time.Millisecond || d > limit+time.Second {
-				t.Errorf("%s: BYE %v after the answer, want 3 to 4 s", ep.name, d)
+				t.Errorf("%s: BYE %v after the answer, want 3 to 4 s", ep.Name(), d)
 			} else {
-				t.Logf("%s: BYE %v after the answer", ep.name, d)
+				t.Logf("%s: BYE %v after the answer", ep.Name(), d)
 			}
 		}
 	}
@@ -96,12 +98,12 @@ func testOpenSIPSPassthroughFallback(t *testing.T, version string) {
 	if ids, want := endDialogIDs(t, s.Spy), []string{strconv.FormatUint(start, 10), id}; !slices.Equal(ids, want) {
 		t.Errorf("dlg_end_dlg named %q, want %q: the start's dialogid, then the Call-ID", ids, want)
 	}
-	waitFor(t, "OpenSIPS' two answers", s.Daemon.proc, 10*time.Second, func() bool { return len(endReplies(s.Spy)) >= 2 })
+	harness.WaitFor(t, "OpenSIPS' two answers", s.Daemon.Proc(), 10*time.Second, func() bool { return len(endReplies(s.Spy)) >= 2 })
 	reps := endReplies(s.Spy)
 	if len(reps) != 2 || !strings.Contains(reps[0], `"code":404`) || !strings.Contains(reps[1], `"result":"OK"`) {
 		t.Errorf("OpenSIPS answered %q, want 404 to the passthrough id, then OK to the Call-ID", reps)
 	}
-	warns := s.Daemon.logLines("passthrough works only on OpenSIPS 3.0")
+	warns := s.Daemon.LogLines("passthrough works only on OpenSIPS 3.0")
 	if len(warns) != 1 {
 		t.Errorf("daemon logged %d passthrough warnings, want 1: %q", len(warns), warns)
 	}

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/test/harness"
 )
 
 // opensipsVersions are the OpenSIPS releases every OpenSIPS case runs
@@ -115,7 +117,7 @@ type OpenSIPSConfig struct {
 
 // OpenSIPS is a running OpenSIPS on 127.0.0.1:Port, with test/e2e/opensips.cfg.
 type OpenSIPS struct {
-	*proc
+	*harness.Proc
 	Config OpenSIPSConfig
 	Port   int
 	Dir    string
@@ -144,7 +146,7 @@ func StartOpenSIPS(t testing.TB, cfg OpenSIPSConfig) *OpenSIPS {
 	if cfg.CCTimeoutMS == 0 {
 		cfg.CCTimeoutMS = 500
 	}
-	o := &OpenSIPS{Config: cfg, Dir: shortDir(t, "osips"), bin: filepath.Join(build, "sbin", "opensips")}
+	o := &OpenSIPS{Config: cfg, Dir: harness.ShortDir(t, "cce2e-osips"), bin: filepath.Join(build, "sbin", "opensips")}
 	if o.Config.MISocket == "" {
 		o.Config.MISocket = filepath.Join(o.Dir, "mi.sock")
 	}
@@ -180,17 +182,17 @@ func (o *OpenSIPS) start(t testing.TB) bool {
 		t.Fatalf("SIP port 127.0.0.1:%d is in use: free it first", o.Port)
 	}
 	o.starts++
-	o.proc = startProc(t, o.Name(), filepath.Join(o.Dir, fmt.Sprintf("opensips-%d.log", o.starts)),
+	o.Proc = harness.StartProc(t, o.Name(), filepath.Join(o.Dir, fmt.Sprintf("opensips-%d.log", o.starts)),
 		o.bin, "-F", "-f", o.cfg, "-w", o.Dir)
-	waitFor(t, o.Name()+" SIP port", nil, startTimeout, func() bool { return o.exited() || !udpPortFree(o.Port) })
-	return !(o.exited() && len(o.logLines("Address already in use")) > 0)
+	harness.WaitFor(t, o.Name()+" SIP port", nil, harness.StartTimeout, func() bool { return o.Exited() || !udpPortFree(o.Port) })
+	return !(o.Exited() && len(o.LogLines("Address already in use")) > 0)
 }
 
 // ready waits until OpenSIPS has bound its SIP port and its MI answers.
 func (o *OpenSIPS) ready(t testing.TB) {
 	t.Helper()
-	waitFor(t, o.Name()+" SIP port", o.proc, startTimeout, func() bool { return !udpPortFree(o.Port) })
-	waitFor(t, o.Name()+" MI socket", o.proc, startTimeout, func() bool {
+	harness.WaitFor(t, o.Name()+" SIP port", o.Proc, harness.StartTimeout, func() bool { return !udpPortFree(o.Port) })
+	harness.WaitFor(t, o.Name()+" MI socket", o.Proc, harness.StartTimeout, func() bool {
 		_, err := o.MI("version", time.Second, nil)
 		return err == nil
 	})
@@ -202,10 +204,10 @@ func (o *OpenSIPS) ready(t testing.TB) {
 // nothing here persists them.
 func (o *OpenSIPS) Restart(t testing.TB) {
 	t.Helper()
-	if err := o.stop(15 * time.Second); err != nil {
+	if err := o.Proc.Stop(15 * time.Second); err != nil {
 		t.Logf("%s exited with %v", o.Name(), err)
 	}
-	waitFor(t, o.Name()+" SIP port freed", nil, 10*time.Second, func() bool { return udpPortFree(o.Port) })
+	harness.WaitFor(t, o.Name()+" SIP port freed", nil, 10*time.Second, func() bool { return udpPortFree(o.Port) })
 	o.start(t)
 	o.ready(t)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
+	"github.com/callcontrol/callcontrol/test/harness"
 )
 
 // prepaidAccount is the engine's account for every caller scenario: their
@@ -28,9 +29,7 @@ func StartPrepaidStack(t *testing.T, setup func(e *ratingtest.Engine)) (*Stack, 
 // Limit and Extra are set here).
 func startPrepaidStackWith(t *testing.T, cfg StackConfig, setup func(e *ratingtest.Engine)) (*Stack, *ratingtest.Engine) {
 	t.Helper()
-	if daemonBuild.bin == "" {
-		t.Skip("prepaid tests need the real callcontrold")
-	}
+	harness.DaemonBin(t)
 	eng := ratingtest.New(t)
 	setup(eng)
 	// timeout is well below the proxy's 500 ms so the daemon can still
@@ -51,9 +50,9 @@ func startPrepaidCall(t *testing.T, s *Stack, name, caller, callee, callID strin
 
 // waitAnswered waits until the daemon lists callID as in progress (its
 // start arrived), so that a second call is set up after the first is timed.
-func waitAnswered(t *testing.T, s *Stack, p *proc, callID string) {
+func waitAnswered(t *testing.T, s *Stack, p *harness.Proc, callID string) {
 	t.Helper()
-	waitFor(t, callID+" answered", p, 10*time.Second, func() bool {
+	harness.WaitFor(t, callID+" answered", p, 10*time.Second, func() bool {
 		for _, l := range Sessions(t, s.Socket) {
 			if strings.Contains(l, callID) && strings.Contains(l, "in-progress") {
 				return true
@@ -68,7 +67,7 @@ func waitAnswered(t *testing.T, s *Stack, p *proc, callID string) {
 // returns the debited seconds.
 func waitDebited(t *testing.T, eng *ratingtest.Engine, callID string) []int {
 	t.Helper()
-	waitFor(t, callID+" debited", nil, 10*time.Second, func() bool { return len(eng.Debited(callID)) > 0 })
+	harness.WaitFor(t, callID+" debited", nil, 10*time.Second, func() bool { return len(eng.Debited(callID)) > 0 })
 	return eng.Debited(callID)
 }
 
@@ -79,7 +78,7 @@ func byeAfterAnswer(t *testing.T, ep *Sipp) (answered, bye time.Time, ok bool) {
 	ev := ep.Events(t)
 	answered, bye = ev["answered"], ev["bye"]
 	if answered.IsZero() || bye.IsZero() {
-		t.Errorf("%s: events %v, want answered and bye", ep.name, ev)
+		t.Errorf("%s: events %v, want answered and bye", ep.Name(), ev)
 		return answered, bye, false
 	}
 	return answered, bye, true
@@ -97,9 +96,9 @@ func assertCutByDaemon(t *testing.T, s *Stack, callID string, eps []*Sipp, lo, h
 			continue
 		}
 		if d := bye.Sub(answered); d < lo || d > hi {
-			t.Errorf("%s: BYE came %v after the answer, want %v to %v (%s)", ep.name, d, lo, hi, why)
+			t.Errorf("%s: BYE came %v after the answer, want %v to %v (%s)", ep.Name(), d, lo, hi, why)
 		} else {
-			t.Logf("%s: BYE %v after the answer", ep.name, d)
+			t.Logf("%s: BYE %v after the answer", ep.Name(), d)
 		}
 	}
 	assertReturned(t, s.Proxy, callID, "1")

@@ -60,7 +60,7 @@ func TestPrepaidParallelCalls(t *testing.T) {
 	})
 	ids := []string{"e2e-parallel-1@127.0.0.1", "e2e-parallel-2@127.0.0.1"}
 	caller1, callee1 := startPrepaidCall(t, s, "1", "caller_wait_bye.xml", "callee_wait_bye.xml", ids[0])
-	waitAnswered(t, s, caller1.proc, ids[0])
+	waitAnswered(t, s, caller1.Proc, ids[0])
 	// Let the first call use some credit alone, so the common moment is
 	// not simply half of the first call's time.
 	time.Sleep(time.Second)
@@ -160,10 +160,10 @@ func TestPrepaidLocked(t *testing.T) {
 	})
 	const first, second = "e2e-locked-1@127.0.0.1", "e2e-locked-2@127.0.0.1"
 	caller, callee := startPrepaidCall(t, s, "1", "caller_wait_bye.xml", "callee_wait_bye.xml", first)
-	waitAnswered(t, s, caller.proc, first)
+	waitAnswered(t, s, caller.Proc, first)
 	StartSipp(t, SippConfig{Name: "caller2", Scenario: "caller_expect_403.xml", Remote: "127.0.0.1:9",
 		Proxy: s.Kamailio.Addr(), CallID: second, Timeout: 10 * time.Second}).Wait(t, 20*time.Second)
-	if caller.exited() {
+	if caller.Exited() {
 		t.Errorf("the first call ended before the second was refused: the test proves nothing")
 	}
 	caller.Wait(t, 20*time.Second)

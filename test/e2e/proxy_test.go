@@ -8,6 +8,6 @@ type Proxy interface {
 	Name() string
 	// Addr is the proxy's SIP address, for sipp's -rsa.
 	Addr() string
-	// logLines returns the lines of the proxy's log that contain sub.
-	logLines(sub string) []string
+	// LogLines returns the lines of the proxy's log that contain sub.
+	LogLines(sub string) []string
 }

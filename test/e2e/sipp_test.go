@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/test/harness"
 )
 
 // SippConfig describes one sipp endpoint running one call.
@@ -32,7 +34,7 @@ type SippConfig struct {
 
 // Sipp is a running sipp on 127.0.0.1:Port.
 type Sipp struct {
-	*proc
+	*harness.Proc
 	Port   int
 	events string
 }
@@ -45,7 +47,7 @@ func (s *Sipp) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 // (Remote == "") is ready when StartSipp returns.
 func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 	t.Helper()
-	bin := requireTool(t, "sipp", "sip-tester")
+	bin := harness.RequireTool(t, "sipp", "sip-tester")
 	scen, err := filepath.Abs(filepath.Join("scenarios", cfg.Scenario))
 	if err != nil {
 		t.Fatal(err)
@@ -66,15 +68,15 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 	// runs other suites): try other ports then.
 	for attempt := 1; ; attempt++ {
 		s, dir := startSippOnce(t, bin, scen, cfg)
-		waitFor(t, cfg.Name+" sipp port", nil, startTimeout, func() bool { return s.exited() || !udpPortFree(s.Port) })
-		if s.exited() && attempt < 3 {
+		harness.WaitFor(t, cfg.Name+" sipp port", nil, harness.StartTimeout, func() bool { return s.Exited() || !udpPortFree(s.Port) })
+		if s.Exited() && attempt < 3 {
 			if b, _ := os.ReadFile(filepath.Join(dir, "errors.log")); strings.Contains(string(b), "Address already in use") {
 				t.Logf("%s sipp: port %d taken meanwhile, trying another", cfg.Name, s.Port)
 				continue
 			}
 		}
 		if cfg.Remote == "" {
-			waitFor(t, cfg.Name+" sipp port", s.proc, startTimeout, func() bool { return !udpPortFree(s.Port) })
+			harness.WaitFor(t, cfg.Name+" sipp port", s.Proc, harness.StartTimeout, func() bool { return !udpPortFree(s.Port) })
 		}
 		return s
 	}
@@ -84,7 +86,7 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 // with its log directory.
 func startSippOnce(t testing.TB, bin, scen string, cfg SippConfig) (*Sipp, string) {
 	t.Helper()
-	dir := shortDir(t, "sipp-"+cfg.Name)
+	dir := harness.ShortDir(t, "cce2e-sipp-"+cfg.Name)
 	// sipp binds SIP at base, its control port at base+1, media at base+2
 	// and base+4.
 	base := freePortBlock(t, 5)
@@ -117,11 +119,11 @@ func startSippOnce(t testing.TB, bin, scen string, cfg SippConfig) (*Sipp, strin
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			dumpLog(t, cfg.Name+" sipp messages", filepath.Join(dir, "messages.log"))
-			dumpLog(t, cfg.Name+" sipp errors", filepath.Join(dir, "errors.log"))
+			harness.DumpLog(t, cfg.Name+" sipp messages", filepath.Join(dir, "messages.log"))
+			harness.DumpLog(t, cfg.Name+" sipp errors", filepath.Join(dir, "errors.log"))
 		}
 	})
-	s.proc = startProc(t, cfg.Name+" sipp", filepath.Join(dir, "sipp.out"), bin, args...)
+	s.Proc = harness.StartProc(t, cfg.Name+" sipp", filepath.Join(dir, "sipp.out"), bin, args...)
 	return s, dir
 }
 
@@ -129,8 +131,8 @@ func startSippOnce(t testing.TB, bin, scen string, cfg SippConfig) (*Sipp, strin
 // scenario completed (sipp exits 0 only then).
 func (s *Sipp) Wait(t testing.TB, d time.Duration) {
 	t.Helper()
-	if err := s.wait(d); err != nil {
-		t.Errorf("%s: scenario did not complete: %v", s.name, err)
+	if err := s.Proc.Wait(d); err != nil {
+		t.Errorf("%s: scenario did not complete: %v", s.Name(), err)
 	}
 }
 
@@ -141,7 +143,7 @@ func (s *Sipp) Events(t testing.TB) map[string]time.Time {
 	t.Helper()
 	f, err := os.Open(s.events)
 	if err != nil {
-		t.Fatalf("%s events: %v", s.name, err)
+		t.Fatalf("%s events: %v", s.Name(), err)
 	}
 	defer f.Close()
 	ev := map[string]time.Time{}
@@ -155,7 +157,7 @@ func (s *Sipp) Events(t testing.TB) map[string]time.Time {
 		sec, err1 := strconv.ParseFloat(fs[i+2], 64)
 		usec, err2 := strconv.ParseFloat(fs[i+3], 64)
 		if err1 != nil || err2 != nil {
-			t.Fatalf("%s events: bad line %q", s.name, sc.Text())
+			t.Fatalf("%s events: bad line %q", s.Name(), sc.Text())
 		}
 		ev[fs[i+1]] = time.Unix(int64(sec), int64(usec)*1000)
 	}

@@ -1,9 +1,10 @@
 package e2e
 
 import (
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/test/harness"
 )
 
 // StackConfig configures a daemon + proxy pair.
@@ -15,14 +16,12 @@ type StackConfig struct {
 	OpenSIPS *OpenSIPSConfig
 }
 
-// Stack is callcontrold (or, while cmd/callcontrold does not exist, a
-// FakeDaemon) with a proxy (Kamailio or OpenSIPS) in front of it, and an
+// Stack is callcontrold with a proxy (Kamailio or OpenSIPS) in front of it, and an
 // RPCSpy between the daemon and the proxy's management socket.
 type Stack struct {
 	Dir      string
 	Socket   string // the daemon's proxy socket
 	Daemon   *Daemon
-	Fake     *FakeDaemon
 	Spy      *RPCSpy
 	Proxy    Proxy     // Kamailio or OpenSIPS, whichever runs
 	Kamailio *Kamailio // nil with OpenSIPS
@@ -35,34 +34,21 @@ type Stack struct {
 func StartStack(t testing.TB, cfg StackConfig) *Stack {
 	t.Helper()
 	if cfg.OpenSIPS != nil {
-		requireTool(t, "sipp", "sip-tester")
+		harness.RequireTool(t, "sipp", "sip-tester")
 		requireOpenSIPS(t, cfg.OpenSIPS.Version)
 	} else {
 		requirePeers(t)
 	}
-	s := &Stack{Dir: shortDir(t, "stack")}
+	s := &Stack{Dir: harness.ShortDir(t, "cce2e-stack")}
 	s.KamRPC = s.Dir + "/kam-rpc.sock"
 	s.Spy = NewRPCSpy(t, s.Dir, s.KamRPC)
 	daemonCfg := DaemonConfig{Limit: cfg.Limit, RPCSocket: s.Spy.Socket, Extra: cfg.Extra}
 	if cfg.OpenSIPS != nil {
-		if daemonBuild.bin == "" {
-			t.Fatal("OpenSIPS stacks need the real callcontrold")
-		}
 		s.Spy.ExpectOpenSIPS(cfg.OpenSIPS.DialogID)
 		daemonCfg.ProxySection, daemonCfg.DialogID = "OpenSIPS", cfg.OpenSIPS.DialogID
 	}
-	if daemonBuild.bin == "" && daemonBuild.err == nil {
-		t.Log("cmd/callcontrold does not exist yet: using the FakeDaemon")
-		f := &FakeDaemon{InitReply: "No limit", RPCSocket: s.Spy.Socket}
-		if n, err := strconv.Atoi(cfg.Limit); err == nil {
-			f.InitReply, f.EndAfter = "Limited", time.Duration(n)*time.Second
-		}
-		s.Fake = StartFakeDaemon(t, s.Dir, f)
-		s.Socket = s.Fake.Socket
-	} else {
-		s.Daemon = StartDaemon(t, daemonCfg)
-		s.Socket = s.Daemon.Socket
-	}
+	s.Daemon = StartDaemon(t, daemonCfg)
+	s.Socket = s.Daemon.Socket
 	if cfg.OpenSIPS != nil {
 		o := *cfg.OpenSIPS
 		o.CCSocket, o.MISocket = s.Socket, s.KamRPC
@@ -83,7 +69,7 @@ func (s *Stack) RestartDaemon(t testing.TB) {
 	if s.Daemon == nil {
 		t.Fatal("RestartDaemon needs the real callcontrold")
 	}
-	s.Daemon.Stop(t)
+	s.Daemon.Stop()
 	s.Daemon = StartDaemon(t, s.Daemon.Config)
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
+	"github.com/callcontrol/callcontrol/internal/proxy/proxytest"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 )
 
@@ -61,7 +62,7 @@ type world struct {
 	eng   *ratingtest.Engine
 	dlg   *dialogtest.Fake
 	d     *daemon
-	px    *proxyClient
+	px    *proxytest.Pool
 	limit int
 
 	calls    []*call
@@ -89,12 +90,12 @@ func newWorldSync(t *testing.T, nAccounts, prepaidLimit int, sync string) *world
 	}
 	dlg := dialogtest.NewKamailio(t, filepath.Join(dialogtest.SocketDir(t), "kamailio.sock"))
 	d := newDaemon(t, daemonConfig{PrepaidLimit: prepaidLimit, Engine: eng.Addr(), RPCSocket: dlg.Path(), Sync: sync})
-	w := &world{t: t, eng: eng, dlg: dlg, d: d, px: newProxyClient(t, d.sock, 8), limit: prepaidLimit,
+	w := &world{t: t, eng: eng, dlg: dlg, d: d, px: newProxyPool(t, d.Socket, 8), limit: prepaidLimit,
 		byDialog: make(map[string]*call), done: make(chan struct{})}
 	// Runs before the daemon is killed: a test that stopped early leaves
 	// no call goroutine behind.
 	t.Cleanup(func() { close(w.done); w.wg.Wait() })
-	d.start()
+	d.Start()
 	return w
 }
 
@@ -151,10 +152,10 @@ func (w *world) initRequest(c *call) string {
 	from := fmt.Sprintf(`"Caller %d" <sip:%s>;tag=t%d`, c.idx, c.account, c.idx)
 	ruri := fmt.Sprintf("sip:0031650%06d@example.com", c.idx)
 	if c.kamailio {
-		return request("init", "ruri", ruri, "diverter", "None", "sourceip", "10.0.0.1", "callid", c.id,
+		return proxytest.Request("init", "ruri", ruri, "diverter", "None", "sourceip", "10.0.0.1", "callid", c.id,
 			"from", from, "fromtag", fmt.Sprintf("t%d", c.idx), "sip_application", "audio")
 	}
-	return request("init", "ruri", ruri, "diverter", "None", "sourceip", "10.0.0.1", "callid", c.id,
+	return proxytest.Request("init", "ruri", ruri, "diverter", "None", "sourceip", "10.0.0.1", "callid", c.id,
 		"from", from, "fromtag", fmt.Sprintf("t%d", c.idx), "prepaid", "true", "call_limit", "0",
 		"call_token", "None")
 }
@@ -165,7 +166,7 @@ func (w *world) send(req string) (reply string, sent, answered time.Time, err er
 	deadline := time.Now().Add(retryFor)
 	for {
 		sent = time.Now()
-		reply, err = w.px.call(req)
+		reply, err = w.px.Call(req)
 		if err == nil {
 			return reply, sent, time.Now(), nil
 		}
@@ -181,7 +182,7 @@ func (w *world) run(c *call) {
 	c.mu.Lock()
 	c.initSent = time.Now()
 	c.mu.Unlock()
-	reply, err := w.px.call(w.initRequest(c))
+	reply, err := w.px.Call(w.initRequest(c))
 	c.mu.Lock()
 	c.initAt = time.Now()
 	if err == nil {
@@ -202,9 +203,9 @@ func (w *world) run(c *call) {
 
 	c.mu.Lock()
 	c.startLo = time.Now()
-	c.startedAfter = w.d.runCount()
+	c.startedAfter = w.d.Runs()
 	c.mu.Unlock()
-	reply, _, answered, err := w.send(request("start", "callid", c.id, "dialogid", c.dialog))
+	reply, _, answered, err := w.send(proxytest.Request("start", "callid", c.id, "dialogid", c.dialog))
 	c.mu.Lock()
 	c.startHi, c.startReply = answered, reply
 	c.mu.Unlock()
@@ -224,7 +225,7 @@ func (w *world) run(c *call) {
 	c.mu.Lock()
 	c.stopFirst = time.Now()
 	c.mu.Unlock()
-	reply, sent, answered, err := w.send(request("stop", "callid", c.id))
+	reply, sent, answered, err := w.send(proxytest.Request("stop", "callid", c.id))
 	c.mu.Lock()
 	c.stopLast, c.stopHi, c.stopReply = sent, answered, reply
 	c.mu.Unlock()
@@ -248,7 +249,7 @@ func (w *world) endDialog(r dialogtest.Request) {
 		c.mu.Unlock()
 		close(c.ended)
 	})
-	reply, _, _, err := w.send(request("stop", "callid", c.id))
+	reply, _, _, err := w.send(proxytest.Request("stop", "callid", c.id))
 	if err != nil {
 		reply = "error: " + err.Error()
 	}
@@ -262,7 +263,7 @@ func (w *world) waitDelivered(timeout time.Duration) {
 	w.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		sessions, err := w.px.debug(request("debug", "show", "sessions"))
+		sessions, err := w.px.Operator(proxytest.Request("debug", "show", "sessions"))
 		waiting, werr := w.d.debitsWaiting()
 		if err == nil && werr == nil && sessions == "" && waiting == 0 {
 			return

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/callcontrol/callcontrol/internal/proxy/proxytest"
 )
 
 // TestKill9 (issue 4): with 300 calls in progress, callcontrold is killed
@@ -47,11 +49,11 @@ func testKill9(t *testing.T, sync string) {
 	for i, at := range kills {
 		time.Sleep(time.Until(start.Add(at)))
 		killedAt := time.Now()
-		w.d.kill()
+		w.d.Kill()
 		down := time.Duration(rng.IntN(400)) * time.Millisecond
 		t.Logf("%5.2fs: kill -9 #%d, down for %v", time.Since(start).Seconds(), i+1, down)
 		time.Sleep(down)
-		w.d.start()
+		w.d.Start()
 		checked += w.checkTracked(killedAt, i+1)
 	}
 	w.wg.Wait()
@@ -96,7 +98,7 @@ func (w *world) checkTracked(killedAt time.Time, kill int) int {
 					err   error
 				)
 				for range 20 {
-					if reply, err = w.px.debug(request("debug", "show", "session", "callid", c.id)); err == nil {
+					if reply, err = w.px.Operator(proxytest.Request("debug", "show", "session", "callid", c.id)); err == nil {
 						break
 					}
 					time.Sleep(50 * time.Millisecond)

@@ -1,11 +1,8 @@
 package fault
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +12,9 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
+	"github.com/callcontrol/callcontrol/internal/proxy/proxytest"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
+	"github.com/callcontrol/callcontrol/test/harness"
 )
 
 // diskWorld is a daemon whose calls are set up and answered, and never
@@ -23,7 +22,7 @@ import (
 type diskWorld struct {
 	t        *testing.T
 	d        *daemon
-	px       *proxyClient
+	px       *proxytest.Pool
 	answered []string
 }
 
@@ -36,10 +35,10 @@ func newDiskWorld(t *testing.T, beforeStart func(state string)) *diskWorld {
 	dlg := dialogtest.NewKamailio(t, filepath.Join(dialogtest.SocketDir(t), "kamailio.sock"))
 	d := newDaemon(t, daemonConfig{PrepaidLimit: 3600, Engine: eng.Addr(), RPCSocket: dlg.Path()})
 	if beforeStart != nil {
-		beforeStart(filepath.Join(d.dir, "state"))
+		beforeStart(d.StateDir())
 	}
-	d.start()
-	return &diskWorld{t: t, d: d, px: newProxyClient(t, d.sock, 4)}
+	d.Start()
+	return &diskWorld{t: t, d: d, px: newProxyPool(t, d.Socket, 4)}
 }
 
 // calls sets up and answers n calls, each of which must be answered.
@@ -48,13 +47,13 @@ func (w *diskWorld) calls(prefix string, n int) {
 	for i := range n {
 		id := fmt.Sprintf("%s-%d@disk", prefix, i)
 		acc := account(i % 20)
-		reply, err := w.px.call(request("init", "ruri", "sip:0031650123456@example.com", "diverter", "None",
+		reply, err := w.px.Call(proxytest.Request("init", "ruri", "sip:0031650123456@example.com", "diverter", "None",
 			"sourceip", "10.0.0.1", "callid", id, "from", "<sip:"+acc+">;tag=t", "fromtag", "t",
 			"prepaid", "true", "call_limit", "0", "call_token", "None"))
 		if err != nil || reply != "Limited" {
 			w.t.Fatalf("init %s: %q %v", id, reply, err)
 		}
-		if reply, err := w.px.call(request("start", "callid", id, "dialogid", fmt.Sprintf("%d:%d", 1+i%4000, i))); err != nil || reply != "Ok" {
+		if reply, err := w.px.Call(proxytest.Request("start", "callid", id, "dialogid", fmt.Sprintf("%d:%d", 1+i%4000, i))); err != nil || reply != "Ok" {
 			w.t.Fatalf("start %s: %q %v", id, reply, err)
 		}
 		w.answered = append(w.answered, id)
@@ -86,7 +85,7 @@ func (w *diskWorld) callsUntilNotDurable() string {
 func (w *diskWorld) checkAllTracked() {
 	w.t.Helper()
 	// A new connection: those of w.px went with the daemon before.
-	out, err := newProxyClient(w.t, w.d.sock, 1).debug(request("debug", "show", "sessions"))
+	out, err := newProxyPool(w.t, w.d.Socket, 1).Operator(proxytest.Request("debug", "show", "sessions"))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -105,24 +104,13 @@ func (w *diskWorld) checkAllTracked() {
 // notDurableSince reads the state_not_durable_since of stats ("" when
 // durable).
 func (d *daemon) notDurableSince() (string, error) {
-	c, err := net.DialTimeout("unix", d.control, 5*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	c.Write([]byte(`{"v":1,"cmd":"stats"}` + "\n"))
-	line, err := bufio.NewReader(c).ReadBytes('\n')
-	if err != nil {
-		return "", err
-	}
 	var resp struct {
 		Stats struct {
 			Since string `json:"state_not_durable_since"`
 			Fault string `json:"state_fault"`
 		} `json:"stats"`
 	}
-	if err := json.Unmarshal(line, &resp); err != nil {
+	if err := d.stats(&resp); err != nil {
 		return "", err
 	}
 	if resp.Stats.Since == "" {
@@ -170,10 +158,10 @@ func TestFullStateDiskThenFreed(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("durable %v after space came back (retried every 200 ms)", time.Since(freed).Round(time.Millisecond))
-	w.d.kill()
-	w.d.start()
+	w.d.Kill()
+	w.d.Start()
 	w.checkAllTracked()
-	if n := strings.Count(w.d.logText(), "store: state not durable"); n != 1 {
+	if n := strings.Count(w.d.LogText(), "store: state not durable"); n != 1 {
 		t.Errorf("the episode's ERROR logged %d times, want once", n)
 	}
 }
@@ -184,17 +172,17 @@ func TestFullStateDiskThenFreed(t *testing.T) {
 func TestStateDirRemovedThenStop(t *testing.T) {
 	w := newDiskWorld(t, nil)
 	w.calls("before", 100)
-	if err := os.RemoveAll(filepath.Join(w.d.dir, "state")); err != nil {
+	if err := os.RemoveAll(filepath.Join(w.d.StateDir())); err != nil {
 		t.Fatal(err)
 	}
 	w.calls("after", 200)
-	w.d.stop()
-	if _, err := os.Stat(filepath.Join(w.d.dir, "state", "snapshot")); err != nil {
+	w.d.Stop()
+	if _, err := os.Stat(filepath.Join(w.d.StateDir(), "snapshot")); err != nil {
 		t.Fatalf("no snapshot after the stop: %v", err)
 	}
-	w.d.start()
+	w.d.Start()
 	w.checkAllTracked()
-	if !strings.Contains(w.d.logText(), "state directory or its current segment was removed") {
+	if !strings.Contains(w.d.LogText(), "state directory or its current segment was removed") {
 		t.Error("the removed state directory was not reported")
 	}
 }
@@ -235,22 +223,15 @@ func TestStopOnFullDiskSaysWhatIsLost(t *testing.T) {
 	fill(t, state)
 	w.callsUntilNotDurable()
 	w.calls("more", 50)
-	w.d.mu.Lock()
-	cmd, done := w.d.cmd, w.d.done
-	w.d.cmd = nil
-	w.d.mu.Unlock()
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("no exit within 30 s of SIGTERM")
+	err := w.d.Terminate(30 * time.Second)
+	if errors.Is(err, harness.ErrNoExit) {
+		t.Fatal(err)
 	}
-	if cmd.ProcessState.Success() {
+	if err == nil {
 		t.Fatal("exit 0 although the final snapshot failed on a full disk")
 	}
 	want := fmt.Sprintf("the final snapshot failed; %d calls (%d answered)", len(w.answered), len(w.answered))
-	if log := w.d.logText(); !strings.Contains(log, want) || !strings.Contains(log, "are not saved") {
+	if log := w.d.LogText(); !strings.Contains(log, want) || !strings.Contains(log, "are not saved") {
 		t.Errorf("what was not saved is not said; log:\n%s", grepLines(log, "store:", "state:"))
 	}
 }
@@ -273,8 +254,8 @@ func grepLines(text string, subs ...string) string {
 func TestSnapshotByteFlipped(t *testing.T) {
 	w := newDiskWorld(t, nil)
 	w.calls("c", 300)
-	w.d.stop()
-	snap := filepath.Join(w.d.dir, "state", "snapshot")
+	w.d.Stop()
+	snap := filepath.Join(w.d.StateDir(), "snapshot")
 	b, err := os.ReadFile(snap)
 	if err != nil {
 		t.Fatal(err)
@@ -283,8 +264,8 @@ func TestSnapshotByteFlipped(t *testing.T) {
 	if err := os.WriteFile(snap, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w.d.start()
-	out, err := newProxyClient(t, w.d.sock, 1).debug(request("debug", "show", "sessions"))
+	w.d.Start()
+	out, err := newProxyPool(t, w.d.Socket, 1).Operator(proxytest.Request("debug", "show", "sessions"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,10 +278,10 @@ func TestSnapshotByteFlipped(t *testing.T) {
 	if lost > 1 {
 		t.Fatalf("%d calls lost to one flipped byte", lost)
 	}
-	if log := w.d.logText(); !strings.Contains(log, "snapshot damaged") || !strings.Contains(log, "lost_records=") {
+	if log := w.d.LogText(); !strings.Contains(log, "snapshot damaged") || !strings.Contains(log, "lost_records=") {
 		t.Errorf("the loss is not logged:\n%s", grepLines(log, "store:"))
 	}
-	t.Logf("%d of %d calls lost: %s", lost, len(w.answered), grepLines(w.d.logText(), "snapshot damaged"))
+	t.Logf("%d of %d calls lost: %s", lost, len(w.answered), grepLines(w.d.LogText(), "snapshot damaged"))
 }
 
 // With state_failure = refuse, init is answered Error while the state
@@ -324,7 +305,7 @@ func TestFullDiskRefuseMode(t *testing.T) {
 	refused := 0
 	for i := 0; i < 10000 && refused == 0; i++ {
 		id := fmt.Sprintf("full-%d@disk", i)
-		reply, err := w.px.call(request("init", "ruri", "sip:0031650123456@example.com", "diverter", "None",
+		reply, err := w.px.Call(proxytest.Request("init", "ruri", "sip:0031650123456@example.com", "diverter", "None",
 			"sourceip", "10.0.0.1", "callid", id, "from", "<sip:"+account(i%20)+">;tag=t", "fromtag", "t",
 			"prepaid", "true", "call_limit", "0", "call_token", "None"))
 		switch {
@@ -333,7 +314,7 @@ func TestFullDiskRefuseMode(t *testing.T) {
 		case reply == "Error":
 			refused++
 		case reply == "Limited":
-			w.px.call(request("start", "callid", id, "dialogid", fmt.Sprintf("1:%d", i)))
+			w.px.Call(proxytest.Request("start", "callid", id, "dialogid", fmt.Sprintf("1:%d", i)))
 			w.answered = append(w.answered, id)
 		default:
 			t.Fatalf("init %s: %q", id, reply)
@@ -358,7 +339,7 @@ func TestFullDiskRefuseMode(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	w.calls("after", 20)
-	w.d.kill()
-	w.d.start()
+	w.d.Kill()
+	w.d.Start()
 	w.checkAllTracked()
 }

@@ -1,7 +1,8 @@
 // Package fault holds the fault and crash tests of callcontrold: the real
-// daemon binary, run as a process, driven by a minimal client of the proxy
-// protocol written here (not internal/proxy, so the daemon's own parser is
-// not trusted to check itself), against the fake rating engine
+// daemon binary, run as a process (test/harness), driven by a minimal client
+// of the proxy protocol (internal/proxy/proxytest, which does not use
+// internal/proxy, so the daemon's own parser is not trusted to check
+// itself), against the fake rating engine
 // (internal/rating/ratingtest) and a fake Kamailio JSON-RPC socket
 // (internal/dialog/dialogtest) that sends `stop` like real Kamailio does.
 //

@@ -60,9 +60,9 @@ func TestEngineOutagesAndRestart(t *testing.T) {
 		case "daemon":
 			t.Logf("%5.2fs: daemon restart (SIGTERM), down for %v", time.Since(start).Seconds(), e.down)
 			from := time.Now()
-			w.d.stop()
+			w.d.Stop()
 			time.Sleep(e.down)
-			w.d.start()
+			w.d.Start()
 			outages = append(outages, outage{from, time.Now()})
 		}
 	}

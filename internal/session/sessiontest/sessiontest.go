@@ -123,31 +123,3 @@ func (j *Journal) Debits() []session.Owed {
 	defer j.mu.Unlock()
 	return append([]session.Owed(nil), j.debits...)
 }
-
-// Ender records the dialogs it was asked to end. Early says whether it
-// stands for a proxy that can end a ringing call (OpenSIPS).
-type Ender struct {
-	mu      sync.Mutex
-	targets []dialog.Target
-	Early   bool
-}
-
-// CanEndEarly reports Early.
-func (e *Ender) CanEndEarly() bool { return e.Early }
-
-// NewEnder returns a recording ender.
-func NewEnder() *Ender { return &Ender{} }
-
-// End implements dialog.Ender.
-func (e *Ender) End(t dialog.Target) {
-	e.mu.Lock()
-	e.targets = append(e.targets, t)
-	e.mu.Unlock()
-}
-
-// Ended returns every target so far.
-func (e *Ender) Ended() []dialog.Target {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]dialog.Target(nil), e.targets...)
-}
