@@ -281,7 +281,7 @@ tables:
 	for _, o := range found {
 		p.log.Info("accounting says call ended", "callid", o.CallID, "from_tag", o.FromTag,
 			"reason", o.Kind.String(), "duration", o.Duration)
-		p.tracker.Close(o)
+		p.tracker.End(o)
 	}
 	return firstErr
 }

@@ -96,7 +96,7 @@ const atAnswerDelay = time.Second
 // endAtAnswerLocked starts a call answered after it was ordered ended,
 // with its timer set to end it once the ACK has had time to confirm the
 // dialog; it is called with the lock held and releases it.
-func (m *Manager) endAtAnswerLocked(g *Session, dialogID string, by time.Time, log callLog) string {
+func (m *Manager) endAtAnswerLocked(g *Session, dialogID string, by time.Time, log callLog) Reply {
 	delete(m.atAnswer, g.CallID)
 	now := m.now()
 	g.Answered = now

@@ -19,18 +19,36 @@ import (
 	"github.com/callcontrol/callcontrol/internal/rating"
 )
 
-// Replies to init, start and stop, exactly as the proxy module reads them.
+// Reply is the manager's answer to init, start or stop. The words the
+// proxy module reads are the proxy package's (daemon/proxydoor.go maps
+// one to the other). The zero value is ReplyError: an answer nobody set
+// refuses the call.
+type Reply uint8
+
+// The answers to init (each but Ok and NotFound) and to start and stop
+// (Ok, NotFound, Error); ../shared/spec/proxy-protocol.md says what the
+// module does with each.
 const (
-	ReplyNoLimit          = "No limit"
-	ReplyLimited          = "Limited"
-	ReplyNoCredit         = "No credit"
-	ReplyLocked           = "Locked"
-	ReplyDuplicatedCallID = "Duplicated callid"
-	ReplyCallLimitReached = "Call limit reached"
-	ReplyError            = "Error"
-	ReplyOk               = "Ok"
-	ReplyNotFound         = "Not found"
+	ReplyError Reply = iota
+	ReplyNoLimit
+	ReplyLimited
+	ReplyNoCredit
+	ReplyLocked
+	ReplyDuplicatedCallID
+	ReplyCallLimitReached
+	ReplyOk
+	ReplyNotFound
 )
+
+var replyNames = [...]string{"Error", "NoLimit", "Limited", "NoCredit", "Locked", "DuplicatedCallID", "CallLimitReached", "Ok", "NotFound"}
+
+// String names the reply for tests and logs (not the wire word).
+func (r Reply) String() string {
+	if int(r) < len(replyNames) {
+		return "Reply" + replyNames[r]
+	}
+	return "Reply(" + strconv.Itoa(int(r)) + ")"
+}
 
 // DefaultMaxDuration is the Duration sent to the engine when neither
 // prepaid_limit nor limit is set (the engine answers 0 without one).
@@ -152,7 +170,7 @@ type InitRequest struct {
 
 // Init decides whether a call may proceed and for how long. It answers
 // before received plus the proxy's timeout, whatever the engine does.
-func (m *Manager) Init(r *InitRequest, received time.Time) string {
+func (m *Manager) Init(r *InitRequest, received time.Time) Reply {
 	log := newCallLog(m.log, r.CallID)
 	if r.CallID == "" {
 		log.Warn("init refused: no callid")
@@ -384,7 +402,7 @@ func answerBy(received time.Time, proxyTimeout time.Duration) time.Time {
 
 // Start records that the call was answered and starts its clock. A
 // repeated start changes nothing.
-func (m *Manager) Start(callID, dialogID string, received time.Time) string {
+func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	log := newCallLog(m.log, callID)
 	by := answerBy(received, m.Limits().ProxyTimeout)
 	m.mu.Lock()
@@ -466,7 +484,7 @@ func capOrDefault(c int) int {
 // startLate answers a start whose record was not durable before the
 // proxy's deadline. The call stays tracked, its clock running: only Ok,
 // which promises a record that survives a crash, is withheld.
-func (m *Manager) startLate(log callLog) string {
+func (m *Manager) startLate(log callLog) Reply {
 	log.Error("start answered Error: the state log was not durable before the proxy's deadline; the call is still tracked; check the disk under state_dir")
 	return ReplyError
 }
@@ -565,7 +583,7 @@ func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
 }
 
 // Stop ends a call the proxy says is over, and debits its real duration.
-func (m *Manager) Stop(callID string) string {
+func (m *Manager) Stop(callID string) Reply {
 	m.mu.Lock()
 	if m.closed { // the session stays journaled: the next start settles it
 		m.mu.Unlock()
