@@ -33,7 +33,7 @@ func BenchmarkCallCycleHandler(b *testing.B) {
 			m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
 				StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, nopEnder{}, st, log.Logger)
 			defer m.Shutdown()
-			var h proxy.Handler = ProxyHandler(m, log.Logger)
+			var h proxy.Handler = ProxyHandler(m, true, log.Logger)
 			if counted {
 				h = countingHandler{h, metrics.New("bench", func() metrics.State { return metrics.State{} }).Proxy}
 			}

@@ -37,11 +37,12 @@ func newProxyDoor(cfg *config.Config, m *session.Manager, log *slog.Logger) *pro
 	return &proxyDoor{m: m, access: access, legacy: cc.LegacyCommands, log: log}
 }
 
-// ProxyHandler answers the proxy socket from m as the daemon does, with
-// the operator commands switched off (legacy_commands = no): the proxy
-// path ccbench measures.
-func ProxyHandler(m *session.Manager, log *slog.Logger) proxy.Handler {
-	return &proxyDoor{m: m, log: log}
+// ProxyHandler answers the proxy socket from m as the daemon does with
+// legacy_commands = legacy and no control_group (the operator commands
+// then serve root and the daemon's own user): ccbench measures the proxy
+// path through it, and proxy's golden transcripts replay through it.
+func ProxyHandler(m *session.Manager, legacy bool, log *slog.Logger) proxy.Handler {
+	return &proxyDoor{m: m, access: control.Access{GID: -1}, legacy: legacy, log: log}
 }
 
 // replyWords are the module's words for the manager's answers.

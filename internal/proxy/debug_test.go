@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/daemon"
 	"github.com/callcontrol/callcontrol/internal/logfmt"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/session"
@@ -45,7 +46,7 @@ func TestDebugWireLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := session.NewManager(limits(60), nil, sessiontest.NewEnder(), sessiontest.NewJournal(), log)
-	srv := proxy.NewServer(ln, session.Handler{M: m}, log, true)
+	srv := proxy.NewServer(ln, daemon.ProxyHandler(m, true, log), log, true)
 	go srv.Serve()
 	defer m.Shutdown()
 	defer srv.Close()

@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/daemon"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/session"
 	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 )
 
-// startServer serves a fresh session manager on a Unix socket.
+// startServer serves a fresh session manager on a Unix socket, through
+// the daemon's handler unless h is given.
 func startServer(t *testing.T, lim session.Limits, h proxy.Handler) (string, *session.Manager) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "socket")
@@ -29,7 +31,7 @@ func startServer(t *testing.T, lim session.Limits, h proxy.Handler) (string, *se
 	var m *session.Manager
 	if h == nil {
 		m = session.NewManager(lim, nil, sessiontest.NewEnder(), sessiontest.NewJournal(), log)
-		h = session.Handler{M: m}
+		h = daemon.ProxyHandler(m, true, log)
 	}
 	srv := proxy.NewServer(ln, h, log, false)
 	go srv.Serve()

@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/rating"
+	"github.com/callcontrol/callcontrol/internal/sipdialog"
 )
 
 // Reply is the manager's answer to init, start or stop. The words the
@@ -117,7 +117,7 @@ type Journal interface {
 	Asked(s *Session) Wait
 	Save(s *Session) Wait
 	End(callID string, debit *Owed) Wait
-	EndWithBye(callID string, debit *Owed, bye dialog.Target) (Wait, dialog.Target)
+	EndWithBye(callID string, debit *Owed, bye sipdialog.Target) (Wait, sipdialog.Target)
 	EndAtAnswer(callID string, debit *Owed, s *Session) Wait
 	DropAtAnswer(callID string)
 	Settle(callID string)
@@ -128,7 +128,7 @@ type Journal interface {
 type Manager struct {
 	limits  atomic.Pointer[Limits]
 	rater   Rater
-	ender   dialog.Ender
+	ender   sipdialog.Ender
 	journal Journal
 	log     *slog.Logger
 	now     func() time.Time
@@ -148,7 +148,7 @@ type Manager struct {
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
-func NewManager(l Limits, rater Rater, ender dialog.Ender, j Journal, log *slog.Logger) *Manager {
+func NewManager(l Limits, rater Rater, ender sipdialog.Ender, j Journal, log *slog.Logger) *Manager {
 	m := &Manager{rater: rater, ender: ender, journal: j, log: log, now: time.Now,
 		calls: make(map[string]*Session), parties: make(map[string][]*Session), atAnswer: make(map[string]*Session),
 		listing: make(chan struct{}, 1)}
@@ -425,7 +425,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	}
 	now := m.now()
 	s.Answered = now
-	if id, err := dialog.ParseID(dialogID); err == nil {
+	if id, err := sipdialog.ParseID(dialogID); err == nil {
 		s.Dialog, s.HasDialog = id, true
 	} else if m.canEndEarly() {
 		log.Warn("start with an unusable dialogid: the call can be ended by Call-ID only", "dialogid", dialogID)
@@ -700,8 +700,8 @@ func (m *Manager) finishLocked(s *Session, duration int, bye bool, reason string
 	bye = bye && (s.InProgress() || m.canEndEarly())
 	var wait Wait
 	if bye {
-		var t dialog.Target
-		wait, t = m.journal.EndWithBye(s.CallID, debit, dialog.Target{CallID: s.CallID, Dialog: s.Dialog, NoID: !s.HasDialog})
+		var t sipdialog.Target
+		wait, t = m.journal.EndWithBye(s.CallID, debit, sipdialog.Target{CallID: s.CallID, Dialog: s.Dialog, NoID: !s.HasDialog})
 		m.ender.End(t)
 	} else {
 		wait = m.journal.End(s.CallID, debit)
