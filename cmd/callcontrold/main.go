@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"syscall"
 
+	"github.com/callcontrol/callcontrol/internal/config"
 	"github.com/callcontrol/callcontrol/internal/daemon"
 )
 
@@ -29,8 +30,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	noFork := fs.Bool("no-fork", false, "run in the foreground and log to stderr (with journal priorities when JOURNAL_STREAM is set)")
 	systemd := fs.Bool("systemd", false, "the original's spelling of --no-fork: foreground, log to the journal")
-	configDir := fs.String("config-dir", "/etc/callcontrol", "read `DIR`/config.ini")
-	runtimeDir := fs.String("runtime-dir", "/run/callcontrol", "sockets and pid file go in `DIR`")
+	configDir := fs.String("config-dir", config.DefaultDir, "read `DIR`/config.ini")
+	runtimeDir := fs.String("runtime-dir", config.DefaultRuntimeDir, "sockets and pid file go in `DIR`")
 	pidFile := fs.String("pid-file", "", "write the daemon's pid to `FILE`")
 	debug := fs.Bool("debug", false, "log debug lines, the proxy's wire traffic among them")
 	version := fs.Bool("version", false, "print the version and exit")

@@ -134,7 +134,7 @@ func benchProxy(conns int, dur time.Duration) {
 	{
 		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
 			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, nopJournal{}, quiet)
-		got := serveAndLoad(filepath.Join(dir, "cc-nolog.sock"), session.Handler{M: m}, conns, dur)
+		got := serveAndLoad(filepath.Join(dir, "cc-nolog.sock"), daemon.ProxyHandler(m, true, quiet), conns, dur)
 		m.Shutdown()
 		fmt.Printf("callcontrold, no state log (memory only):     %8.0f cycles/s  (%.0f%% of do-nothing)\n", got, 100*got/base)
 	}
@@ -142,7 +142,7 @@ func benchProxy(conns int, dur time.Duration) {
 		lg := daemon.NewStderrLogger(io.Discard, false)
 		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
 			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, nopJournal{}, lg.Logger)
-		got := serveAndLoad(filepath.Join(dir, "cc-logging.sock"), session.Handler{M: m}, conns, dur)
+		got := serveAndLoad(filepath.Join(dir, "cc-logging.sock"), daemon.ProxyHandler(m, true, lg.Logger), conns, dur)
 		m.Shutdown()
 		lg.Close()
 		fmt.Printf("callcontrold, no state log, info logging:      %8.0f cycles/s  (%.0f%% of do-nothing)\n", got, 100*got/base)
@@ -156,7 +156,7 @@ func benchProxy(conns int, dur time.Duration) {
 		j := &storeJournal{l}
 		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
 			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, j, quiet)
-		got := serveAndLoad(filepath.Join(dir, fmt.Sprintf("cc-%s.sock", sync)), session.Handler{M: m}, conns, dur)
+		got := serveAndLoad(filepath.Join(dir, fmt.Sprintf("cc-%s.sock", sync)), daemon.ProxyHandler(m, true, quiet), conns, dur)
 		m.Shutdown()
 		l.Close()
 		fmt.Printf("callcontrold, state log sync = %-8s:       %8.0f cycles/s  (%.0f%% of do-nothing)\n", sync, got, 100*got/base)

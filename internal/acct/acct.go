@@ -47,13 +47,14 @@ type Outcome struct {
 	Duration int
 }
 
-// Tracker is the session layer as acct sees it. Close may be called for a
-// call that was closed meanwhile (a retransmitted Stop, a poll racing a
+// Tracker is the session layer as acct sees it. End may be called for a
+// call that was ended meanwhile (a retransmitted Stop, a poll racing a
 // stop): it must ignore what it does not track. Neither method may block
 // for long: the listener calls them per packet.
 type Tracker interface {
 	TrackedCalls() []Call
-	// Close reports whether a tracked call matched (same Call-ID, and the
-	// same From tag unless o.FromTag is empty) and was closed.
-	Close(o Outcome) bool
+	// End ends the call o is about and reports whether a tracked call
+	// matched (same Call-ID, and the same From tag unless o.FromTag is
+	// empty) and was ended.
+	End(o Outcome) bool
 }

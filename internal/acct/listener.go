@@ -120,13 +120,13 @@ func (l *Listener) serveRADIUS(w radius.ResponseWriter, r *radius.Request) {
 	if rec.status != rfc2866.AcctStatusType_Value_Stop || rec.callID == "" {
 		return
 	}
-	// Close looks the call up itself: no scan of every tracked call per
+	// End looks the call up itself: no scan of every tracked call per
 	// packet. Without Sip-From-Tag, any From tag matches.
 	fromTag := ""
 	if rec.hasFromTag {
 		fromTag = rec.fromTag
 	}
-	if !l.tracker.Close(Outcome{CallID: rec.callID, FromTag: fromTag, Kind: Terminated, Duration: rec.sessionTime}) {
+	if !l.tracker.End(Outcome{CallID: rec.callID, FromTag: fromTag, Kind: Terminated, Duration: rec.sessionTime}) {
 		l.log.Debug("radius: stop for an untracked call, ignored", "callid", rec.callID, "from_tag", rec.fromTag)
 		return
 	}

@@ -181,7 +181,7 @@ func TestListenerLibraryClient(t *testing.T) {
 		{CallID: "stop-tagged", FromTag: "f1", Kind: Terminated, Duration: 42},
 		{CallID: "stop-untagged", FromTag: "f2", Kind: Terminated, Duration: 7},
 	}
-	// Close runs after the answer: wait for it.
+	// End runs after the answer: wait for it.
 	got := tr.waitClosed(t, len(want))
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("closed:\n got %+v\nwant %+v", got, want)

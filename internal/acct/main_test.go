@@ -58,7 +58,7 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// fakeTracker is the session layer: Close forgets the call and records it.
+// fakeTracker is the session layer: End forgets the call and records it.
 type fakeTracker struct {
 	mu     sync.Mutex
 	calls  []Call
@@ -66,7 +66,7 @@ type fakeTracker struct {
 }
 
 func newTracker(calls ...Call) *fakeTracker {
-	calls = append([]Call(nil), calls...) // Close edits it in place
+	calls = append([]Call(nil), calls...) // End edits it in place
 	for i := range calls {
 		if calls[i].Since.IsZero() {
 			calls[i].Since = time.Now().Add(-time.Minute)
@@ -81,7 +81,7 @@ func (f *fakeTracker) TrackedCalls() []Call {
 	return append([]Call(nil), f.calls...)
 }
 
-func (f *fakeTracker) Close(o Outcome) bool {
+func (f *fakeTracker) End(o Outcome) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, c := range f.calls {

@@ -12,19 +12,21 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/radacct"
 	"github.com/go-sql-driver/mysql"
 )
 
-// Columns names the radacct columns the poller reads. Empty fields take the
-// defaults CDRTool and the original used.
+// Columns names the radacct columns the poller reads. Empty fields take
+// radacct's defaults (those CDRTool and the original used); ToTag is not
+// needed to match, and kept for config compatibility.
 type Columns struct {
-	SessionID       string // the SIP Call-ID; default AcctSessionId
-	FromTag         string // default SipFromTag
-	ToTag           string // default SipToTag (not needed to match, kept for config compatibility)
-	SessionTime     string // default AcctSessionTime
-	StopTime        string // default AcctStopTime
-	ConnectInfoStop string // default ConnectInfo_stop
-	MediaInfo       string // default MediaInfo
+	SessionID       string // the SIP Call-ID
+	FromTag         string
+	ToTag           string
+	SessionTime     string
+	StopTime        string
+	ConnectInfoStop string
+	MediaInfo       string
 }
 
 // DBConfig is the [RadiusDatabase] section.
@@ -34,7 +36,8 @@ type DBConfig struct {
 	// Host is host, host:port (3306 by default) or a Unix socket path "/...".
 	Host     string
 	Database string
-	// Table is an strftime pattern (%Y %m %d %y %%), default "radacct%Y%m".
+	// Table is an strftime pattern (%Y %m %d %y %%, see radacct.Table);
+	// default radacct.DefaultTable.
 	Table   string
 	Columns Columns
 	// QueryTimeout bounds connecting and each query; default 3s.
@@ -49,14 +52,14 @@ func (c *DBConfig) setDefaults() {
 			*p = v
 		}
 	}
-	def(&c.Table, "radacct%Y%m")
-	def(&c.Columns.SessionID, "AcctSessionId")
-	def(&c.Columns.FromTag, "SipFromTag")
-	def(&c.Columns.ToTag, "SipToTag")
-	def(&c.Columns.SessionTime, "AcctSessionTime")
-	def(&c.Columns.StopTime, "AcctStopTime")
-	def(&c.Columns.ConnectInfoStop, "ConnectInfo_stop")
-	def(&c.Columns.MediaInfo, "MediaInfo")
+	def(&c.Table, radacct.DefaultTable)
+	def(&c.Columns.SessionID, radacct.DefaultSessionID)
+	def(&c.Columns.FromTag, radacct.DefaultFromTag)
+	def(&c.Columns.ToTag, radacct.DefaultToTag)
+	def(&c.Columns.SessionTime, radacct.DefaultSessionTime)
+	def(&c.Columns.StopTime, radacct.DefaultStopTime)
+	def(&c.Columns.ConnectInfoStop, radacct.DefaultConnectInfoStop)
+	def(&c.Columns.MediaInfo, radacct.DefaultMediaInfo)
 	if c.QueryTimeout <= 0 {
 		c.QueryTimeout = 3 * time.Second
 	}
@@ -66,7 +69,7 @@ func (c *DBConfig) setDefaults() {
 }
 
 func (c *DBConfig) validate() error {
-	if _, err := TableName(c.Table, time.Now()); err != nil {
+	if _, err := radacct.Table(c.Table, time.Now()); err != nil {
 		return err
 	}
 	if c.Database == "" {
@@ -74,7 +77,7 @@ func (c *DBConfig) validate() error {
 	}
 	cols := c.Columns
 	for _, n := range []string{cols.SessionID, cols.FromTag, cols.ToTag, cols.SessionTime, cols.StopTime, cols.ConnectInfoStop, cols.MediaInfo} {
-		if err := validIdent(n, false); err != nil {
+		if err := radacct.CheckName(n); err != nil {
 			return fmt.Errorf("column: %w", err)
 		}
 	}
@@ -281,7 +284,7 @@ tables:
 	for _, o := range found {
 		p.log.Info("accounting says call ended", "callid", o.CallID, "from_tag", o.FromTag,
 			"reason", o.Kind.String(), "duration", o.Duration)
-		p.tracker.Close(o)
+		p.tracker.End(o)
 	}
 	return firstErr
 }
@@ -291,7 +294,7 @@ func (p *Poller) tables() ([]string, error) {
 	now := p.now()
 	var out []string
 	for _, t := range []time.Time{now, lastMonth(now)} {
-		name, err := TableName(p.cfg.Table, t)
+		name, err := radacct.Table(p.cfg.Table, t)
 		if err != nil {
 			return nil, err
 		}

@@ -5,36 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/acct/accttest"
 )
-
-func TestTableName(t *testing.T) {
-	at := time.Date(2026, 3, 7, 23, 0, 0, 0, time.UTC)
-	tests := []struct {
-		pattern, want string
-		wantErr       bool
-	}{
-		{"radacct%Y%m", "radacct202603", false},
-		{"radacct_%y_%m_%d", "radacct_26_03_07", false},
-		{"radacct", "radacct", false},
-		{"radius.radacct%Y%m", "radius.radacct202603", false},
-		{"a.b.c", "", true},
-		{"acct%%%Y", "", true}, // % is no table name character
-		{"radacct%H", "", true},
-		{"radacct%", "", true},
-		{strings.Repeat("a", 61) + "%Y", "", true},
-	}
-	for _, tt := range tests {
-		got, err := TableName(tt.pattern, at)
-		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("TableName(%q) = %q, %v; want %q, err %v", tt.pattern, got, err, tt.want, tt.wantErr)
-		}
-	}
-}
 
 func TestLastMonth(t *testing.T) {
 	tests := []struct{ now, want string }{
@@ -46,31 +21,6 @@ func TestLastMonth(t *testing.T) {
 		now, _ := time.Parse(time.DateOnly, tt.now)
 		if got := lastMonth(now).Format("2006-01"); got != tt.want {
 			t.Errorf("lastMonth(%s) = %s, want %s", tt.now, got, tt.want)
-		}
-	}
-}
-
-func TestValidIdent(t *testing.T) {
-	tests := []struct {
-		s       string
-		percent bool
-		ok      bool
-	}{
-		{"AcctSessionId", false, true},
-		{"ConnectInfo_stop", false, true},
-		{"a$b9", false, true},
-		{"radacct%Y%m", true, true},
-		{"radacct%Y%m", false, false},
-		{"", false, false},
-		{"a`b", false, false},
-		{"a b", false, false},
-		{"db.table", false, false},
-		{"x;DROP", false, false},
-		{"naïve", false, false},
-	}
-	for _, tt := range tests {
-		if err := validIdent(tt.s, tt.percent); (err == nil) != tt.ok {
-			t.Errorf("validIdent(%q, %v) = %v, want ok=%v", tt.s, tt.percent, err, tt.ok)
 		}
 	}
 }

@@ -16,12 +16,18 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/callcontrol/callcontrol/internal/radacct"
 )
 
-// DefaultPath is where the daemon looks when given no -config flag. A
-// missing file at this path means "all defaults" (with a warning); a missing
-// file anywhere else is an error, since someone named it on purpose.
-const DefaultPath = "/etc/callcontrol/config.ini"
+// DefaultDir holds the file the daemon reads when given no --config-dir,
+// DefaultPath. A missing file there means "all defaults" (with a
+// warning); a missing file anywhere else is an error, since someone named
+// it on purpose.
+const (
+	DefaultDir  = "/etc/callcontrol"
+	DefaultPath = DefaultDir + "/config.ini"
+)
 
 // DefaultRuntimeDir is used when Load or Default get an empty runtimeDir.
 const DefaultRuntimeDir = "/run/callcontrol"
@@ -155,7 +161,7 @@ type RadiusDatabase struct {
 	Host     string // may carry ":port"
 	Database string
 	// Table is an strftime pattern (radacct%Y%m); a doubled %% in the file
-	// has already been reduced to %. See TableName.
+	// has already been reduced to %. See radacct.Table.
 	Table string
 
 	SessionIDField string
@@ -250,14 +256,14 @@ func Default(runtimeDir string) *Config {
 		RadiusDatabase: RadiusDatabase{
 			Host:           "localhost",
 			Database:       "radius",
-			Table:          "radacct%Y%m",
-			SessionIDField: "AcctSessionId",
-			DurationField:  "AcctSessionTime",
-			StopTimeField:  "AcctStopTime",
-			StopInfoField:  "ConnectInfo_stop",
-			MediaInfoField: "MediaInfo",
-			FromTagField:   "SipFromTag",
-			ToTagField:     "SipToTag",
+			Table:          radacct.DefaultTable,
+			SessionIDField: radacct.DefaultSessionID,
+			DurationField:  radacct.DefaultSessionTime,
+			StopTimeField:  radacct.DefaultStopTime,
+			StopInfoField:  radacct.DefaultConnectInfoStop,
+			MediaInfoField: radacct.DefaultMediaInfo,
+			FromTagField:   radacct.DefaultFromTag,
+			ToTagField:     radacct.DefaultToTag,
 		},
 		Proxy: Proxy{
 			Kind:           OpenSIPS,
@@ -269,11 +275,14 @@ func Default(runtimeDir string) *Config {
 }
 
 // Load reads the file at path. A missing file is an error, except at
-// DefaultPath, where it yields Default(runtimeDir) and a warning. Warnings
-// are one line each, for the log; the daemon runs with them.
+// DefaultPath however spelled (/etc/callcontrol//config.ini too), where it
+// yields Default(runtimeDir) and a warning. Warnings are one line each,
+// for the log; the daemon runs with them.
 func Load(path, runtimeDir string) (*Config, []string, error) {
-	return LoadFile(path, runtimeDir, path == DefaultPath)
+	return LoadFile(path, runtimeDir, isDefaultPath(path))
 }
+
+func isDefaultPath(path string) bool { return filepath.Clean(path) == DefaultPath }
 
 // LoadFile is Load with the missing-file rule explicit: optional means a
 // missing file gives defaults and a warning instead of an error.

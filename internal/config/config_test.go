@@ -391,6 +391,28 @@ func TestMissingFile(t *testing.T) {
 	}
 }
 
+// The default file may be missing however its directory is spelled
+// (callcontrold --config-dir /etc/callcontrol/); any other missing file is
+// an error.
+func TestDefaultPathSpellings(t *testing.T) {
+	for _, tt := range []struct {
+		path string
+		want bool
+	}{
+		{DefaultPath, true},
+		{"/etc/callcontrol//config.ini", true},
+		{"/etc/callcontrol/./config.ini", true},
+		{"/etc/x/../callcontrol/config.ini", true},
+		{"/etc/callcontrol.d/config.ini", false},
+		{"etc/callcontrol/config.ini", false},
+		{"/etc/callcontrol/config.ini.bak", false},
+	} {
+		if got := isDefaultPath(tt.path); got != tt.want {
+			t.Errorf("isDefaultPath(%q) = %t, want %t", tt.path, got, tt.want)
+		}
+	}
+}
+
 func TestSummary(t *testing.T) {
 	c, _, err := Parse("c.ini", []byte("[RadiusDatabase]\nuser=u\npassword=topsecret\n[RadiusAccounting]\nlisten=:1813\nsecret=alsosecret\n[CDRTool]\naddress=r1\n"), rt)
 	if err != nil {

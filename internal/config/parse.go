@@ -10,7 +10,7 @@ import (
 
 	"gopkg.in/ini.v1"
 
-	"github.com/callcontrol/callcontrol/internal/acct"
+	"github.com/callcontrol/callcontrol/internal/radacct"
 )
 
 // option is one known option; aliases are other accepted spellings (the
@@ -350,9 +350,8 @@ func (p *parser) radiusDatabase(c *Config) {
 		if !ok {
 			continue
 		}
-		// Column names go into SQL text (placeholders cannot name columns).
-		if !isIdentifier(e.value) {
-			p.fail(s, e, "must be a column name (letters, digits, _)")
+		if err := radacct.CheckName(e.value); err != nil {
+			p.fail(s, e, "must be a column name: %v", err)
 			continue
 		}
 		*f.dst = e.value
@@ -527,31 +526,13 @@ func ParseAddresses(v string, defaultPort int) ([]string, error) {
 // ParseTablePattern reads a radacct table pattern. Files written for the
 // original doubled the % (its parser interpolated values): both radacct%Y%m
 // and radacct%%Y%%m mean the same. It must expand to a table name the
-// accounting poller can use (see acct.TableName), since it goes into SQL
-// text.
+// accounting poller can use (radacct.Table), since it goes into SQL text.
 func ParseTablePattern(v string) (string, error) {
 	v = strings.ReplaceAll(strings.TrimSpace(v), "%%", "%")
-	if _, err := acct.TableName(v, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+	if _, err := radacct.Table(v, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
 		return "", fmt.Errorf("must be a table name (or database.table), with strftime %%Y %%y %%m %%d allowed (written %% or %%%%): %v", err)
 	}
 	return v, nil
-}
-
-// isIdentifier accepts what MySQL takes unquoted, minus the exotic: a name
-// that starts with a letter or _ followed by letters, digits, _ or $.
-func isIdentifier(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'):
-		case i > 0 && (r == '$' || (r >= '0' && r <= '9')):
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func checkSocketPath(path string) error {

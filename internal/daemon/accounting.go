@@ -25,7 +25,7 @@ func startAccounting(ctx context.Context, cfg *config.Config, m *session.Manager
 		p, err := acct.NewPoller(acct.DBConfig{User: r.User, Password: r.Password, Host: r.Host, Database: r.Database,
 			Table: r.Table, Columns: acct.Columns{SessionID: r.SessionIDField, FromTag: r.FromTagField, ToTag: r.ToTagField,
 				SessionTime: r.DurationField, StopTime: r.StopTimeField, ConnectInfoStop: r.StopInfoField,
-				MediaInfo: r.MediaInfoField}}, m, log)
+				MediaInfo: r.MediaInfoField}}, tracker{m}, log)
 		if err != nil {
 			return nil, err
 		}
@@ -40,7 +40,7 @@ func startAccounting(ctx context.Context, cfg *config.Config, m *session.Manager
 		}()
 	}
 	if r := cfg.RadiusAccounting; r.Enabled() {
-		l, err := acct.NewListener(r.Listen, r.Secret, m, log)
+		l, err := acct.NewListener(r.Listen, r.Secret, tracker{m}, log)
 		if err != nil {
 			a.close()
 			return nil, err
@@ -59,4 +59,26 @@ func (a *accounting) close() {
 	if a.poller != nil {
 		a.poller.Close()
 	}
+}
+
+// tracker is the session table as accounting sees it (acct.Tracker).
+type tracker struct{ m *session.Manager }
+
+func (t tracker) TrackedCalls() []acct.Call {
+	watched := t.m.Watched()
+	calls := make([]acct.Call, len(watched))
+	for i, w := range watched {
+		calls[i] = acct.Call{CallID: w.CallID, FromTag: w.FromTag, Since: w.Since}
+	}
+	return calls
+}
+
+func (t tracker) End(o acct.Outcome) bool {
+	switch o.Kind {
+	case acct.Terminated:
+		return t.m.EndUnseen(o.CallID, o.FromTag, o.Duration)
+	case acct.TimedOut:
+		return t.m.EndSilent(o.CallID, o.FromTag)
+	}
+	return false
 }

@@ -2,11 +2,16 @@ package daemon
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/callcontrol/callcontrol/internal/config"
 )
 
 func TestCheckConfig(t *testing.T) {
@@ -72,5 +77,23 @@ func TestCheckConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// --config-dir with a trailing slash names the default file: missing, it
+// means the defaults, as without the slash.
+func TestConfigPathOfTheDefaultDir(t *testing.T) {
+	for _, dir := range []string{config.DefaultDir, config.DefaultDir + "/", config.DefaultDir + "//"} {
+		if got := (Options{ConfigDir: dir}).ConfigPath(); got != config.DefaultPath {
+			t.Errorf("--config-dir %s reads %s, want %s", dir, got, config.DefaultPath)
+		}
+	}
+	if _, err := os.Stat(config.DefaultPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("%s exists here (%v): cannot check how its absence is taken", config.DefaultPath, err)
+	}
+	var warnings []string
+	cfg, err := LoadConfig(Options{ConfigDir: config.DefaultDir + "/", RuntimeDir: t.TempDir()}, slog.New(&warnCollector{out: &warnings}))
+	if err != nil || cfg.Path != "" || len(warnings) != 1 || !strings.Contains(warnings[0], "not found, using defaults") {
+		t.Fatalf("missing %s: err %v, warnings %q", config.DefaultPath, err, warnings)
 	}
 }

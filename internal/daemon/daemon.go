@@ -79,8 +79,7 @@ func (o Options) ConfigPath() string { return filepath.Join(o.ConfigDir, "config
 
 // LoadConfig reads the configuration and logs its warnings.
 func LoadConfig(opts Options, log *slog.Logger) (*config.Config, error) {
-	path := opts.ConfigPath()
-	cfg, warnings, err := config.LoadFile(path, opts.RuntimeDir, opts.ConfigDir == "/etc/callcontrol")
+	cfg, warnings, err := config.Load(opts.ConfigPath(), opts.RuntimeDir)
 	for _, w := range warnings {
 		log.Warn(w)
 	}

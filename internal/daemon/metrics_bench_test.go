@@ -33,7 +33,7 @@ func BenchmarkCallCycleHandler(b *testing.B) {
 			m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
 				StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, nopEnder{}, st, log.Logger)
 			defer m.Shutdown()
-			var h proxy.Handler = session.Handler{M: m}
+			var h proxy.Handler = ProxyHandler(m, true, log.Logger)
 			if counted {
 				h = countingHandler{h, metrics.New("bench", func() metrics.State { return metrics.State{} }).Proxy}
 			}
@@ -52,13 +52,13 @@ func callCycles(b *testing.B, h proxy.Handler) {
 			callID := fmt.Sprint(id, "-", i, "@10.0.0.1")
 			init := &proxy.Request{Command: "init", CallID: callID, RURI: "sip:0031650222333@example.com", Diverter: "None",
 				SourceIP: "10.0.0.1", From: `"Alice" <sip:alice@example.com>;tag=x`, FromTag: "x", Prepaid: "false"}
-			if r := h.Handle(init, time.Now()); r != session.ReplyLimited {
+			if r := h.Handle(init, time.Now()); r != proxy.Limited {
 				b.Fatalf("init: %q", r)
 			}
-			if r := h.Handle(&proxy.Request{Command: "start", CallID: callID, DialogID: "1:2"}, time.Now()); r != session.ReplyOk {
+			if r := h.Handle(&proxy.Request{Command: "start", CallID: callID, DialogID: "1:2"}, time.Now()); r != proxy.Ok {
 				b.Fatalf("start: %q", r)
 			}
-			if r := h.Handle(&proxy.Request{Command: "stop", CallID: callID}, time.Now()); r != session.ReplyOk {
+			if r := h.Handle(&proxy.Request{Command: "stop", CallID: callID}, time.Now()); r != proxy.Ok {
 				b.Fatalf("stop: %q", r)
 			}
 		}

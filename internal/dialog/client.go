@@ -15,24 +15,6 @@ import (
 	"github.com/callcontrol/callcontrol/internal/unixsock"
 )
 
-// Target names the call to end: its Call-ID (for logs, and OpenSIPS' default
-// form) and the proxy dialog id from `start`.
-type Target struct {
-	CallID string
-	Dialog ID
-	// NoID says the proxy gave no usable dialog id: the call was not
-	// answered yet, or its `dialogid` did not parse. Only OpenSIPS can end
-	// such a dialog (by Call-ID); Kamailio knows dialogs only by id.
-	NoID bool
-	// Ref is the caller's handle on the request (the state log's record
-	// of it), handed back unchanged to Options.OnDone.
-	Ref uint64
-}
-
-// Ender ends dialogs. End never blocks (callers hold locks or sit on the
-// proxy path) and never drops a request without a log line.
-type Ender interface{ End(t Target) }
-
 var _ Ender = (*Client)(nil)
 
 // Defaults for Options.

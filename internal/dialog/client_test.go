@@ -132,7 +132,7 @@ func newClient(t *testing.T, opts Options) *harness {
 }
 
 func TestClientWireAndAnswers(t *testing.T) {
-	target := Target{CallID: "6432622xvv@1", Dialog: ID{1079, 6296}}
+	target := Target{CallID: "6432622xvv@1", Dialog: ID{Entry: 1079, ID: 6296}}
 	tests := []struct {
 		name    string
 		flavor  Flavor
@@ -245,7 +245,7 @@ func TestClientOutOfOrderReplies(t *testing.T) {
 
 	const n = 5
 	for i := range n {
-		h.client.End(Target{CallID: fmt.Sprintf("call-%d", i), Dialog: ID{uint32(i), uint32(100 + i)}})
+		h.client.End(Target{CallID: fmt.Sprintf("call-%d", i), Dialog: ID{Entry: uint32(i), ID: uint32(100 + i)}})
 	}
 	type got struct {
 		id    string
@@ -314,12 +314,12 @@ func TestClientKamailioStopBeforeReply(t *testing.T) {
 	})
 	h := newClient(t, Options{Flavor: Kamailio, ProxySocket: proxyPath, Timeout: 60 * time.Second})
 
-	h.client.End(Target{CallID: "first", Dialog: ID{1, 1}})
+	h.client.End(Target{CallID: "first", Dialog: ID{Entry: 1, ID: 1}})
 	fake.WaitFor(1, 20*time.Second)
 	// The proxy is now blocked on us; the proxy-path goroutine keeps calling End.
 	const more = 100
 	for i := range more {
-		h.client.End(Target{CallID: fmt.Sprintf("more-%d", i), Dialog: ID{2, uint32(i)}})
+		h.client.End(Target{CallID: fmt.Sprintf("more-%d", i), Dialog: ID{Entry: 2, ID: uint32(i)}})
 	}
 	if p := h.client.Pending(); p != more+1 {
 		t.Fatalf("Pending() = %d, want %d", p, more+1)
@@ -368,7 +368,7 @@ func TestClientBackPressure(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := w; i < n; i += workers {
-						h.client.End(Target{CallID: fmt.Sprintf("bp-%d", i), Dialog: ID{uint32(i >> 8), uint32(i)}})
+						h.client.End(Target{CallID: fmt.Sprintf("bp-%d", i), Dialog: ID{Entry: uint32(i >> 8), ID: uint32(i)}})
 					}
 				}()
 			}
@@ -395,7 +395,7 @@ func TestClientBackPressure(t *testing.T) {
 			for i := range n {
 				key := fmt.Sprintf("bp-%d", i)
 				if tt.flavor == Kamailio {
-					key = ID{uint32(i >> 8), uint32(i)}.String()
+					key = ID{Entry: uint32(i >> 8), ID: uint32(i)}.String()
 				}
 				if seen[key] != 1 {
 					t.Errorf("%s delivered %d times", key, seen[key])
@@ -419,8 +419,8 @@ func TestClientProxyDown(t *testing.T) {
 	t.Run("keeps retrying with a log line", func(t *testing.T) {
 		dir := dialogtest.SocketDir(t)
 		h := newClient(t, Options{Flavor: Kamailio, ProxySocket: filepath.Join(dir, "absent.sock")})
-		h.client.End(Target{CallID: "lost-call", Dialog: ID{1, 2}})
-		h.client.End(Target{CallID: "lost-too", Dialog: ID{1, 3}})
+		h.client.End(Target{CallID: "lost-call", Dialog: ID{Entry: 1, ID: 2}})
+		h.client.End(Target{CallID: "lost-too", Dialog: ID{Entry: 1, ID: 3}})
 		deadline := time.Now().Add(30 * time.Second)
 		for h.logs.lineWith("level=ERROR", "refuses end requests", "callid=lost-call") == "" && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
@@ -436,7 +436,7 @@ func TestClientProxyDown(t *testing.T) {
 		dir := dialogtest.SocketDir(t)
 		proxyPath := filepath.Join(dir, "proxy.sock")
 		h := newClient(t, Options{Flavor: OpenSIPS, ProxySocket: proxyPath})
-		h.client.End(Target{CallID: "late-proxy", Dialog: ID{1, 2}})
+		h.client.End(Target{CallID: "late-proxy", Dialog: ID{Entry: 1, ID: 2}})
 		deadline := time.Now().Add(20 * time.Second)
 		for h.client.refused.Load() < 3 && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
@@ -463,7 +463,7 @@ func TestClientClose(t *testing.T) {
 	h := newClient(t, Options{Flavor: Kamailio, ProxySocket: proxyPath, Timeout: time.Minute,
 		OnDone: func(Target, Outcome) { done.Add(1) }})
 	for i := range 5 {
-		h.client.End(Target{CallID: fmt.Sprintf("c-%d", i), Dialog: ID{1, uint32(i)}})
+		h.client.End(Target{CallID: fmt.Sprintf("c-%d", i), Dialog: ID{Entry: 1, ID: uint32(i)}})
 	}
 	fake.WaitFor(5, 20*time.Second)
 	if p := h.client.Pending(); p != 5 {
@@ -481,7 +481,7 @@ func TestClientClose(t *testing.T) {
 	if _, err := os.Stat(h.client.opts.LocalSocket); !os.IsNotExist(err) {
 		t.Errorf("local socket still there: %v", err)
 	}
-	h.client.End(Target{CallID: "after-close", Dialog: ID{1, 9}})
+	h.client.End(Target{CallID: "after-close", Dialog: ID{Entry: 1, ID: 9}})
 	if h.logs.lineWith("state log", "callid=after-close") == "" {
 		t.Errorf("End after Close not logged:\n%s", h.logs)
 	}

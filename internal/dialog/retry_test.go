@@ -22,9 +22,9 @@ func TestClientMuteProxy(t *testing.T) {
 
 	start := time.Now()
 	for i := range n {
-		h.client.End(Target{CallID: "mute-" + strconv.Itoa(i), Dialog: ID{uint32(i >> 8), uint32(i)}})
+		h.client.End(Target{CallID: "mute-" + strconv.Itoa(i), Dialog: ID{Entry: uint32(i >> 8), ID: uint32(i)}})
 	}
-	key := func(i int) string { return ID{uint32(i >> 8), uint32(i)}.String() }
+	key := func(i int) string { return ID{Entry: uint32(i >> 8), ID: uint32(i)}.String() }
 
 	// Every one sent once, within 10 s of being due.
 	firstAt := map[string]time.Time{}
@@ -113,7 +113,7 @@ func TestClientNumericIDFallback(t *testing.T) {
 					mu.Unlock()
 					doneCh <- struct{}{}
 				}})
-			h.client.End(Target{CallID: "fb-call", Dialog: ID{1079, 6296}})
+			h.client.End(Target{CallID: "fb-call", Dialog: ID{Entry: 1079, ID: 6296}})
 			select {
 			case <-doneCh:
 			case <-time.After(20 * time.Second):
@@ -185,7 +185,7 @@ func TestClientLateAnswerCounts(t *testing.T) {
 	got := make(chan Outcome, 4)
 	h := newClient(t, Options{Flavor: Kamailio, ProxySocket: proxyPath, Timeout: 200 * time.Millisecond,
 		OnDone: func(_ Target, o Outcome) { got <- o }})
-	h.client.End(Target{CallID: "late", Dialog: ID{3, 4}})
+	h.client.End(Target{CallID: "late", Dialog: ID{Entry: 3, ID: 4}})
 	reqs := fake.WaitFor(2, 20*time.Second)
 	// Answer the first attempt only, by hand.
 	fake.SetAnswer(dialogtest.AnswerNone)

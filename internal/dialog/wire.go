@@ -75,7 +75,7 @@ func encodeRequest(f Flavor, key OpenSIPSKey, seq uint64, t Target) ([]byte, err
 		}
 		switch key {
 		case ByHexID:
-			id = t.Dialog.openSIPSDialogID()
+			id = openSIPSDialogID(t.Dialog)
 		case ByDecimalID:
 			id = strconv.FormatUint(t.Dialog.Uint64(), 10)
 		}

@@ -18,17 +18,17 @@ func TestEncodeRequestGolden(t *testing.T) {
 	}{
 		{
 			name: "kamailio", flavor: Kamailio, seq: 1,
-			target: Target{CallID: "6432622xvv@1", Dialog: ID{1079, 6296}},
+			target: Target{CallID: "6432622xvv@1", Dialog: ID{Entry: 1079, ID: 6296}},
 			want:   `{"jsonrpc":"2.0","method":"dlg.end_dlg","params":[1079,6296],"id":1}`,
 		},
 		{
 			name: "kamailio max", flavor: Kamailio, seq: 18446744073709551615,
-			target: Target{CallID: "x", Dialog: ID{4294967295, 0}},
+			target: Target{CallID: "x", Dialog: ID{Entry: 4294967295, ID: 0}},
 			want:   `{"jsonrpc":"2.0","method":"dlg.end_dlg","params":[4294967295,0],"id":18446744073709551615}`,
 		},
 		{
 			name: "opensips by call-id", flavor: OpenSIPS, seq: 7,
-			target: Target{CallID: "6432622xvv@1", Dialog: ID{1079, 6296}},
+			target: Target{CallID: "6432622xvv@1", Dialog: ID{Entry: 1079, ID: 6296}},
 			want:   `{"jsonrpc":"2.0","id":"7","method":"dlg_end_dlg","params":{"dialog_id":"6432622xvv@1"}}`,
 		},
 		{
@@ -38,17 +38,17 @@ func TestEncodeRequestGolden(t *testing.T) {
 		},
 		{
 			name: "opensips by dialog id", flavor: OpenSIPS, key: ByHexID, seq: 9,
-			target: Target{CallID: "6432622xvv@1", Dialog: ID{1079, 6296}},
+			target: Target{CallID: "6432622xvv@1", Dialog: ID{Entry: 1079, ID: 6296}},
 			want:   `{"jsonrpc":"2.0","id":"9","method":"dlg_end_dlg","params":{"dialog_id":"734.8981"}}`,
 		},
 		{
 			name: "opensips 3.0 decimal id", flavor: OpenSIPS, key: ByDecimalID, seq: 11,
-			target: Target{CallID: "c", Dialog: ID{3413, 2147483647}},
+			target: Target{CallID: "c", Dialog: ID{Entry: 3413, ID: 2147483647}},
 			want:   `{"jsonrpc":"2.0","id":"11","method":"dlg_end_dlg","params":{"dialog_id":"14660870864895"}}`,
 		},
 		{
 			name: "opensips by dialog id zero", flavor: OpenSIPS, key: ByHexID, seq: 10,
-			target: Target{CallID: "c", Dialog: ID{0, 0xabc}},
+			target: Target{CallID: "c", Dialog: ID{Entry: 0, ID: 0xabc}},
 			want:   `{"jsonrpc":"2.0","id":"10","method":"dlg_end_dlg","params":{"dialog_id":"0.cba"}}`,
 		},
 	}
@@ -182,7 +182,7 @@ func FuzzParseReply(f *testing.F) {
 }
 
 func BenchmarkEncodeRequest(b *testing.B) {
-	t := Target{CallID: "6432622xvv@1", Dialog: ID{1079, 6296}}
+	t := Target{CallID: "6432622xvv@1", Dialog: ID{Entry: 1079, ID: 6296}}
 	for _, f := range []Flavor{Kamailio, OpenSIPS} {
 		b.Run(f.String(), func(b *testing.B) {
 			for i := 0; b.Loop(); i++ {

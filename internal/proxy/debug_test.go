@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/daemon"
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/logfmt"
@@ -46,7 +47,7 @@ func TestDebugWireLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := session.NewManager(limits(60), nil, &dialogtest.Ender[dialog.Target]{}, sessiontest.NewJournal(), log)
-	srv := proxy.NewServer(ln, session.Handler{M: m}, log, true)
+	srv := proxy.NewServer(ln, daemon.ProxyHandler(m, true, log), log, true)
 	go srv.Serve()
 	defer m.Shutdown()
 	defer srv.Close()

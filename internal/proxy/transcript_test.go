@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/daemon"
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/proxy"
@@ -17,7 +18,8 @@ import (
 	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 )
 
-// startServer serves a fresh session manager on a Unix socket.
+// startServer serves a fresh session manager on a Unix socket, through
+// the daemon's handler unless h is given.
 func startServer(t *testing.T, lim session.Limits, h proxy.Handler) (string, *session.Manager) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "socket")
@@ -29,7 +31,7 @@ func startServer(t *testing.T, lim session.Limits, h proxy.Handler) (string, *se
 	var m *session.Manager
 	if h == nil {
 		m = session.NewManager(lim, nil, &dialogtest.Ender[dialog.Target]{}, sessiontest.NewJournal(), log)
-		h = session.Handler{M: m}
+		h = daemon.ProxyHandler(m, true, log)
 	}
 	srv := proxy.NewServer(ln, h, log, false)
 	go srv.Serve()

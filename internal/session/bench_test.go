@@ -8,7 +8,6 @@ import (
 
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
-	"github.com/callcontrol/callcontrol/internal/proxy"
 	. "github.com/callcontrol/callcontrol/internal/session"
 	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 )
@@ -47,29 +46,5 @@ func BenchmarkRestore100k(b *testing.B) {
 		m := benchManager()
 		m.Restore(sessions)
 		m.Shutdown()
-	}
-}
-
-// BenchmarkDebugSessions100k lists 100,000 sessions as the proxy socket's
-// "debug show: sessions" does (the proxy's latency meanwhile is measured
-// by ccbench -run listing).
-func BenchmarkDebugSessions100k(b *testing.B) {
-	m := benchManager()
-	defer m.Shutdown()
-	now := time.Now()
-	var saved []*Session
-	for i := 0; i < 100_000; i++ {
-		saved = append(saved, &Session{CallID: fmt.Sprintf("%08x@bench", i), Party: fmt.Sprintf("sip:u%d@example.com", i),
-			RURI: "sip:d@example.com", Limit: 3600, Cap: NoLimit, Created: now, Answered: now, EndAt: now.Add(time.Hour)})
-	}
-	m.Restore(saved)
-	h := Handler{M: m}
-	req := &proxy.Request{Command: "debug", Show: "sessions"}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for n := 0; n < b.N; n++ {
-		if out := h.Handle(req, time.Now()); len(out) < 100_000*40 {
-			b.Fatalf("listing is %d bytes", len(out))
-		}
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/sipdialog"
 )
 
 // Why a ringing call is to be ended when answered (Session.EndAtAnswer).
@@ -29,7 +29,7 @@ const (
 	TerminateShuttingDown
 )
 
-// earlyEnder is a dialog.Ender that may end a dialog not yet answered.
+// earlyEnder is a sipdialog.Ender that may end a dialog not yet answered.
 type earlyEnder interface{ CanEndEarly() bool }
 
 // canEndEarly says whether the proxy can end a call still ringing (OpenSIPS,
@@ -96,11 +96,11 @@ const atAnswerDelay = time.Second
 // endAtAnswerLocked starts a call answered after it was ordered ended,
 // with its timer set to end it once the ACK has had time to confirm the
 // dialog; it is called with the lock held and releases it.
-func (m *Manager) endAtAnswerLocked(g *Session, dialogID string, by time.Time, log callLog) string {
+func (m *Manager) endAtAnswerLocked(g *Session, dialogID string, by time.Time, log callLog) Reply {
 	delete(m.atAnswer, g.CallID)
 	now := m.now()
 	g.Answered = now
-	if id, err := dialog.ParseID(dialogID); err == nil {
+	if id, err := sipdialog.ParseID(dialogID); err == nil {
 		g.Dialog, g.HasDialog = id, true
 	} else {
 		log.Error("start with an unusable dialogid: the proxy ends dialogs only by id, so this call cannot be cut; end it on the proxy",

@@ -197,7 +197,10 @@ func TestShutdownIsAStoppingPoint(t *testing.T) {
 		if !after.EndAt.Equal(before.EndAt) {
 			t.Fatalf("re-timed after shutdown: %v -> %v", before.EndAt, after.EndAt)
 		}
-		for _, r := range []struct{ what, got string }{
+		for _, r := range []struct {
+			what string
+			got  Reply
+		}{
 			{"init", f.m.Init(initReq("new", "carol", "true"), time.Now())},
 			{"start", f.m.Start("p1", "2:2", time.Now())},
 			{"stop", f.m.Stop("a2")},

@@ -37,7 +37,7 @@ func TestPrepaidFailsClosed(t *testing.T) {
 		limit       int
 		answer      func(rating.Request) (rating.MaxTime, error) // nil: no engine configured
 		prepaid     string
-		want        string
+		want        Reply
 		wantRefused uint64
 		wantDebits  int // 0 s releases owed
 	}{

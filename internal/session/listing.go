@@ -91,6 +91,39 @@ func (m *Manager) Walk(gone func() bool, f func(s *Session)) bool {
 	})
 }
 
+// Brief is what a listing of one line per session shows of it.
+type Brief struct {
+	CallID, Party, RURI string
+	InProgress          bool
+}
+
+// WalkBrief is Walk for listings of one line per session (debug show:
+// sessions): under the lock only a Brief is copied, listChunk sessions at
+// a time, and f gets each chunk outside it, so the lock is held for a
+// small part of the listing's work. f must keep no reference to the chunk
+// (it is reused). It returns false when gone ended the walk.
+func (m *Manager) WalkBrief(gone func() bool, f func(chunk []Brief)) bool {
+	if !m.acquireListing(gone) {
+		return false
+	}
+	defer m.releaseListing()
+	chunk := make([]Brief, 0, listChunk)
+	return m.eachChunked(gone, func(s *Session) {
+		chunk = append(chunk, Brief{s.CallID, s.Party, s.RURI, s.InProgress()})
+	}, func() {
+		f(chunk)
+		clear(chunk) // keep no strings of sessions gone meanwhile
+		chunk = chunk[:0]
+	})
+}
+
+// Len is how many sessions the table holds.
+func (m *Manager) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.calls)
+}
+
 // acquireListing waits for the one listing slot, giving up when gone says
 // the asker went away meanwhile.
 func (m *Manager) acquireListing(gone func() bool) bool {

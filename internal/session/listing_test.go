@@ -2,11 +2,8 @@ package session
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/callcontrol/callcontrol/internal/proxy"
 )
 
 func restoreN(m *Manager, n int, prefix string) {
@@ -71,23 +68,20 @@ func TestListingStopsWhenTheAskerIsGone(t *testing.T) {
 	}
 }
 
-func TestDebugSessionsListsInOrderOfSetUp(t *testing.T) {
+func TestWalkBriefListsInOrderOfSetUp(t *testing.T) {
 	f := newFixture(t, Limits{Limit: 3600, PrepaidLimit: NoLimit}, nil)
 	restoreN(f.m, 2*listChunk+3, "c")
 	f.m.Init(initReq("pending-1", "u1", "false"), time.Now())
-	h := Handler{M: f.m}
-	out := h.Handle(&proxy.Request{Command: "debug", Show: "sessions"}, time.Now())
-	lines := strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n")
-	if len(lines) != 2*listChunk+4 || lines[0] != "Call id c000000 of u0@example.com to sip:d@example.com: in-progress" ||
-		lines[len(lines)-1] != "Call id pending-1 of u1@example.com to sip:dest@example.com: pending" {
-		t.Fatalf("%d lines, first %q, last %q", len(lines), lines[0], lines[len(lines)-1])
+	var got []Brief
+	if !f.m.WalkBrief(nil, func(chunk []Brief) { got = append(got, chunk...) }) {
+		t.Fatal("walk ended early")
 	}
-	out = h.Handle(&proxy.Request{Command: "debug", Show: "sessions", User: "u1@"}, time.Now())
-	if n := strings.Count(out, "\r\n"); n != (2*listChunk+3+6)/7+1 || strings.Contains(out, "of u0@") {
-		t.Fatalf("user u1@: %d lines\n%s", n, out)
+	first, last := Brief{"c000000", "sip:u0@example.com", "sip:d@example.com", true},
+		Brief{"pending-1", "sip:u1@example.com", "sip:dest@example.com", false}
+	if len(got) != 2*listChunk+4 || got[0] != first || got[len(got)-1] != last {
+		t.Fatalf("%d sessions, first %+v, last %+v", len(got), got[0], got[len(got)-1])
 	}
-	pending, inProgress, _ := f.m.Counts()
-	if pending != 1 || inProgress != 2*listChunk+3 {
-		t.Fatalf("counts %d %d", pending, inProgress)
+	if n := f.m.Len(); n != len(got) {
+		t.Fatalf("Len %d, listed %d", n, len(got))
 	}
 }

@@ -15,22 +15,40 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/rating"
+	"github.com/callcontrol/callcontrol/internal/sipdialog"
 )
 
-// Replies to init, start and stop, exactly as the proxy module reads them.
+// Reply is the manager's answer to init, start or stop. The words the
+// proxy module reads are the proxy package's (daemon/proxydoor.go maps
+// one to the other). The zero value is ReplyError: an answer nobody set
+// refuses the call.
+type Reply uint8
+
+// The answers to init (each but Ok and NotFound) and to start and stop
+// (Ok, NotFound, Error); ../shared/spec/proxy-protocol.md says what the
+// module does with each.
 const (
-	ReplyNoLimit          = "No limit"
-	ReplyLimited          = "Limited"
-	ReplyNoCredit         = "No credit"
-	ReplyLocked           = "Locked"
-	ReplyDuplicatedCallID = "Duplicated callid"
-	ReplyCallLimitReached = "Call limit reached"
-	ReplyError            = "Error"
-	ReplyOk               = "Ok"
-	ReplyNotFound         = "Not found"
+	ReplyError Reply = iota
+	ReplyNoLimit
+	ReplyLimited
+	ReplyNoCredit
+	ReplyLocked
+	ReplyDuplicatedCallID
+	ReplyCallLimitReached
+	ReplyOk
+	ReplyNotFound
 )
+
+var replyNames = [...]string{"Error", "NoLimit", "Limited", "NoCredit", "Locked", "DuplicatedCallID", "CallLimitReached", "Ok", "NotFound"}
+
+// String names the reply for tests and logs (not the wire word).
+func (r Reply) String() string {
+	if int(r) < len(replyNames) {
+		return "Reply" + replyNames[r]
+	}
+	return "Reply(" + strconv.Itoa(int(r)) + ")"
+}
 
 // DefaultMaxDuration is the Duration sent to the engine when neither
 // prepaid_limit nor limit is set (the engine answers 0 without one).
@@ -99,7 +117,7 @@ type Journal interface {
 	Asked(s *Session) Wait
 	Save(s *Session) Wait
 	End(callID string, debit *Owed) Wait
-	EndWithBye(callID string, debit *Owed, bye dialog.Target) (Wait, dialog.Target)
+	EndWithBye(callID string, debit *Owed, bye sipdialog.Target) (Wait, sipdialog.Target)
 	EndAtAnswer(callID string, debit *Owed, s *Session) Wait
 	DropAtAnswer(callID string)
 	Settle(callID string)
@@ -110,7 +128,7 @@ type Journal interface {
 type Manager struct {
 	limits  atomic.Pointer[Limits]
 	rater   Rater
-	ender   dialog.Ender
+	ender   sipdialog.Ender
 	journal Journal
 	log     *slog.Logger
 	now     func() time.Time
@@ -130,7 +148,7 @@ type Manager struct {
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
-func NewManager(l Limits, rater Rater, ender dialog.Ender, j Journal, log *slog.Logger) *Manager {
+func NewManager(l Limits, rater Rater, ender sipdialog.Ender, j Journal, log *slog.Logger) *Manager {
 	m := &Manager{rater: rater, ender: ender, journal: j, log: log, now: time.Now,
 		calls: make(map[string]*Session), parties: make(map[string][]*Session), atAnswer: make(map[string]*Session),
 		listing: make(chan struct{}, 1)}
@@ -152,7 +170,7 @@ type InitRequest struct {
 
 // Init decides whether a call may proceed and for how long. It answers
 // before received plus the proxy's timeout, whatever the engine does.
-func (m *Manager) Init(r *InitRequest, received time.Time) string {
+func (m *Manager) Init(r *InitRequest, received time.Time) Reply {
 	log := newCallLog(m.log, r.CallID)
 	if r.CallID == "" {
 		log.Warn("init refused: no callid")
@@ -384,7 +402,7 @@ func answerBy(received time.Time, proxyTimeout time.Duration) time.Time {
 
 // Start records that the call was answered and starts its clock. A
 // repeated start changes nothing.
-func (m *Manager) Start(callID, dialogID string, received time.Time) string {
+func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	log := newCallLog(m.log, callID)
 	by := answerBy(received, m.Limits().ProxyTimeout)
 	m.mu.Lock()
@@ -407,7 +425,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) string {
 	}
 	now := m.now()
 	s.Answered = now
-	if id, err := dialog.ParseID(dialogID); err == nil {
+	if id, err := sipdialog.ParseID(dialogID); err == nil {
 		s.Dialog, s.HasDialog = id, true
 	} else if m.canEndEarly() {
 		log.Warn("start with an unusable dialogid: the call can be ended by Call-ID only", "dialogid", dialogID)
@@ -466,7 +484,7 @@ func capOrDefault(c int) int {
 // startLate answers a start whose record was not durable before the
 // proxy's deadline. The call stays tracked, its clock running: only Ok,
 // which promises a record that survives a crash, is withheld.
-func (m *Manager) startLate(log callLog) string {
+func (m *Manager) startLate(log callLog) Reply {
 	log.Error("start answered Error: the state log was not durable before the proxy's deadline; the call is still tracked; check the disk under state_dir")
 	return ReplyError
 }
@@ -565,7 +583,7 @@ func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
 }
 
 // Stop ends a call the proxy says is over, and debits its real duration.
-func (m *Manager) Stop(callID string) string {
+func (m *Manager) Stop(callID string) Reply {
 	m.mu.Lock()
 	if m.closed { // the session stays journaled: the next start settles it
 		m.mu.Unlock()
@@ -682,8 +700,8 @@ func (m *Manager) finishLocked(s *Session, duration int, bye bool, reason string
 	bye = bye && (s.InProgress() || m.canEndEarly())
 	var wait Wait
 	if bye {
-		var t dialog.Target
-		wait, t = m.journal.EndWithBye(s.CallID, debit, dialog.Target{CallID: s.CallID, Dialog: s.Dialog, NoID: !s.HasDialog})
+		var t sipdialog.Target
+		wait, t = m.journal.EndWithBye(s.CallID, debit, sipdialog.Target{CallID: s.CallID, Dialog: s.Dialog, NoID: !s.HasDialog})
 		m.ender.End(t)
 	} else {
 		wait = m.journal.End(s.CallID, debit)

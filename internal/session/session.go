@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/sipdialog"
 )
 
 // NoLimit marks a session without a time limit.
@@ -26,7 +26,7 @@ type Session struct {
 	Prepaid   bool // the limit comes from the rating engine
 	Owed      bool // the engine returned a number: exactly one debit is owed
 	HasDialog bool
-	Dialog    dialog.ID
+	Dialog    sipdialog.ID
 	CallLimit int
 	Cap       int // prepaid: prepaid_limit or limit, NoLimit if none
 	Limit     int // seconds, NoLimit if none

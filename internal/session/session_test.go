@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callcontrol/callcontrol/internal/acct"
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/rating"
@@ -261,7 +260,7 @@ func TestInitRules(t *testing.T) {
 		limit, plim  int
 		answer       func(rating.Request) (rating.MaxTime, error)
 		prepaid      string
-		want         string
+		want         Reply
 		wantLimit    int
 		wantDuration int // Duration= sent; 0 when the engine must not be asked
 		wantDebits   int
@@ -590,16 +589,16 @@ func TestRestore(t *testing.T) {
 	}
 }
 
-func TestAccountingClose(t *testing.T) {
+func TestAccountingEnds(t *testing.T) {
 	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
 	for _, id := range []string{"term", "tout", "other-tag"} {
 		f.m.Init(initReq(id, "alice", "true"), time.Now())
 		f.m.Start(id, "1:1", time.Now())
 	}
-	f.m.Close(acct.Outcome{CallID: "other-tag", FromTag: "someone-else", Kind: acct.Terminated, Duration: 5})
-	f.m.Close(acct.Outcome{CallID: "term", FromTag: "ft-term", Kind: acct.Terminated, Duration: 17})
-	f.m.Close(acct.Outcome{CallID: "tout", FromTag: "ft-tout", Kind: acct.TimedOut})
-	f.m.Close(acct.Outcome{CallID: "term", FromTag: "ft-term", Kind: acct.Terminated, Duration: 17}) // again: ignored
+	f.m.EndUnseen("other-tag", "someone-else", 5)
+	f.m.EndUnseen("term", "ft-term", 17)
+	f.m.EndSilent("tout", "ft-tout")
+	f.m.EndUnseen("term", "ft-term", 17) // again: ignored
 	if _, ok := f.m.Get("other-tag"); !ok {
 		t.Fatal("a call with another From tag was closed")
 	}

@@ -11,16 +11,16 @@ import (
 
 // answeredWithin runs f and fails t unless it returns well before a
 // stalled disk would have let it (proxy timeout 300 ms: answer by 240 ms).
-func answeredWithin(t *testing.T, what string, f func() string) string {
+func answeredWithin(t *testing.T, what string, f func() Reply) Reply {
 	t.Helper()
-	done := make(chan string, 1)
+	done := make(chan Reply, 1)
 	go func() { done <- f() }()
 	select {
 	case got := <-done:
 		return got
 	case <-time.After(2 * time.Second):
 		t.Fatalf("%s not answered after 2 s, past the proxy's 300 ms", what)
-		return ""
+		return ReplyError
 	}
 }
 
@@ -33,7 +33,7 @@ func TestStalledDiskInitAnswersErrorInTimeAndLetsGo(t *testing.T) {
 			f := newFixture(t, Limits{Limit: 600, PrepaidLimit: NoLimit, ProxyTimeout: 300 * time.Millisecond}, limited(60))
 			resume := f.j.stallDisk()
 			defer resume()
-			got := answeredWithin(t, "init", func() string { return f.m.Init(initReq("c1", "alice", tc.prepaid), time.Now()) })
+			got := answeredWithin(t, "init", func() Reply { return f.m.Init(initReq("c1", "alice", tc.prepaid), time.Now()) })
 			if got != ReplyError {
 				t.Fatalf("init with a stalled disk: %q, want Error", got)
 			}
@@ -61,7 +61,7 @@ func TestStalledDiskStartAnswersErrorInTimeAndKeepsTheCall(t *testing.T) {
 	}
 	resume := f.j.stallDisk()
 	defer resume()
-	if got := answeredWithin(t, "start", func() string { return f.m.Start("c1", "1:2", time.Now()) }); got != ReplyError {
+	if got := answeredWithin(t, "start", func() Reply { return f.m.Start("c1", "1:2", time.Now()) }); got != ReplyError {
 		t.Fatalf("start with a stalled disk: %q, want Error", got)
 	}
 	s, ok := f.m.Get("c1")
@@ -80,7 +80,7 @@ func TestStalledDiskStopAnswersOkInTime(t *testing.T) {
 	f.m.Start("c1", "1:2", time.Now())
 	resume := f.j.stallDisk()
 	defer resume()
-	if got := answeredWithin(t, "stop", func() string { return f.m.Stop("c1") }); got != ReplyOk {
+	if got := answeredWithin(t, "stop", func() Reply { return f.m.Stop("c1") }); got != ReplyOk {
 		t.Fatalf("stop with a stalled disk: %q", got)
 	}
 	if d := f.j.owed(); len(d) != 1 || d[0].Debit.CallID != "c1" {
