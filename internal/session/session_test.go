@@ -193,6 +193,7 @@ func (j *journal) End(id string, o *Owed) Wait {
 	}
 	return j.wait()
 }
+func (j *journal) Release(id string, o *Owed) { j.End(id, o) }
 func (j *journal) EndWithBye(id string, o *Owed, t dialog.Target) (Wait, dialog.Target) {
 	w := j.End(id, o)
 	j.mu.Lock()
