@@ -215,8 +215,9 @@ func (j *Journal) end(callID string, owed *debit.Owed, with ...store.Op) session
 	j.settled(callID) // the delete below also clears a mark restored from disk
 	gone := append([]store.Op{store.Delete(sessionPrefix + callID), store.Delete(askedPrefix + callID)}, with...)
 	if owed == nil {
-		if j.noSync || len(with) > 0 { // noSync: written on the caller's goroutine, cheapest
-			// A dialog end request is waited for: an operator's terminate
+		if j.noSync || len(with) > 0 {
+			// noSync: staged, the caller's Wait writes it, cheapest. A
+			// dialog end request is waited for: an operator's terminate
 			// of an unlimited call has no timer to end it again.
 			return j.log.Stage(gone...).WaitUntil
 		}
