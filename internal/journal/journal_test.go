@@ -157,4 +157,3 @@ func TestLayout(t *testing.T) {
 		}
 	}
 }
-
