@@ -61,6 +61,8 @@ type Journal struct {
 	// snapshot: the log alone would lose one staged before a rotation.
 	askMu sync.Mutex
 	asked map[string][]byte
+
+	snapshotPut func() // tests: called after each session a snapshot puts
 }
 
 // Options are the journal's durability.
@@ -256,10 +258,19 @@ func (j *Journal) MaybeCompact(m *session.Manager) {
 }
 
 // snapshot writes everything held in memory: sessions, asked marks, owed
-// debits, dialog ends.
+// debits, dialog ends. The session table is copied in chunks (Each), not
+// under one hold of the lock the proxy's requests take: its changes made
+// while the snapshot is taken are in the log after the snapshot's start,
+// which a load replays on top, and each record there is a whole put or a
+// delete, so the replay ends in the state the table has.
 func (j *Journal) snapshot(m *session.Manager) error {
 	return j.log.Compact(func(put func(key string, v []byte)) {
-		m.Each(func(sess *session.Session) { put(sessionPrefix+sess.CallID, sess.Marshal()) })
+		m.Each(func(sess *session.Session) {
+			put(sessionPrefix+sess.CallID, sess.Marshal())
+			if j.snapshotPut != nil {
+				j.snapshotPut()
+			}
+		})
 		m.EachAtAnswer(func(sess *session.Session) { put(atAnswerPrefix+sess.CallID, sess.Marshal()) })
 		j.askMu.Lock()
 		for id, rec := range j.asked {

@@ -861,19 +861,6 @@ func (m *Manager) Shutdown() {
 	}
 }
 
-// Each calls f for a copy of every session, under the lock: f must be
-// quick, and the caller must need one consistent view of the whole table
-// (a snapshot); listings use Walk.
-func (m *Manager) Each(f func(s *Session)) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, s := range m.calls {
-		c := *s
-		c.timer = nil
-		f(&c)
-	}
-}
-
 // Get returns a copy of one session.
 func (m *Manager) Get(callID string) (Session, bool) {
 	m.mu.Lock()
