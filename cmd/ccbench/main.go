@@ -28,10 +28,12 @@ import (
 	"github.com/callcontrol/callcontrol/internal/daemon"
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
+	"github.com/callcontrol/callcontrol/internal/journal"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/rating"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 	"github.com/callcontrol/callcontrol/internal/session"
+	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 	"github.com/callcontrol/callcontrol/internal/store"
 )
 
@@ -133,7 +135,7 @@ func benchProxy(conns int, dur time.Duration) {
 
 	{
 		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
-			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, nopJournal{}, quiet)
+			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, sessiontest.DiscardJournal(), quiet)
 		got := serveAndLoad(filepath.Join(dir, "cc-nolog.sock"), daemon.ProxyHandler(m, true, quiet), conns, dur)
 		m.Shutdown()
 		fmt.Printf("callcontrold, no state log (memory only):     %8.0f cycles/s  (%.0f%% of do-nothing)\n", got, 100*got/base)
@@ -141,7 +143,7 @@ func benchProxy(conns int, dur time.Duration) {
 	{
 		lg := daemon.NewStderrLogger(io.Discard, false)
 		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
-			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, nopJournal{}, lg.Logger)
+			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, sessiontest.DiscardJournal(), lg.Logger)
 		got := serveAndLoad(filepath.Join(dir, "cc-logging.sock"), daemon.ProxyHandler(m, true, lg.Logger), conns, dur)
 		m.Shutdown()
 		lg.Close()
@@ -149,40 +151,19 @@ func benchProxy(conns int, dur time.Duration) {
 	}
 	for _, sync := range []string{"interval", "no", "yes"} {
 		opts := map[string]store.Options{"interval": {NoSync: true, FlushEvery: 20 * time.Millisecond}, "no": {NoSync: true}, "yes": {}}[sync]
-		l, _, err := store.Open(filepath.Join(dir, "state-"+sync), opts, quiet)
+		// The daemon's journal, without debits (postpaid calls).
+		j, err := journal.Open(filepath.Join(dir, "state-"+sync), journal.Options{Store: opts}, quiet)
 		if err != nil {
 			panic(err)
 		}
-		j := &storeJournal{l}
 		m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
 			StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, j, quiet)
 		got := serveAndLoad(filepath.Join(dir, fmt.Sprintf("cc-%s.sock", sync)), daemon.ProxyHandler(m, true, quiet), conns, dur)
 		m.Shutdown()
-		l.Close()
+		j.Close(nil)
 		fmt.Printf("callcontrold, state log sync = %-8s:       %8.0f cycles/s  (%.0f%% of do-nothing)\n", sync, got, 100*got/base)
 	}
 }
-
-// storeJournal is the daemon's journal without debits (postpaid calls).
-type storeJournal struct{ l *store.Log }
-
-func (j *storeJournal) Save(s *session.Session) session.Wait {
-	return j.l.Stage(store.Put("s/"+s.CallID, s.Marshal())).WaitUntil
-}
-func (j *storeJournal) End(id string, _ *session.Owed) session.Wait {
-	return j.l.Stage(store.Delete("s/" + id)).WaitUntil
-}
-func (j *storeJournal) EndWithBye(id string, o *session.Owed, t dialog.Target) (session.Wait, dialog.Target) {
-	return j.End(id, o), t
-}
-func (j *storeJournal) EndAtAnswer(id string, o *session.Owed, _ *session.Session) session.Wait {
-	return j.End(id, o)
-}
-func (j *storeJournal) DropAtAnswer(string) {}
-func (j *storeJournal) Asked(*session.Session) session.Wait {
-	return func(time.Time) error { return nil }
-}
-func (j *storeJournal) Settle(string) {}
 
 // serveAndLoad serves h on path and runs conns clients doing
 // init/start/stop cycles for dur; it returns the cycles per second.
@@ -283,27 +264,11 @@ func heapInUse() uint64 {
 	return ms.HeapInuse + ms.StackInuse
 }
 
-type nopJournal struct{}
-
-func (nopJournal) Save(*session.Session) session.Wait { return func(time.Time) error { return nil } }
-func (nopJournal) End(string, *session.Owed) session.Wait {
-	return func(time.Time) error { return nil }
-}
-func (nopJournal) EndWithBye(_ string, _ *session.Owed, t dialog.Target) (session.Wait, dialog.Target) {
-	return func(time.Time) error { return nil }, t
-}
-func (nopJournal) EndAtAnswer(string, *session.Owed, *session.Session) session.Wait {
-	return func(time.Time) error { return nil }
-}
-func (nopJournal) DropAtAnswer(string)                 {}
-func (nopJournal) Asked(*session.Session) session.Wait { return func(time.Time) error { return nil } }
-func (nopJournal) Settle(string)                       {}
-
 func benchMemory(n int) {
 	fmt.Printf("\n== memory: %d answered sessions with a running timer\n", n)
 	before := heapInUse()
 	m := session.NewManager(session.Limits{Limit: 36000, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
-		StaleTimeout: 48 * time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, nopJournal{}, quiet)
+		StaleTimeout: 48 * time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, sessiontest.DiscardJournal(), quiet)
 	now := time.Now()
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("%08x-%04x-bench@10.0.0.%d", i, i&0xffff, i%250)
@@ -339,7 +304,7 @@ func benchTimers(n int) {
 	fmt.Printf("\n== timers: %d calls whose limits run out within one second\n", n)
 	e := &timeEnder{at: make(map[string]time.Time, n)}
 	m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
-		StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, e, nopJournal{}, quiet)
+		StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, e, sessiontest.DiscardJournal(), quiet)
 	start := time.Now().Add(3 * time.Second)
 	due := make(map[string]time.Time, n)
 	var restored []*session.Session

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/journal"
 	"github.com/callcontrol/callcontrol/internal/session"
 	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
+	"github.com/callcontrol/callcontrol/internal/store"
 )
 
 type nopEnder struct{}
@@ -21,11 +23,11 @@ func (nopEnder) End(dialog.Target) {}
 // production. Its CPU per call moves far less than socket throughput on a
 // shared machine, so it is the figure to watch when tuning that path.
 func BenchmarkCallCycle(b *testing.B) {
-	st, err := openState(b.TempDir(), true, nil, slog.New(slog.DiscardHandler))
+	st, err := journal.Open(b.TempDir(), journal.Options{Store: store.Options{NoSync: true}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.log.Close()
+	defer st.Close(nil)
 	log := NewStderrLogger(io.Discard, false)
 	defer log.Close()
 	m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,

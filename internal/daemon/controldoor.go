@@ -75,7 +75,7 @@ func (b backend) Session(callID string) (control.SessionInfo, bool) {
 			return i, true
 		}
 		// Over, but its dialog end not yet confirmed by the proxy.
-		if p, ok := b.d.state.ends.byCallID(callID); ok {
+		if p, ok := b.d.state.DialogEnds().ByCallID(callID); ok {
 			return endingInfo(p), true
 		}
 		return control.SessionInfo{}, false
@@ -84,26 +84,26 @@ func (b backend) Session(callID string) (control.SessionInfo, bool) {
 }
 
 func (b backend) Terminate(callID string) (control.TerminateInfo, bool) {
-	return terminate(b.d.sessions, b.d.state.ends, callID, terminateWait)
+	return terminate(b.d.sessions, b.d.state.DialogEnds(), callID, terminateWait)
 }
 
 func (b backend) Stats() control.Stats {
 	pending, inProgress, parties := b.d.sessions.Counts()
 	up, total := b.d.engines.connected()
-	st := b.d.state.log.Stats()
+	st := b.d.state.Stats()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	since, _, cause := b.d.state.log.Fault()
+	since, _, cause := b.d.state.Fault()
 	fault := ""
 	if cause != nil {
 		fault = cause.Error()
 	}
-	endsPending, oldest := b.d.state.ends.summary()
+	endsPending, oldest := b.d.state.DialogEnds().Summary()
 	endsOldest := 0.0
 	if endsPending > 0 {
 		endsOldest = time.Since(oldest).Seconds()
 	}
 	var unflushed uint64
-	if b.d.state.log.FlushEvery() > 0 {
+	if b.d.state.FlushEvery() > 0 {
 		unflushed = st.Bytes - min(st.Flushed, st.Bytes)
 	}
 	stats := control.Stats{
@@ -111,15 +111,15 @@ func (b backend) Stats() control.Stats {
 		Parties:                 parties,
 		EnginesUp:               up,
 		EnginesTotal:            total,
-		DebitsWaiting:           b.d.state.debitsWaiting(),
+		DebitsWaiting:           b.d.state.DebitsWaiting(),
 		DialogEndsPending:       endsPending,
 		DialogEndsOldestSeconds: endsOldest,
-		DialogEnds:              oldestEnds(b.d.state.ends, maxEndsListed),
-		StateSync:               !b.d.state.noSync,
+		DialogEnds:              oldestEnds(b.d.state.DialogEnds(), maxEndsListed),
+		StateSync:               b.d.state.Synced(),
 		StateLastSyncMS:         ms(st.LastSync),
 		StateMaxSyncMS:          ms(st.MaxSync),
 		StateWriteErrors:        st.Errors,
-		StateFlushEveryMS:       ms(b.d.state.log.FlushEvery()),
+		StateFlushEveryMS:       ms(b.d.state.FlushEvery()),
 		StateUnflushedBytes:     unflushed,
 		StateNotDurableSince:    since,
 		StateFault:              fault,

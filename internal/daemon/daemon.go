@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/config"
+	"github.com/callcontrol/callcontrol/internal/debit"
 	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/journal"
 	"github.com/callcontrol/callcontrol/internal/metrics"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/session"
@@ -59,7 +61,7 @@ type Daemon struct {
 	proxySrv *proxy.Server
 	dialogs  *dialog.Client
 	sessions *session.Manager
-	state    *state
+	state    *journal.Journal
 	engines  *engines
 	control  *controlDoor
 	acct     *accounting
@@ -71,7 +73,7 @@ type Daemon struct {
 	ctx    context.Context // done at stop
 	cancel context.CancelFunc
 
-	stopErr error // what a stop could not save (state.close)
+	stopErr error // what a stop could not save (state.Close)
 }
 
 // ConfigPath is where the daemon reads its configuration.
@@ -122,7 +124,7 @@ func (d *Daemon) start() (err error) {
 		return err
 	}
 	// Called only for requests made after the state is open below.
-	onDialogEnd := func(t dialog.Target, o dialog.Outcome) { d.state.dialogEnded(t, o) }
+	onDialogEnd := func(t dialog.Target, o dialog.Outcome) { d.state.DialogEnded(t, o) }
 	if d.dialogs, err = newDialogClient(cfg, opts.RuntimeDir, onDialogEnd, log); err != nil {
 		return err
 	}
@@ -131,17 +133,14 @@ func (d *Daemon) start() (err error) {
 	d.engines.observe = d.metrics.Rating
 	stOpts := stateOptions(cc)
 	stOpts.OnSync = d.metrics.SyncObserver()
-	if d.state, err = openStateWith(cc.StateDir, stOpts, log); err != nil {
+	if d.state, err = journal.Open(cc.StateDir, journal.Options{Store: stOpts, RefuseNotDurable: cc.RefuseNotDurable}, log); err != nil {
 		return err
 	}
-	d.state.refuse = cc.RefuseNotDurable
 	d.sessions = session.NewManager(limits(cfg), d.engines.rater(), d.dialogs, d.state, log)
-	if err = d.state.startDebits(d.engines, d.sessions, log); err != nil {
-		return err
-	}
-	atAnswer := d.state.restoredAtAnswer()
-	sessions, asked := d.state.restoredSessions()
-	d.state.resendDialogEnds(d.dialogs, log)
+	d.state.StartDebits(d.engines, debit.Options{Route: d.engines.route}, d.sessions.Debited)
+	atAnswer := d.state.RestoredAtAnswer()
+	sessions, asked := d.state.RestoredSessions()
+	d.state.ResendDialogEnds(d.dialogs, log)
 	d.sessions.Restore(sessions)
 	d.sessions.RestoreAtAnswer(atAnswer)
 	d.sessions.ReleaseAsked(asked)
@@ -226,7 +225,7 @@ func (d *Daemon) housekeeping(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			d.sessions.Housekeep()
-			d.state.maybeCompact(d.sessions)
+			d.state.MaybeCompact(d.sessions)
 		}
 	}
 }
@@ -271,7 +270,7 @@ func (d *Daemon) Reload() ([]string, error) {
 		d.checks.mu.Unlock()
 	}
 	lim := limits(cfg)
-	lim.RefuseNotDurable = d.state.refuse // state_failure applies at restart, with sync
+	lim.RefuseNotDurable = d.state.RefuseNotDurable() // state_failure applies at restart, with sync
 	d.sessions.SetLimits(lim)
 	d.engines.reload(cfg)
 	for _, w := range changed {
@@ -346,7 +345,7 @@ func (d *Daemon) stop() {
 	// The dialog client stops before the snapshot, which keeps every end
 	// the proxy has not confirmed, for the next start.
 	if d.state != nil {
-		d.state.stopDebits()
+		d.state.StopDebits()
 	}
 	if d.sessions != nil {
 		d.sessions.Shutdown()
@@ -355,7 +354,7 @@ func (d *Daemon) stop() {
 		d.dialogs.Close()
 	}
 	if d.state != nil {
-		d.stopErr = d.state.close(d.sessions)
+		d.stopErr = d.state.Close(d.sessions)
 	}
 	if d.engines != nil {
 		d.engines.close()

@@ -1,57 +1,9 @@
 package daemon
 
 import (
-	"context"
-	"log/slog"
-	"sync"
-
 	"github.com/callcontrol/callcontrol/internal/control"
-	"github.com/callcontrol/callcontrol/internal/debit"
 	"github.com/callcontrol/callcontrol/internal/rating"
-	"github.com/callcontrol/callcontrol/internal/session"
-	"github.com/callcontrol/callcontrol/internal/store"
 )
-
-// debits is the durable debit spool, delivering to the rating engines and
-// telling the session manager each reply (it re-times the party's calls).
-type debits struct {
-	spool  *debit.Spool
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-func (s *state) startDebits(e *engines, m *session.Manager, log *slog.Logger) error {
-	restored := debit.Restore(s.restored, log)
-	if len(restored) > 0 {
-		log.Info("debits owed from before the restart", "count", len(restored))
-	}
-	onDone := func(o debit.Owed, reply rating.DebitReply) {
-		m.Debited(session.Owed{Engine: o.Engine, Debit: o.Debit}, reply)
-	}
-	d := &debits{spool: debit.New(s.log, e, restored, debit.Options{Route: e.route}, onDone, log)}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	d.wg.Add(1)
-	go func() { defer d.wg.Done(); d.spool.Run(ctx) }()
-	s.debits = d
-	return nil
-}
-
-// owe records the debit in the same atomic batch as with (the session's
-// removal) and queues it for delivery.
-func (d *debits) owe(o session.Owed, with ...store.Op) session.Wait {
-	return d.spool.Owe(debit.Owed{Engine: o.Engine, Debit: o.Debit}, with...).WaitUntil
-}
-
-func (d *debits) dump(put func(string, []byte)) { d.spool.Dump(put) }
-
-func (d *debits) waiting() int { return d.spool.Waiting() }
-
-func (d *debits) close() {
-	d.cancel()
-	d.spool.Close()
-	d.wg.Wait()
-}
 
 // route is where a debit owed to engine goes now: engine while it is
 // configured, else the party's current engine (a reload removed it). The
@@ -65,11 +17,12 @@ func (e *engines) route(engine, party string) string {
 }
 
 func (b backend) Debits() []control.DebitInfo {
-	if b.d.state.debits == nil {
+	sp := b.d.state.Spool()
+	if sp == nil {
 		return nil
 	}
 	var out []control.DebitInfo
-	for _, s := range b.d.state.debits.spool.Status() {
+	for _, s := range sp.Status() {
 		out = append(out, control.DebitInfo{CallID: s.Debit.CallID, Party: s.Debit.From, Engine: s.Engine,
 			Seconds: s.Debit.Duration, Configured: b.d.engines.pool != nil && b.d.engines.pool.Configured(s.Engine),
 			Created: s.Created, Tries: s.Tries, LastTry: s.LastTry, LastError: s.LastErr, Sending: s.Sending})
@@ -78,19 +31,21 @@ func (b backend) Debits() []control.DebitInfo {
 }
 
 func (b backend) DebitsRetry() control.DebitsResult {
-	if b.d.state.debits == nil {
+	sp := b.d.state.Spool()
+	if sp == nil {
 		return control.DebitsResult{}
 	}
-	return control.DebitsResult{Affected: b.d.state.debits.spool.RetryNow()}
+	return control.DebitsResult{Affected: sp.RetryNow()}
 }
 
 func (b backend) DebitsReroute(engine string) (control.DebitsResult, error) {
-	if b.d.state.debits == nil || b.d.engines.pool == nil {
+	sp := b.d.state.Spool()
+	if sp == nil || b.d.engines.pool == nil {
 		return control.DebitsResult{}, errNoRating
 	}
 	pool := b.d.engines.pool
 	engine = rating.NormalizeAddr(engine)
-	moved, inFlight := b.d.state.debits.spool.Reroute(engine, func(party string) string {
+	moved, inFlight := sp.Reroute(engine, func(party string) string {
 		to := pool.Pick(party)
 		if to == engine {
 			// The party's engine is the one being left: hash among the
@@ -103,9 +58,10 @@ func (b backend) DebitsReroute(engine string) (control.DebitsResult, error) {
 }
 
 func (b backend) DebitsDrop(callID string) (control.DebitsResult, error) {
-	if b.d.state.debits == nil {
+	sp := b.d.state.Spool()
+	if sp == nil {
 		return control.DebitsResult{}, nil
 	}
-	n, err := b.d.state.debits.spool.Drop(callID)
+	n, err := sp.Drop(callID)
 	return control.DebitsResult{Affected: n}, err
 }

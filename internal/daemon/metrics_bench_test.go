@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/journal"
 	"github.com/callcontrol/callcontrol/internal/metrics"
 	"github.com/callcontrol/callcontrol/internal/proxy"
 	"github.com/callcontrol/callcontrol/internal/session"
+	"github.com/callcontrol/callcontrol/internal/store"
 )
 
 // BenchmarkCallCycleHandler is BenchmarkCallCycle through the proxy
@@ -23,11 +25,11 @@ func BenchmarkCallCycleHandler(b *testing.B) {
 			name = "counted"
 		}
 		b.Run(name, func(b *testing.B) {
-			st, err := openState(b.TempDir(), true, nil, slog.New(slog.DiscardHandler))
+			st, err := journal.Open(b.TempDir(), journal.Options{Store: store.Options{NoSync: true}}, slog.New(slog.DiscardHandler))
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer st.log.Close()
+			defer st.Close(nil)
 			log := NewStderrLogger(io.Discard, false)
 			defer log.Close()
 			m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,

@@ -5,6 +5,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/internal/control"
 	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/journal"
 	"github.com/callcontrol/callcontrol/internal/session"
 )
 
@@ -17,12 +18,12 @@ const maxEndsListed = 20
 
 // terminate ends callID and reports what the proxy said within wait: the
 // operator is told "ended" only once the proxy confirmed.
-func terminate(m *session.Manager, ends *dialogEnds, callID string, wait time.Duration) (control.TerminateInfo, bool) {
-	watch := ends.watch(callID)
-	defer ends.unwatch(callID, watch)
+func terminate(m *session.Manager, ends *journal.DialogEnds, callID string, wait time.Duration) (control.TerminateInfo, bool) {
+	watch := ends.Watch(callID)
+	defer ends.Unwatch(callID, watch)
 	switch m.Terminate(callID) {
 	case session.TerminateUnknown:
-		if _, ok := ends.byCallID(callID); !ok {
+		if _, ok := ends.ByCallID(callID); !ok {
 			return control.TerminateInfo{}, false
 		}
 		// Ended already, its dialog end not confirmed: wait for it as well.
@@ -52,24 +53,24 @@ func terminate(m *session.Manager, ends *dialogEnds, callID string, wait time.Du
 	}
 }
 
-func endingInfo(p pendingEnd) control.SessionInfo {
-	i := control.SessionInfo{CallID: p.t.CallID, State: "ending", EndRequested: p.since,
+func endingInfo(p journal.PendingEnd) control.SessionInfo {
+	i := control.SessionInfo{CallID: p.Target.CallID, State: "ending", EndRequested: p.Since,
 		Limit: session.NoLimit, Remaining: session.NoLimit}
-	if !p.t.NoID {
-		i.DialogID = p.t.Dialog.String()
+	if !p.Target.NoID {
+		i.DialogID = p.Target.Dialog.String()
 	}
 	return i
 }
 
 // oldestEnds lists up to n unconfirmed dialog ends, oldest first.
-func oldestEnds(e *dialogEnds, n int) []control.PendingDialogEnd {
-	all := e.oldest(n)
+func oldestEnds(e *journal.DialogEnds, n int) []control.PendingDialogEnd {
+	all := e.Oldest(n)
 	now := time.Now()
 	out := make([]control.PendingDialogEnd, 0, len(all))
 	for _, p := range all {
-		pe := control.PendingDialogEnd{CallID: p.t.CallID, AgeSeconds: now.Sub(p.since).Seconds()}
-		if !p.t.NoID {
-			pe.DialogID = p.t.Dialog.String()
+		pe := control.PendingDialogEnd{CallID: p.Target.CallID, AgeSeconds: now.Sub(p.Since).Seconds()}
+		if !p.Target.NoID {
+			pe.DialogID = p.Target.Dialog.String()
 		}
 		out = append(out, pe)
 	}

@@ -94,7 +94,7 @@ func (d *Daemon) notReady() []string {
 	} else if fi, err := os.Stat(sock); err != nil || fi.Mode().Type() != fs.ModeSocket {
 		problems = append(problems, fmt.Sprintf("the proxy socket %s is gone: the proxy cannot connect (restart callcontrold)", sock))
 	}
-	if st := d.state.log.Stats(); st.Failing {
+	if st := d.state.Stats(); st.Failing {
 		problems = append(problems, fmt.Sprintf("the state log's last write failed (%d errors since start): calls are not durable, check the disk of %s",
 			st.Errors, stateDir))
 	}
@@ -110,7 +110,7 @@ func (d *Daemon) metricsState() metrics.State {
 	s.SessionsPending, s.SessionsInProgress, s.Parties = d.sessions.Counts()
 	s.EnginesUp, s.EnginesTotal = d.engines.connected()
 	var oldest time.Time
-	s.DialogEndsPending, oldest = d.state.ends.summary()
+	s.DialogEndsPending, oldest = d.state.DialogEnds().Summary()
 	if s.DialogEndsPending > 0 {
 		s.DialogEndsOldest = time.Since(oldest)
 	}
@@ -126,17 +126,17 @@ func (d *Daemon) metricsState() metrics.State {
 	for _, e := range cs.Engines {
 		s.Engines = append(s.Engines, metrics.Engine{Address: e.Address, State: e.State})
 	}
-	if d.state.debits != nil {
-		c := d.state.debits.spool.Delivered()
-		s.DebitsWaiting = d.state.debits.waiting()
+	if sp := d.state.Spool(); sp != nil {
+		c := sp.Delivered()
+		s.DebitsWaiting = sp.Waiting()
 		s.DebitsDelivered, s.DebitsAlreadyApplied, s.DebitsFailed, s.DebitRetries = c.Delivered, c.AlreadyApplied, c.Refused, c.Retries
 	}
 	if d.acct != nil && d.acct.poller != nil {
 		s.AccountingPolls, s.AccountingErrors = d.acct.poller.Polls()
 	}
-	st := d.state.log.Stats()
-	s.StateSync, s.StateFailing, s.StateWriteErrors = !d.state.noSync, st.Failing, st.Errors
-	s.StateFlushEvery = d.state.log.FlushEvery()
+	st := d.state.Stats()
+	s.StateSync, s.StateFailing, s.StateWriteErrors = d.state.Synced(), st.Failing, st.Errors
+	s.StateFlushEvery = d.state.FlushEvery()
 	s.StateLastSync, s.StateMaxSync = st.LastSync, st.MaxSync
 	return s
 }

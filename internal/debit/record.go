@@ -15,11 +15,10 @@ import (
 // Prefix is the store key prefix of debit records.
 const Prefix = "d/"
 
-// Owed is one debit owed to an engine.
+// Owed is one debit owed to an engine, as the spool keeps it.
 type Owed struct {
-	ID        uint64 // assigned by Spool.Op; orders an engine's debits
-	Engine    string
-	Debit     rating.Debit
+	ID uint64 // assigned by Spool.Op; orders an engine's debits
+	rating.Owed
 	Attempted bool // this form of the debit may have reached the engine
 	Created   time.Time
 	Tries     int // sends so far (for operators)
@@ -66,9 +65,9 @@ func decode(b []byte) (Owed, error) {
 		return Owed{}, fmt.Errorf("debit record without id or callid")
 	}
 	return Owed{
-		ID: w.ID, Engine: w.Engine, Attempted: w.Attempted, Created: w.Created, Tries: w.Tries,
-		Debit: rating.Debit{CallID: w.CallID, From: w.From, To: w.To, Gateway: w.Gateway,
-			Application: w.Application, Duration: w.Duration, Force: w.Force},
+		ID: w.ID, Attempted: w.Attempted, Created: w.Created, Tries: w.Tries,
+		Owed: rating.Owed{Engine: w.Engine, Debit: rating.Debit{CallID: w.CallID, From: w.From, To: w.To, Gateway: w.Gateway,
+			Application: w.Application, Duration: w.Duration, Force: w.Force}},
 	}, nil
 }
 

@@ -156,7 +156,7 @@ func start(t *testing.T, dir string, eng Engine) *rig {
 
 func owe(t *testing.T, s *Spool, engine, callID string) {
 	t.Helper()
-	d := Owed{Engine: engine, Debit: rating.Debit{CallID: callID, From: "sip:a@x", To: "sip:b@x", Gateway: "10.0.0.1", Application: "audio", Duration: 59}}
+	d := Owed{Owed: rating.Owed{Engine: engine, Debit: rating.Debit{CallID: callID, From: "sip:a@x", To: "sip:b@x", Gateway: "10.0.0.1", Application: "audio", Duration: 59}}}
 	if err := s.Owe(d, store.Delete("s/"+callID)).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -436,10 +436,10 @@ func TestRestore(t *testing.T) {
 	d := rating.Debit{CallID: "c", From: "sip:a@x", Force: true, Duration: 5}
 	records := map[string][]byte{
 		"s/c":     []byte("session, not mine"),
-		Key(7):    mk(Owed{ID: 7, Engine: "e", Debit: d, Attempted: true}),
-		Key(3):    mk(Owed{ID: 3, Engine: "e", Debit: d}),
+		Key(7):    mk(Owed{ID: 7, Owed: rating.Owed{Engine: "e", Debit: d}, Attempted: true}),
+		Key(3):    mk(Owed{ID: 3, Owed: rating.Owed{Engine: "e", Debit: d}}),
 		Key(9):    []byte("{not json"),
-		Key(10):   mk(Owed{ID: 11, Engine: "e", Debit: d}),
+		Key(10):   mk(Owed{ID: 11, Owed: rating.Owed{Engine: "e", Debit: d}}),
 		"d/short": []byte("{}"),
 	}
 	got := Restore(records, quiet())
@@ -460,7 +460,7 @@ func TestRestore(t *testing.T) {
 // FuzzDecode: a stored record never panics the restore, and what decodes
 // re-encodes to the same debit.
 func FuzzDecode(f *testing.F) {
-	f.Add(encode(Owed{ID: 1, Engine: "e", Debit: rating.Debit{CallID: "c", Force: true}, Attempted: true}))
+	f.Add(encode(Owed{ID: 1, Owed: rating.Owed{Engine: "e", Debit: rating.Debit{CallID: "c", Force: true}}, Attempted: true}))
 	f.Add([]byte(`{"id":2,"callid":"x","created":"bad"}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -499,8 +499,8 @@ func TestZeroReleaseOfUnknownCallNotForced(t *testing.T) {
 	e := newEngine() // knows nothing
 	r := start(t, t.TempDir(), e)
 	defer r.stop()
-	d := Owed{Engine: "e1", Debit: rating.Debit{CallID: "asked", From: "sip:a@x", To: "sip:b@x", Gateway: "10.0.0.1",
-		Application: "audio", Duration: 0}}
+	d := Owed{Owed: rating.Owed{Engine: "e1", Debit: rating.Debit{CallID: "asked", From: "sip:a@x", To: "sip:b@x", Gateway: "10.0.0.1",
+		Application: "audio", Duration: 0}}}
 	if err := r.spool.Owe(d).Wait(); err != nil {
 		t.Fatal(err)
 	}

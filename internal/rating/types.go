@@ -25,6 +25,13 @@ type Request struct {
 	Connected                              bool // re-ask at start: adds State=Connected
 }
 
+// Owed is a debit owed to an engine: what a call's end leaves to send.
+// The debit spool keeps it with its own bookkeeping (debit.Owed).
+type Owed struct {
+	Engine string
+	Debit  Debit
+}
+
 // Debit is a DebitBalance request.
 type Debit struct {
 	CallID, From, To, Gateway, Application string

@@ -124,6 +124,25 @@ func (m *Manager) Len() int {
 	return len(m.calls)
 }
 
+// Each calls f, outside the lock, for a copy of every session, copied in
+// chunks as Walk does but without waiting for the listing slot: the
+// journal's snapshot, which must not wait behind operators' listings. As
+// with Walk, a session added, changed or removed meanwhile may be seen in
+// either state or not at all: the snapshot is taken after the log's
+// rotation, so every such change is also in the log it replays on top.
+func (m *Manager) Each(f func(s *Session)) {
+	buf := make([]Session, 0, listChunk)
+	m.eachChunked(nil, func(s *Session) {
+		buf = append(buf, *s)
+		buf[len(buf)-1].timer = nil
+	}, func() {
+		for i := range buf {
+			f(&buf[i])
+		}
+		buf = buf[:0]
+	})
+}
+
 // acquireListing waits for the one listing slot, giving up when gone says
 // the asker went away meanwhile.
 func (m *Manager) acquireListing(gone func() bool) bool {

@@ -78,14 +78,13 @@ type Rater interface {
 }
 
 // Owed is a debit the manager owes the engine.
-type Owed struct {
-	Engine string
-	Debit  rating.Debit
-}
+type Owed = rating.Owed
 
 // Wait blocks until a journal write is durable and returns its error. A
 // non-zero by bounds the wait: once by passes, Wait returns an error whose
 // Timeout method says true, and the write still lands later, in order.
+// Not calling a Wait changes only what the caller learns: the write lands
+// all the same.
 type Wait func(by time.Time) error
 
 // late reports whether err is a Wait that gave up at its deadline.
@@ -99,7 +98,8 @@ func late(err error) bool {
 
 // Journal makes the table durable and owes debits. End removes a session
 // and records its debit (if any) in one atomic step, so a crash never
-// leaves both the session and its debit, nor neither.
+// leaves both the session and its debit, nor neither. Release is End for
+// a caller that does not wait for it.
 //
 // Asked records, before the engine is asked at init, that a MaxSessionTime
 // for s.CallID may be counted by s.Engine. Save, End and Settle each clear
@@ -117,6 +117,7 @@ type Journal interface {
 	Asked(s *Session) Wait
 	Save(s *Session) Wait
 	End(callID string, debit *Owed) Wait
+	Release(callID string, debit *Owed)
 	EndWithBye(callID string, debit *Owed, bye sipdialog.Target) (Wait, sipdialog.Target)
 	EndAtAnswer(callID string, debit *Owed, s *Session) Wait
 	DropAtAnswer(callID string)
@@ -222,7 +223,7 @@ func (m *Manager) Init(r *InitRequest, received time.Time) Reply {
 				carriedEngine = old.Engine
 			}
 		}
-		m.journal.End(old.CallID, debit)
+		m.journal.Release(old.CallID, debit)
 		log.Info("init again for a call being set up", "debit_old", debit != nil)
 	}
 	if callLimit > 0 && len(m.parties[party]) >= callLimit {
@@ -386,7 +387,7 @@ func (m *Manager) release(engine, party string, r *InitRequest, app string) {
 	if engine == "" {
 		return
 	}
-	m.journal.End(r.CallID, &Owed{Engine: engine, Debit: rating.Debit{CallID: r.CallID, From: party, To: r.RURI,
+	m.journal.Release(r.CallID, &Owed{Engine: engine, Debit: rating.Debit{CallID: r.CallID, From: party, To: r.RURI,
 		Gateway: r.SourceIP, Application: app, Duration: 0}})
 }
 
@@ -853,7 +854,7 @@ func (m *Manager) ReleaseAsked(asked []*Session) {
 			m.journal.Settle(a.CallID)
 			continue
 		}
-		m.journal.End(a.CallID, m.owed(a, 0))
+		m.journal.Release(a.CallID, m.owed(a, 0))
 		released++
 	}
 	if released > 0 {
@@ -873,19 +874,6 @@ func (m *Manager) Shutdown() {
 		if s.timer != nil {
 			s.timer.Stop()
 		}
-	}
-}
-
-// Each calls f for a copy of every session, under the lock: f must be
-// quick, and the caller must need one consistent view of the whole table
-// (a snapshot); listings use Walk.
-func (m *Manager) Each(f func(s *Session)) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, s := range m.calls {
-		c := *s
-		c.timer = nil
-		f(&c)
 	}
 }
 

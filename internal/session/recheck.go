@@ -198,10 +198,10 @@ func (m *Manager) runProbe(p probe) {
 	case err != nil:
 		// Its fate is unknown: the engine may count it. Release it.
 		log.Warn("re-ask failed; the party's calls keep their limits", "party", p.party, "engine", p.engine, "err", err)
-		m.journal.End(id, release)
+		m.journal.Release(id, release)
 	case mt.Kind == rating.Limited:
 		// The release's reply carries the shared end (Debited).
-		m.journal.End(id, release)
+		m.journal.Release(id, release)
 		if mt.Seconds == 0 {
 			// The engine counts the probe as one more session, so 0 means
 			// the account's calls have under about 2 s left, not none: end

@@ -31,26 +31,24 @@ func (r *countingRater) MaxSessionTime(_ context.Context, _ string, q rating.Req
 	return rating.MaxTime{Kind: rating.Limited, Seconds: 3600, Prepaid: true}, nil
 }
 
-// releaseJournal answers each probe's release as the engine would for a
-// party with an hour left, and counts the releases.
-type releaseJournal struct {
-	*sessiontest.Journal
-	m        *session.Manager
-	releases atomic.Int64
-	wg       sync.WaitGroup
+// releases answers each probe's release as the engine would for a party
+// with an hour left, and counts the releases: the journal's OnDebit.
+type releases struct {
+	m     *session.Manager
+	count atomic.Int64
+	wg    sync.WaitGroup
 }
 
-func (j *releaseJournal) End(callID string, o *session.Owed) session.Wait {
-	w := j.Journal.End(callID, o)
-	if o != nil && o.Debit.Duration == 0 {
-		j.releases.Add(1)
-		j.wg.Add(1)
-		go func() {
-			defer j.wg.Done()
-			j.m.Debited(*o, rating.DebitReply{OK: true, MaxSessionTime: 3600})
-		}()
+func (r *releases) owed(o session.Owed) {
+	if o.Debit.Duration != 0 {
+		return
 	}
-	return w
+	r.count.Add(1)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.m.Debited(o, rating.DebitReply{OK: true, MaxSessionTime: 3600})
+	}()
 }
 
 // TestRecheckEngineLoad measures, on the fake clock, the requests the
@@ -69,11 +67,13 @@ func TestRecheckEngineLoad(t *testing.T) {
 			defer func() { t.Logf("wall time, calls set up and 5 minutes of re-asks simulated: %v", time.Since(wall)) }()
 			synctest.Test(t, func(t *testing.T) {
 				r := &countingRater{}
-				j := &releaseJournal{Journal: sessiontest.NewJournal()}
+				rel := &releases{}
+				j := sessiontest.NewJournal()
+				j.OnDebit = rel.owed
 				m := session.NewManager(session.Limits{Limit: session.NoLimit, PrepaidLimit: session.NoLimit,
 					SetupTime: 90 * time.Second, StaleTimeout: 24 * time.Hour, ProxyTimeout: 500 * time.Millisecond,
 					RecheckInterval: interval}, r, &dialogtest.Ender[dialog.Target]{}, j, slog.New(slog.DiscardHandler))
-				j.m = m
+				rel.m = m
 				// Calls answered over one interval, as traffic does.
 				for i := range n {
 					id := fmt.Sprintf("load-%d", i)
@@ -85,10 +85,10 @@ func TestRecheckEngineLoad(t *testing.T) {
 					time.Sleep(interval / time.Duration(n))
 				}
 				const window = 5 * time.Minute
-				p0, r0 := r.probes.Load(), j.releases.Load()
+				p0, r0 := r.probes.Load(), rel.count.Load()
 				time.Sleep(window)
 				synctest.Wait()
-				probes, releases := r.probes.Load()-p0, j.releases.Load()-r0
+				probes, releases := r.probes.Load()-p0, rel.count.Load()-r0
 				perSec := float64(probes+releases) / window.Seconds()
 				// Steps are the interval less up to a tenth (jitter).
 				lo, hi := 2*float64(n)/interval.Seconds(), 2*float64(n)/(0.9*interval.Seconds())
@@ -98,7 +98,7 @@ func TestRecheckEngineLoad(t *testing.T) {
 					t.Errorf("%.1f engine requests/s, want %.1f to %.1f", perSec, lo, hi)
 				}
 				m.Shutdown()
-				j.wg.Wait()
+				rel.wg.Wait()
 			})
 		})
 	}

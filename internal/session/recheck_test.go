@@ -60,42 +60,24 @@ func (r *engineRater) MaxSessionTime(ctx context.Context, _ string, q rating.Req
 	return rating.ParseMaxSessionTime(reply)
 }
 
-// spoolJournal is sessiontest's journal whose debits are delivered to the
-// engine at once, in the background, the reply told to the manager: the
-// daemon's debit spool in short.
-type spoolJournal struct {
-	*sessiontest.Journal
+// spool delivers each debit owed to the engine at once, in the
+// background, the reply told to the manager: the daemon's debit spool in
+// short, as sessiontest.Journal's OnDebit.
+type spool struct {
 	e  *ratingtest.Engine
 	m  *session.Manager
 	wg *sync.WaitGroup
 }
 
-func (j *spoolJournal) End(callID string, o *session.Owed) session.Wait {
-	w := j.Journal.End(callID, o)
-	j.deliver(o)
-	return w
-}
-
-// EndWithBye is End for calls the daemon cuts: their debits are delivered
-// the same way.
-func (j *spoolJournal) EndWithBye(callID string, o *session.Owed, t dialog.Target) (session.Wait, dialog.Target) {
-	w, t := j.Journal.EndWithBye(callID, o, t)
-	j.deliver(o)
-	return w, t
-}
-
-func (j *spoolJournal) deliver(o *session.Owed) {
-	if o == nil {
-		return
-	}
+func (s *spool) deliver(o session.Owed) {
 	d := o.Debit
-	j.wg.Add(1)
+	s.wg.Add(1)
 	go func() {
-		defer j.wg.Done()
-		reply := j.e.Handle(fmt.Sprintf("DebitBalance CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
+		defer s.wg.Done()
+		reply := s.e.Handle(fmt.Sprintf("DebitBalance CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
 			d.CallID, d.From, d.To, d.Gateway, d.Duration, d.Application))
 		if dr, err := rating.ParseDebit(reply); err == nil {
-			j.m.Debited(*o, dr)
+			s.m.Debited(o, dr)
 		}
 	}()
 }
@@ -126,11 +108,13 @@ type daemon struct {
 
 func newDaemon(e *ratingtest.Engine, interval time.Duration, cuts *cutRecorder, wg *sync.WaitGroup) daemon {
 	r := &engineRater{e: e}
-	j := &spoolJournal{Journal: sessiontest.NewJournal(), e: e, wg: wg}
+	sp := &spool{e: e, wg: wg}
+	j := sessiontest.NewJournal()
+	j.OnDebit = sp.deliver
 	m := session.NewManager(session.Limits{Limit: session.NoLimit, PrepaidLimit: session.NoLimit,
 		SetupTime: 90 * time.Second, StaleTimeout: 24 * time.Hour, ProxyTimeout: 500 * time.Millisecond,
 		RecheckInterval: interval}, r, cuts, j, slog.New(slog.DiscardHandler))
-	j.m = m
+	sp.m = m
 	return daemon{m: m, rater: r}
 }
 

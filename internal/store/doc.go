@@ -11,15 +11,21 @@
 //	snapshot              the live set at the last Compact, written atomically
 //	wal-<seq hex>.log     write-ahead segments, replayed in order on top
 //
-// Every batch of ops given to one Apply is one frame
+// Every batch of ops given to one Apply (or Stage) is one frame
 // (length, CRC32C over length and payload, payload), so after a crash a batch
-// is either entirely there or entirely absent. Concurrent Apply calls are
-// grouped by one writer goroutine into one write() and one fsync()
-// (group commit); Commit.Wait returns once the batch is durable. With
-// Options.NoSync the batch is copied into a shared mapping of the segment
-// instead, and Wait returns once it is there (in the page cache: kill -9
-// loses nothing); Options.FlushEvery adds a background flusher that makes
-// it durable within that interval (flush.go), Log.Flush at once.
+// is either entirely there or entirely absent. Batches are queued in call
+// order and written by one writer at a time, in that order. With fsync
+// (the default Options) the writer goroutine writes them all: concurrent
+// batches are grouped into one write() and one fsync() (group commit), and
+// Commit.Wait returns once the batch is durable. With Options.NoSync the
+// batch is copied into a shared mapping of the segment instead, and Wait
+// returns once it is there (in the page cache: kill -9 loses nothing); a
+// caller in Wait copies what is queued itself when no one else is writing
+// (sparing the hand-off to the writer goroutine), the writer goroutine
+// copies the rest: Apply wakes it, and a staged batch nobody waits for is
+// taken within StagedWriteWithin. Options.FlushEvery adds a background
+// flusher that makes what was copied durable within that interval
+// (flush.go), Log.Flush at once.
 //
 // Replay stops at a torn or corrupt frame in a segment (kept: everything
 // before it) and goes on with the next segment; a damaged snapshot keeps the

@@ -113,3 +113,63 @@ func kill9Child(dir, mode string) {
 	}
 	wg.Wait()
 }
+
+// TestStagedWithoutWaiterSurvivesKill9: a batch staged and never waited
+// for, with nothing applied after it, is written all the same (with
+// NoSync a staged batch is left to its waiter; here there is none), so
+// it survives a kill -9, in each NoSync setting.
+func TestStagedWithoutWaiterSurvivesKill9(t *testing.T) {
+	if dir := os.Getenv("STORE_STAGED_CHILD"); dir != "" {
+		stagedChild(dir, os.Getenv("STORE_STAGED_MODE"))
+		return
+	}
+	for _, mode := range []string{"no", "interval"} {
+		dir := t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestStagedWithoutWaiterSurvivesKill9$")
+		cmd.Env = append(os.Environ(), "STORE_STAGED_CHILD="+dir, "STORE_STAGED_MODE="+mode)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		cmd.Process.Kill()
+		cmd.Wait()
+		if line != "written\n" {
+			t.Fatalf("%s: the child says %q", mode, line)
+		}
+		l, live, err := Open(dir, Options{}, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(live["staged"]) != "v" {
+			t.Fatalf("%s: the staged batch nobody waited for was lost", mode)
+		}
+		l.Close()
+	}
+}
+
+// stagedChild stages one batch, never waits for it, and says "written"
+// once the log has written it (or gives up after a long while).
+func stagedChild(dir, mode string) {
+	opts := Options{NoSync: true}
+	if mode == "interval" {
+		opts.FlushEvery = 20 * time.Millisecond
+	}
+	l, _, err := Open(dir, opts, quiet())
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(1)
+	}
+	l.Stage(Put("staged", []byte("v")))
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if l.Stats().Batches == 1 {
+			fmt.Println("written")
+			select {} // until killed
+		}
+	}
+	fmt.Println("never written")
+	os.Exit(1)
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -209,6 +210,11 @@ type Log struct {
 	wake chan struct{}
 	rot  chan rotReq
 	done chan struct{}
+	// With NoSync, a staged batch arms staged (unless armed already), so
+	// the writer goroutine writes what nobody waited for within
+	// StagedWriteWithin.
+	staged      *time.Timer
+	stagedArmed atomic.Bool
 
 	// wmu is held by whoever writes groups or rotates: the writer
 	// goroutine, or with NoSync an Apply caller writing inline.
@@ -294,6 +300,10 @@ func Open(dir string, opts Options, log *slog.Logger) (*Log, map[string][]byte, 
 		rot:  make(chan rotReq),
 		done: make(chan struct{}),
 		nop:  failedCommit(nil),
+	}
+	if opts.NoSync {
+		l.staged = time.NewTimer(time.Hour)
+		l.staged.Stop()
 	}
 	if l.flushing() {
 		l.flushKick = make(chan struct{}, 1)
@@ -648,17 +658,26 @@ func (l *Log) Apply(ops ...Op) *Commit {
 	return c
 }
 
-// Stage is Apply for a caller that will Wait on the commit: the writer
-// goroutine is not woken for it. With NoSync the waiter usually writes the
-// batch itself, which spares the proxy's path two thread wake-ups. A
-// staged batch nobody waits for is written only with later batches.
+// Stage is Apply for a caller that will usually Wait on the commit: with
+// NoSync the writer goroutine is not woken for it, as the waiter writes
+// the batch itself, which spares the proxy's path two thread wake-ups. A
+// staged batch nobody waits for is written all the same: by the writer
+// goroutine within StagedWriteWithin, if no Wait or Apply took it first.
 func (l *Log) Stage(ops ...Op) *Commit {
 	c := l.enqueue(ops)
 	if !l.opts.NoSync {
 		l.wakeWriter()
+	} else if l.stagedArmed.CompareAndSwap(false, true) {
+		l.staged.Reset(StagedWriteWithin)
 	}
 	return c
 }
+
+// StagedWriteWithin bounds how long, with NoSync, a staged batch nobody
+// waits for stays queued: short next to a reply's deadline, long enough
+// that on a busy proxy path the writer goroutine wakes for it rarely (at
+// most once per StagedWriteWithin), usually to find the queue empty.
+const StagedWriteWithin = 5 * time.Millisecond
 
 func (l *Log) wakeWriter() {
 	select {
@@ -737,6 +756,10 @@ func (l *Log) run() {
 	for {
 		select {
 		case <-l.wake:
+		case <-l.stagedC():
+			// Disarm before draining: a batch staged from here on arms
+			// the timer again; one staged before is in the queue below.
+			l.stagedArmed.Store(false)
 		case r := <-l.rot:
 			l.rotateLocked(r)
 			continue
@@ -761,6 +784,14 @@ func (l *Log) run() {
 			}
 		}
 	}
+}
+
+// stagedC is the staged timer's channel; nil (never ready) without NoSync.
+func (l *Log) stagedC() <-chan time.Time {
+	if l.staged == nil {
+		return nil
+	}
+	return l.staged.C
 }
 
 func (l *Log) rotate() rotResult {
@@ -854,6 +885,9 @@ func (l *Log) Close() error {
 	default:
 	}
 	<-l.done
+	if l.staged != nil {
+		l.staged.Stop()
+	}
 	if l.flushing() { // the rest is flushed below
 		close(l.flushStop)
 		<-l.flushDone

@@ -1,4 +1,4 @@
-package daemon
+package journal
 
 import (
 	"encoding/binary"
@@ -23,42 +23,42 @@ const dialogEndPrefix = "e/"
 
 func dialogEndKey(ref uint64) string { return dialogEndPrefix + strconv.FormatUint(ref, 16) }
 
-// pendingEnd is one unconfirmed request to end a dialog.
-type pendingEnd struct {
-	t     dialog.Target
-	since time.Time // when the call was ended
+// PendingEnd is one unconfirmed request to end a dialog.
+type PendingEnd struct {
+	Target dialog.Target
+	Since  time.Time // when the call was ended
 }
 
-// dialogEnds is the table of unconfirmed dialog ends, mirroring their
+// DialogEnds is the table of unconfirmed dialog ends, mirroring their
 // records in the state log (for snapshots, stats and operators).
 //
 // Its lock is taken on the call-end path (under the session lock), so
 // nothing here walks every pending end: order keeps the references in
 // the order they were made (oldest first), trimmed as the oldest settle.
-type dialogEnds struct {
+type DialogEnds struct {
 	mu      sync.Mutex
 	next    uint64
-	byRef   map[uint64]pendingEnd
+	byRef   map[uint64]PendingEnd
 	byCall  map[string]uint64                // the latest pending end of each Call-ID
 	order   []uint64                         // references, oldest first; settled ones are skipped
 	watches map[string][]chan dialog.Outcome // by Call-ID: terminate waits for the proxy's word
 }
 
-func newDialogEnds() *dialogEnds {
-	return &dialogEnds{byRef: make(map[uint64]pendingEnd), byCall: make(map[string]uint64),
+func newDialogEnds() *DialogEnds {
+	return &DialogEnds{byRef: make(map[uint64]PendingEnd), byCall: make(map[string]uint64),
 		watches: make(map[string][]chan dialog.Outcome)}
 }
 
 // insertLocked registers p under ref, which is larger than every earlier one.
-func (e *dialogEnds) insertLocked(ref uint64, p pendingEnd) {
+func (e *DialogEnds) insertLocked(ref uint64, p PendingEnd) {
 	e.byRef[ref] = p
-	e.byCall[p.t.CallID] = ref
+	e.byCall[p.Target.CallID] = ref
 	e.order = append(e.order, ref)
 }
 
 // trimLocked drops settled references from the front of order, and
 // rebuilds it when settled ones behind a long-pending end pile up.
-func (e *dialogEnds) trimLocked() {
+func (e *DialogEnds) trimLocked() {
 	i := 0
 	for i < len(e.order) {
 		if _, ok := e.byRef[e.order[i]]; ok {
@@ -83,25 +83,25 @@ func (e *dialogEnds) trimLocked() {
 
 const dialogEndVersion = 1
 
-func encodeDialogEnd(p pendingEnd) []byte {
-	b := make([]byte, 0, 32+len(p.t.CallID))
+func encodeDialogEnd(p PendingEnd) []byte {
+	b := make([]byte, 0, 32+len(p.Target.CallID))
 	b = append(b, dialogEndVersion)
-	b = binary.AppendUvarint(b, uint64(len(p.t.CallID)))
-	b = append(b, p.t.CallID...)
-	b = binary.AppendUvarint(b, uint64(p.t.Dialog.Entry))
-	b = binary.AppendUvarint(b, uint64(p.t.Dialog.ID))
+	b = binary.AppendUvarint(b, uint64(len(p.Target.CallID)))
+	b = append(b, p.Target.CallID...)
+	b = binary.AppendUvarint(b, uint64(p.Target.Dialog.Entry))
+	b = binary.AppendUvarint(b, uint64(p.Target.Dialog.ID))
 	var flags byte
-	if p.t.NoID {
+	if p.Target.NoID {
 		flags |= 1
 	}
 	b = append(b, flags)
-	return binary.AppendVarint(b, p.since.UnixNano())
+	return binary.AppendVarint(b, p.Since.UnixNano())
 }
 
 var errDialogEndRecord = errors.New("dialog end record: corrupt")
 
-func decodeDialogEnd(b []byte) (pendingEnd, error) {
-	var p pendingEnd
+func decodeDialogEnd(b []byte) (PendingEnd, error) {
+	var p PendingEnd
 	if len(b) == 0 || b[0] != dialogEndVersion {
 		return p, errDialogEndRecord
 	}
@@ -110,7 +110,7 @@ func decodeDialogEnd(b []byte) (pendingEnd, error) {
 	if k <= 0 || n > uint64(len(b)-k) {
 		return p, errDialogEndRecord
 	}
-	p.t.CallID = string(b[k : k+int(n)])
+	p.Target.CallID = string(b[k : k+int(n)])
 	b = b[k+int(n):]
 	var v [2]uint64
 	for i := range v {
@@ -120,22 +120,22 @@ func decodeDialogEnd(b []byte) (pendingEnd, error) {
 		}
 		b = b[k:]
 	}
-	p.t.Dialog = dialog.ID{Entry: uint32(v[0]), ID: uint32(v[1])}
+	p.Target.Dialog = dialog.ID{Entry: uint32(v[0]), ID: uint32(v[1])}
 	if len(b) == 0 {
 		return p, errDialogEndRecord
 	}
-	p.t.NoID = b[0]&1 != 0
+	p.Target.NoID = b[0]&1 != 0
 	since, k := binary.Varint(b[1:])
-	if k <= 0 || p.t.CallID == "" {
+	if k <= 0 || p.Target.CallID == "" {
 		return p, errDialogEndRecord
 	}
-	p.since = time.Unix(0, since)
+	p.Since = time.Unix(0, since)
 	return p, nil
 }
 
 // restoreDialogEnds reads the records found at start; they are sent again
 // once the daemon runs.
-func restoreDialogEnds(restored map[string][]byte, log *slog.Logger) *dialogEnds {
+func restoreDialogEnds(restored map[string][]byte, log *slog.Logger) *DialogEnds {
 	e := newDialogEnds()
 	bad := 0
 	for k, v := range restored {
@@ -149,7 +149,7 @@ func restoreDialogEnds(restored map[string][]byte, log *slog.Logger) *dialogEnds
 			bad++
 			continue
 		}
-		p.t.Ref = ref
+		p.Target.Ref = ref
 		e.byRef[ref] = p
 		e.next = max(e.next, ref)
 	}
@@ -169,19 +169,19 @@ func restoreDialogEnds(restored map[string][]byte, log *slog.Logger) *dialogEnds
 
 // add registers t (before its record is staged, so a snapshot taken in
 // between has it) and returns it with its reference and record.
-func (e *dialogEnds) add(t dialog.Target, now time.Time) (dialog.Target, store.Op) {
+func (e *DialogEnds) add(t dialog.Target, now time.Time) (dialog.Target, store.Op) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.next++
 	t.Ref = e.next
-	p := pendingEnd{t: t, since: now}
+	p := PendingEnd{Target: t, Since: now}
 	e.insertLocked(t.Ref, p)
 	return t, store.Put(dialogEndKey(t.Ref), encodeDialogEnd(p))
 }
 
 // done forgets t (before its record's deletion is applied) and tells
 // whoever watches its call.
-func (e *dialogEnds) done(t dialog.Target, o dialog.Outcome) bool {
+func (e *DialogEnds) done(t dialog.Target, o dialog.Outcome) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.byRef[t.Ref]; !ok {
@@ -201,9 +201,9 @@ func (e *dialogEnds) done(t dialog.Target, o dialog.Outcome) bool {
 	return true
 }
 
-// watch returns a channel told the outcome of the next end of callID
+// Watch returns a channel told the outcome of the next end of callID
 // that settles; stop with unwatch.
-func (e *dialogEnds) watch(callID string) chan dialog.Outcome {
+func (e *DialogEnds) Watch(callID string) chan dialog.Outcome {
 	ch := make(chan dialog.Outcome, 1)
 	e.mu.Lock()
 	e.watches[callID] = append(e.watches[callID], ch)
@@ -211,7 +211,7 @@ func (e *dialogEnds) watch(callID string) chan dialog.Outcome {
 	return ch
 }
 
-func (e *dialogEnds) unwatch(callID string, ch chan dialog.Outcome) {
+func (e *DialogEnds) Unwatch(callID string, ch chan dialog.Outcome) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	list := e.watches[callID]
@@ -228,14 +228,14 @@ func (e *dialogEnds) unwatch(callID string, ch chan dialog.Outcome) {
 	}
 }
 
-// oldest lists up to n pending ends (all for n < 0), oldest first.
-func (e *dialogEnds) oldest(n int) []pendingEnd {
+// Oldest lists up to n pending ends (all for n < 0), oldest first.
+func (e *DialogEnds) Oldest(n int) []PendingEnd {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if n < 0 || n > len(e.byRef) {
 		n = len(e.byRef)
 	}
-	out := make([]pendingEnd, 0, n)
+	out := make([]PendingEnd, 0, n)
 	for _, ref := range e.order {
 		if len(out) == n {
 			break
@@ -247,28 +247,28 @@ func (e *dialogEnds) oldest(n int) []pendingEnd {
 	return out
 }
 
-// summary counts the pending ends and says when the oldest was made.
-func (e *dialogEnds) summary() (n int, oldest time.Time) {
+// Summary counts the pending ends and says when the oldest was made.
+func (e *DialogEnds) Summary() (n int, oldest time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if len(e.order) > 0 {
-		oldest = e.byRef[e.order[0]].since // trimLocked keeps the front live
+		oldest = e.byRef[e.order[0]].Since // trimLocked keeps the front live
 	}
 	return len(e.byRef), oldest
 }
 
-// byCallID finds the pending end of callID, if any.
-func (e *dialogEnds) byCallID(callID string) (pendingEnd, bool) {
+// ByCallID finds the pending end of callID, if any.
+func (e *DialogEnds) ByCallID(callID string) (PendingEnd, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ref, ok := e.byCall[callID]
 	if !ok {
-		return pendingEnd{}, false
+		return PendingEnd{}, false
 	}
 	return e.byRef[ref], true
 }
 
-func (e *dialogEnds) dump(put func(string, []byte)) {
+func (e *DialogEnds) dump(put func(string, []byte)) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for ref, p := range e.byRef {
@@ -278,34 +278,37 @@ func (e *dialogEnds) dump(put func(string, []byte)) {
 
 // EndWithBye implements session.Journal: the session's removal, its debit
 // and the request to end its dialog in one batch.
-func (s *state) EndWithBye(callID string, owed *session.Owed, bye dialog.Target) (session.Wait, dialog.Target) {
-	bye, put := s.ends.add(bye, time.Now())
-	return s.end(callID, owed, put), bye
+func (j *Journal) EndWithBye(callID string, owed *session.Owed, bye dialog.Target) (session.Wait, dialog.Target) {
+	bye, put := j.ends.add(bye, time.Now())
+	return j.end(callID, owed, put), bye
 }
 
-// dialogEnded is the dialog client's word on a request: confirmed, gone,
+// DialogEnded is the dialog client's word on a request: confirmed, gone,
 // or impossible. The record goes; a request unknown here (sent again
 // after a restart that also ended the call anew) changes nothing.
-func (s *state) dialogEnded(t dialog.Target, o dialog.Outcome) {
-	if s.ends.done(t, o) {
-		s.log.Apply(store.Delete(dialogEndKey(t.Ref)))
+func (j *Journal) DialogEnded(t dialog.Target, o dialog.Outcome) {
+	if j.ends.done(t, o) {
+		j.log.Apply(store.Delete(dialogEndKey(t.Ref)))
 	}
 }
 
-// resendDialogEnds hands the ends recorded before the restart to the
+// DialogEnds is the table of the dialog ends the proxy has not confirmed.
+func (j *Journal) DialogEnds() *DialogEnds { return j.ends }
+
+// ResendDialogEnds hands the ends recorded before the restart to the
 // dialog client.
-func (s *state) resendDialogEnds(c dialog.Ender, log *slog.Logger) {
-	pending := s.ends.oldest(-1)
+func (j *Journal) ResendDialogEnds(c dialog.Ender, log *slog.Logger) {
+	pending := j.ends.Oldest(-1)
 	if len(pending) == 0 {
 		return
 	}
 	log.Info("dialog end requests not confirmed before the restart: sending them again", "count", len(pending),
-		"oldest", time.Since(pending[0].since).Round(time.Second).String())
+		"oldest", time.Since(pending[0].Since).Round(time.Second).String())
 	for _, p := range pending {
-		c.End(p.t)
+		c.End(p.Target)
 	}
 }
 
-func (p pendingEnd) String() string {
-	return fmt.Sprintf("%s (%s)", p.t.CallID, p.t.Dialog)
+func (p PendingEnd) String() string {
+	return fmt.Sprintf("%s (%s)", p.Target.CallID, p.Target.Dialog)
 }
