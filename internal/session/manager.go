@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/budget"
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/rating"
 )
@@ -372,14 +373,10 @@ func (m *Manager) release(engine, party string, r *InitRequest, app string) {
 		Gateway: r.SourceIP, Application: app, Duration: 0}})
 }
 
-// answerBy is the moment the proxy's answer must be on its way: its timeout
-// less a margin for scheduling and the write.
+// answerBy is the moment the proxy's answer must be on its way, as the
+// proxy's time budget says.
 func answerBy(received time.Time, proxyTimeout time.Duration) time.Time {
-	margin := proxyTimeout / 5
-	if margin > 100*time.Millisecond {
-		margin = 100 * time.Millisecond
-	}
-	return received.Add(proxyTimeout - margin)
+	return budget.Of(proxyTimeout).AnswerBy(received)
 }
 
 // Start records that the call was answered and starts its clock. A
