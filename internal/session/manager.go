@@ -217,7 +217,7 @@ const (
 	abandonCall
 )
 
-func answer(reply string) initDecision { return initDecision{reply: reply} }
+func answer(reply string) initDecision { return initDecision{reply: reply, cleanup: keep} }
 
 func letGoOf(reply, engine string) initDecision {
 	return initDecision{reply: reply, cleanup: letGo, engine: engine}
