@@ -32,7 +32,7 @@ func TestInitCleanup(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(60))
 			r := initReq("c1", "alice", "true")
-			c := initCall{r: r, party: party, app: "audio", asked: tt.asked}
+			c := initCall{party: party, app: "audio", asked: tt.asked}
 			if tt.tracked {
 				if got := f.m.Init(r, f.m.now()); got != ReplyLimited {
 					t.Fatalf("init = %q", got)
@@ -46,7 +46,7 @@ func TestInitCleanup(t *testing.T) {
 			}
 			before := len(f.j.owed())
 
-			f.m.cleanUp(&c, tt.d)
+			f.m.cleanUp(&c, r, tt.d)
 
 			owed := f.j.owed()[before:]
 			switch {

@@ -154,32 +154,37 @@ type InitRequest struct {
 // Init decides whether a call may proceed and for how long. It answers
 // before received plus the proxy's timeout, whatever the engine does.
 //
-// It runs in phases: admit (the request and the table), rate (the
-// engine), track (into the table) and persist (the state log). The first
+// It runs in phases: read (the request), admit (against the table), rate
+// (the engine), track (into the table) and persist (the state log). The first
 // phase that decides the answer ends the init, and one cleanup, keyed on
 // that decision, undoes what the earlier phases set up.
 func (m *Manager) Init(r *InitRequest, received time.Time) string {
-	c := initCall{r: r, received: received, lim: m.Limits(), log: newCallLog(m.log, r.CallID)}
-	d := m.admit(&c)
+	c := initCall{received: received, lim: m.Limits()}
+	// Neither r nor the log is in initCall, and the log is extended here,
+	// not in a phase: either would escape, an allocation per call.
+	log := newCallLog(m.log, r.CallID)
+	d := m.read(&c, r, log)
 	if !d.decided() {
-		d = m.rate(&c)
+		log = log.with(slog.String("party", c.party), slog.String("to", r.RURI))
+		d = m.admit(&c, r, log)
 	}
 	if !d.decided() {
-		d = m.track(&c)
+		d = m.rate(&c, r, log)
 	}
 	if !d.decided() {
-		d = m.persist(&c)
+		d = m.track(&c, log)
 	}
-	m.cleanUp(&c, d)
+	if !d.decided() {
+		d = m.persist(&c, log)
+	}
+	m.cleanUp(&c, r, d)
 	return d.reply
 }
 
 // initCall is what an init has learnt and set up so far.
 type initCall struct {
-	r        *InitRequest
 	received time.Time
 	lim      Limits
-	log      callLog
 
 	party, token, app string
 	callLimit         int
@@ -224,40 +229,35 @@ func letGoOf(reply, engine string) initDecision {
 }
 
 // cleanUp undoes, for the decision d, what the phases of an init set up.
-func (m *Manager) cleanUp(c *initCall, d initDecision) {
+func (m *Manager) cleanUp(c *initCall, r *InitRequest, d initDecision) {
 	switch d.cleanup {
 	case letGo:
 		if d.engine == "" {
 			if c.asked {
-				m.journal.Settle(c.r.CallID)
+				m.journal.Settle(r.CallID)
 			}
 			return
 		}
-		m.journal.End(c.r.CallID, &Owed{Engine: d.engine, Debit: rating.Debit{CallID: c.r.CallID, From: c.party,
-			To: c.r.RURI, Gateway: c.r.SourceIP, Application: c.app, Duration: 0}})
+		m.journal.End(r.CallID, &Owed{Engine: d.engine, Debit: rating.Debit{CallID: r.CallID, From: c.party,
+			To: r.RURI, Gateway: r.SourceIP, Application: c.app, Duration: 0}})
 	case abandonCall:
 		m.abandon(c.s)
 	}
 }
 
-// admit checks the request and the table: a request without a Call-ID or
-// a billing party, a duplicated Call-ID and a party at its call limit
-// are answered here. A call set up again (serial fork) replaces its old
-// session; what the engine counts for it is carried over when the call
-// goes to the same destination, released otherwise.
-func (m *Manager) admit(c *initCall) initDecision {
-	r := c.r
+// read checks the request: without a Call-ID or a billing party it is
+// answered Error.
+func (m *Manager) read(c *initCall, r *InitRequest, log callLog) initDecision {
 	if r.CallID == "" {
-		c.log.Warn("init refused: no callid")
+		log.Warn("init refused: no callid")
 		return answer(ReplyError)
 	}
 	party, err := BillingParty(r.From, r.Diverter)
 	if err != nil {
-		c.log.Warn("init refused: no billing party", "from", r.From, "diverter", r.Diverter)
+		log.Warn("init refused: no billing party", "from", r.From, "diverter", r.Diverter)
 		return answer(ReplyError)
 	}
 	c.party = party
-	c.log = c.log.with(slog.String("party", party), slog.String("to", r.RURI))
 	if r.CallLimit != "" && r.CallLimit != "None" { // spares Atoi's error, an allocation, on every call
 		c.callLimit, _ = strconv.Atoi(r.CallLimit)
 	}
@@ -269,7 +269,15 @@ func (m *Manager) admit(c *initCall) initDecision {
 	if c.app == "" {
 		c.app = "audio"
 	}
+	return initDecision{}
+}
 
+// admit checks the table: a duplicated Call-ID and a party at its call
+// limit are answered here. A call set up again (serial fork) replaces its
+// old session; what the engine counts for it is carried over when the
+// call goes to the same destination, released otherwise.
+func (m *Manager) admit(c *initCall, r *InitRequest, log callLog) initDecision {
+	party := c.party
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -278,7 +286,7 @@ func (m *Manager) admit(c *initCall) initDecision {
 	if old := m.calls[r.CallID]; old != nil {
 		if old.Token != c.token || old.InProgress() {
 			m.mu.Unlock()
-			c.log.Info("init refused: duplicated callid", "token", c.token, "known_token", old.Token, "known_state", old.State())
+			log.Info("init refused: duplicated callid", "token", c.token, "known_token", old.Token, "known_state", old.State())
 			return answer(ReplyDuplicatedCallID)
 		}
 		// The same call set up again (serial fork): start over. If the
@@ -293,11 +301,11 @@ func (m *Manager) admit(c *initCall) initDecision {
 			}
 		}
 		m.journal.End(old.CallID, debit)
-		c.log.Info("init again for a call being set up", "debit_old", debit != nil)
+		log.Info("init again for a call being set up", "debit_old", debit != nil)
 	}
 	if c.callLimit > 0 && len(m.parties[party]) >= c.callLimit {
 		m.mu.Unlock()
-		c.log.Info("init refused: call limit reached", "call_limit", c.callLimit)
+		log.Info("init refused: call limit reached", "call_limit", c.callLimit)
 		return letGoOf(ReplyCallLimitReached, c.carried)
 	}
 	m.mu.Unlock()
@@ -312,13 +320,13 @@ func (m *Manager) admit(c *initCall) initDecision {
 // the caller is postpaid or there is no engine, and sets the session's
 // limit from the answer. A call the engine cannot rate, a locked account
 // and one without credit are answered here.
-func (m *Manager) rate(c *initCall) initDecision {
-	r, s := c.r, c.s
+func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
+	s := c.s
 	if m.rater == nil {
 		if strings.EqualFold(r.Prepaid, "true") {
 			// Fail closed: the proxy says the caller pays as they go, and
 			// nothing here can tell how long they may talk.
-			m.refuseUnrated(c.log, "", errNoEngine)
+			m.refuseUnrated(log, "", errNoEngine)
 			return letGoOf(ReplyError, c.carried)
 		}
 		return initDecision{}
@@ -352,7 +360,7 @@ func (m *Manager) rate(c *initCall) initDecision {
 	// which decides the answer.
 	m.waitLogged(asked, r.CallID, by)
 	if err != nil {
-		m.refuseUnrated(c.log, engine, err)
+		m.refuseUnrated(log, engine, err)
 		if errors.Is(err, rating.ErrNotSent) {
 			// The engine never saw it: nothing to release but what an
 			// earlier init of this call left (carried over).
@@ -365,7 +373,7 @@ func (m *Manager) rate(c *initCall) initDecision {
 	s.Owed = c.carried != ""
 	switch {
 	case mt.Kind == rating.Locked:
-		c.log.Info("init refused: account locked", "engine", engine)
+		log.Info("init refused: account locked", "engine", engine)
 		return letGoOf(ReplyLocked, c.carried)
 	case mt.Kind == rating.Limited:
 		s.Prepaid, s.Owed, s.Cap = true, true, cap
@@ -377,7 +385,7 @@ func (m *Manager) rate(c *initCall) initDecision {
 		s.Prepaid, s.Cap, s.Limit = true, cap, cap
 	default: // postpaid account
 		if strings.EqualFold(r.Prepaid, "true") {
-			c.log.Error("init refused: proxy says prepaid but the rating engine says postpaid: check the prepaid flag of the proxy and the account in CDRTool", "engine", engine)
+			log.Error("init refused: proxy says prepaid but the rating engine says postpaid: check the prepaid flag of the proxy and the account in CDRTool", "engine", engine)
 			return letGoOf(ReplyError, c.carried)
 		}
 		if !s.Owed {
@@ -385,7 +393,7 @@ func (m *Manager) rate(c *initCall) initDecision {
 		}
 	}
 	if mt.Kind == rating.Limited && mt.Seconds == 0 {
-		c.log.Info("init refused: no credit", "engine", engine)
+		log.Info("init refused: no credit", "engine", engine)
 		return letGoOf(ReplyNoCredit, engine)
 	}
 	return initDecision{}
@@ -394,10 +402,10 @@ func (m *Manager) rate(c *initCall) initDecision {
 // track adds the call to the table and stages its record, unless nothing
 // limits it, or the table refuses it after all: closed, a concurrent init
 // of the same Call-ID, or the party at its call limit meanwhile.
-func (m *Manager) track(c *initCall) initDecision {
+func (m *Manager) track(c *initCall, log callLog) initDecision {
 	s := c.s
 	if s.Limit == NoLimit && c.callLimit == 0 {
-		c.log.Info("call not limited", "prepaid", s.Prepaid)
+		log.Info("call not limited", "prepaid", s.Prepaid)
 		return letGoOf(ReplyNoLimit, engineIfOwed(s))
 	}
 	m.mu.Lock()
@@ -407,12 +415,12 @@ func (m *Manager) track(c *initCall) initDecision {
 	}
 	if m.calls[s.CallID] != nil { // another connection set up the same Call-ID meanwhile
 		m.mu.Unlock()
-		c.log.Warn("init refused: duplicated callid (concurrent init)")
+		log.Warn("init refused: duplicated callid (concurrent init)")
 		return letGoOf(ReplyDuplicatedCallID, engineIfOwed(s))
 	}
 	if c.callLimit > 0 && len(m.parties[s.Party]) >= c.callLimit {
 		m.mu.Unlock()
-		c.log.Info("init refused: call limit reached", "call_limit", c.callLimit)
+		log.Info("init refused: call limit reached", "call_limit", c.callLimit)
 		return letGoOf(ReplyCallLimitReached, engineIfOwed(s))
 	}
 	m.addLocked(s)
@@ -424,23 +432,23 @@ func (m *Manager) track(c *initCall) initDecision {
 // persist waits for the call's record, until the proxy's deadline at the
 // most, and answers Limited, or Error when the record is late, or cannot
 // be written and state_failure = refuse.
-func (m *Manager) persist(c *initCall) initDecision {
+func (m *Manager) persist(c *initCall, log callLog) initDecision {
 	if err := c.saved(answerBy(c.received, c.lim.ProxyTimeout)); late(err) {
 		// Limited would promise a call that a crash could forget, and a
 		// late answer is read by the proxy as the next call's: answer
 		// Error in time, and let go of the call.
-		c.log.Error("init answered Error: the state log was not durable before the proxy's deadline; check the disk under state_dir")
+		log.Error("init answered Error: the state log was not durable before the proxy's deadline; check the disk under state_dir")
 		return initDecision{reply: ReplyError, cleanup: abandonCall}
 	} else if err != nil && c.lim.RefuseNotDurable {
-		c.log.Debug("init answered Error: the state cannot be written (state_failure = refuse)", "err", err)
+		log.Debug("init answered Error: the state cannot be written (state_failure = refuse)", "err", err)
 		return initDecision{reply: ReplyError, cleanup: abandonCall}
 	} else if err != nil {
 		// The store reports the episode once, as an ERROR with its cause
 		// (stats shows it too); one line per call would bury it.
-		c.log.Debug("state log write failed; the call is tracked in memory only", "err", err)
+		log.Debug("state log write failed; the call is tracked in memory only", "err", err)
 	}
 	s := c.s
-	c.log.info("call limited", slog.Int("limit", s.Limit), slog.Bool("prepaid", s.Prepaid), slog.String("engine", s.Engine),
+	log.info("call limited", slog.Int("limit", s.Limit), slog.Bool("prepaid", s.Prepaid), slog.String("engine", s.Engine),
 		slog.Int("call_limit", c.callLimit))
 	return answer(ReplyLimited)
 }
