@@ -41,7 +41,7 @@ func (e *engines) setTimeout(cfg *config.Config) {
 	if capped && e.pool != nil && !cfg.CDRTool.AddressSet {
 		// The configuration warned already, unless the engine is the
 		// default one, which it did not know of.
-		e.log.Warn("[CDRTool] timeout is not under [CallControl] proxy_timeout: capped so the proxy is answered in time",
+		e.log.Warn("[CDRTool] timeout leaves no room under [CallControl] proxy_timeout: each request to the rating engine is capped so the proxy is answered in time",
 			"timeout", cfg.CDRTool.Timeout, "capped_to", t)
 	}
 	e.timeout.Store(int64(t))
