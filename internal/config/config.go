@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/budget"
 	"github.com/callcontrol/callcontrol/internal/radacct"
 )
 
@@ -31,6 +32,10 @@ const (
 
 // DefaultRuntimeDir is used when Load or Default get an empty runtimeDir.
 const DefaultRuntimeDir = "/run/callcontrol"
+
+// defaultProxyTimeout is proxy_timeout when unset: the call_control
+// module's default socket_timeout.
+const defaultProxyTimeout = 500 * time.Millisecond
 
 // MaxSocketPath is the longest path a Unix socket can be bound to on Linux
 // (sun_path is 108 bytes including the terminating NUL).
@@ -128,7 +133,7 @@ type CDRTool struct {
 	// applies the original's default, cdrtool.<domain of this host>,
 	// if that name resolves (see DefaultEngineHost).
 	AddressSet bool
-	Timeout    time.Duration // per request; the daemon caps it under ProxyTimeout
+	Timeout    time.Duration // per request; the daemon caps it to budget.EngineMax
 	// RecheckInterval is recheck_interval: the longest time between two
 	// re-asks of the engine for a prepaid call in progress, so calls of one
 	// account on several proxies learn of their shared end. 0: off.
@@ -236,7 +241,7 @@ func Default(runtimeDir string) *Config {
 			StaleTimeout:  24 * time.Hour,
 			SetupTime:     90 * time.Second,
 			CheckInterval: 60 * time.Second,
-			ProxyTimeout:  500 * time.Millisecond,
+			ProxyTimeout:  defaultProxyTimeout,
 			StateDir:      "/var/lib/callcontrol",
 			ControlSocket: filepath.Join(runtimeDir, "control"),
 			Sync:          SyncInterval,
@@ -245,9 +250,8 @@ func Default(runtimeDir string) *Config {
 			LegacyCommands: true,
 		},
 		CDRTool: CDRTool{
-			// The original waited 500 ms, as long as the proxy waits for
-			// the answer; leave room to answer Error in time instead.
-			Timeout: 300 * time.Millisecond,
+			// Derived from proxy_timeout again once it is read (cdrtool).
+			Timeout: budget.Of(defaultProxyTimeout).DefaultEngine(),
 			// Two proxies on one engine: an account's call overruns its
 			// balance by one step at most, and steps shrink to 2 s near
 			// the end; the engine gets two requests per 30 s per party.

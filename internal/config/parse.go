@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/ini.v1"
 
+	"github.com/callcontrol/callcontrol/internal/budget"
 	"github.com/callcontrol/callcontrol/internal/radacct"
 )
 
@@ -91,8 +92,10 @@ func Parse(name string, data []byte, runtimeDir string) (*Config, []string, erro
 	if p.err != nil {
 		return nil, p.warnings, p.err
 	}
-	if c.CDRTool.Enabled() && c.CDRTool.Timeout >= c.CallControl.ProxyTimeout {
-		p.warnf("[CDRTool] timeout (%s) is not below [CallControl] proxy_timeout (%s): requests to the rating engine will be cut shorter", c.CDRTool.Timeout, c.CallControl.ProxyTimeout)
+	if c.CDRTool.Enabled() {
+		if t, capped := budget.Of(c.CallControl.ProxyTimeout).Engine(c.CDRTool.Timeout); capped {
+			p.warnf("[CDRTool] timeout (%s) leaves no room under [CallControl] proxy_timeout (%s): each request to the rating engine is cut to %s", c.CDRTool.Timeout, c.CallControl.ProxyTimeout, t)
+		}
 	}
 	return c, p.warnings, nil
 }
@@ -299,7 +302,11 @@ func (p *parser) cdrtool(c *Config) {
 			c.CDRTool.Addresses = addrs
 		}
 	}
-	p.duration(s, time.Millisecond, span{MinEngineTimeout, MaxEngineTimeout}, &c.CDRTool.Timeout, "timeout")
+	if _, set := p.get(s, "timeout"); set {
+		p.duration(s, time.Millisecond, span{MinEngineTimeout, MaxEngineTimeout}, &c.CDRTool.Timeout, "timeout")
+	} else {
+		c.CDRTool.Timeout = budget.Of(c.CallControl.ProxyTimeout).DefaultEngine()
+	}
 	if e, ok := p.get(s, "recheck_interval"); ok {
 		if v := strings.TrimSpace(e.value); v == "0" || v == "0s" {
 			c.CDRTool.RecheckInterval = 0

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/budget"
 	"github.com/callcontrol/callcontrol/internal/config"
 	"github.com/callcontrol/callcontrol/internal/metrics"
 	"github.com/callcontrol/callcontrol/internal/rating"
@@ -18,7 +19,7 @@ import (
 const debitTimeout = 5 * time.Second
 
 // engines is the rating pool with the configured per-request timeout
-// applied to MaxSessionTime (kept under the proxy's timeout).
+// applied to MaxSessionTime, as the proxy's time budget allows.
 type engines struct {
 	pool    *rating.Pool // nil: no engine configured, every call postpaid
 	timeout atomic.Int64 // time.Duration
@@ -36,11 +37,12 @@ func newEngines(cfg *config.Config, log *slog.Logger) *engines {
 }
 
 func (e *engines) setTimeout(cfg *config.Config) {
-	t := cfg.CDRTool.Timeout
-	if max := cfg.CallControl.ProxyTimeout * 4 / 5; e.pool != nil && t > max {
-		e.log.Warn("[CDRTool] timeout is not under [CallControl] proxy_timeout: capped so the proxy is answered in time",
-			"timeout", t, "capped_to", max)
-		t = max
+	t, capped := budget.Of(cfg.CallControl.ProxyTimeout).Engine(cfg.CDRTool.Timeout)
+	if capped && e.pool != nil && !cfg.CDRTool.AddressSet {
+		// The configuration warned already, unless the engine is the
+		// default one, which it did not know of.
+		e.log.Warn("[CDRTool] timeout leaves no room under [CallControl] proxy_timeout: each request to the rating engine is capped so the proxy is answered in time",
+			"timeout", cfg.CDRTool.Timeout, "capped_to", t)
 	}
 	e.timeout.Store(int64(t))
 }

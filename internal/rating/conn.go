@@ -116,21 +116,26 @@ func (c *Conn) Connected() bool {
 }
 
 // Healthy reports whether new parties may be sent here: false while the
-// last connect attempt failed. An unhealthy engine is probed in the
-// background (respecting the backoff) so it comes back without a call
-// having to fail on it first.
+// last connect attempt failed. It only reads the state; probeIfDue is
+// what brings a failing engine back.
 func (c *Conn) Healthy() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.failing {
-		return true
-	}
-	if !c.closed && !c.probing && !time.Now().Before(c.next) {
+	return !c.failing
+}
+
+// probeIfDue starts one connect attempt in the background when the last
+// one failed and the backoff has passed, so that the engine comes back
+// without a call having to fail on it first. At most one runs at a time;
+// Close stops it and waits for it.
+func (c *Conn) probeIfDue() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failing && !c.closed && !c.probing && !time.Now().Before(c.next) {
 		c.probing = true
 		c.wg.Add(1)
 		go c.probe()
 	}
-	return false
 }
 
 func (c *Conn) probe() {

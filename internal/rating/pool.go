@@ -101,7 +101,9 @@ func (p *Pool) configuredLocked(a string) bool {
 // Pick returns the engine for a billing party: the one its tracked calls
 // use, else a healthy configured engine chosen by hashing the party (so
 // concurrent first calls of one party agree), else any configured engine.
-// It returns "" when no engine is configured.
+// It returns "" when no engine is configured. An unhealthy engine it
+// passes over is probed in the background (Conn.probeIfDue): new parties
+// are what it is needed for again.
 func (p *Pool) Pick(party string) string {
 	p.mu.Lock()
 	if a := p.parties[party]; a != nil {
@@ -118,6 +120,9 @@ func (p *Pool) Pick(party string) string {
 	best, bestHealthy, bestScore := "", false, uint64(0)
 	for i, a := range addrs {
 		h := conns[i].Healthy()
+		if !h {
+			conns[i].probeIfDue()
+		}
 		s := score(party, a)
 		if best == "" || (h && !bestHealthy) || (h == bestHealthy && s > bestScore) {
 			best, bestHealthy, bestScore = a, h, s

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/budget"
+
 	"github.com/callcontrol/callcontrol/internal/rating"
 	"github.com/callcontrol/callcontrol/internal/sipdialog"
 )
@@ -171,46 +173,142 @@ type InitRequest struct {
 
 // Init decides whether a call may proceed and for how long. It answers
 // before received plus the proxy's timeout, whatever the engine does.
+//
+// It runs in phases: read (the request), admit (against the table), rate
+// (the engine), track (into the table) and persist (the state log). The first
+// phase that decides the answer ends the init, and one cleanup, keyed on
+// that decision, undoes what the earlier phases set up.
 func (m *Manager) Init(r *InitRequest, received time.Time) Reply {
+	c := initCall{received: received, lim: m.Limits()}
+	// Neither r nor the log is in initCall, and the log is extended here,
+	// not in a phase: either would escape, an allocation per call.
 	log := newCallLog(m.log, r.CallID)
+	d := m.read(&c, r, log)
+	if !d.decided() {
+		log = log.with(slog.String("party", c.party), slog.String("to", r.RURI))
+		d = m.admit(&c, r, log)
+	}
+	if !d.decided() {
+		d = m.rate(&c, r, log)
+	}
+	if !d.decided() {
+		d = m.track(&c, log)
+	}
+	if !d.decided() {
+		d = m.persist(&c, log)
+	}
+	m.cleanUp(&c, r, d)
+	return d.reply
+}
+
+// initCall is what an init has learnt and set up so far.
+type initCall struct {
+	received time.Time
+	lim      Limits
+
+	party, token, app string
+	callLimit         int
+	// carried is the engine that already counts this Call-ID, carried
+	// over from an init being set up again for the same destination.
+	carried string
+	asked   bool     // the asked mark is written: the engine was asked
+	s       *Session // the call, once admitted
+	saved   Wait     // its record in the state log, once tracked
+}
+
+// initDecision is how an init ends: the reply, and what is left to undo.
+// The zero value is no decision yet: the next phase runs.
+type initDecision struct {
+	done    bool
+	reply   Reply
+	cleanup initCleanup
+	engine  string // letGo: the engine that may count the call, "" none
+}
+
+func (d initDecision) decided() bool { return d.done }
+
+// initCleanup is what the cleanup of an init does.
+type initCleanup uint8
+
+const (
+	// keep undoes nothing: nothing was set up yet, or the call is
+	// tracked (Limited).
+	keep initCleanup = iota
+	// letGo: the call is not tracked. The engine that may count it is
+	// owed a 0 s debit, so it forgets the call; with none, an asked mark
+	// is cleared.
+	letGo
+	// abandonCall: the call is in the table but answered Error after
+	// all: it is ended, releasing what the engine counts for it.
+	abandonCall
+)
+
+func answer(reply Reply) initDecision { return initDecision{done: true, reply: reply, cleanup: keep} }
+
+func letGoOf(reply Reply, engine string) initDecision {
+	return initDecision{done: true, reply: reply, cleanup: letGo, engine: engine}
+}
+
+// cleanUp undoes, for the decision d, what the phases of an init set up.
+func (m *Manager) cleanUp(c *initCall, r *InitRequest, d initDecision) {
+	switch d.cleanup {
+	case letGo:
+		if d.engine == "" {
+			if c.asked {
+				m.journal.Settle(r.CallID)
+			}
+			return
+		}
+		m.journal.Release(r.CallID, &Owed{Engine: d.engine, Debit: rating.Debit{CallID: r.CallID, From: c.party,
+			To: r.RURI, Gateway: r.SourceIP, Application: c.app, Duration: 0}})
+	case abandonCall:
+		m.abandon(c.s)
+	}
+}
+
+// read checks the request: without a Call-ID or a billing party it is
+// answered Error.
+func (m *Manager) read(c *initCall, r *InitRequest, log callLog) initDecision {
 	if r.CallID == "" {
 		log.Warn("init refused: no callid")
-		return ReplyError
+		return answer(ReplyError)
 	}
 	party, err := BillingParty(r.From, r.Diverter)
 	if err != nil {
 		log.Warn("init refused: no billing party", "from", r.From, "diverter", r.Diverter)
-		return ReplyError
+		return answer(ReplyError)
 	}
-	log = log.with(slog.String("party", party), slog.String("to", r.RURI))
-	callLimit := 0
+	c.party = party
 	if r.CallLimit != "" && r.CallLimit != "None" { // spares Atoi's error, an allocation, on every call
-		callLimit, _ = strconv.Atoi(r.CallLimit)
+		c.callLimit, _ = strconv.Atoi(r.CallLimit)
 	}
-	token := r.CallToken
-	if token == "" {
-		token = "None"
+	c.token = r.CallToken
+	if c.token == "" {
+		c.token = "None"
 	}
-	app := r.Application
-	if app == "" {
-		app = "audio"
+	c.app = r.Application
+	if c.app == "" {
+		c.app = "audio"
 	}
-	lim := m.Limits()
+	return initDecision{}
+}
 
-	// A debit the engine already expects for this Call-ID, carried over
-	// from an init being set up again.
-	carriedEngine := ""
-
+// admit checks the table: a duplicated Call-ID and a party at its call
+// limit are answered here. A call set up again (serial fork) replaces its
+// old session; what the engine counts for it is carried over when the
+// call goes to the same destination, released otherwise.
+func (m *Manager) admit(c *initCall, r *InitRequest, log callLog) initDecision {
+	party := c.party
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return ReplyError
+		return answer(ReplyError)
 	}
 	if old := m.calls[r.CallID]; old != nil {
-		if old.Token != token || old.InProgress() {
+		if old.Token != c.token || old.InProgress() {
 			m.mu.Unlock()
-			log.Info("init refused: duplicated callid", "token", token, "known_token", old.Token, "known_state", old.State())
-			return ReplyDuplicatedCallID
+			log.Info("init refused: duplicated callid", "token", c.token, "known_token", old.Token, "known_state", old.State())
+			return answer(ReplyDuplicatedCallID)
 		}
 		// The same call set up again (serial fork): start over. If the
 		// engine counted it for another destination, release that first.
@@ -220,148 +318,160 @@ func (m *Manager) Init(r *InitRequest, received time.Time) Reply {
 			if old.RURI != r.RURI || old.Diverter != r.Diverter || old.Party != party {
 				debit = m.owed(old, 0)
 			} else {
-				carriedEngine = old.Engine
+				c.carried = old.Engine
 			}
 		}
 		m.journal.Release(old.CallID, debit)
 		log.Info("init again for a call being set up", "debit_old", debit != nil)
 	}
-	if callLimit > 0 && len(m.parties[party]) >= callLimit {
+	if c.callLimit > 0 && len(m.parties[party]) >= c.callLimit {
 		m.mu.Unlock()
-		log.Info("init refused: call limit reached", "call_limit", callLimit)
-		m.release(carriedEngine, party, r, app)
-		return ReplyCallLimitReached
+		log.Info("init refused: call limit reached", "call_limit", c.callLimit)
+		return letGoOf(ReplyCallLimitReached, c.carried)
 	}
 	m.mu.Unlock()
 
-	s := &Session{CallID: r.CallID, Party: party, RURI: r.RURI, Diverter: r.Diverter, SourceIP: r.SourceIP,
-		FromTag: r.FromTag, Token: token, Application: app, CallLimit: callLimit,
-		Limit: lim.Limit, Cap: NoLimit, Created: received}
+	c.s = &Session{CallID: r.CallID, Party: party, RURI: r.RURI, Diverter: r.Diverter, SourceIP: r.SourceIP,
+		FromTag: r.FromTag, Token: c.token, Application: c.app, CallLimit: c.callLimit,
+		Limit: c.lim.Limit, Cap: NoLimit, Created: c.received}
+	return initDecision{}
+}
 
-	if m.rater == nil && strings.EqualFold(r.Prepaid, "true") {
-		// Fail closed: the proxy says the caller pays as they go, and
-		// nothing here can tell how long they may talk.
-		m.refuseUnrated(log, "", errNoEngine)
-		m.release(carriedEngine, party, r, app)
-		return ReplyError
+// rate asks the engine how long the call may last, unless the proxy says
+// the caller is postpaid or there is no engine, and sets the session's
+// limit from the answer. A call the engine cannot rate, a locked account
+// and one without credit are answered here.
+func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
+	s := c.s
+	if m.rater == nil {
+		if strings.EqualFold(r.Prepaid, "true") {
+			// Fail closed: the proxy says the caller pays as they go, and
+			// nothing here can tell how long they may talk.
+			m.refuseUnrated(log, "", errNoEngine)
+			return letGoOf(ReplyError, c.carried)
+		}
+		return initDecision{}
 	}
-
-	var asked Wait // set once the engine is asked: every way out settles it
-	askEngine := m.rater != nil && !strings.EqualFold(r.Prepaid, "false")
-	if askEngine {
-		cap := lim.PrepaidLimit
-		if cap == NoLimit {
-			cap = lim.Limit
+	if strings.EqualFold(r.Prepaid, "false") {
+		return initDecision{}
+	}
+	cap := c.lim.PrepaidLimit
+	if cap == NoLimit {
+		cap = c.lim.Limit
+	}
+	duration := cap
+	if duration == NoLimit {
+		duration = DefaultMaxDuration
+	}
+	engine := c.carried
+	if engine == "" {
+		engine = m.rater.Pick(c.party)
+	}
+	by := answerBy(c.received, c.lim.ProxyTimeout)
+	// Marked before asking; with fsync the write overlaps the engine's
+	// round trip, and the answer waits for both.
+	asked := m.journal.Asked(&Session{CallID: r.CallID, Party: c.party, RURI: r.RURI, SourceIP: r.SourceIP,
+		Application: c.app, Engine: engine, Limit: NoLimit, Cap: NoLimit, Created: c.received})
+	c.asked = true
+	ctx, cancel := context.WithDeadline(context.Background(), by)
+	mt, err := m.rater.MaxSessionTime(ctx, engine, rating.Request{CallID: r.CallID, From: c.party, To: r.RURI,
+		Gateway: r.SourceIP, Application: c.app, Duration: duration})
+	cancel()
+	// Bounded: if the mark is late, so is the session's save (persist),
+	// which decides the answer.
+	m.waitLogged(asked, r.CallID, by)
+	if err != nil {
+		m.refuseUnrated(log, engine, err)
+		if errors.Is(err, rating.ErrNotSent) {
+			// The engine never saw it: nothing to release but what an
+			// earlier init of this call left (carried over).
+			return letGoOf(ReplyError, c.carried)
 		}
-		duration := cap
-		if duration == NoLimit {
-			duration = DefaultMaxDuration
+		// Its fate is unknown: the engine may count it. Release it.
+		return letGoOf(ReplyError, engine)
+	}
+	s.Engine = engine
+	s.Owed = c.carried != ""
+	switch {
+	case mt.Kind == rating.Locked:
+		log.Info("init refused: account locked", "engine", engine)
+		return letGoOf(ReplyLocked, c.carried)
+	case mt.Kind == rating.Limited:
+		s.Prepaid, s.Owed, s.Cap = true, true, cap
+		s.Limit = mt.Seconds
+		if cap != NoLimit && cap < s.Limit {
+			s.Limit = cap
 		}
-		engine := carriedEngine
-		if engine == "" {
-			engine = m.rater.Pick(party)
+	case mt.Prepaid: // prepaid, but a destination the engine does not charge
+		s.Prepaid, s.Cap, s.Limit = true, cap, cap
+	default: // postpaid account
+		if strings.EqualFold(r.Prepaid, "true") {
+			log.Error("init refused: proxy says prepaid but the rating engine says postpaid: check the prepaid flag of the proxy and the account in CDRTool", "engine", engine)
+			return letGoOf(ReplyError, c.carried)
 		}
-		// Marked before asking; with fsync the write overlaps the engine's
-		// round trip, and the answer waits for both.
-		asked = m.journal.Asked(&Session{CallID: r.CallID, Party: party, RURI: r.RURI, SourceIP: r.SourceIP,
-			Application: app, Engine: engine, Limit: NoLimit, Cap: NoLimit, Created: received})
-		ctx, cancel := context.WithDeadline(context.Background(), answerBy(received, lim.ProxyTimeout))
-		mt, err := m.rater.MaxSessionTime(ctx, engine, rating.Request{CallID: r.CallID, From: party, To: r.RURI,
-			Gateway: r.SourceIP, Application: app, Duration: duration})
-		cancel()
-		// Bounded: if the mark is late, so is the session's save below,
-		// which decides the answer.
-		m.waitLogged(asked, r.CallID, answerBy(received, lim.ProxyTimeout))
-		if err != nil {
-			if errors.Is(err, rating.ErrNotSent) {
-				// The engine never saw it: nothing to release but what
-				// an earlier init of this call left (carried over).
-				m.releaseOrSettle(asked, carriedEngine, party, r, app)
-			} else {
-				// Its fate is unknown: the engine may count it. Release it.
-				m.release(engine, party, r, app)
-			}
-			m.refuseUnrated(log, engine, err)
-			return ReplyError
-		}
-		s.Engine = engine
-		s.Owed = carriedEngine != ""
-		switch {
-		case mt.Kind == rating.Locked:
-			log.Info("init refused: account locked", "engine", engine)
-			m.releaseOrSettle(asked, carriedEngine, party, r, app)
-			return ReplyLocked
-		case mt.Kind == rating.Limited:
-			s.Prepaid, s.Owed, s.Cap = true, true, cap
-			s.Limit = mt.Seconds
-			if cap != NoLimit && cap < s.Limit {
-				s.Limit = cap
-			}
-		case mt.Prepaid: // prepaid, but a destination the engine does not charge
-			s.Prepaid, s.Cap, s.Limit = true, cap, cap
-		default: // postpaid account
-			if strings.EqualFold(r.Prepaid, "true") {
-				log.Error("init refused: proxy says prepaid but the rating engine says postpaid: check the prepaid flag of the proxy and the account in CDRTool", "engine", engine)
-				m.releaseOrSettle(asked, carriedEngine, party, r, app)
-				return ReplyError
-			}
-			if !s.Owed {
-				s.Engine = ""
-			}
-		}
-		if mt.Kind == rating.Limited && mt.Seconds == 0 {
-			log.Info("init refused: no credit", "engine", engine)
-			m.release(engine, party, r, app)
-			return ReplyNoCredit
+		if !s.Owed {
+			s.Engine = ""
 		}
 	}
+	if mt.Kind == rating.Limited && mt.Seconds == 0 {
+		log.Info("init refused: no credit", "engine", engine)
+		return letGoOf(ReplyNoCredit, engine)
+	}
+	return initDecision{}
+}
 
-	if s.Limit == NoLimit && callLimit == 0 {
-		m.releaseOrSettle(asked, engineIfOwed(s), party, r, app)
+// track adds the call to the table and stages its record, unless nothing
+// limits it, or the table refuses it after all: closed, a concurrent init
+// of the same Call-ID, or the party at its call limit meanwhile.
+func (m *Manager) track(c *initCall, log callLog) initDecision {
+	s := c.s
+	if s.Limit == NoLimit && c.callLimit == 0 {
 		log.Info("call not limited", "prepaid", s.Prepaid)
-		return ReplyNoLimit
+		return letGoOf(ReplyNoLimit, engineIfOwed(s))
 	}
-
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		m.releaseOrSettle(asked, engineIfOwed(s), party, r, app)
-		return ReplyError
+		return letGoOf(ReplyError, engineIfOwed(s))
 	}
-	if m.calls[r.CallID] != nil { // another connection set up the same Call-ID meanwhile
+	if m.calls[s.CallID] != nil { // another connection set up the same Call-ID meanwhile
 		m.mu.Unlock()
-		m.releaseOrSettle(asked, engineIfOwed(s), party, r, app)
 		log.Warn("init refused: duplicated callid (concurrent init)")
-		return ReplyDuplicatedCallID
+		return letGoOf(ReplyDuplicatedCallID, engineIfOwed(s))
 	}
-	if callLimit > 0 && len(m.parties[party]) >= callLimit {
+	if c.callLimit > 0 && len(m.parties[s.Party]) >= c.callLimit {
 		m.mu.Unlock()
-		m.releaseOrSettle(asked, engineIfOwed(s), party, r, app)
-		log.Info("init refused: call limit reached", "call_limit", callLimit)
-		return ReplyCallLimitReached
+		log.Info("init refused: call limit reached", "call_limit", c.callLimit)
+		return letGoOf(ReplyCallLimitReached, engineIfOwed(s))
 	}
 	m.addLocked(s)
-	wait := m.journal.Save(s)
+	c.saved = m.journal.Save(s)
 	m.mu.Unlock()
-	if err := wait(answerBy(received, lim.ProxyTimeout)); late(err) {
+	return initDecision{}
+}
+
+// persist waits for the call's record, until the proxy's deadline at the
+// most, and answers Limited, or Error when the record is late, or cannot
+// be written and state_failure = refuse.
+func (m *Manager) persist(c *initCall, log callLog) initDecision {
+	if err := c.saved(answerBy(c.received, c.lim.ProxyTimeout)); late(err) {
 		// Limited would promise a call that a crash could forget, and a
 		// late answer is read by the proxy as the next call's: answer
 		// Error in time, and let go of the call.
-		m.abandon(s)
 		log.Error("init answered Error: the state log was not durable before the proxy's deadline; check the disk under state_dir")
-		return ReplyError
-	} else if err != nil && lim.RefuseNotDurable {
-		m.abandon(s)
+		return initDecision{done: true, reply: ReplyError, cleanup: abandonCall}
+	} else if err != nil && c.lim.RefuseNotDurable {
 		log.Debug("init answered Error: the state cannot be written (state_failure = refuse)", "err", err)
-		return ReplyError
+		return initDecision{done: true, reply: ReplyError, cleanup: abandonCall}
 	} else if err != nil {
 		// The store reports the episode once, as an ERROR with its cause
 		// (stats shows it too); one line per call would bury it.
 		log.Debug("state log write failed; the call is tracked in memory only", "err", err)
 	}
+	s := c.s
 	log.info("call limited", slog.Int("limit", s.Limit), slog.Bool("prepaid", s.Prepaid), slog.String("engine", s.Engine),
-		slog.Int("call_limit", callLimit))
-	return ReplyLimited
+		slog.Int("call_limit", c.callLimit))
+	return answer(ReplyLimited)
 }
 
 func engineIfOwed(s *Session) string {
@@ -371,34 +481,10 @@ func engineIfOwed(s *Session) string {
 	return ""
 }
 
-// releaseOrSettle releases what the engine counts (engine != "") or, when
-// nothing is owed but the engine was asked, clears the asked mark.
-func (m *Manager) releaseOrSettle(asked Wait, engine, party string, r *InitRequest, app string) {
-	if engine == "" && asked != nil {
-		m.journal.Settle(r.CallID)
-		return
-	}
-	m.release(engine, party, r, app)
-}
-
-// release owes a 0 s debit for a call the engine counted but that is not
-// tracked, so the engine forgets it. engine "" means nothing is owed.
-func (m *Manager) release(engine, party string, r *InitRequest, app string) {
-	if engine == "" {
-		return
-	}
-	m.journal.Release(r.CallID, &Owed{Engine: engine, Debit: rating.Debit{CallID: r.CallID, From: party, To: r.RURI,
-		Gateway: r.SourceIP, Application: app, Duration: 0}})
-}
-
-// answerBy is the moment the proxy's answer must be on its way: its timeout
-// less a margin for scheduling and the write.
+// answerBy is the moment the proxy's answer must be on its way, as the
+// proxy's time budget says.
 func answerBy(received time.Time, proxyTimeout time.Duration) time.Time {
-	margin := proxyTimeout / 5
-	if margin > 100*time.Millisecond {
-		margin = 100 * time.Millisecond
-	}
-	return received.Add(proxyTimeout - margin)
+	return budget.Of(proxyTimeout).AnswerBy(received)
 }
 
 // Start records that the call was answered and starts its clock. A
