@@ -22,7 +22,7 @@ var rules = []struct {
 	reason    string
 }{
 	{"internal/session", []string{"internal/proxy", "internal/control", "internal/web", "internal/acct", "internal/dialog",
-		"internal/unixsock", "internal/metrics", "internal/daemon", "internal/store", "internal/journal", "internal/config"},
+		"internal/unixsock", "internal/metrics", "internal/daemon", "internal/store", "internal/journal", "internal/config", "internal/debit"},
 		"session holds the rules of calls; the sockets, peers and files that carry them are adapters (in daemon) that call it " +
 			"through its own small interfaces, so it can be read and tested without any of them"},
 	{"internal/config", []string{"internal/session", "internal/rating", "internal/debit", "internal/dialog", "internal/acct",
@@ -31,6 +31,8 @@ var rules = []struct {
 			"the file's format to that package's code (and risk a cycle)"},
 	{"internal/sipdialog", []string{anyPackage},
 		"the dialog vocabulary session and dialog share; a leaf, so session names dialogs without the dialog transport"},
+	{"internal/budget", []string{anyPackage},
+		"the proxy's time budget config, daemon and session all read; a leaf, so config derives defaults without a domain package"},
 	{"internal/radacct", []string{anyPackage},
 		"the radacct names config checks and acct reads; a leaf, so config checks them without importing acct"},
 }
