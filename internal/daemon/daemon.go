@@ -41,6 +41,9 @@ type Options struct {
 	// recheckEvery is how often a management socket that failed its check
 	// is checked again until it answers (zero: recheckEvery).
 	recheckEvery time.Duration
+	// dialogTimeout is how long the dialog client waits for the proxy's
+	// answer to a first end request (tests; zero: dialog.DefaultTimeout).
+	dialogTimeout time.Duration
 	// NotifySocket is systemd's $NOTIFY_SOCKET ("" = not under systemd's
 	// Type=notify): READY, RELOADING and STOPPING go there.
 	NotifySocket string
@@ -124,7 +127,7 @@ func (d *Daemon) start() (err error) {
 	}
 	// Called only for requests made after the state is open below.
 	onDialogEnd := func(t dialog.Target, o dialog.Outcome) { d.state.dialogEnded(t, o) }
-	if d.dialogs, err = newDialogClient(cfg, opts.RuntimeDir, onDialogEnd, log); err != nil {
+	if d.dialogs, err = newDialogClient(cfg, opts.RuntimeDir, opts.dialogTimeout, onDialogEnd, log); err != nil {
 		return err
 	}
 	d.metrics = metrics.New(Version, d.metricsState)
@@ -192,7 +195,7 @@ func limits(cfg *config.Config) session.Limits {
 		RefuseNotDurable: cc.RefuseNotDurable}
 }
 
-func newDialogClient(cfg *config.Config, runtimeDir string, onDone func(dialog.Target, dialog.Outcome), log *slog.Logger) (*dialog.Client, error) {
+func newDialogClient(cfg *config.Config, runtimeDir string, timeout time.Duration, onDone func(dialog.Target, dialog.Outcome), log *slog.Logger) (*dialog.Client, error) {
 	p := cfg.Proxy
 	flavor := dialog.OpenSIPS
 	if p.Kind == config.Kamailio {
@@ -203,7 +206,7 @@ func newDialogClient(cfg *config.Config, runtimeDir string, onDone func(dialog.T
 		dir = filepath.Dir(cfg.CallControl.Socket)
 	}
 	return dialog.New(dialog.Options{Flavor: flavor, ProxySocket: p.SocketPath,
-		LocalSocket: filepath.Join(dir, "dialog.sock"), OpenSIPSKey: openSIPSKey(p.DialogID), OnDone: onDone}, log)
+		LocalSocket: filepath.Join(dir, "dialog.sock"), OpenSIPSKey: openSIPSKey(p.DialogID), Timeout: timeout, OnDone: onDone}, log)
 }
 
 func openSIPSKey(m config.DialogIDMode) dialog.OpenSIPSKey {
