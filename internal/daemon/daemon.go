@@ -44,6 +44,9 @@ type Options struct {
 	// dialogTimeout is how long the dialog client waits for the proxy's
 	// answer to a first end request (tests; zero: dialog.DefaultTimeout).
 	dialogTimeout time.Duration
+	// terminateWait is how long an operator's terminate waits for the
+	// proxy's confirmation (tests; zero: terminateWait).
+	terminateWait time.Duration
 	// NotifySocket is systemd's $NOTIFY_SOCKET ("" = not under systemd's
 	// Type=notify): READY, RELOADING and STOPPING go there.
 	NotifySocket string
