@@ -51,10 +51,11 @@ unit: opensips
 # by the luck of timing. Without -race (unit has it) to stay within CI's
 # time, -short (the 10,000-call recheck measurement), and without the
 # tests of real peers, which unit runs once: MariaDB, chromium, radclient.
+# Most tests wait on sockets and timers, not the CPU: four packages at once.
 REPEAT      ?= 20
 REPEAT_SKIP := ^(TestAccountingThroughTheDaemon|TestWebPageInBrowser|TestPollerCheck|TestPollerMissingTables|TestPollerDatabaseDown|TestPollerRun|TestListenerRadclient)$$
 repeat:
-	$(GO) test -short -count=$(REPEAT) -timeout 15m -skip '$(REPEAT_SKIP)' ./internal/...
+	$(GO) test -short -count=$(REPEAT) -p 4 -timeout 15m -skip '$(REPEAT_SKIP)' ./internal/...
 
 # Every fuzz target, briefly.
 fuzz:
