@@ -84,7 +84,11 @@ func (b backend) Session(callID string) (control.SessionInfo, bool) {
 }
 
 func (b backend) Terminate(callID string) (control.TerminateInfo, bool) {
-	return terminate(b.d.sessions, b.d.state.DialogEnds(), callID, terminateWait)
+	wait := b.d.opts.terminateWait
+	if wait == 0 {
+		wait = terminateWait
+	}
+	return terminate(b.d.sessions, b.d.state.DialogEnds(), callID, wait)
 }
 
 func (b backend) Stats() control.Stats {

@@ -43,6 +43,12 @@ type Options struct {
 	// recheckEvery is how often a management socket that failed its check
 	// is checked again until it answers (zero: recheckEvery).
 	recheckEvery time.Duration
+	// dialogTimeout is how long the dialog client waits for the proxy's
+	// answer to a first end request (tests; zero: dialog.DefaultTimeout).
+	dialogTimeout time.Duration
+	// terminateWait is how long an operator's terminate waits for the
+	// proxy's confirmation (tests; zero: terminateWait).
+	terminateWait time.Duration
 	// NotifySocket is systemd's $NOTIFY_SOCKET ("" = not under systemd's
 	// Type=notify): READY, RELOADING and STOPPING go there.
 	NotifySocket string
@@ -125,7 +131,7 @@ func (d *Daemon) start() (err error) {
 	}
 	// Called only for requests made after the state is open below.
 	onDialogEnd := func(t dialog.Target, o dialog.Outcome) { d.state.DialogEnded(t, o) }
-	if d.dialogs, err = newDialogClient(cfg, opts.RuntimeDir, onDialogEnd, log); err != nil {
+	if d.dialogs, err = newDialogClient(cfg, opts.RuntimeDir, opts.dialogTimeout, onDialogEnd, log); err != nil {
 		return err
 	}
 	d.metrics = metrics.New(Version, d.metricsState)
@@ -190,7 +196,7 @@ func limits(cfg *config.Config) session.Limits {
 		RefuseNotDurable: cc.RefuseNotDurable}
 }
 
-func newDialogClient(cfg *config.Config, runtimeDir string, onDone func(dialog.Target, dialog.Outcome), log *slog.Logger) (*dialog.Client, error) {
+func newDialogClient(cfg *config.Config, runtimeDir string, timeout time.Duration, onDone func(dialog.Target, dialog.Outcome), log *slog.Logger) (*dialog.Client, error) {
 	p := cfg.Proxy
 	flavor := dialog.OpenSIPS
 	if p.Kind == config.Kamailio {
@@ -201,7 +207,7 @@ func newDialogClient(cfg *config.Config, runtimeDir string, onDone func(dialog.T
 		dir = filepath.Dir(cfg.CallControl.Socket)
 	}
 	return dialog.New(dialog.Options{Flavor: flavor, ProxySocket: p.SocketPath,
-		LocalSocket: filepath.Join(dir, "dialog.sock"), OpenSIPSKey: openSIPSKey(p.DialogID), OnDone: onDone}, log)
+		LocalSocket: filepath.Join(dir, "dialog.sock"), OpenSIPSKey: openSIPSKey(p.DialogID), Timeout: timeout, OnDone: onDone}, log)
 }
 
 func openSIPSKey(m config.DialogIDMode) dialog.OpenSIPSKey {

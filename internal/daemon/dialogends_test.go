@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,15 @@ func pendingEnds(t *testing.T, e *env) control.Stats {
 // operators, is sent again after a restart, and goes once the proxy
 // confirms it.
 func TestDialogEndSurvivesRestart(t *testing.T) {
-	e := newEnv(t, "limit = 1", "")
+	dir := dialogtest.SocketDir(t)
+	e := &env{t: t, dir: dir, sock: filepath.Join(dir, "run", "socket"), control: filepath.Join(dir, "run", "control")}
+	e.kam = dialogtest.NewKamailio(t, filepath.Join(dir, "kam.sock"))
+	e.writeConfig("limit = 1", "")
+	// Resent after 50 ms, doubling, not after 5 s: the test waits for
+	// resends. A terminate waits 100 ms, not 3 s, for a proxy that is mute.
+	e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run"), host: noDomainHost,
+		dialogTimeout: 50 * time.Millisecond, terminateWait: 100 * time.Millisecond}
+	e.start()
 	e.kam.SetAnswer(dialogtest.AnswerNone)
 	if got := e.call(initReq("mute", "alice")); got != "Limited" {
 		t.Fatal(got)

@@ -31,13 +31,14 @@ func TestAsyncSinkKeepsOrderAndFlushesOnClose(t *testing.T) {
 }
 
 func TestAsyncSinkDropsWhenTheSinkIsStuckAndSaysSo(t *testing.T) {
-	release := make(chan struct{})
+	release, hung := make(chan struct{}), make(chan struct{})
 	var mu sync.Mutex
 	var out bytes.Buffer
 	first := true
 	s := newAsyncSink(func(b []byte) {
 		if first { // the sink hangs on its first write, like a full pipe
 			first = false
+			close(hung)
 			<-release
 		}
 		mu.Lock()
@@ -45,7 +46,7 @@ func TestAsyncSinkDropsWhenTheSinkIsStuckAndSaysSo(t *testing.T) {
 		mu.Unlock()
 	})
 	s.Write([]byte("level=INFO msg=first\n"))
-	time.Sleep(20 * logTick) // the writer takes "first" and hangs
+	<-hung // the writer took "first" and hangs
 	line := []byte("level=INFO msg=" + strings.Repeat("x", 1000) + "\n")
 	n := 2 * logBufferMax / len(line)
 	start := time.Now()

@@ -108,12 +108,20 @@ func TestWebMetrics(t *testing.T) {
 	if got := e.call("stop\ncallid: m-2"); got != "Ok" {
 		t.Fatal(got)
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(eng.Debited("m-2")) == 0 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	status, body := e.http("GET", "/metrics")
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
+	// The engine applies the debit before the daemon reads the reply and
+	// counts it: wait for the counts, not for the engine.
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var status int
+		status, body = e.http("GET", "/metrics")
+		if status != 200 {
+			t.Fatalf("%d %s", status, body)
+		}
+		counted := strings.Contains(body, `request="debit_balance",result="ok"`) &&
+			strings.Contains(body, "\ncallcontrol_debits_delivered_total 1\n") && strings.Contains(body, "\ncallcontrol_debits_waiting 0\n")
+		if counted || time.Now().After(deadline) {
+			break
+		}
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(body))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/rating"
@@ -255,50 +256,58 @@ func TestDelivery(t *testing.T) {
 	}
 }
 
+// On the synctest clock: after synctest.Wait every worker is blocked in its
+// backoff, between attempts, so what the test reads is settled, never an
+// attempt half done.
 func TestEngineDownThenUp(t *testing.T) {
-	ids := []string{"a1", "a2", "a3", "b1", "b2"}
-	e := newEngine(ids...)
-	e.down = true
-	r := start(t, t.TempDir(), e)
-	defer r.stop()
-	for _, id := range ids {
-		owe(t, r.spool, "eng-"+id[:1], id)
-	}
-	waitFor(t, "retries while down", func() bool { _, _, _, n := e.snapshot(); return n >= 6 })
-	if r.spool.Waiting() != len(ids) {
-		t.Fatalf("waiting %d", r.spool.Waiting())
-	}
-	// While down nothing is marked attempted for good: a restart now must
-	// not treat them as fate unknown. An attempt in flight marks its debit
-	// for a moment, so wait for a moment between attempts.
-	waitFor(t, "no debit left attempted between retries", func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		ids := []string{"a1", "a2", "a3", "b1", "b2"}
+		e := newEngine(ids...)
+		e.down = true
+		r := start(t, t.TempDir(), e)
+		defer r.stop()
+		for _, id := range ids {
+			owe(t, r.spool, "eng-"+id[:1], id)
+		}
+		time.Sleep(10 * fast.MaxBackoff) // retries while down
+		synctest.Wait()
+		if _, _, _, n := e.snapshot(); n < 6 {
+			t.Fatalf("%d attempts while down, want a few per engine", n)
+		}
+		if r.spool.Waiting() != len(ids) {
+			t.Fatalf("waiting %d", r.spool.Waiting())
+		}
+		// While down nothing is marked attempted for good: a restart now
+		// must not treat them as fate unknown.
 		for _, o := range r.spool.Pending() {
 			if o.Attempted {
-				return false
+				t.Fatalf("%s marked attempted between retries while the engine is down", o.Debit.CallID)
 			}
 		}
-		return true
-	})
-	e.set(func(e *fakeEngine) { e.down = false })
-	// onDone runs after the debit leaves the queue: wait for both.
-	waitFor(t, "delivery", func() bool { return r.spool.Waiting() == 0 && len(r.done.list()) == len(ids) })
-	exactlyOnce(t, e, ids...)
-	// Per engine, in the order owed.
-	_, _, reqs, _ := e.snapshot()
-	var a, b []string
-	for _, d := range reqs {
-		if d.CallID[0] == 'a' {
-			a = append(a, d.CallID)
-		} else {
-			b = append(b, d.CallID)
+		e.set(func(e *fakeEngine) { e.down = false })
+		time.Sleep(fast.MaxBackoff) // every backoff ends
+		synctest.Wait()
+		if n := r.spool.Waiting(); n != 0 {
+			t.Fatalf("%d still waiting after the engine came back", n)
 		}
-	}
-	if fmt.Sprint(a) != "[a1 a2 a3]" || fmt.Sprint(b) != "[b1 b2]" {
-		t.Fatalf("order a=%v b=%v", a, b)
-	}
-	if got := len(r.done.list()); got != len(ids) {
-		t.Fatalf("onDone %d", got)
-	}
+		exactlyOnce(t, e, ids...)
+		// Per engine, in the order owed.
+		_, _, reqs, _ := e.snapshot()
+		var a, b []string
+		for _, d := range reqs {
+			if d.CallID[0] == 'a' {
+				a = append(a, d.CallID)
+			} else {
+				b = append(b, d.CallID)
+			}
+		}
+		if fmt.Sprint(a) != "[a1 a2 a3]" || fmt.Sprint(b) != "[b1 b2]" {
+			t.Fatalf("order a=%v b=%v", a, b)
+		}
+		if got := len(r.done.list()); got != len(ids) {
+			t.Fatalf("onDone %d", got)
+		}
+	})
 }
 
 // An engine that is down must not hold up another engine's debits.

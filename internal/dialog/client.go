@@ -75,6 +75,9 @@ type Options struct {
 	OnDone func(Target, Outcome)
 
 	onResult func(Target, outcome) // test hook: every answer and timeout
+	// maxRefusedWait caps the wait between refused sends (test hook;
+	// zero: up to 4*maxBackoff).
+	maxRefusedWait time.Duration
 }
 
 // outcome is what one attempt came to, for logs and tests.
@@ -337,6 +340,9 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 		}
 		if !isRetryable(err) {
 			backoff = maxBackoff * 4 // EACCES and the like: an operator must act; keep trying slowly
+		}
+		if c.opts.maxRefusedWait > 0 {
+			backoff = min(backoff, c.opts.maxRefusedWait)
 		}
 		t := time.NewTimer(backoff)
 		select {

@@ -418,7 +418,9 @@ func TestClientBackPressure(t *testing.T) {
 func TestClientProxyDown(t *testing.T) {
 	t.Run("keeps retrying with a log line", func(t *testing.T) {
 		dir := dialogtest.SocketDir(t)
-		h := newClient(t, Options{Flavor: Kamailio, ProxySocket: filepath.Join(dir, "absent.sock")})
+		// Refused sends retried every 5 ms at most, not every second: the
+		// error line comes after 20 of them, not after 10 s.
+		h := newClient(t, Options{Flavor: Kamailio, ProxySocket: filepath.Join(dir, "absent.sock"), maxRefusedWait: 5 * time.Millisecond})
 		h.client.End(Target{CallID: "lost-call", Dialog: ID{Entry: 1, ID: 2}})
 		h.client.End(Target{CallID: "lost-too", Dialog: ID{Entry: 1, ID: 3}})
 		deadline := time.Now().Add(30 * time.Second)

@@ -164,9 +164,9 @@ func TestClientNoDialogID(t *testing.T) {
 				}
 				return
 			}
-			time.Sleep(50 * time.Millisecond) // a request, if one were sent, would be in by now
-			if o != Unendable || fake.Len() != 0 {
-				t.Fatalf("outcome %v, %d requests: want unendable, none sent", o, fake.Len())
+			// Nothing was queued, so nothing can be sent later.
+			if o != Unendable || h.client.Pending() != 0 || fake.Len() != 0 {
+				t.Fatalf("outcome %v, %d pending, %d requests: want unendable, none queued or sent", o, h.client.Pending(), fake.Len())
 			}
 			if h.logs.lineWith("level=ERROR", "callid=ringing@x", "cannot end") == "" {
 				t.Fatalf("no ERROR naming the call:\n%s", h.logs)

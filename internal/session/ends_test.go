@@ -16,8 +16,11 @@ func newEarlyFixture(t *testing.T, lim Limits, answer func(rating.Request) (rati
 	return f
 }
 
+// noEnd checks, once every goroutine of the test's bubble is blocked, that
+// no dialog end was sent.
 func noEnd(t *testing.T, f *fixture) {
 	t.Helper()
+	synctest.Wait()
 	select {
 	case tg := <-f.ch:
 		t.Fatalf("dialog end sent: %+v", tg)
@@ -35,75 +38,77 @@ func TestTerminateRinging(t *testing.T) {
 			name = "opensips: by Call-ID"
 		}
 		t.Run(name, func(t *testing.T) {
-			lim := Limits{Limit: NoLimit, PrepaidLimit: NoLimit}
-			f := newFixture(t, lim, limited(600))
-			if early {
-				f = newEarlyFixture(t, lim, limited(600))
-			}
-			if got := f.m.Init(initReq("ring", "alice", "true"), time.Now()); got != ReplyLimited {
-				t.Fatal(got)
-			}
-			res := f.m.Terminate("ring")
-			if early {
-				if res != TerminateRequested {
-					t.Fatalf("result %v, want requested", res)
+			synctest.Test(t, func(t *testing.T) {
+				lim := Limits{Limit: NoLimit, PrepaidLimit: NoLimit}
+				f := newFixture(t, lim, limited(600))
+				if early {
+					f = newEarlyFixture(t, lim, limited(600))
 				}
-				tg := waitEnd(t, f, time.Second)
-				if tg.CallID != "ring" || !tg.NoID || tg.Ref == 0 {
-					t.Fatalf("ended %+v, want by Call-ID with a journal reference", tg)
+				if got := f.m.Init(initReq("ring", "alice", "true"), time.Now()); got != ReplyLimited {
+					t.Fatal(got)
 				}
-				if _, ok := f.m.Get("ring"); ok {
-					t.Fatal("session still tracked")
+				res := f.m.Terminate("ring")
+				if early {
+					if res != TerminateRequested {
+						t.Fatalf("result %v, want requested", res)
+					}
+					tg := waitEnd(t, f, time.Second)
+					if tg.CallID != "ring" || !tg.NoID || tg.Ref == 0 {
+						t.Fatalf("ended %+v, want by Call-ID with a journal reference", tg)
+					}
+					if _, ok := f.m.Get("ring"); ok {
+						t.Fatal("session still tracked")
+					}
+				} else {
+					if res != TerminateAtAnswer {
+						t.Fatalf("result %v, want at answer", res)
+					}
+					noEnd(t, f)
+					if _, ok := f.m.Get("ring"); ok {
+						t.Fatal("still in the table: it would hold its place in the party's call limit")
+					}
+					g, ok := f.m.AtAnswer("ring")
+					if !ok || g.EndAtAnswer != EndAtAnswerOperator {
+						t.Fatalf("kept aside: %+v %v, want to end at answer", g, ok)
+					}
+					f.j.mu.Lock()
+					journaled := f.j.atAnswer["ring"] != nil && f.j.saved["ring"] == nil
+					f.j.mu.Unlock()
+					if !journaled {
+						t.Fatal("the order to end at answer is not journaled in place of the session")
+					}
+					if res := f.m.Terminate("ring"); res != TerminateAtAnswer {
+						t.Fatalf("terminate again: %v", res)
+					}
+					if got := f.m.Start("ring", "1079:6296", time.Now()); got != ReplyOk {
+						t.Fatalf("start: %q", got)
+					}
+					noEnd(t, f) // not before the ACK can have confirmed the dialog
+					tg := waitEnd(t, f, 5*time.Second)
+					if tg.CallID != "ring" || tg.NoID || tg.Dialog != (dialog.ID{Entry: 1079, ID: 6296}) {
+						t.Fatalf("ended %+v", tg)
+					}
+					if _, ok := f.m.AtAnswer("ring"); ok {
+						t.Fatal("still kept aside after the answer")
+					}
+					f.j.mu.Lock()
+					left := len(f.j.atAnswer)
+					f.j.mu.Unlock()
+					if left != 0 {
+						t.Fatal("the order to end at answer is still journaled after the answer")
+					}
 				}
-			} else {
-				if res != TerminateAtAnswer {
-					t.Fatalf("result %v, want at answer", res)
+				// Released with a 0 s debit either way: no second one.
+				if d := f.j.owed(); len(d) != 1 || d[0].Debit.Duration != 0 {
+					t.Fatalf("debits %+v", d)
 				}
-				noEnd(t, f)
-				if _, ok := f.m.Get("ring"); ok {
-					t.Fatal("still in the table: it would hold its place in the party's call limit")
+				if got := f.m.Stop("ring"); got != ReplyNotFound {
+					t.Fatalf("stop after the end: %q", got)
 				}
-				g, ok := f.m.AtAnswer("ring")
-				if !ok || g.EndAtAnswer != EndAtAnswerOperator {
-					t.Fatalf("kept aside: %+v %v, want to end at answer", g, ok)
+				if res := f.m.Terminate("ring"); res != TerminateUnknown {
+					t.Fatalf("second terminate: %v", res)
 				}
-				f.j.mu.Lock()
-				journaled := f.j.atAnswer["ring"] != nil && f.j.saved["ring"] == nil
-				f.j.mu.Unlock()
-				if !journaled {
-					t.Fatal("the order to end at answer is not journaled in place of the session")
-				}
-				if res := f.m.Terminate("ring"); res != TerminateAtAnswer {
-					t.Fatalf("terminate again: %v", res)
-				}
-				if got := f.m.Start("ring", "1079:6296", time.Now()); got != ReplyOk {
-					t.Fatalf("start: %q", got)
-				}
-				noEnd(t, f) // not before the ACK can have confirmed the dialog
-				tg := waitEnd(t, f, 5*time.Second)
-				if tg.CallID != "ring" || tg.NoID || tg.Dialog != (dialog.ID{Entry: 1079, ID: 6296}) {
-					t.Fatalf("ended %+v", tg)
-				}
-				if _, ok := f.m.AtAnswer("ring"); ok {
-					t.Fatal("still kept aside after the answer")
-				}
-				f.j.mu.Lock()
-				left := len(f.j.atAnswer)
-				f.j.mu.Unlock()
-				if left != 0 {
-					t.Fatal("the order to end at answer is still journaled after the answer")
-				}
-			}
-			// Released with a 0 s debit either way: no second one.
-			if d := f.j.owed(); len(d) != 1 || d[0].Debit.Duration != 0 {
-				t.Fatalf("debits %+v", d)
-			}
-			if got := f.m.Stop("ring"); got != ReplyNotFound {
-				t.Fatalf("stop after the end: %q", got)
-			}
-			if res := f.m.Terminate("ring"); res != TerminateUnknown {
-				t.Fatalf("second terminate: %v", res)
-			}
+			})
 		})
 	}
 }
@@ -113,47 +118,51 @@ func TestTerminateRinging(t *testing.T) {
 func TestSetupTimeRinging(t *testing.T) {
 	lim := Limits{Limit: 60, PrepaidLimit: NoLimit, SetupTime: time.Minute, StaleTimeout: time.Hour}
 	t.Run("opensips: ended now", func(t *testing.T) {
-		f := newEarlyFixture(t, lim, nil)
-		f.m.Init(initReq("slow", "alice", ""), time.Now().Add(-2*time.Minute))
-		f.m.Housekeep()
-		if tg := waitEnd(t, f, time.Second); tg.CallID != "slow" || !tg.NoID {
-			t.Fatalf("ended %+v", tg)
-		}
-		if got := f.m.Start("slow", "1:2", time.Now()); got != ReplyNotFound {
-			t.Fatalf("late start: %q", got)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			f := newEarlyFixture(t, lim, nil)
+			f.m.Init(initReq("slow", "alice", ""), time.Now().Add(-2*time.Minute))
+			f.m.Housekeep()
+			if tg := waitEnd(t, f, time.Second); tg.CallID != "slow" || !tg.NoID {
+				t.Fatalf("ended %+v", tg)
+			}
+			if got := f.m.Start("slow", "1:2", time.Now()); got != ReplyNotFound {
+				t.Fatalf("late start: %q", got)
+			}
+		})
 	})
 	t.Run("kamailio: ended at answer, forgotten after the stale timeout", func(t *testing.T) {
-		f := newFixture(t, lim, nil)
-		f.m.Init(initReq("slow", "alice", ""), time.Now().Add(-2*time.Minute))
-		f.m.Init(initReq("never", "bob", ""), time.Now().Add(-2*time.Minute))
-		f.m.Init(initReq("failed", "carol", ""), time.Now().Add(-2*time.Minute))
-		f.m.Housekeep()
-		noEnd(t, f)
-		if pending, _, parties := f.m.Counts(); pending != 0 || parties != 0 {
-			t.Fatalf("%d pending, %d parties after the setup time: want none", pending, parties)
-		}
-		if got := f.m.Stop("failed"); got != ReplyOk { // the call failed while ringing
-			t.Fatalf("stop of a call kept aside: %q", got)
-		}
-		if _, ok := f.m.AtAnswer("failed"); ok {
-			t.Fatal("kept aside after its stop")
-		}
-		if got := f.m.Start("slow", "5:6", time.Now()); got != ReplyOk {
-			t.Fatalf("late start: %q", got)
-		}
-		if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "slow" || tg.Dialog != (dialog.ID{Entry: 5, ID: 6}) {
-			t.Fatalf("ended %+v", tg)
-		}
-		if g, ok := f.m.AtAnswer("never"); !ok || g.EndAtAnswer != EndAtAnswerSetupTime {
-			t.Fatalf("never: %+v %v", g, ok)
-		}
-		f.m.now = func() time.Time { return time.Now().Add(lim.StaleTimeout) }
-		f.m.Housekeep() // now past the stale timeout
-		if _, ok := f.m.AtAnswer("never"); ok {
-			t.Fatal("a call never answered is kept past the stale timeout")
-		}
-		noEnd(t, f)
+		synctest.Test(t, func(t *testing.T) {
+			f := newFixture(t, lim, nil)
+			f.m.Init(initReq("slow", "alice", ""), time.Now().Add(-2*time.Minute))
+			f.m.Init(initReq("never", "bob", ""), time.Now().Add(-2*time.Minute))
+			f.m.Init(initReq("failed", "carol", ""), time.Now().Add(-2*time.Minute))
+			f.m.Housekeep()
+			noEnd(t, f)
+			if pending, _, parties := f.m.Counts(); pending != 0 || parties != 0 {
+				t.Fatalf("%d pending, %d parties after the setup time: want none", pending, parties)
+			}
+			if got := f.m.Stop("failed"); got != ReplyOk { // the call failed while ringing
+				t.Fatalf("stop of a call kept aside: %q", got)
+			}
+			if _, ok := f.m.AtAnswer("failed"); ok {
+				t.Fatal("kept aside after its stop")
+			}
+			if got := f.m.Start("slow", "5:6", time.Now()); got != ReplyOk {
+				t.Fatalf("late start: %q", got)
+			}
+			if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "slow" || tg.Dialog != (dialog.ID{Entry: 5, ID: 6}) {
+				t.Fatalf("ended %+v", tg)
+			}
+			if g, ok := f.m.AtAnswer("never"); !ok || g.EndAtAnswer != EndAtAnswerSetupTime {
+				t.Fatalf("never: %+v %v", g, ok)
+			}
+			f.m.now = func() time.Time { return time.Now().Add(lim.StaleTimeout) }
+			f.m.Housekeep() // now past the stale timeout
+			if _, ok := f.m.AtAnswer("never"); ok {
+				t.Fatal("a call never answered is kept past the stale timeout")
+			}
+			noEnd(t, f)
+		})
 	})
 }
 
@@ -161,15 +170,17 @@ func TestSetupTimeRinging(t *testing.T) {
 // call that Kamailio cannot end: say so at start, and hand the dialog client
 // a target without an id (it logs the ERROR), never dialog 0:0.
 func TestUnusableDialogID(t *testing.T) {
-	f := newFixture(t, Limits{Limit: 1, PrepaidLimit: NoLimit}, nil)
-	f.m.Init(initReq("garbled", "alice", ""), time.Now())
-	if got := f.m.Start("garbled", "12x:7", time.Now()); got != ReplyOk {
-		t.Fatal(got)
-	}
-	tg := waitEnd(t, f, 5*time.Second)
-	if tg.CallID != "garbled" || !tg.NoID {
-		t.Fatalf("ended %+v, want a target without a dialog id", tg)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: 1, PrepaidLimit: NoLimit}, nil)
+		f.m.Init(initReq("garbled", "alice", ""), time.Now())
+		if got := f.m.Start("garbled", "12x:7", time.Now()); got != ReplyOk {
+			t.Fatal(got)
+		}
+		tg := waitEnd(t, f, 5*time.Second)
+		if tg.CallID != "garbled" || !tg.NoID {
+			t.Fatalf("ended %+v, want a target without a dialog id", tg)
+		}
+	})
 }
 
 // TestShutdownIsAStoppingPoint: after Shutdown no method changes the table

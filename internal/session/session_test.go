@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/dialog"
@@ -333,21 +334,23 @@ func TestInitRules(t *testing.T) {
 }
 
 func TestInitAnswersBeforeProxyTimeoutWhenEngineHangs(t *testing.T) {
-	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: 300 * time.Millisecond}, nil)
-	// The rater is handed a deadline under the proxy's timeout.
-	now := time.Now()
-	if by := answerBy(now, 300*time.Millisecond); !by.Before(now.Add(300*time.Millisecond)) || by.Before(now.Add(200*time.Millisecond)) {
-		t.Fatalf("answer deadline %v after receipt", by.Sub(now))
-	}
-	ctxRater := &ctxRater{}
-	f.m.rater = ctxRater
-	start := time.Now()
-	if got := f.m.Init(initReq("c1", "alice", "true"), start); got != ReplyError {
-		t.Fatalf("got %q", got)
-	}
-	if took := time.Since(start); took >= 300*time.Millisecond {
-		t.Fatalf("answered after %v, the proxy gave up at 300ms", took)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: 300 * time.Millisecond}, nil)
+		// The rater is handed a deadline under the proxy's timeout.
+		now := time.Now()
+		if by := answerBy(now, 300*time.Millisecond); !by.Before(now.Add(300*time.Millisecond)) || by.Before(now.Add(200*time.Millisecond)) {
+			t.Fatalf("answer deadline %v after receipt", by.Sub(now))
+		}
+		ctxRater := &ctxRater{}
+		f.m.rater = ctxRater
+		start := time.Now()
+		if got := f.m.Init(initReq("c1", "alice", "true"), start); got != ReplyError {
+			t.Fatalf("got %q", got)
+		}
+		if took := time.Since(start); took >= 300*time.Millisecond {
+			t.Fatalf("answered after %v, the proxy gave up at 300ms", took)
+		}
+	})
 }
 
 // ctxRater never answers: it waits for the context like the real client.
@@ -373,34 +376,36 @@ func waitEnd(t *testing.T, f *fixture, within time.Duration) dialog.Target {
 }
 
 func TestTimerEndsCallAndDebitsExactlyTheLimit(t *testing.T) {
-	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(1))
-	if got := f.m.Init(initReq("c1", "alice", "true"), time.Now()); got != ReplyLimited {
-		t.Fatal(got)
-	}
-	if got := f.m.Start("c1", "1079:6296", time.Now()); got != ReplyOk {
-		t.Fatal(got)
-	}
-	tg := waitEnd(t, f, 5*time.Second)
-	if tg.CallID != "c1" || tg.Dialog != (dialog.ID{Entry: 1079, ID: 6296}) {
-		t.Fatalf("ended %+v", tg)
-	}
-	if _, ok := f.m.Get("c1"); ok {
-		t.Fatal("session still tracked")
-	}
-	if got := f.m.Stop("c1"); got != ReplyNotFound {
-		t.Fatalf("stop after expiry: %q", got)
-	}
-	d := f.j.owed()
-	if len(d) != 1 || d[0].Debit.Duration != 1 || d[0].Engine != "engine1" || d[0].Debit.CallID != "c1" {
-		t.Fatalf("debits %+v", d)
-	}
-	// The re-ask at start carried State=Connected.
-	if r := f.r.requests; len(r) != 2 || !r[1].Connected {
-		t.Fatalf("requests %+v", r)
-	}
-	if f.r.acquired["sip:alice@example.com"] != 0 {
-		t.Fatalf("affinity not released: %v", f.r.acquired)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(1))
+		if got := f.m.Init(initReq("c1", "alice", "true"), time.Now()); got != ReplyLimited {
+			t.Fatal(got)
+		}
+		if got := f.m.Start("c1", "1079:6296", time.Now()); got != ReplyOk {
+			t.Fatal(got)
+		}
+		tg := waitEnd(t, f, 5*time.Second)
+		if tg.CallID != "c1" || tg.Dialog != (dialog.ID{Entry: 1079, ID: 6296}) {
+			t.Fatalf("ended %+v", tg)
+		}
+		if _, ok := f.m.Get("c1"); ok {
+			t.Fatal("session still tracked")
+		}
+		if got := f.m.Stop("c1"); got != ReplyNotFound {
+			t.Fatalf("stop after expiry: %q", got)
+		}
+		d := f.j.owed()
+		if len(d) != 1 || d[0].Debit.Duration != 1 || d[0].Engine != "engine1" || d[0].Debit.CallID != "c1" {
+			t.Fatalf("debits %+v", d)
+		}
+		// The re-ask at start carried State=Connected.
+		if r := f.r.requests; len(r) != 2 || !r[1].Connected {
+			t.Fatalf("requests %+v", r)
+		}
+		if f.r.acquired["sip:alice@example.com"] != 0 {
+			t.Fatalf("affinity not released: %v", f.r.acquired)
+		}
+	})
 }
 
 func TestStopDebitsRealDurationOnce(t *testing.T) {
@@ -427,49 +432,54 @@ func TestStopDebitsRealDurationOnce(t *testing.T) {
 }
 
 func TestParallelCallsEndTogether(t *testing.T) {
-	var mu sync.Mutex
-	answers := []int{100, 50, 3} // init c1, init c2, re-asks
-	next := func(rating.Request) (rating.MaxTime, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		n := answers[0]
-		if len(answers) > 1 {
-			answers = answers[1:]
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		answers := []int{100, 50, 3} // init c1, init c2, re-asks
+		next := func(rating.Request) (rating.MaxTime, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			n := answers[0]
+			if len(answers) > 1 {
+				answers = answers[1:]
+			}
+			return rating.MaxTime{Kind: rating.Limited, Seconds: n, Prepaid: true}, nil
 		}
-		return rating.MaxTime{Kind: rating.Limited, Seconds: n, Prepaid: true}, nil
-	}
-	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, next)
-	f.m.Init(initReq("c1", "alice", "true"), time.Now())
-	f.m.Init(initReq("c2", "alice", "true"), time.Now())
-	f.m.Start("c1", "1:1", time.Now()) // re-ask: 3 s for the party
-	time.Sleep(300 * time.Millisecond)
-	f.m.Start("c2", "1:2", time.Now()) // re-ask: 3 s from now, both calls
-	a := waitEnd(t, f, 6*time.Second)
-	at := time.Now()
-	b := waitEnd(t, f, 2*time.Second)
-	if gap := time.Since(at); gap > 500*time.Millisecond {
-		t.Fatalf("calls ended %v apart", gap)
-	}
-	if a.CallID == b.CallID {
-		t.Fatal("same call ended twice")
-	}
-	if d := f.j.owed(); len(d) != 2 {
-		t.Fatalf("debits %+v", d)
-	}
+		f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, next)
+		f.m.Init(initReq("c1", "alice", "true"), time.Now())
+		f.m.Init(initReq("c2", "alice", "true"), time.Now())
+		f.m.Start("c1", "1:1", time.Now()) // re-ask: 3 s for the party
+		time.Sleep(300 * time.Millisecond)
+		f.m.Start("c2", "1:2", time.Now()) // re-ask: 3 s from now, both calls
+		a := waitEnd(t, f, 6*time.Second)
+		at := time.Now()
+		b := waitEnd(t, f, 2*time.Second)
+		// c1 keeps its end 300 ms earlier: within the engine's whole second.
+		if gap := time.Since(at); gap > 500*time.Millisecond {
+			t.Fatalf("calls ended %v apart", gap)
+		}
+		if a.CallID == b.CallID {
+			t.Fatal("same call ended twice")
+		}
+		if d := f.j.owed(); len(d) != 2 {
+			t.Fatalf("debits %+v", d)
+		}
+	})
 }
 
 func TestDebitReplyRetimesRemainingCalls(t *testing.T) {
-	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
-	f.m.Init(initReq("c1", "alice", "true"), time.Now())
-	f.m.Init(initReq("c2", "alice", "true"), time.Now())
-	f.m.Start("c1", "1:1", time.Now())
-	f.m.Start("c2", "1:2", time.Now())
-	f.m.Stop("c1")
-	d := f.j.owed()
-	f.m.Debited(d[0], rating.DebitReply{OK: true, MaxSessionTime: 1})
-	if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "c2" {
-		t.Fatalf("ended %+v", tg)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
+		f.m.Init(initReq("c1", "alice", "true"), time.Now())
+		f.m.Init(initReq("c2", "alice", "true"), time.Now())
+		f.m.Start("c1", "1:1", time.Now())
+		f.m.Start("c2", "1:2", time.Now())
+		f.m.Stop("c1")
+		d := f.j.owed()
+		f.m.Debited(d[0], rating.DebitReply{OK: true, MaxSessionTime: 1})
+		if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "c2" {
+			t.Fatalf("ended %+v", tg)
+		}
+	})
 }
 
 // A debit reply from an engine that does not count the party's remaining
@@ -486,23 +496,22 @@ func TestDebitReplyFromEngineThatLostSessionsKeepsLimits(t *testing.T) {
 		{"plain debit, none remain", false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
-			f.m.Init(initReq("c1", "alice", "true"), time.Now())
-			f.m.Init(initReq("c2", "alice", "true"), time.Now())
-			f.m.Start("c1", "1:1", time.Now())
-			f.m.Start("c2", "1:2", time.Now())
-			f.m.Stop("c1")
-			d := f.j.owed()[0]
-			d.Debit.Force = tc.force
-			f.m.Debited(d, rating.DebitReply{OK: true, MaxSessionTime: tc.max})
-			select {
-			case tg := <-f.ch:
-				t.Fatalf("ended %+v", tg)
-			case <-time.After(1500 * time.Millisecond):
-			}
-			if s, ok := f.m.Get("c2"); !ok || s.Limit != 600 {
-				t.Fatalf("c2 after the reply: %+v, %v", s, ok)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
+				f.m.Init(initReq("c1", "alice", "true"), time.Now())
+				f.m.Init(initReq("c2", "alice", "true"), time.Now())
+				f.m.Start("c1", "1:1", time.Now())
+				f.m.Start("c2", "1:2", time.Now())
+				f.m.Stop("c1")
+				d := f.j.owed()[0]
+				d.Debit.Force = tc.force
+				f.m.Debited(d, rating.DebitReply{OK: true, MaxSessionTime: tc.max})
+				time.Sleep(2 * time.Second) // past the 1 s the reply would have left
+				noEnd(t, f)
+				if s, ok := f.m.Get("c2"); !ok || s.Limit != 600 {
+					t.Fatalf("c2 after the reply: %+v, %v", s, ok)
+				}
+			})
 		})
 	}
 }
@@ -554,68 +563,74 @@ func TestHousekeeping(t *testing.T) {
 }
 
 func TestStaleUnlimitedCallEndedWithBye(t *testing.T) {
-	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit, SetupTime: time.Minute, StaleTimeout: time.Hour}, nil)
-	r := initReq("counted", "alice", "false")
-	r.CallLimit = "5"
-	if got := f.m.Init(r, time.Now().Add(-2*time.Hour)); got != ReplyLimited {
-		t.Fatal(got)
-	}
-	f.m.Start("counted", "3:4", time.Now())
-	f.m.Housekeep()
-	if tg := waitEnd(t, f, time.Second); tg.CallID != "counted" {
-		t.Fatalf("%+v", tg)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit, SetupTime: time.Minute, StaleTimeout: time.Hour}, nil)
+		r := initReq("counted", "alice", "false")
+		r.CallLimit = "5"
+		if got := f.m.Init(r, time.Now().Add(-2*time.Hour)); got != ReplyLimited {
+			t.Fatal(got)
+		}
+		f.m.Start("counted", "3:4", time.Now())
+		f.m.Housekeep()
+		if tg := waitEnd(t, f, time.Second); tg.CallID != "counted" {
+			t.Fatalf("%+v", tg)
+		}
+	})
 }
 
 func TestRestore(t *testing.T) {
-	f := newFixture(t, Limits{Limit: 60, PrepaidLimit: NoLimit}, nil)
-	now := time.Now()
-	past := &Session{CallID: "past", Party: "sip:a@b", Limit: 10, Cap: NoLimit, HasDialog: true,
-		Created: now.Add(-time.Minute), Answered: now.Add(-20 * time.Second), EndAt: now.Add(-10 * time.Second)}
-	future := &Session{CallID: "future", Party: "sip:a@b", Limit: 60, Cap: NoLimit,
-		Created: now.Add(-time.Minute), Answered: now, EndAt: now.Add(time.Second)}
-	pending := &Session{CallID: "pending", Party: "sip:a@b", Limit: 60, Cap: NoLimit, Created: now}
-	f.m.Restore([]*Session{past, future, pending})
-	if tg := waitEnd(t, f, time.Second); tg.CallID != "past" {
-		t.Fatalf("%+v", tg)
-	}
-	if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "future" {
-		t.Fatalf("%+v", tg)
-	}
-	if _, ok := f.m.Get("pending"); !ok {
-		t.Fatal("pending call lost")
-	}
-	r := initReq("x", "a", "false")
-	r.From, r.CallLimit = "<sip:a@b>", "2"
-	if got := f.m.Init(r, time.Now()); got != ReplyLimited {
-		t.Fatalf("party count not rebuilt right: %q", got)
-	}
-	r.CallID = "y"
-	if got := f.m.Init(r, time.Now()); got != ReplyCallLimitReached {
-		t.Fatalf("party count not rebuilt: %q", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: 60, PrepaidLimit: NoLimit}, nil)
+		now := time.Now()
+		past := &Session{CallID: "past", Party: "sip:a@b", Limit: 10, Cap: NoLimit, HasDialog: true,
+			Created: now.Add(-time.Minute), Answered: now.Add(-20 * time.Second), EndAt: now.Add(-10 * time.Second)}
+		future := &Session{CallID: "future", Party: "sip:a@b", Limit: 60, Cap: NoLimit,
+			Created: now.Add(-time.Minute), Answered: now, EndAt: now.Add(time.Second)}
+		pending := &Session{CallID: "pending", Party: "sip:a@b", Limit: 60, Cap: NoLimit, Created: now}
+		f.m.Restore([]*Session{past, future, pending})
+		if tg := waitEnd(t, f, time.Second); tg.CallID != "past" {
+			t.Fatalf("%+v", tg)
+		}
+		if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "future" {
+			t.Fatalf("%+v", tg)
+		}
+		if _, ok := f.m.Get("pending"); !ok {
+			t.Fatal("pending call lost")
+		}
+		r := initReq("x", "a", "false")
+		r.From, r.CallLimit = "<sip:a@b>", "2"
+		if got := f.m.Init(r, time.Now()); got != ReplyLimited {
+			t.Fatalf("party count not rebuilt right: %q", got)
+		}
+		r.CallID = "y"
+		if got := f.m.Init(r, time.Now()); got != ReplyCallLimitReached {
+			t.Fatalf("party count not rebuilt: %q", got)
+		}
+	})
 }
 
 func TestAccountingEnds(t *testing.T) {
-	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
-	for _, id := range []string{"term", "tout", "other-tag"} {
-		f.m.Init(initReq(id, "alice", "true"), time.Now())
-		f.m.Start(id, "1:1", time.Now())
-	}
-	f.m.EndUnseen("other-tag", "someone-else", 5)
-	f.m.EndUnseen("term", "ft-term", 17)
-	f.m.EndSilent("tout", "ft-tout")
-	f.m.EndUnseen("term", "ft-term", 17) // again: ignored
-	if _, ok := f.m.Get("other-tag"); !ok {
-		t.Fatal("a call with another From tag was closed")
-	}
-	if tg := waitEnd(t, f, time.Second); tg.CallID != "tout" {
-		t.Fatalf("%+v", tg)
-	}
-	d := f.j.owed()
-	if len(d) != 2 || d[0].Debit.CallID != "term" || d[0].Debit.Duration != 17 || d[1].Debit.CallID != "tout" {
-		t.Fatalf("debits %+v", d)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
+		for _, id := range []string{"term", "tout", "other-tag"} {
+			f.m.Init(initReq(id, "alice", "true"), time.Now())
+			f.m.Start(id, "1:1", time.Now())
+		}
+		f.m.EndUnseen("other-tag", "someone-else", 5)
+		f.m.EndUnseen("term", "ft-term", 17)
+		f.m.EndSilent("tout", "ft-tout")
+		f.m.EndUnseen("term", "ft-term", 17) // again: ignored
+		if _, ok := f.m.Get("other-tag"); !ok {
+			t.Fatal("a call with another From tag was closed")
+		}
+		if tg := waitEnd(t, f, time.Second); tg.CallID != "tout" {
+			t.Fatalf("%+v", tg)
+		}
+		d := f.j.owed()
+		if len(d) != 2 || d[0].Debit.CallID != "term" || d[0].Debit.Duration != 17 || d[1].Debit.CallID != "tout" {
+			t.Fatalf("debits %+v", d)
+		}
+	})
 }
 
 // A call whose end is due when a re-time arrives keeps its end: it goes
@@ -640,22 +655,21 @@ func TestRetimeLeavesDueCallsAlone(t *testing.T) {
 // A prepaid call restored by a daemon now configured without an engine
 // starts on the limit it was given (and its debit stays owed).
 func TestRestoredPrepaidCallWithoutEngine(t *testing.T) {
-	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, nil)
-	f.m.Restore([]*Session{{CallID: "p", Party: "sip:a@b", Engine: "e1", Prepaid: true, Owed: true,
-		Limit: 1, Cap: NoLimit, Created: time.Now()}})
-	if got := f.m.Start("p", "1:2", time.Now()); got != ReplyOk {
-		t.Fatal(got)
-	}
-	if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "p" {
-		t.Fatalf("%+v", tg)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(f.j.owed()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // the debit is journaled just after the BYE is asked for
-	}
-	if d := f.j.owed(); len(d) != 1 || d[0].Engine != "e1" || d[0].Debit.Duration != 1 {
-		t.Fatalf("debits %+v", d)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, nil)
+		f.m.Restore([]*Session{{CallID: "p", Party: "sip:a@b", Engine: "e1", Prepaid: true, Owed: true,
+			Limit: 1, Cap: NoLimit, Created: time.Now()}})
+		if got := f.m.Start("p", "1:2", time.Now()); got != ReplyOk {
+			t.Fatal(got)
+		}
+		if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "p" {
+			t.Fatalf("%+v", tg)
+		}
+		synctest.Wait() // the debit is journaled just after the BYE is asked for
+		if d := f.j.owed(); len(d) != 1 || d[0].Engine != "e1" || d[0].Debit.Duration != 1 {
+			t.Fatalf("debits %+v", d)
+		}
+	})
 }
 
 // A mark left by a daemon that died between asking the engine and
