@@ -82,6 +82,7 @@ type Fake struct {
 	hook      func(Request)
 	paused    bool
 	resume    chan struct{}
+	parked    chan struct{} // closed once serve has stopped reading for a Pause
 	readDelay time.Duration
 
 	done chan struct{}
@@ -155,17 +156,25 @@ func (f *Fake) SetHook(fn func(Request)) {
 }
 
 // Pause stops reading (a datagram already being handled is finished), so
-// the kernel queue fills and senders see EAGAIN.
+// the kernel queue fills and senders see EAGAIN. It returns once the fake
+// has stopped reading (or after a second, if a hook holds it).
 func (f *Fake) Pause() {
 	f.mu.Lock()
 	if !f.paused {
 		f.paused = true
 		f.resume = make(chan struct{})
+		f.parked = make(chan struct{})
 		// Wake a read in progress; serve clears the deadline under f.mu,
 		// so this cannot be lost.
 		f.conn.SetReadDeadline(time.Now())
 	}
+	parked := f.parked
 	f.mu.Unlock()
+	select {
+	case <-parked:
+	case <-f.done:
+	case <-time.After(time.Second):
+	}
 }
 
 // Resume reading after Pause.
@@ -242,6 +251,12 @@ func (f *Fake) serve() {
 		paused, resume, delay := f.paused, f.resume, f.readDelay
 		if !paused {
 			f.conn.SetReadDeadline(time.Time{})
+		} else {
+			select {
+			case <-f.parked:
+			default:
+				close(f.parked)
+			}
 		}
 		f.mu.Unlock()
 		if paused {
