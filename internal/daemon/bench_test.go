@@ -7,15 +7,12 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/journal"
 	"github.com/callcontrol/callcontrol/internal/session"
 	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 	"github.com/callcontrol/callcontrol/internal/store"
 )
-
-type nopEnder struct{}
-
-func (nopEnder) End(dialog.Target) {}
 
 // BenchmarkCallCycle is one postpaid call's init, start and stop through
 // what the daemon runs for them, sockets aside: the session manager, the
@@ -31,7 +28,7 @@ func BenchmarkCallCycle(b *testing.B) {
 	log := NewStderrLogger(io.Discard, false)
 	defer log.Close()
 	m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
-		StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, nopEnder{}, st, log.Logger)
+		StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, st, log.Logger)
 	defer m.Shutdown()
 	sessiontest.CallCycles(b, m)
 }

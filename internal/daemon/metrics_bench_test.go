@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/journal"
 	"github.com/callcontrol/callcontrol/internal/metrics"
 	"github.com/callcontrol/callcontrol/internal/proxy"
@@ -33,7 +35,7 @@ func BenchmarkCallCycleHandler(b *testing.B) {
 			log := NewStderrLogger(io.Discard, false)
 			defer log.Close()
 			m := session.NewManager(session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
-				StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, nopEnder{}, st, log.Logger)
+				StaleTimeout: time.Hour, ProxyTimeout: 500 * time.Millisecond}, nil, &dialogtest.Ender[dialog.Target]{}, st, log.Logger)
 			defer m.Shutdown()
 			var h proxy.Handler = ProxyHandler(m, true, log.Logger)
 			if counted {

@@ -1,4 +1,4 @@
-package session
+package session_test
 
 import (
 	"testing"
@@ -8,11 +8,12 @@ import (
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/rating"
+	. "github.com/callcontrol/callcontrol/internal/session"
 )
 
 func newEarlyFixture(t *testing.T, lim Limits, answer func(rating.Request) (rating.MaxTime, error)) *fixture {
 	f := newFixture(t, lim, answer)
-	f.m.ender = &dialogtest.Ender[dialog.Target]{C: f.ch, Early: true} // a proxy that can end a ringing call (OpenSIPS)
+	f.m.SetEnder(&dialogtest.Ender[dialog.Target]{C: f.ch, Early: true}) // a proxy that can end a ringing call (OpenSIPS)
 	return f
 }
 
@@ -71,9 +72,9 @@ func TestTerminateRinging(t *testing.T) {
 					if !ok || g.EndAtAnswer != EndAtAnswerOperator {
 						t.Fatalf("kept aside: %+v %v, want to end at answer", g, ok)
 					}
-					f.j.mu.Lock()
-					journaled := f.j.atAnswer["ring"] != nil && f.j.saved["ring"] == nil
-					f.j.mu.Unlock()
+					recorded, _ := f.j.AtAnswer("ring")
+					_, saved := f.j.Saved("ring")
+					journaled := recorded && !saved
 					if !journaled {
 						t.Fatal("the order to end at answer is not journaled in place of the session")
 					}
@@ -91,15 +92,13 @@ func TestTerminateRinging(t *testing.T) {
 					if _, ok := f.m.AtAnswer("ring"); ok {
 						t.Fatal("still kept aside after the answer")
 					}
-					f.j.mu.Lock()
-					left := len(f.j.atAnswer)
-					f.j.mu.Unlock()
+					_, left := f.j.AtAnswer("ring")
 					if left != 0 {
 						t.Fatal("the order to end at answer is still journaled after the answer")
 					}
 				}
 				// Released with a 0 s debit either way: no second one.
-				if d := f.j.owed(); len(d) != 1 || d[0].Debit.Duration != 0 {
+				if d := f.j.Debits(); len(d) != 1 || d[0].Debit.Duration != 0 {
 					t.Fatalf("debits %+v", d)
 				}
 				if got := f.m.Stop("ring"); got != ReplyNotFound {
@@ -156,7 +155,7 @@ func TestSetupTimeRinging(t *testing.T) {
 			if g, ok := f.m.AtAnswer("never"); !ok || g.EndAtAnswer != EndAtAnswerSetupTime {
 				t.Fatalf("never: %+v %v", g, ok)
 			}
-			f.m.now = func() time.Time { return time.Now().Add(lim.StaleTimeout) }
+			f.m.SetNow(func() time.Time { return time.Now().Add(lim.StaleTimeout) })
 			f.m.Housekeep() // now past the stale timeout
 			if _, ok := f.m.AtAnswer("never"); ok {
 				t.Fatal("a call never answered is kept past the stale timeout")
@@ -195,9 +194,7 @@ func TestShutdownIsAStoppingPoint(t *testing.T) {
 		f.m.Start("a2", "1:2", time.Now())
 		f.m.Init(initReq("p1", "bob", "true"), time.Now())
 		before, _ := f.m.Get("a1")
-		f.j.mu.Lock()
-		saves := len(f.j.saved)
-		f.j.mu.Unlock()
+		saves := f.j.SavedCount()
 
 		f.m.Shutdown()
 		// The debit of a call ended just before, answered during shutdown.
@@ -236,10 +233,8 @@ func TestShutdownIsAStoppingPoint(t *testing.T) {
 		if p, ip, _ := f.m.Counts(); p != 1 || ip != 2 {
 			t.Errorf("sessions %d pending, %d in progress, want 1 and 2", p, ip)
 		}
-		f.j.mu.Lock()
-		defer f.j.mu.Unlock()
-		if len(f.j.saved) != saves || len(f.j.debits) != 0 {
-			t.Errorf("journal changed after shutdown: %d saved (was %d), debits %+v", len(f.j.saved), saves, f.j.debits)
+		if saved, debits := f.j.SavedCount(), f.j.Debits(); saved != saves || len(debits) != 0 {
+			t.Errorf("journal changed after shutdown: %d saved (was %d), debits %+v", saved, saves, debits)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package session
+package session_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/internal/rating"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
+	. "github.com/callcontrol/callcontrol/internal/session"
 )
 
 // A call the proxy flags prepaid is refused when nothing can rate it; a
@@ -60,10 +61,10 @@ func TestPrepaidFailsClosed(t *testing.T) {
 			if n := f.m.PrepaidRefused(); n != tt.wantRefused {
 				t.Errorf("refused count %d, want %d", n, tt.wantRefused)
 			}
-			if d := f.j.owed(); len(d) != tt.wantDebits || (len(d) == 1 && (d[0].Debit.Duration != 0 || d[0].Debit.CallID != "c1")) {
+			if d := f.j.Debits(); len(d) != tt.wantDebits || (len(d) == 1 && (d[0].Debit.Duration != 0 || d[0].Debit.CallID != "c1")) {
 				t.Errorf("debits %+v, want %d release(s)", d, tt.wantDebits)
 			}
-			if n := f.j.unsettled(); n != 0 {
+			if n := f.j.Unsettled(); n != 0 {
 				t.Errorf("%d asked marks left unsettled", n)
 			}
 		})
@@ -92,7 +93,7 @@ func TestNotSentReinitStillReleasesTheCarriedQuestion(t *testing.T) {
 	if got := f.m.Init(initReq("c1", "alice", "true"), time.Now()); got != ReplyError {
 		t.Fatal(got)
 	}
-	if d := f.j.owed(); len(d) != 1 || d[0].Debit.CallID != "c1" || d[0].Debit.Duration != 0 {
+	if d := f.j.Debits(); len(d) != 1 || d[0].Debit.CallID != "c1" || d[0].Debit.Duration != 0 {
 		t.Fatalf("debits %+v, want the first question released once", d)
 	}
 }
@@ -122,13 +123,13 @@ func (s *syncBuffer) lines(level string) []string {
 }
 
 // Every refused call has its INFO line; the ERROR line naming the cause and
-// the fix comes at most once per cause every refusalLogEvery.
+// the fix comes at most once per cause every RefusalLogEvery.
 func TestRefusalErrorLinesAreRateLimited(t *testing.T) {
 	f := newFixture(t, Limits{Limit: 60, PrepaidLimit: NoLimit}, nil)
 	var buf syncBuffer
-	f.m.log = slog.New(slog.NewTextHandler(&buf, nil))
+	f.m.SetLog(slog.New(slog.NewTextHandler(&buf, nil)))
 	now := time.Unix(1700000000, 0)
-	f.m.now = func() time.Time { return now }
+	f.m.SetNow(func() time.Time { return now })
 	for i := 0; i < 5; i++ {
 		f.m.Init(initReq(fmt.Sprint("c", i), "alice", "true"), time.Now())
 	}
@@ -140,7 +141,7 @@ func TestRefusalErrorLinesAreRateLimited(t *testing.T) {
 	if infos := buf.lines("INFO"); len(infos) != 5 {
 		t.Fatalf("%d INFO lines, want one per refused call: %q", len(infos), infos)
 	}
-	now = now.Add(refusalLogEvery)
+	now = now.Add(RefusalLogEvery)
 	f.m.Init(initReq("c5", "alice", "true"), time.Now())
 	errs = buf.lines("ERROR")
 	if len(errs) != 2 || !strings.Contains(errs[1], "also_refused_since_last_line=4") {
@@ -205,8 +206,8 @@ func TestTwoSpellingsOfOneAccountRetimedTogether(t *testing.T) {
 	t.Cleanup(pool.Close)
 
 	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: 5 * time.Second}, nil)
-	f.m.rater = pool
-	f.m.now = clock
+	f.m.SetRater(pool)
+	f.m.SetNow(clock)
 	req := func(id, from string) *InitRequest {
 		return &InitRequest{CallID: id, RURI: "sip:0031650@example.com", Diverter: "None", SourceIP: "10.0.0.1",
 			From: from, FromTag: "t-" + id, Prepaid: "true"}
@@ -231,7 +232,7 @@ func TestTwoSpellingsOfOneAccountRetimedTogether(t *testing.T) {
 	advance(60 * time.Second)
 	f.m.Stop("b")
 	var owed Owed
-	for _, d := range f.j.owed() {
+	for _, d := range f.j.Debits() {
 		if d.Debit.CallID == "b" {
 			owed = d
 		}

@@ -1,9 +1,11 @@
-package session
+package session_test
 
 import (
 	"fmt"
 	"testing"
 	"time"
+
+	. "github.com/callcontrol/callcontrol/internal/session"
 )
 
 func restoreN(m *Manager, n int, prefix string) {
@@ -26,7 +28,7 @@ func TestWalkSeesEverySessionThatStaysOnce(t *testing.T) {
 	restoreN(f.m, churn, "late-")
 	seen := map[string]int{}
 	chunks, removed := 0, 0
-	done := f.m.eachChunked(nil, func(s *Session) { seen[s.CallID]++ }, func() {
+	done := f.m.EachChunked(nil, func(s *Session) { seen[s.CallID]++ }, func() {
 		chunks++
 		// Between chunks: end a churn call (holes, then squeezing out
 		// of holes, shifts the order) and set up new calls.
@@ -36,7 +38,7 @@ func TestWalkSeesEverySessionThatStaysOnce(t *testing.T) {
 		}
 		f.m.Init(initReq(fmt.Sprintf("new-%d", chunks), "x", "false"), time.Now())
 	})
-	if !done || chunks < (stay+churn)/listChunk {
+	if !done || chunks < (stay+churn)/ListChunk {
 		t.Fatalf("done %t after %d chunks", done, chunks)
 	}
 	for i := 0; i < stay; i++ {
@@ -49,28 +51,28 @@ func TestWalkSeesEverySessionThatStaysOnce(t *testing.T) {
 			t.Fatalf("%s seen %d times", id, n)
 		}
 	}
-	if got := len(f.m.order.entries) - f.m.order.holes; got != len(f.m.calls) {
-		t.Fatalf("order holds %d sessions, the table %d", got, len(f.m.calls))
+	if got, calls := f.m.OrderAndTable(); got != calls {
+		t.Fatalf("order holds %d sessions, the table %d", got, calls)
 	}
 }
 
 // A listing whose asker went away stops at the next chunk.
 func TestListingStopsWhenTheAskerIsGone(t *testing.T) {
 	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, nil)
-	restoreN(f.m, 10*listChunk, "c")
+	restoreN(f.m, 10*ListChunk, "c")
 	asked := 0
 	visited := 0
-	if f.m.eachChunked(func() bool { asked++; return asked > 2 }, func(*Session) { visited++ }, nil) {
+	if f.m.EachChunked(func() bool { asked++; return asked > 2 }, func(*Session) { visited++ }, nil) {
 		t.Fatal("walk finished for an asker that went away")
 	}
-	if visited != 2*listChunk {
+	if visited != 2*ListChunk {
 		t.Fatalf("visited %d sessions", visited)
 	}
 }
 
 func TestWalkBriefListsInOrderOfSetUp(t *testing.T) {
 	f := newFixture(t, Limits{Limit: 3600, PrepaidLimit: NoLimit}, nil)
-	restoreN(f.m, 2*listChunk+3, "c")
+	restoreN(f.m, 2*ListChunk+3, "c")
 	f.m.Init(initReq("pending-1", "u1", "false"), time.Now())
 	var got []Brief
 	if !f.m.WalkBrief(nil, func(chunk []Brief) { got = append(got, chunk...) }) {
@@ -78,7 +80,7 @@ func TestWalkBriefListsInOrderOfSetUp(t *testing.T) {
 	}
 	first, last := Brief{"c000000", "sip:u0@example.com", "sip:d@example.com", true},
 		Brief{"pending-1", "sip:u1@example.com", "sip:dest@example.com", false}
-	if len(got) != 2*listChunk+4 || got[0] != first || got[len(got)-1] != last {
+	if len(got) != 2*ListChunk+4 || got[0] != first || got[len(got)-1] != last {
 		t.Fatalf("%d sessions, first %+v, last %+v", len(got), got[0], got[len(got)-1])
 	}
 	if n := f.m.Len(); n != len(got) {

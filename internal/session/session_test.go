@@ -1,4 +1,4 @@
-package session
+package session_test
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/rating"
+	. "github.com/callcontrol/callcontrol/internal/session"
+	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 )
 
 func TestBillingParty(t *testing.T) {
@@ -116,130 +118,15 @@ func limited(n int) func(rating.Request) (rating.MaxTime, error) {
 	}
 }
 
-type journal struct {
-	mu       sync.Mutex
-	saved    map[string]*Session
-	asked    map[string]bool
-	debits   []Owed
-	stall    chan struct{}       // while open, writes are not durable: a stalled disk
-	byes     int                 // dialog end requests recorded
-	atAnswer map[string]*Session // calls to end when answered
-}
-
-// timeoutError is what a bounded Wait returns when its deadline passes.
-type timeoutError struct{}
-
-func (timeoutError) Error() string { return "not durable yet" }
-func (timeoutError) Timeout() bool { return true }
-
-// wait is the Wait of a write made now: immediate, or with a stalled disk
-// done when the stall ends, and given up at its deadline.
-func (j *journal) wait() Wait {
-	stall := j.stall
-	return func(by time.Time) error {
-		if stall == nil {
-			return nil
-		}
-		if by.IsZero() {
-			<-stall
-			return nil
-		}
-		t := time.NewTimer(time.Until(by))
-		defer t.Stop()
-		select {
-		case <-stall:
-			return nil
-		case <-t.C:
-			return timeoutError{}
-		}
-	}
-}
-
-func (j *journal) stallDisk() (resume func()) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.stall = make(chan struct{})
-	return sync.OnceFunc(func() { close(j.stall) })
-}
-
-func (j *journal) Asked(s *Session) Wait {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.asked == nil {
-		j.asked = map[string]bool{}
-	}
-	j.asked[s.CallID] = true
-	return j.wait()
-}
-func (j *journal) Settle(id string) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	delete(j.asked, id)
-}
-func (j *journal) unsettled() int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return len(j.asked)
-}
-
-func (j *journal) Save(s *Session) Wait {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	c := *s
-	j.saved[s.CallID] = &c
-	delete(j.asked, s.CallID)
-	return j.wait()
-}
-func (j *journal) End(id string, o *Owed) Wait {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	delete(j.saved, id)
-	delete(j.asked, id)
-	if o != nil {
-		j.debits = append(j.debits, *o)
-	}
-	return j.wait()
-}
-func (j *journal) Release(id string, o *Owed) { j.End(id, o) }
-func (j *journal) EndWithBye(id string, o *Owed, t dialog.Target) (Wait, dialog.Target) {
-	w := j.End(id, o)
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.byes++
-	t.Ref = uint64(j.byes)
-	return w, t
-}
-func (j *journal) EndAtAnswer(id string, o *Owed, s *Session) Wait {
-	w := j.End(id, o)
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.atAnswer == nil {
-		j.atAnswer = map[string]*Session{}
-	}
-	c := *s
-	j.atAnswer[id] = &c
-	return w
-}
-func (j *journal) DropAtAnswer(id string) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	delete(j.atAnswer, id)
-}
-func (j *journal) owed() []Owed {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return append([]Owed(nil), j.debits...)
-}
-
 type fixture struct {
 	m  *Manager
 	r  *fakeRater
-	j  *journal
+	j  *sessiontest.Journal
 	ch chan dialog.Target
 }
 
 func newFixture(t *testing.T, lim Limits, answer func(rating.Request) (rating.MaxTime, error)) *fixture {
-	f := &fixture{j: &journal{saved: map[string]*Session{}}, ch: make(chan dialog.Target, 100)}
+	f := &fixture{j: sessiontest.NewJournal(), ch: make(chan dialog.Target, 100)}
 	var r Rater
 	if answer != nil {
 		f.r = &fakeRater{answer: answer, acquired: map[string]int{}}
@@ -323,10 +210,10 @@ func TestInitRules(t *testing.T) {
 					t.Errorf("request %+v", r)
 				}
 			}
-			if d := f.j.owed(); len(d) != tt.wantDebits || (len(d) == 1 && d[0].Debit.Duration != 0) {
+			if d := f.j.Debits(); len(d) != tt.wantDebits || (len(d) == 1 && d[0].Debit.Duration != 0) {
 				t.Errorf("debits %+v", d)
 			}
-			if n := f.j.unsettled(); n != 0 {
+			if n := f.j.Unsettled(); n != 0 {
 				t.Errorf("%d asked marks left unsettled", n)
 			}
 		})
@@ -338,11 +225,11 @@ func TestInitAnswersBeforeProxyTimeoutWhenEngineHangs(t *testing.T) {
 		f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: 300 * time.Millisecond}, nil)
 		// The rater is handed a deadline under the proxy's timeout.
 		now := time.Now()
-		if by := answerBy(now, 300*time.Millisecond); !by.Before(now.Add(300*time.Millisecond)) || by.Before(now.Add(200*time.Millisecond)) {
+		if by := AnswerBy(now, 300*time.Millisecond); !by.Before(now.Add(300*time.Millisecond)) || by.Before(now.Add(200*time.Millisecond)) {
 			t.Fatalf("answer deadline %v after receipt", by.Sub(now))
 		}
 		ctxRater := &ctxRater{}
-		f.m.rater = ctxRater
+		f.m.SetRater(ctxRater)
 		start := time.Now()
 		if got := f.m.Init(initReq("c1", "alice", "true"), start); got != ReplyError {
 			t.Fatalf("got %q", got)
@@ -394,7 +281,7 @@ func TestTimerEndsCallAndDebitsExactlyTheLimit(t *testing.T) {
 		if got := f.m.Stop("c1"); got != ReplyNotFound {
 			t.Fatalf("stop after expiry: %q", got)
 		}
-		d := f.j.owed()
+		d := f.j.Debits()
 		if len(d) != 1 || d[0].Debit.Duration != 1 || d[0].Engine != "engine1" || d[0].Debit.CallID != "c1" {
 			t.Fatalf("debits %+v", d)
 		}
@@ -412,16 +299,14 @@ func TestStopDebitsRealDurationOnce(t *testing.T) {
 	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
 	f.m.Init(initReq("c1", "alice", "true"), time.Now())
 	f.m.Start("c1", "1:2", time.Now())
-	f.m.mu.Lock()
-	f.m.calls["c1"].Answered = time.Now().Add(-42 * time.Second) // answered 42 s ago
-	f.m.mu.Unlock()
+	f.m.WithCall("c1", func(s *Session) { s.Answered = time.Now().Add(-42 * time.Second) }) // answered 42 s ago
 	if got := f.m.Stop("c1"); got != ReplyOk {
 		t.Fatal(got)
 	}
 	if got := f.m.Stop("c1"); got != ReplyNotFound {
 		t.Fatal(got)
 	}
-	if d := f.j.owed(); len(d) != 1 || d[0].Debit.Duration != 42 {
+	if d := f.j.Debits(); len(d) != 1 || d[0].Debit.Duration != 42 {
 		t.Fatalf("debits %+v", d)
 	}
 	select {
@@ -460,7 +345,7 @@ func TestParallelCallsEndTogether(t *testing.T) {
 		if a.CallID == b.CallID {
 			t.Fatal("same call ended twice")
 		}
-		if d := f.j.owed(); len(d) != 2 {
+		if d := f.j.Debits(); len(d) != 2 {
 			t.Fatalf("debits %+v", d)
 		}
 	})
@@ -474,7 +359,7 @@ func TestDebitReplyRetimesRemainingCalls(t *testing.T) {
 		f.m.Start("c1", "1:1", time.Now())
 		f.m.Start("c2", "1:2", time.Now())
 		f.m.Stop("c1")
-		d := f.j.owed()
+		d := f.j.Debits()
 		f.m.Debited(d[0], rating.DebitReply{OK: true, MaxSessionTime: 1})
 		if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "c2" {
 			t.Fatalf("ended %+v", tg)
@@ -503,7 +388,7 @@ func TestDebitReplyFromEngineThatLostSessionsKeepsLimits(t *testing.T) {
 				f.m.Start("c1", "1:1", time.Now())
 				f.m.Start("c2", "1:2", time.Now())
 				f.m.Stop("c1")
-				d := f.j.owed()[0]
+				d := f.j.Debits()[0]
 				d.Debit.Force = tc.force
 				f.m.Debited(d, rating.DebitReply{OK: true, MaxSessionTime: tc.max})
 				time.Sleep(2 * time.Second) // past the 1 s the reply would have left
@@ -524,19 +409,19 @@ func TestReinitForOtherDestinationReleasesOldRequest(t *testing.T) {
 	if got := f.m.Init(r, time.Now()); got != ReplyLimited {
 		t.Fatal(got)
 	}
-	d := f.j.owed()
+	d := f.j.Debits()
 	if len(d) != 1 || d[0].Debit.To != "sip:dest@example.com" || d[0].Debit.Duration != 0 {
 		t.Fatalf("debits %+v", d)
 	}
 	f.m.Stop("c1")
-	if d := f.j.owed(); len(d) != 2 || d[1].Debit.To != "sip:other@example.com" {
+	if d := f.j.Debits(); len(d) != 2 || d[1].Debit.To != "sip:other@example.com" {
 		t.Fatalf("debits %+v", d)
 	}
 	// Same destination again: the engine restarts its session, no extra debit.
 	f.m.Init(initReq("c2", "alice", "true"), time.Now())
 	f.m.Init(initReq("c2", "alice", "true"), time.Now())
 	f.m.Stop("c2")
-	if d := f.j.owed(); len(d) != 3 {
+	if d := f.j.Debits(); len(d) != 3 {
 		t.Fatalf("debits %+v", d)
 	}
 }
@@ -552,7 +437,7 @@ func TestHousekeeping(t *testing.T) {
 	if _, ok := f.m.Get("fresh"); !ok {
 		t.Fatal("fresh call dropped")
 	}
-	if d := f.j.owed(); len(d) != 1 || d[0].Debit.Duration != 0 || d[0].Debit.CallID != "never-answered" {
+	if d := f.j.Debits(); len(d) != 1 || d[0].Debit.Duration != 0 || d[0].Debit.CallID != "never-answered" {
 		t.Fatalf("debits %+v", d)
 	}
 	// The proxy of this fixture (as Kamailio) cannot end a ringing call:
@@ -626,7 +511,7 @@ func TestAccountingEnds(t *testing.T) {
 		if tg := waitEnd(t, f, time.Second); tg.CallID != "tout" {
 			t.Fatalf("%+v", tg)
 		}
-		d := f.j.owed()
+		d := f.j.Debits()
 		if len(d) != 2 || d[0].Debit.CallID != "term" || d[0].Debit.Duration != 17 || d[1].Debit.CallID != "tout" {
 			t.Fatalf("debits %+v", d)
 		}
@@ -639,12 +524,11 @@ func TestRetimeLeavesDueCallsAlone(t *testing.T) {
 	f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
 	f.m.Init(initReq("c1", "alice", "true"), time.Now())
 	f.m.Start("c1", "1:1", time.Now())
-	f.m.mu.Lock()
-	s := f.m.calls["c1"]
 	due := time.Now().Add(-time.Millisecond)
-	s.timer.Stop() // as if the timer were about to fire
-	s.EndAt = due
-	f.m.mu.Unlock()
+	f.m.WithCall("c1", func(s *Session) {
+		s.StopTimer() // as if the timer were about to fire
+		s.EndAt = due
+	})
 	f.m.Retime("sip:alice@example.com", "engine1", 1)
 	got, _ := f.m.Get("c1")
 	if !got.EndAt.Equal(due) {
@@ -666,7 +550,7 @@ func TestRestoredPrepaidCallWithoutEngine(t *testing.T) {
 			t.Fatalf("%+v", tg)
 		}
 		synctest.Wait() // the debit is journaled just after the BYE is asked for
-		if d := f.j.owed(); len(d) != 1 || d[0].Engine != "e1" || d[0].Debit.Duration != 1 {
+		if d := f.j.Debits(); len(d) != 1 || d[0].Engine != "e1" || d[0].Debit.Duration != 1 {
 			t.Fatalf("debits %+v", d)
 		}
 	})
@@ -683,7 +567,7 @@ func TestReleaseAsked(t *testing.T) {
 		{CallID: "orphan", Party: "sip:a@b", RURI: "sip:d@e", SourceIP: "10.0.0.1", Application: "audio", Engine: "e1"},
 		{CallID: "kept", Party: "sip:a@b", Engine: "e1"},
 	})
-	d := f.j.owed()
+	d := f.j.Debits()
 	if len(d) != 1 || d[0].Debit.CallID != "orphan" || d[0].Debit.Duration != 0 || d[0].Engine != "e1" ||
 		d[0].Debit.From != "sip:a@b" || d[0].Debit.To != "sip:d@e" {
 		t.Fatalf("debits %+v", d)

@@ -1,9 +1,11 @@
-package session
+package session_test
 
 import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	. "github.com/callcontrol/callcontrol/internal/session"
 )
 
 // A disk that stalls must not make the proxy's answer late: the proxy
@@ -39,7 +41,7 @@ func TestStalledDiskInitAnswersErrorInTimeAndLetsGo(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFixture(t, Limits{Limit: 600, PrepaidLimit: NoLimit, ProxyTimeout: 300 * time.Millisecond}, limited(60))
-				resume := f.j.stallDisk()
+				resume := f.j.Stall()
 				defer resume()
 				got := answeredWithin(t, "init", func() Reply { return f.m.Init(initReq("c1", "alice", tc.prepaid), time.Now()) })
 				if got != ReplyError {
@@ -49,7 +51,7 @@ func TestStalledDiskInitAnswersErrorInTimeAndLetsGo(t *testing.T) {
 					t.Fatal("the call answered Error is still tracked")
 				}
 				if tc.prepaid == "true" {
-					if d := f.j.owed(); len(d) != 1 || d[0].Debit.Duration != 0 || d[0].Engine != "engine1" {
+					if d := f.j.Debits(); len(d) != 1 || d[0].Debit.Duration != 0 || d[0].Engine != "engine1" {
 						t.Fatalf("the engine's session is not released with 0 s: %+v", d)
 					}
 				}
@@ -69,7 +71,7 @@ func TestStalledDiskStartAnswersErrorInTimeAndKeepsTheCall(t *testing.T) {
 		if got := f.m.Init(initReq("c1", "alice", "false"), time.Now()); got != ReplyLimited {
 			t.Fatal(got)
 		}
-		resume := f.j.stallDisk()
+		resume := f.j.Stall()
 		defer resume()
 		if got := answeredWithin(t, "start", func() Reply { return f.m.Start("c1", "1:2", time.Now()) }); got != ReplyError {
 			t.Fatalf("start with a stalled disk: %q, want Error", got)
@@ -90,12 +92,12 @@ func TestStalledDiskStopAnswersOkInTime(t *testing.T) {
 		f := newFixture(t, Limits{Limit: 600, PrepaidLimit: NoLimit, ProxyTimeout: 300 * time.Millisecond}, limited(600))
 		f.m.Init(initReq("c1", "alice", "true"), time.Now())
 		f.m.Start("c1", "1:2", time.Now())
-		resume := f.j.stallDisk()
+		resume := f.j.Stall()
 		defer resume()
 		if got := answeredWithin(t, "stop", func() Reply { return f.m.Stop("c1") }); got != ReplyOk {
 			t.Fatalf("stop with a stalled disk: %q", got)
 		}
-		if d := f.j.owed(); len(d) != 1 || d[0].Debit.CallID != "c1" {
+		if d := f.j.Debits(); len(d) != 1 || d[0].Debit.CallID != "c1" {
 			t.Fatalf("the debit is not owed: %+v", d)
 		}
 	})

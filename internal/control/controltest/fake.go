@@ -3,6 +3,7 @@
 package controltest
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -129,7 +130,7 @@ func (b *Backend) Reloads() int {
 func (b *Backend) SetDebits(debits ...control.DebitInfo) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.debits = debits
+	b.debits = slices.Clone(debits) // reroute and drop change them in place
 }
 
 // Debits implements control.Backend.
