@@ -93,9 +93,23 @@ func TestAccountingThroughTheDaemon(t *testing.T) {
 		t.Fatalf("radacct table damaged: %v", err)
 	}
 	// Terminated: no BYE. Timed out: BYE both ways. So one dialog end.
+	// A call's dialog end is recorded with its removal, and stays pending
+	// until the proxy answered it: once both calls are gone and nothing is
+	// pending, every end they owed has reached the fake.
 	e.kam.WaitFor(1, 10*time.Second)
-	time.Sleep(200 * time.Millisecond)
-	if n := len(e.kam.Requests()); n != 1 {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := ctl.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.DialogEndsPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dialog ends still unconfirmed", st.DialogEndsPending)
+		}
+	}
+	if n := e.kam.Len(); n != 1 {
 		t.Fatalf("%d dialog ends, want 1 (the timed-out call)", n)
 	}
 
