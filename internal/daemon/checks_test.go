@@ -361,12 +361,13 @@ func TestManagementSocketRecheckedUntilItAnswers(t *testing.T) {
 	e.writeConfig("limit = 60", "[CDRTool]\naddress =\n")
 	e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run"), host: noDomainHost, recheckEvery: 50 * time.Millisecond}
 	e.startLogged(&logs)
-	if st := e.checked(); st.ManagementSocket.State != control.SocketFailing {
+	st := e.checked()
+	if st.ManagementSocket.State != control.SocketFailing {
 		t.Fatalf("before the proxy: %+v", st.ManagementSocket)
 	}
 	// A few quiet rechecks: each one records when it ran.
 	c := e.ctl() // one connection: the server limits them
-	last, rechecks := e.checked().ManagementSocket.Checked, 0
+	last, rechecks := st.ManagementSocket.Checked, 0
 	for deadline := time.Now().Add(15 * time.Second); rechecks < 3; time.Sleep(20 * time.Millisecond) {
 		st, err := c.Stats()
 		if err != nil {
