@@ -1,10 +1,10 @@
 package daemon
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/callcontrol/callcontrol/internal/acct/accttest"
 	"github.com/callcontrol/callcontrol/internal/control"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 )
 
@@ -49,9 +50,15 @@ func TestAccountingThroughTheDaemon(t *testing.T) {
 	eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 100})
 	eng.SetRate("0031", ratingtest.PerMinute(0.10))
 	radiusAddr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
-	e := newEnv(t, "check_interval = 1\nlimit = 600", fmt.Sprintf(
+	var logs logBuffer
+	dir := dialogtest.SocketDir(t)
+	e := &env{t: t, dir: dir, sock: filepath.Join(dir, "run", "socket"), control: filepath.Join(dir, "run", "control")}
+	e.kam = dialogtest.NewKamailio(t, filepath.Join(dir, "kam.sock"))
+	e.writeConfig("check_interval = 1\nlimit = 600", fmt.Sprintf(
 		"[CDRTool]\naddress = %s\n[RadiusDatabase]\nhost = %s\nuser = root\ndatabase = radius\ntable = radacct%%Y%%m\n"+
 			"[RadiusAccounting]\nlisten = %s\nsecret = s3cret\n", eng.Addr(), db.Addr(), radiusAddr))
+	e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run"), host: noDomainHost}
+	e.startLogged(&logs)
 
 	// Space-free SQL: a Call-ID with white space cannot reach the engine
 	// (its framing folds white space), so init refuses it with Error.
@@ -93,31 +100,70 @@ func TestAccountingThroughTheDaemon(t *testing.T) {
 		t.Fatalf("radacct table damaged: %v", err)
 	}
 	// Terminated: no BYE. Timed out: BYE both ways. So one dialog end.
+	// A call's dialog end is recorded with its removal, and stays pending
+	// until the proxy answered it: once both calls are gone and nothing is
+	// pending, every end they owed has reached the fake.
 	e.kam.WaitFor(1, 10*time.Second)
-	time.Sleep(200 * time.Millisecond)
-	if n := len(e.kam.Requests()); n != 1 {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := ctl.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.DialogEndsPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dialog ends still unconfirmed", st.DialogEndsPending)
+		}
+	}
+	if n := e.kam.Len(); n != 1 {
 		t.Fatalf("%d dialog ends, want 1 (the timed-out call)", n)
 	}
 
 	// RADIUS: a wrong secret ends nothing, the right one ends the call.
-	stop := func(secret string) error {
+	// Both go from one socket: once the listener's read loop has logged
+	// the first dropped (nothing answers a dropped datagram), the first
+	// answer on the socket must be the second's.
+	stop := func(secret string) []byte {
 		p := radius.New(radius.CodeAccountingRequest, []byte(secret))
+		p.Identifier = uint8(len(secret))
 		rfc2866.AcctStatusType_Add(p, rfc2866.AcctStatusType_Value_Stop)
 		rfc2866.AcctSessionID_AddString(p, "radius")
 		rfc2866.AcctSessionTime_Add(p, 5)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, err := radius.Exchange(ctx, p, radiusAddr)
-		return err
+		b, err := p.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	if err := stop("wrong"); err == nil {
-		t.Fatal("a request with the wrong secret was answered")
+	conn, err := net.Dial("udp", radiusAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(stop("wrong")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(logs.lines("WARN", "radius: dropped a datagram")) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the wrong secret's request was not dropped:\n%s", logs.b.String())
+		}
 	}
 	if gone("radius") {
 		t.Fatal("a request with the wrong secret ended the call")
 	}
-	if err := stop("s3cret"); err != nil {
+	right := stop("s3cret")
+	if _, err := conn.Write(right); err != nil {
 		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer := make([]byte, 4096)
+	n, err := conn.Read(answer)
+	if err != nil {
+		t.Fatalf("the right secret's request was not answered: %v", err)
+	}
+	if !radius.IsAuthenticResponse(answer[:n], right, []byte("s3cret")) {
+		t.Fatalf("the first answer is not to the right secret's request (identifier %d)", answer[1])
 	}
 	// The listener answers first (a late answer is retransmitted), then
 	// ends the call.

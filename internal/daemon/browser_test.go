@@ -105,7 +105,22 @@ func TestWebPageInBrowser(t *testing.T) {
 	}
 	shot("live-calls.png")
 
-	// End: the page asks first; Cancel ends nothing.
+	// End: the page asks first; Cancel ends nothing. The page sends a
+	// terminate from its dialog's close handler; count what it fetches
+	// there, and the closes seen by a listener added after the page's own,
+	// which runs after it.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(function () {
+		window.testEnds = 0; window.testCloses = 0;
+		var f = window.fetch;
+		window.fetch = function (url) {
+			if (String(url).indexOf('/terminate') >= 0) window.testEnds++;
+			return f.apply(this, arguments);
+		};
+		document.getElementById('confirm').addEventListener('close', function () { window.testCloses++; });
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
 	if err := chromedp.Do(ctx,
 		chromedp.Click(row+` button`),
 		chromedp.WaitVisible(`#confirm-cancel`),
@@ -114,7 +129,12 @@ func TestWebPageInBrowser(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // give a wrong terminate its chance to reach the fake
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.testCloses === 1`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("the confirmation did not close: %v", err)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.testEnds`)); err != nil || n != 0 {
+		t.Fatalf("cancel sent %d terminate requests (%v)", n, err)
+	}
 	if n := e.kam.Len(); n != 0 {
 		t.Fatalf("cancel sent %d dialog ends", n)
 	}
@@ -131,6 +151,10 @@ func TestWebPageInBrowser(t *testing.T) {
 		chromedp.WaitNotPresent(row),
 	); err != nil {
 		t.Fatal(err)
+	}
+	// The count above sees the page's terminate.
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.testEnds`)); err != nil || n != 1 {
+		t.Fatalf("End sent %d terminate requests (%v), want 1", n, err)
 	}
 	result := text(t, ctx, `#result`)
 	if !strings.Contains(result, "browser-1@10.0.0.1 ended") {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/config"
@@ -132,6 +133,10 @@ type checks struct {
 	mgmt   control.ManagementSocketStatus
 	source string
 	gen    int // bumped by each start or reload check: older rechecks stop
+
+	// running counts the check goroutines not yet returned; at zero no
+	// probe can follow until the next reload (tests wait on it).
+	running atomic.Int32
 }
 
 // check probes the proxy's management socket and connects to each rating
@@ -276,8 +281,10 @@ func (d *Daemon) startChecks(ctx context.Context) {
 	gen := d.checks.gen
 	d.checks.mu.Unlock()
 	d.wg.Add(1)
+	d.checks.running.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer d.checks.running.Add(-1)
 		if !d.check(ctx) {
 			d.recheck(ctx, gen)
 		}

@@ -361,12 +361,29 @@ func TestManagementSocketRecheckedUntilItAnswers(t *testing.T) {
 	e.writeConfig("limit = 60", "[CDRTool]\naddress =\n")
 	e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run"), host: noDomainHost, recheckEvery: 50 * time.Millisecond}
 	e.startLogged(&logs)
-	if st := e.checked(); st.ManagementSocket.State != control.SocketFailing {
+	st := e.checked()
+	if st.ManagementSocket.State != control.SocketFailing {
 		t.Fatalf("before the proxy: %+v", st.ManagementSocket)
 	}
-	time.Sleep(200 * time.Millisecond) // a few quiet rechecks
-	kam := dialogtest.NewKamailio(t, e.kam.Path())
+	// A few quiet rechecks: each one records when it ran.
 	c := e.ctl() // one connection: the server limits them
+	last, rechecks := st.ManagementSocket.Checked, 0
+	for deadline := time.Now().Add(15 * time.Second); rechecks < 3; time.Sleep(20 * time.Millisecond) {
+		st, err := c.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := st.ManagementSocket; m.Checked.After(last) {
+			if m.State != control.SocketFailing {
+				t.Fatalf("recheck without the proxy: %+v", m)
+			}
+			last, rechecks = m.Checked, rechecks+1
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rechecks in 15 s, every 50 ms", rechecks)
+		}
+	}
+	kam := dialogtest.NewKamailio(t, e.kam.Path())
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		st, err := c.Stats()
 		if err != nil {
@@ -385,10 +402,13 @@ func TestManagementSocketRecheckedUntilItAnswers(t *testing.T) {
 	if l := logs.lines("INFO", "proxy management socket answers"); len(l) != 1 {
 		t.Fatalf("recovery lines %q", l)
 	}
-	// Answered once: no more probes.
-	n := kam.Probes()
-	time.Sleep(300 * time.Millisecond)
-	if kam.Probes() != n {
-		t.Fatalf("still probing after it answered: %d then %d", n, kam.Probes())
+	// Answered once: the rechecks stop, having probed it once.
+	for deadline := time.Now().Add(15 * time.Second); e.d.checks.running.Load() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still rechecking after it answered: %d probes", kam.Probes())
+		}
+	}
+	if n := kam.Probes(); n != 1 {
+		t.Fatalf("%d probes of the proxy that answered, want 1", n)
 	}
 }

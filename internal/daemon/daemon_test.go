@@ -192,8 +192,12 @@ func TestPrepaidCallDebitedOnce(t *testing.T) {
 	if d := eng.Debited("p1"); len(d) != 1 || d[0] != 1 {
 		t.Fatalf("debited %v, want [1]", d)
 	}
-	e.call("stop\ncallid: p1")
-	time.Sleep(300 * time.Millisecond)
+	// A second stop finds no call, so it owes nothing; once nothing is
+	// owed any more, no debit can follow.
+	if got := e.call("stop\ncallid: p1"); got != "Not found" {
+		t.Fatalf("second stop: %q", got)
+	}
+	e.waitNoDebitOwed()
 	if d := eng.Debited("p1"); len(d) != 1 {
 		t.Fatalf("debited twice: %v", d)
 	}
@@ -262,9 +266,30 @@ func TestAskedMarkReleasedAtStart(t *testing.T) {
 		t.Fatal("the mark became a session")
 	}
 	// Released once: a restart does not release it again.
+	// Start turns asked marks into owed debits before it returns: once
+	// nothing is owed, a second release cannot come.
 	e.restart()
-	time.Sleep(300 * time.Millisecond)
+	e.waitNoDebitOwed()
 	if d := eng.Debited("lost"); len(d) != 1 {
 		t.Fatalf("released twice: %v", d)
+	}
+}
+
+// waitNoDebitOwed waits until the daemon owes no debit: every debit owed
+// so far has been delivered (or given up) and none is on its way.
+func (e *env) waitNoDebitOwed() {
+	e.t.Helper()
+	c := e.ctl() // one connection: the server limits them
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := c.Stats()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if st.DebitsWaiting == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d debits still owed", st.DebitsWaiting)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/proxy/proxytest"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 )
 
@@ -42,11 +43,34 @@ func TestReleasesOnlyForQuestionsSent(t *testing.T) {
 		}
 	}
 	// A question the engine reads but never answers: its fate is unknown.
+	// The engine answers again once it has read it, so that the release
+	// is answered at once, not after the debit's own timeout.
 	eng.Hang(true)
-	if got := e.call(initReq("unanswered", "alice")); got != "Error" {
-		t.Fatalf("engine mute: %q", got)
+	reply := make(chan string, 1)
+	go func() {
+		line, err := proxytest.Call(e.sock, proxytest.Lines(initReq("unanswered", "alice")))
+		if err != nil {
+			line = err.Error()
+		}
+		reply <- line
+	}()
+	asked := func() bool {
+		for _, r := range eng.Requests() {
+			if strings.HasPrefix(r, "MaxSessionTime CallId=unanswered ") {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(15 * time.Second); !asked(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the engine was not asked (engine saw %q)", eng.Requests())
+		}
 	}
 	eng.Hang(false)
+	if got := <-reply; got != "Error" {
+		t.Fatalf("engine mute: %q", got)
+	}
 
 	released := func() (n int) {
 		for _, r := range eng.Requests() {

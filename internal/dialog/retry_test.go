@@ -1,8 +1,10 @@
 package dialog
 
 import (
+	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -183,12 +185,13 @@ func TestClientLateAnswerCounts(t *testing.T) {
 	fake := dialogtest.NewKamailio(t, proxyPath)
 	fake.SetAnswer(dialogtest.AnswerNone)
 	got := make(chan Outcome, 4)
-	h := newClient(t, Options{Flavor: Kamailio, ProxySocket: proxyPath, Timeout: 200 * time.Millisecond,
+	// Every wait is 200 ms, so no deadline is further than that away.
+	const wait = 200 * time.Millisecond
+	h := newClient(t, Options{Flavor: Kamailio, ProxySocket: proxyPath, Timeout: wait, MaxRetryWait: wait,
 		OnDone: func(_ Target, o Outcome) { got <- o }})
 	h.client.End(Target{CallID: "late", Dialog: ID{Entry: 3, ID: 4}})
 	reqs := fake.WaitFor(2, 20*time.Second)
 	// Answer the first attempt only, by hand.
-	fake.SetAnswer(dialogtest.AnswerNone)
 	if err := fake.ReplyTo(reqs[0], dialogtest.AnswerOK); err != nil {
 		t.Fatal(err)
 	}
@@ -200,13 +203,50 @@ func TestClientLateAnswerCounts(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("late answer not taken")
 	}
-	time.Sleep(500 * time.Millisecond)
+	if p := h.client.Pending(); p != 0 {
+		t.Fatalf("still pending (%d) after the outcome", p)
+	}
+	// An answer to the second attempt too: read, and it settles nothing.
+	if err := fake.ReplyTo(reqs[1], dialogtest.AnswerOK); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); h.logs.lineWith("reply to no pending request", "id="+string(reqs[1].ID)) == ""; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("second answer not read:\n%s", h.logs)
+		}
+	}
 	if len(got) != 0 || h.client.Pending() != 0 {
 		t.Fatalf("more outcomes (%d) or still pending (%d)", len(got), h.client.Pending())
 	}
-	n := fake.Len()
-	time.Sleep(500 * time.Millisecond)
-	if fake.Len() != n {
-		t.Fatalf("still sending after the answer: %d then %d requests", n, fake.Len())
+	// No attempt of a settled request starts: the one logged with the
+	// outcome was the last. To see that no deadline of it sends it again,
+	// send a marker after the outcome: its first deadline comes after any
+	// of "late" (every wait is the same), the janitor takes deadlines in
+	// order and the sender sends in order, and datagrams arrive in order.
+	attempts := h.logs.lineWith("dialog ended", "callid=late")
+	h.client.End(Target{CallID: "marker", Dialog: ID{Entry: 5, ID: 6}})
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		sent := 0
+		for _, r := range fake.Requests() {
+			if r.Key() == "5:6" {
+				sent++
+			}
+		}
+		if sent >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the marker was not sent again: %d attempts", sent)
+		}
+		fake.WaitFor(fake.Len()+1, 20*time.Second)
+	}
+	late := 0
+	for _, r := range fake.Requests() {
+		if r.Key() == "3:4" {
+			late++
+		}
+	}
+	if want := fmt.Sprintf("attempts=%d ", late); !strings.Contains(attempts+" ", want) {
+		t.Fatalf("%d requests for the settled call, but it ended with: %s", late, attempts)
 	}
 }
