@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/rating"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 	"github.com/callcontrol/callcontrol/internal/session"
@@ -84,21 +85,11 @@ func (s *spool) deliver(o session.Owed) {
 
 // cutRecorder records when each dialog was ended.
 type cutRecorder struct {
-	mu   sync.Mutex
-	cuts map[string]time.Time
-}
-
-func (c *cutRecorder) End(t dialog.Target) {
-	c.mu.Lock()
-	c.cuts[t.CallID] = time.Now()
-	c.mu.Unlock()
+	dialogtest.Ender[dialog.Target]
 }
 
 func (c *cutRecorder) at(callID string) (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.cuts[callID]
-	return t, ok
+	return c.EndedAt(func(t dialog.Target) bool { return t.CallID == callID })
 }
 
 type daemon struct {
@@ -196,7 +187,7 @@ func runCase(t *testing.T, interval time.Duration, credit float64, steps []step)
 	cuts = map[string]time.Duration{}
 	synctest.Test(t, func(t *testing.T) {
 		e.SetClock(time.Now) // the bubble's clock, read by Handle's callers
-		rec := &cutRecorder{cuts: map[string]time.Time{}}
+		rec := &cutRecorder{}
 		var wg sync.WaitGroup
 		ds := map[string]daemon{"A": newDaemon(e, interval, rec, &wg), "B": newDaemon(e, interval, rec, &wg)}
 		t0 := time.Now()
@@ -296,7 +287,7 @@ func TestRecheckFailingEngineEndsNoCall(t *testing.T) {
 	e.SetRate("", ratingtest.PerMinute(0.10))
 	synctest.Test(t, func(t *testing.T) {
 		e.SetClock(time.Now)
-		rec := &cutRecorder{cuts: map[string]time.Time{}}
+		rec := &cutRecorder{}
 		var wg sync.WaitGroup
 		a, b := newDaemon(e, 10*time.Second, rec, &wg), newDaemon(e, 10*time.Second, rec, &wg)
 		t0 := time.Now()
@@ -343,7 +334,7 @@ func TestRecheckAfterRestore(t *testing.T) {
 	e.SetRate("", ratingtest.PerMinute(0.10))
 	synctest.Test(t, func(t *testing.T) {
 		e.SetClock(time.Now)
-		rec := &cutRecorder{cuts: map[string]time.Time{}}
+		rec := &cutRecorder{}
 		var wg sync.WaitGroup
 		const interval = 30 * time.Second
 		a, b := newDaemon(e, interval, rec, &wg), newDaemon(e, interval, rec, &wg)
@@ -381,7 +372,7 @@ func TestRecheckHungEngineDelaysNothing(t *testing.T) {
 	e.SetRate("", ratingtest.PerMinute(0.10))
 	synctest.Test(t, func(t *testing.T) {
 		e.SetClock(time.Now)
-		rec := &cutRecorder{cuts: map[string]time.Time{}}
+		rec := &cutRecorder{}
 		var wg sync.WaitGroup
 		a := newDaemon(e, 10*time.Second, rec, &wg)
 		call(t, a, "c1")

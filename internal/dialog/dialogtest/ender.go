@@ -1,6 +1,9 @@
 package dialogtest
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Ender is the fake dialog.Ender: it records the dialogs it was asked to
 // end and, when C is set, also sends each one on C (blocking, as a test
@@ -15,12 +18,14 @@ type Ender[T any] struct {
 
 	mu      sync.Mutex
 	targets []T
+	times   []time.Time // when each target was ended
 }
 
 // End records t, then sends it on C if C is set.
 func (e *Ender[T]) End(t T) {
 	e.mu.Lock()
 	e.targets = append(e.targets, t)
+	e.times = append(e.times, time.Now())
 	e.mu.Unlock()
 	if e.C != nil {
 		e.C <- t
@@ -35,4 +40,16 @@ func (e *Ender[T]) Ended() []T {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]T(nil), e.targets...)
+}
+
+// EndedAt returns when the first target that match accepts was ended.
+func (e *Ender[T]) EndedAt(match func(T) bool) (time.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, t := range e.targets {
+		if match(t) {
+			return e.times[i], true
+		}
+	}
+	return time.Time{}, false
 }
