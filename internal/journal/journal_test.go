@@ -3,8 +3,6 @@ package journal
 import (
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
@@ -15,30 +13,10 @@ import (
 	"github.com/callcontrol/callcontrol/internal/rating"
 	"github.com/callcontrol/callcontrol/internal/session"
 	"github.com/callcontrol/callcontrol/internal/store"
+	"github.com/callcontrol/callcontrol/internal/store/storetest"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// copyDir copies the files of testdata directory src into a new temporary
-// directory: Open writes into the directory it opens.
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
-}
 
 // recordingEngine takes note of each debit and answers that it was never
 // sent, so the spool keeps it.
@@ -65,7 +43,7 @@ func (e *recordingEngine) DebitBalance(_ context.Context, _ string, d rating.Deb
 // answered, a dialog end request and a debit owed. The layout and every
 // record must still read the same.
 func TestOldStateDirLoads(t *testing.T) {
-	j, err := Open(copyDir(t, "testdata/state-v1"), Options{}, quiet())
+	j, err := Open(storetest.CopyDir(t, "testdata/state-v1"), Options{}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
