@@ -79,6 +79,12 @@ func (m *Manager) Walk(gone func() bool, f func(s *Session)) bool {
 		return false
 	}
 	defer m.releaseListing()
+	return m.eachCopy(gone, f)
+}
+
+// eachCopy calls f, outside the lock, for a copy of every session, copied
+// listChunk sessions at a time (Walk and Each).
+func (m *Manager) eachCopy(gone func() bool, f func(s *Session)) bool {
 	buf := make([]Session, 0, listChunk)
 	return m.eachChunked(gone, func(s *Session) {
 		buf = append(buf, *s)
@@ -130,18 +136,7 @@ func (m *Manager) Len() int {
 // with Walk, a session added, changed or removed meanwhile may be seen in
 // either state or not at all: the snapshot is taken after the log's
 // rotation, so every such change is also in the log it replays on top.
-func (m *Manager) Each(f func(s *Session)) {
-	buf := make([]Session, 0, listChunk)
-	m.eachChunked(nil, func(s *Session) {
-		buf = append(buf, *s)
-		buf[len(buf)-1].timer = nil
-	}, func() {
-		for i := range buf {
-			f(&buf[i])
-		}
-		buf = buf[:0]
-	})
-}
+func (m *Manager) Each(f func(s *Session)) { m.eachCopy(nil, f) }
 
 // acquireListing waits for the one listing slot, giving up when gone says
 // the asker went away meanwhile.
