@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -28,15 +29,7 @@ func TestKill9(t *testing.T) {
 		mode := [...]string{"yes", "no", "interval"}[round/3]
 		noSync := mode != "yes"
 		dir := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^TestKill9$")
-		cmd.Env = append(os.Environ(), "STORE_KILL9_CHILD="+dir, "STORE_KILL9_MODE="+mode)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out := startChild(t, "TestKill9", "STORE_KILL9_CHILD="+dir, "STORE_KILL9_MODE="+mode)
 		var acked []string
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
@@ -125,15 +118,7 @@ func TestStagedWithoutWaiterSurvivesKill9(t *testing.T) {
 	}
 	for _, mode := range []string{"no", "interval"} {
 		dir := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^TestStagedWithoutWaiterSurvivesKill9$")
-		cmd.Env = append(os.Environ(), "STORE_STAGED_CHILD="+dir, "STORE_STAGED_MODE="+mode)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out := startChild(t, "TestStagedWithoutWaiterSurvivesKill9", "STORE_STAGED_CHILD="+dir, "STORE_STAGED_MODE="+mode)
 		line, _ := bufio.NewReader(out).ReadString('\n')
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -172,4 +157,20 @@ func stagedChild(dir, mode string) {
 	}
 	fmt.Println("never written")
 	os.Exit(1)
+}
+
+// startChild runs this test binary again for the test named test, with env
+// added, and returns it running with its standard output.
+func startChild(t *testing.T, test string, env ...string) (*exec.Cmd, io.ReadCloser) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
 }
