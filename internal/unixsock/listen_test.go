@@ -231,15 +231,7 @@ func TestListenGroupLetsItsMembersIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAndClose(ln)
 	if !connects(member) {
 		t.Error("a member of the socket's group (gid " + strconv.Itoa(int(member.GID)) + ") could not connect")
 	}
@@ -253,15 +245,7 @@ func TestListenGroupLetsItsMembersIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAndClose(ln)
 	if !connects(other) {
 		t.Error("another user could not connect to a 0666 socket")
 	}
@@ -308,5 +292,17 @@ func TestNothingGetsInBeforeTheModeIsSet(t *testing.T) {
 	var b [16]byte
 	if n, _, err := syscall.Recvfrom(int(f.Fd()), b[:], syscall.MSG_DONTWAIT); !errors.Is(err, syscall.EAGAIN) {
 		t.Fatalf("a datagram sent before the mode was set was kept: %q %v", b[:n], err)
+	}
+}
+
+// acceptAndClose accepts connections on ln and closes each, until ln is
+// closed.
+func acceptAndClose(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
 	}
 }
