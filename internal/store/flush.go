@@ -6,12 +6,14 @@ import (
 	"time"
 )
 
-// The interval flush (Options.NoSync with Options.FlushEvery): writers copy
-// their frames into the mapped segment and return, as with NoSync, and a
-// background flusher makes what they wrote durable (fdatasync) at most
-// FlushEvery after the first write it has not flushed yet. No writer ever
-// waits for the disk; a power cut loses at most the last FlushEvery of
-// changes (plus one fdatasync's time when the disk is slower than that).
+// The flusher goroutine runs with NoSync. Writers copy their frames into
+// the ring (ring.go) and return; the flusher drains the ring into the
+// segment at most FlushEvery (or drainEvery, without an interval flush)
+// after the first write it has not drained yet, and with the interval
+// flush (Options.FlushEvery) makes it durable (fdatasync) then. No writer
+// ever waits for the disk; a power cut loses at most the last FlushEvery
+// of changes (plus one fdatasync's time when the disk is slower than
+// that).
 //
 // A segment finished by a rotation is not closed by the writer that
 // rotated: it is retired, still open, and the flusher syncs and closes it.
@@ -44,10 +46,30 @@ func (l *Log) markDirty() {
 	}
 }
 
+// drainEvery bounds how long, with NoSync alone, a batch stays in the
+// ring before it is copied to the segment.
+const drainEvery = 20 * time.Millisecond
+
+// ringPending notes that the ring holds entries the drain has not taken,
+// and wakes the flusher the first time. The caller holds rmu.
+func (l *Log) ringPending() {
+	if l.ring.pending.CompareAndSwap(false, true) {
+		l.ring.pendingSince.Store(time.Now().UnixNano())
+		select {
+		case l.flushKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // flushLoop is the flusher goroutine: started by Open, stopped by Close
-// (which then flushes what is left itself).
+// (which then drains and flushes what is left itself).
 func (l *Log) flushLoop() {
 	defer close(l.flushDone)
+	every := l.opts.FlushEvery
+	if every <= 0 {
+		every = drainEvery
+	}
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	for {
@@ -59,10 +81,16 @@ func (l *Log) flushLoop() {
 		l.wmu.Lock()
 		since, dirty := l.dirtySince, l.dirty
 		l.wmu.Unlock()
+		if l.ring != nil && l.ring.pending.Load() {
+			if at := time.Unix(0, l.ring.pendingSince.Load()); !dirty || at.Before(since) {
+				since = at
+			}
+			dirty = true
+		}
 		if !dirty {
 			continue // flushed meanwhile (Flush)
 		}
-		if wait := time.Until(since.Add(l.opts.FlushEvery)); wait > 0 {
+		if wait := time.Until(since.Add(every)); wait > 0 {
 			t.Reset(wait)
 			select {
 			case <-t.C:
@@ -88,17 +116,56 @@ func (l *Log) Flush() error {
 	return l.flush()
 }
 
-// flush fdatasyncs the retired segments and the current one, and the
-// directory when a segment was created since the last flush; it then
-// publishes the written position it started from as flushed. Concurrent
-// flushes are serialised: one that finds everything flushed returns at
-// once.
+// drain copies the ring's entries into the segment, then frees them. On
+// failure they stay in the ring, still safe from a kill -9, and the
+// flusher tries again after its interval. The caller holds wmu.
+func (l *Log) drain() error {
+	if l.ring == nil {
+		return nil
+	}
+	var head uint64
+	l.drainBuf, head = l.ring.taken(l.drainBuf[:0])
+	if len(l.drainBuf) > 0 {
+		err := l.writeSegment(l.drainBuf)
+		l.statsMu.Lock()
+		l.stats.Failing = err != nil
+		if err != nil {
+			l.stats.Errors++
+		}
+		l.statsMu.Unlock()
+		if err != nil {
+			if l.ring.pending.CompareAndSwap(false, true) {
+				l.ring.pendingSince.Store(time.Now().UnixNano())
+				select {
+				case l.flushKick <- struct{}{}:
+				default:
+				}
+			}
+			return err
+		}
+	}
+	l.ring.free(head)
+	if cap(l.drainBuf) > 4<<20 {
+		l.drainBuf = nil
+	}
+	return nil
+}
+
+// flush drains the ring, then fdatasyncs the retired segments and the
+// current one, and the directory when a segment was created since the
+// last flush; it then publishes the written position it started from as
+// flushed. Without the interval flush it only drains. Concurrent flushes
+// are serialised: one that finds everything flushed returns at once.
 func (l *Log) flush() error {
 	l.fmu.Lock()
 	defer l.fmu.Unlock()
 	l.wmu.Lock()
+	if err := l.drain(); err != nil || !l.flushing() {
+		l.wmu.Unlock()
+		return err
+	}
 	l.statsMu.Lock()
-	target := l.stats.Bytes
+	target := l.onSegment
 	done := l.stats.Flushed >= target
 	l.statsMu.Unlock()
 	if done && len(l.retired) == 0 && !l.dirNew {
@@ -111,7 +178,6 @@ func (l *Log) flush() error {
 	l.dirty = false
 	seg, retired, dirNew := l.seg, l.retired, l.dirNew
 	l.retired, l.dirNew = nil, false
-	mm, off, gen := l.mm, l.mmOff, l.mapGen
 	l.wmu.Unlock()
 
 	err := syncAndClose(retired)
@@ -122,9 +188,6 @@ func (l *Log) flush() error {
 	}
 	if dirNew && err == nil {
 		err = syncDir(l.dir)
-	}
-	if mm != nil {
-		l.prefaultAhead(mm, off, gen, target)
 	}
 	l.statsMu.Lock()
 	l.stats.Flushes++
@@ -149,27 +212,6 @@ func (l *Log) flush() error {
 		l.wmu.Unlock()
 	}
 	return err
-}
-
-// prefaultAhead readies the pages writers will copy into next: the one at
-// off, which the flush just cleaned (the next store into it would fault
-// to mark it dirty again), and those after it, about as many bytes as
-// were written since the last flush. Faults there can wait for the
-// filesystem's journal, which the flush keeps busy; taken here, they keep
-// the proxy's path off it. mm is skipped if a rotation unmapped it since.
-func (l *Log) prefaultAhead(mm []byte, off int, gen, written uint64) {
-	const page = 4096
-	ahead := min(max(int(written-l.prefaultedAt), 64<<10), 1<<20)
-	l.prefaultedAt = written
-	from, to := off&^(page-1), min(off+ahead, len(mm))
-	if from >= to {
-		return
-	}
-	l.mapMu.Lock()
-	if l.mapGen == gen {
-		prefault(mm[from:to])
-	}
-	l.mapMu.Unlock()
 }
 
 // retire hands a finished segment to the flusher. The caller holds wmu.

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -45,6 +46,9 @@ type Options struct {
 	// OnSync, when set, is told each fsync's latency (a metrics histogram),
 	// on the writer goroutine: it must be quick and never block.
 	OnSync func(time.Duration)
+	// RingSize is the data size of the ring a NoSync log acknowledges
+	// batches in (ring.go); 0 is DefaultRingSize.
+	RingSize int
 }
 
 // ErrClosed is returned for ops applied after Close.
@@ -129,10 +133,10 @@ func (c *Commit) Wait() error {
 		if err, ok := c.result(); ok {
 			return err
 		}
-		if l.wmu.TryLock() {
+		if mu := l.writerMu(); mu.TryLock() {
 			for l.writeNext() {
 			}
-			l.wmu.Unlock()
+			mu.Unlock()
 		} else {
 			// Someone is writing and may have looked at the queue
 			// before this batch joined it: make sure it is taken.
@@ -216,16 +220,23 @@ type Log struct {
 	staged      *time.Timer
 	stagedArmed atomic.Bool
 
-	// wmu is held by whoever writes groups or rotates: the writer
-	// goroutine, or with NoSync an Apply caller writing inline.
+	// With NoSync, batches are acknowledged in the ring (ring.go) and
+	// the flusher drains it into the segment; nil otherwise, or where
+	// the ring cannot be mapped (then groups go to the segment at once).
+	ring *ring
+	// rmu is held by whoever appends groups to the ring: the writer
+	// goroutine, or a waiter writing its own batch inline.
+	rmu sync.Mutex
+	// wmu is held by whoever writes to the segment or rotates: the
+	// writer goroutine, or with NoSync the drain, or a waiter writing
+	// inline when there is no ring. rmu comes before wmu.
 	wmu sync.Mutex
 	// guarded by wmu
 	seg       *os.File
-	mm        []byte // NoSync: seg mapped shared; frames are copied in
-	mmOff     int    // bytes of mm in use
-	segSize   int    // what the next segment reserves
+	segSize   int // what the next segment reserves
 	segSeq    uint64
 	segBroken bool
+	onSegment uint64 // bytes of batches written to segments (page cache)
 	// Without NoSync: frames are written at segOff into segCap bytes the
 	// segment was filled with zeros to; next is the segment after it,
 	// being prepared in the background.
@@ -247,15 +258,10 @@ type Log struct {
 	dirNew     bool       // a segment was created since the last flush
 	fmu        sync.Mutex
 	flushKick  chan struct{}
-	// mapMu keeps the flusher's prefault off a mapping being unmapped;
-	// mapGen counts unmaps (written under wmu and mapMu).
-	mapMu  sync.Mutex
-	mapGen uint64
-	// prefaultedAt is Stats.Bytes at the last prefault (flusher only).
-	prefaultedAt uint64
-	flushStop    chan struct{}
-	flushDone    chan struct{}
-	health       health // episodes of state that is not durable (health.go)
+	drainBuf   []byte // the drain's copy of the ring's entries (under wmu)
+	flushStop  chan struct{}
+	flushDone  chan struct{}
+	health     health // episodes of state that is not durable (health.go)
 }
 
 const (
@@ -305,7 +311,7 @@ func Open(dir string, opts Options, log *slog.Logger) (*Log, map[string][]byte, 
 		l.staged = time.NewTimer(time.Hour)
 		l.staged.Stop()
 	}
-	if l.flushing() {
+	if opts.NoSync {
 		l.flushKick = make(chan struct{}, 1)
 		l.flushStop = make(chan struct{})
 		l.flushDone = make(chan struct{})
@@ -315,14 +321,52 @@ func Open(dir string, opts Options, log *slog.Logger) (*Log, map[string][]byte, 
 		lockf.Close()
 		return nil, nil, err
 	}
+	// Whatever the setting now, a ring left by a NoSync log killed in
+	// this boot holds its last batches: replayed after the segments.
+	fromRing, err := readRing(dir)
+	if err == nil && len(fromRing) > 0 {
+		if _, n, rerr := replayFrames(fromRing, nil, live); rerr != nil {
+			fromRing = fromRing[:n] // cannot happen: each entry was checked
+		}
+	}
 	// Always write to a fresh segment: the last one may end in a torn frame,
 	// and appending after it would hide every later record from replay.
-	if err := l.newSegment(maxSeq+1, 0); err != nil {
+	if err == nil {
+		err = l.newSegment(maxSeq+1, len(fromRing))
+	}
+	if err == nil && len(fromRing) > 0 {
+		// Durable before the ring is reset: they are in no segment yet.
+		if _, err = l.seg.WriteAt(fromRing, int64(l.segOff)); err == nil {
+			l.segOff += len(fromRing)
+			if err = syncData(l.seg); err == nil {
+				err = syncDir(dir)
+			}
+		}
+		if err == nil {
+			l.log.Info("store: replayed the batches a killed daemon had not yet moved from the ring to a segment", "bytes", len(fromRing))
+		}
+	}
+	if err == nil && opts.NoSync {
+		size := opts.RingSize
+		if size <= 0 {
+			size = DefaultRingSize
+		}
+		var rerr error
+		if l.ring, rerr = openRing(dir, size); rerr != nil {
+			l.log.Warn("store: no ring, each batch is written to the segment instead", "err", rerr)
+		}
+	} else if err == nil {
+		if rerr := os.Remove(filepath.Join(dir, ringName)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			l.log.Warn("store: cannot remove the ring", "err", rerr)
+		}
+	}
+	if err != nil {
+		l.finishSegment()
 		lockf.Close()
 		return nil, nil, err
 	}
 	go l.run()
-	if l.flushing() {
+	if opts.NoSync {
 		go l.flushLoop()
 	}
 	return l, live, nil
@@ -438,7 +482,8 @@ func replayFrames(b []byte, scratch []rawOp, live map[string][]byte) ([]rawOp, i
 // time one fills, up to maxSegment (maxSyncSegment when fsyncing): a quiet
 // daemon reserves little, a busy one rotates seldom.
 //
-// With NoSync the reservation is a shared mapping. Otherwise it is zeros
+// With NoSync nothing is reserved: the drain appends to the segment, and
+// starts the next one when it is that size. Otherwise it is zeros
 // written and fsync'd before the segment is used: fdatasync of a write
 // into blocks that already exist has no file size or extent to commit,
 // and takes less than half as long as after an append on ext4. Filling is
@@ -474,7 +519,7 @@ func (l *Log) newSegment(seq uint64, need int) error {
 		if p, ok := l.takePrepared(); ok {
 			if p.err == nil && p.seq == seq && p.size >= len(segMagic)+need {
 				l.finishSegment()
-				l.useSegment(p.f, seq, nil, p.size)
+				l.useSegment(p.f, seq, p.size)
 				return nil
 			}
 			if p.err != nil {
@@ -504,7 +549,7 @@ func (l *Log) newSegment(seq uint64, need int) error {
 			reserved = size
 		}
 	}
-	if err == nil && !l.flushing() {
+	if err == nil && !l.opts.NoSync {
 		if err = f.Sync(); err == nil {
 			err = syncDir(l.dir)
 		}
@@ -518,23 +563,15 @@ func (l *Log) newSegment(seq uint64, need int) error {
 		l.dirNew = true
 		l.markDirty()
 	}
-	var mm []byte
-	if l.opts.NoSync {
-		if mm, err = mapSegment(f, size); err != nil {
-			l.log.Warn("store: cannot map the segment, writing it instead", "err", err)
-			f.Truncate(int64(len(segMagic)))
-		}
-	}
 	l.finishSegment()
-	l.useSegment(f, seq, mm, reserved)
+	l.useSegment(f, seq, reserved)
 	return nil
 }
 
 // useSegment makes f, segment seq, the one written to. reserved is the
 // size it was filled with zeros to, 0 for none.
-func (l *Log) useSegment(f *os.File, seq uint64, mm []byte, reserved int) {
+func (l *Log) useSegment(f *os.File, seq uint64, reserved int) {
 	l.seg, l.segSeq, l.segBroken = f, seq, false
-	l.mm, l.mmOff = mm, len(segMagic)
 	l.segOff, l.segCap = len(segMagic), reserved
 	if reserved == 0 {
 		l.segCap = math.MaxInt // no reservation: the file grows
@@ -611,16 +648,7 @@ func (l *Log) finishSegment() error {
 		return nil
 	}
 	var err error
-	if l.mm != nil {
-		l.mapMu.Lock()
-		err = unmapSegment(l.mm)
-		l.mapGen++
-		l.mapMu.Unlock()
-		if terr := l.seg.Truncate(int64(l.mmOff)); err == nil {
-			err = terr
-		}
-		l.mm = nil
-	} else if l.segCap != math.MaxInt {
+	if l.segCap != math.MaxInt {
 		// The unused zeros go; a crash before this lands leaves them,
 		// and replay reads zeros after the last frame as the end.
 		err = l.seg.Truncate(int64(l.segOff))
@@ -724,8 +752,16 @@ func (l *Log) enqueue(ops []Op) *Commit {
 	return c
 }
 
+// writerMu is the lock writeNext's caller holds.
+func (l *Log) writerMu() *sync.Mutex {
+	if l.ring != nil {
+		return &l.rmu
+	}
+	return &l.wmu
+}
+
 // writeNext writes the oldest queued group; false when none was queued.
-// The caller holds wmu.
+// The caller holds writerMu.
 func (l *Log) writeNext() bool {
 	l.mu.Lock()
 	var g *group
@@ -741,8 +777,31 @@ func (l *Log) writeNext() bool {
 	if g == nil {
 		return false
 	}
-	l.write(g)
+	if l.ring != nil {
+		l.toRing(g)
+	} else {
+		l.write(g)
+	}
 	return true
+}
+
+// toRing acknowledges g once it is in the ring. When the ring has no
+// room (the drain is behind a slow disk) or g is bigger than the ring,
+// the ring is drained here and g written to the segment after it, in
+// order. The caller holds rmu.
+func (l *Log) toRing(g *group) {
+	if l.ring.append(g.buf) {
+		l.account(g, nil, false, 0)
+		l.ringPending()
+		return
+	}
+	l.wmu.Lock()
+	err := l.drain()
+	if err == nil {
+		err = l.writeSegment(g.buf)
+	}
+	l.wmu.Unlock()
+	l.account(g, err, false, 0)
 }
 
 func (l *Log) rotateLocked(r rotReq) {
@@ -770,9 +829,10 @@ func (l *Log) run() {
 				l.rotateLocked(r)
 			default:
 			}
-			l.wmu.Lock()
+			mu := l.writerMu()
+			mu.Lock()
 			wrote := l.writeNext()
-			l.wmu.Unlock()
+			mu.Unlock()
 			if !wrote {
 				l.mu.Lock()
 				closing := l.closed && len(l.queue) == 0
@@ -795,6 +855,11 @@ func (l *Log) stagedC() <-chan time.Time {
 }
 
 func (l *Log) rotate() rotResult {
+	// What the ring holds was applied before the rotation: into the
+	// segment the snapshot covers. (Drained later, into the new one,
+	// it would replay the same on top of the snapshot, only longer.)
+	// A failed drain is retried into the new segment by the flusher.
+	_ = l.drain()
 	if err := l.newSegment(l.segSeq+1, 0); err != nil {
 		return rotResult{err: err}
 	}
@@ -802,49 +867,65 @@ func (l *Log) rotate() rotResult {
 }
 
 func (l *Log) write(g *group) {
+	var lat time.Duration
+	synced := false
+	err := l.writeSegment(g.buf)
+	if err == nil && !l.opts.NoSync {
+		t0 := time.Now()
+		if err = syncData(l.seg); err != nil {
+			l.segBroken = true
+			err = fmt.Errorf("store: write: %w", err)
+			l.failed(err, "a state write failed")
+		}
+		lat, synced = time.Since(t0), true
+		l.prepareNext()
+	}
+	l.account(g, err, synced, lat)
+}
+
+// writeSegment appends b, whole frames, to the segment (its page cache),
+// starting the next segment first when b does not fit. The caller holds
+// wmu.
+func (l *Log) writeSegment(b []byte) error {
 	var err error
 	if l.segBroken {
 		// Never append after a failed write: a partial frame there would
 		// hide every later one from replay.
-		err = l.newSegment(l.segSeq+1, len(g.buf))
+		err = l.newSegment(l.segSeq+1, len(b))
 	}
-	if err == nil && l.mm != nil && l.mmOff+len(g.buf) > len(l.mm) {
-		l.segSize = min(2*l.segSize, maxSegment)
-		err = l.newSegment(l.segSeq+1, len(g.buf)) // full: the next one
-	} else if err == nil && l.mm == nil && l.segOff+len(g.buf) > l.segCap {
+	if err == nil && l.segOff+len(b) > l.segCap {
 		l.segSize = min(2*l.segSize, maxSyncSegment)
-		err = l.newSegment(l.segSeq+1, len(g.buf))
+		err = l.newSegment(l.segSeq+1, len(b))
+	} else if err == nil && l.opts.NoSync && l.segOff > len(segMagic) && l.segOff+len(b) > l.segSize {
+		l.segSize = min(2*l.segSize, maxSegment)
+		err = l.newSegment(l.segSeq+1, len(b))
 	}
-	var lat time.Duration
-	synced := false
-	if err == nil && l.mm != nil && l.mmOff+len(g.buf) <= len(l.mm) {
-		l.mmOff += copy(l.mm[l.mmOff:], g.buf)
-		if l.flushing() {
-			l.markDirty()
-		}
-	} else if err == nil {
-		_, err = l.seg.WriteAt(g.buf, int64(l.segOff))
-		if err == nil {
-			l.segOff += len(g.buf)
-		}
-		if err == nil && !l.opts.NoSync {
-			t0 := time.Now()
-			err = syncData(l.seg)
-			lat, synced = time.Since(t0), true
-			l.prepareNext()
-		}
-		if err != nil {
+	if err == nil {
+		if _, err = l.seg.WriteAt(b, int64(l.segOff)); err == nil {
+			l.segOff += len(b)
+			l.onSegment += uint64(len(b))
+		} else {
 			l.segBroken = true
-		} else if l.flushing() {
-			l.markDirty()
 		}
 	}
 	if err != nil {
 		err = fmt.Errorf("store: write: %w", err)
 		l.failed(err, "a state write failed") // logged once per episode (health.go)
+		return err
 	}
+	if l.flushing() {
+		l.markDirty()
+	}
+	return nil
+}
+
+// account counts group g as written (or failed with err), finishes its
+// commit and keeps its buffer for the next group.
+func (l *Log) account(g *group, err error, synced bool, lat time.Duration) {
 	l.statsMu.Lock()
-	l.stats.Failing = err != nil
+	if err != nil || l.ring == nil { // with a ring, the drain says whether writes fail
+		l.stats.Failing = err != nil
+	}
 	if err != nil {
 		l.stats.Errors++
 	} else {
@@ -888,15 +969,17 @@ func (l *Log) Close() error {
 	if l.staged != nil {
 		l.staged.Stop()
 	}
-	if l.flushing() { // the rest is flushed below
+	if l.flushStop != nil { // the rest is drained and flushed below
 		close(l.flushStop)
 		<-l.flushDone
 	}
 	l.compactMu.Lock() // let a running Compact finish with the directory
 	defer l.compactMu.Unlock()
-	l.wmu.Lock() // let a caller writing inline finish with the segment
+	l.rmu.Lock() // let a caller writing inline finish with the ring
+	defer l.rmu.Unlock()
+	l.wmu.Lock() // and with the segment
 	defer l.wmu.Unlock()
-	var err error
+	err := l.drain()
 	if l.seg != nil && !l.opts.NoSync {
 		err = l.seg.Sync()
 	}
@@ -911,6 +994,11 @@ func (l *Log) Close() error {
 	if p, ok := l.takePrepared(); ok && p.f != nil { // never used: no records in it
 		p.f.Close()
 		os.Remove(p.f.Name())
+	}
+	if l.ring != nil {
+		if cerr := l.ring.close(); err == nil {
+			err = cerr
+		}
 	}
 	if cerr := l.lockf.Close(); err == nil {
 		err = cerr

@@ -5,11 +5,11 @@ import (
 	"syscall"
 )
 
-// mapSegment reserves size bytes of disk for f and maps them shared, so a
-// frame copied in is in the page cache at once: it survives the process
+// mapShared reserves size bytes of disk for f and maps them shared, so
+// bytes copied in are in the page cache at once: they survive the process
 // being killed without a write system call. fallocate reserves the blocks
 // first: a full disk fails here, never later as SIGBUS on a page fault.
-func mapSegment(f *os.File, size int) ([]byte, error) {
+func mapShared(f *os.File, size int) ([]byte, error) {
 	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(size)); err != nil {
 		return nil, &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
 	}
@@ -20,7 +20,7 @@ func mapSegment(f *os.File, size int) ([]byte, error) {
 	return b, nil
 }
 
-func unmapSegment(b []byte) error { return syscall.Munmap(b) }
+func unmap(b []byte) error { return syscall.Munmap(b) }
 
 // madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14).
 const madvPopulateWrite = 23

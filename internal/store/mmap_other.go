@@ -7,10 +7,10 @@ import (
 	"os"
 )
 
-func mapSegment(*os.File, int) ([]byte, error) {
-	return nil, errors.New("store: mapped segments need Linux")
+func mapShared(*os.File, int) ([]byte, error) {
+	return nil, errors.New("store: the ring needs Linux")
 }
 
-func unmapSegment([]byte) error { return nil }
+func unmap([]byte) error { return nil }
 
 func prefault([]byte) {}
