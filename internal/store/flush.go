@@ -50,11 +50,11 @@ func (l *Log) markDirty() {
 // ring before it is copied to the segment.
 const drainEvery = 20 * time.Millisecond
 
-// ringPending notes that the ring holds entries the drain has not taken,
-// and wakes the flusher the first time. The caller holds rmu.
-func (l *Log) ringPending() {
-	if l.ring.pending.CompareAndSwap(false, true) {
-		l.ring.pendingSince.Store(time.Now().UnixNano())
+// notePending notes that a batch is staged, or in the ring, that the
+// flusher has not taken yet, and wakes the flusher the first time.
+func (l *Log) notePending() {
+	if l.pending.CompareAndSwap(false, true) {
+		l.pendingSince.Store(time.Now().UnixNano())
 		select {
 		case l.flushKick <- struct{}{}:
 		default:
@@ -81,8 +81,8 @@ func (l *Log) flushLoop() {
 		l.wmu.Lock()
 		since, dirty := l.dirtySince, l.dirty
 		l.wmu.Unlock()
-		if l.ring != nil && l.ring.pending.Load() {
-			if at := time.Unix(0, l.ring.pendingSince.Load()); !dirty || at.Before(since) {
+		if l.pending.Load() {
+			if at := time.Unix(0, l.pendingSince.Load()); !dirty || at.Before(since) {
 				since = at
 			}
 			dirty = true
@@ -134,13 +134,7 @@ func (l *Log) drain() error {
 		}
 		l.statsMu.Unlock()
 		if err != nil {
-			if l.ring.pending.CompareAndSwap(false, true) {
-				l.ring.pendingSince.Store(time.Now().UnixNano())
-				select {
-				case l.flushKick <- struct{}{}:
-				default:
-				}
-			}
+			l.notePending() // try again after the interval
 			return err
 		}
 	}
@@ -159,6 +153,14 @@ func (l *Log) drain() error {
 func (l *Log) flush() error {
 	l.fmu.Lock()
 	defer l.fmu.Unlock()
+	// Batches staged and never waited for go to the ring first. A batch
+	// staged or put in the ring from here on is pending again.
+	l.pending.Store(false)
+	mu := l.writerMu()
+	mu.Lock()
+	for l.writeNext() {
+	}
+	mu.Unlock()
 	l.wmu.Lock()
 	if err := l.drain(); err != nil || !l.flushing() {
 		l.wmu.Unlock()

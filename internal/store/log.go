@@ -214,11 +214,11 @@ type Log struct {
 	wake chan struct{}
 	rot  chan rotReq
 	done chan struct{}
-	// With NoSync, a staged batch arms staged (unless armed already), so
-	// the writer goroutine writes what nobody waited for within
-	// StagedWriteWithin.
-	staged      *time.Timer
-	stagedArmed atomic.Bool
+	// With NoSync, pending is set by the first batch staged or put in
+	// the ring since the flusher last took them (pendingSince is when,
+	// UnixNano): the flusher then wakes within its interval.
+	pending      atomic.Bool
+	pendingSince atomic.Int64
 
 	// With NoSync, batches are acknowledged in the ring (ring.go) and
 	// the flusher drains it into the segment; nil otherwise, or where
@@ -306,10 +306,6 @@ func Open(dir string, opts Options, log *slog.Logger) (*Log, map[string][]byte, 
 		rot:  make(chan rotReq),
 		done: make(chan struct{}),
 		nop:  failedCommit(nil),
-	}
-	if opts.NoSync {
-		l.staged = time.NewTimer(time.Hour)
-		l.staged.Stop()
 	}
 	if opts.NoSync {
 		l.flushKick = make(chan struct{}, 1)
@@ -687,25 +683,21 @@ func (l *Log) Apply(ops ...Op) *Commit {
 }
 
 // Stage is Apply for a caller that will usually Wait on the commit: with
-// NoSync the writer goroutine is not woken for it, as the waiter writes
-// the batch itself, which spares the proxy's path two thread wake-ups. A
-// staged batch nobody waits for is written all the same: by the writer
-// goroutine within StagedWriteWithin, if no Wait or Apply took it first.
+// NoSync no goroutine is woken for it, as the waiter writes the batch
+// itself, which spares the proxy's path two thread wake-ups. A staged
+// batch nobody waits for is written all the same, by the flusher within
+// its interval (FlushEvery, or drainEvery), if no Wait or Apply took it
+// first: it wakes for that once per interval at most, when it was not
+// going to wake for the ring anyway.
 func (l *Log) Stage(ops ...Op) *Commit {
 	c := l.enqueue(ops)
 	if !l.opts.NoSync {
 		l.wakeWriter()
-	} else if l.stagedArmed.CompareAndSwap(false, true) {
-		l.staged.Reset(StagedWriteWithin)
+	} else {
+		l.notePending()
 	}
 	return c
 }
-
-// StagedWriteWithin bounds how long, with NoSync, a staged batch nobody
-// waits for stays queued: short next to a reply's deadline, long enough
-// that on a busy proxy path the writer goroutine wakes for it rarely (at
-// most once per StagedWriteWithin), usually to find the queue empty.
-const StagedWriteWithin = 5 * time.Millisecond
 
 func (l *Log) wakeWriter() {
 	select {
@@ -792,7 +784,7 @@ func (l *Log) writeNext() bool {
 func (l *Log) toRing(g *group) {
 	if l.ring.append(g.buf) {
 		l.account(g, nil, false, 0)
-		l.ringPending()
+		l.notePending()
 		return
 	}
 	l.wmu.Lock()
@@ -815,10 +807,6 @@ func (l *Log) run() {
 	for {
 		select {
 		case <-l.wake:
-		case <-l.stagedC():
-			// Disarm before draining: a batch staged from here on arms
-			// the timer again; one staged before is in the queue below.
-			l.stagedArmed.Store(false)
 		case r := <-l.rot:
 			l.rotateLocked(r)
 			continue
@@ -844,14 +832,6 @@ func (l *Log) run() {
 			}
 		}
 	}
-}
-
-// stagedC is the staged timer's channel; nil (never ready) without NoSync.
-func (l *Log) stagedC() <-chan time.Time {
-	if l.staged == nil {
-		return nil
-	}
-	return l.staged.C
 }
 
 func (l *Log) rotate() rotResult {
@@ -966,9 +946,6 @@ func (l *Log) Close() error {
 	default:
 	}
 	<-l.done
-	if l.staged != nil {
-		l.staged.Stop()
-	}
 	if l.flushStop != nil { // the rest is drained and flushed below
 		close(l.flushStop)
 		<-l.flushDone

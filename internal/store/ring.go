@@ -81,11 +81,6 @@ type ring struct {
 	// tail is the first entry not yet in a segment; moved by the drain
 	// (who holds Log.wmu), read by the appender to know the free space.
 	tail atomic.Uint64
-
-	// pending is set by the first append after a drain took the head;
-	// pendingSince is when (UnixNano).
-	pending      atomic.Bool
-	pendingSince atomic.Int64
 }
 
 func ringEntrySize(n int) uint64 { return uint64(ringEntryHead + (n+7)&^7) }
@@ -220,7 +215,6 @@ func (r *ring) append(payload []byte) bool {
 // taken returns the payloads from the tail to the published head,
 // appended to dst, and the head they end at. Only the drain calls it.
 func (r *ring) taken(dst []byte) ([]byte, uint64) {
-	r.pending.Store(false) // an append from here on is pending again
 	head, n := r.pub.Load(), uint64(len(r.data))
 	for pos := r.tail.Load(); pos < head; {
 		off := pos % n
