@@ -136,7 +136,7 @@ func (j *Journal) RestoredAtAnswer() []*session.Session {
 // returns a session.Wait stages its batch (store.Log.Stage): with sync =
 // interval or no, the caller's Wait usually copies it into the log itself,
 // sparing the proxy's path a hand-off to the writer goroutine; the store
-// writes it anyway soon after if nobody waits (store.StagedWriteWithin).
+// writes it anyway within the flusher's interval if nobody waits.
 // A method that returns nothing applies its batch (store.Log.Apply): the
 // writer goroutine writes it.
 

@@ -18,14 +18,15 @@
 // (the default Options) the writer goroutine writes them all: concurrent
 // batches are grouped into one write() and one fsync() (group commit), and
 // Commit.Wait returns once the batch is durable. With Options.NoSync the
-// batch is copied into a shared mapping of the segment instead, and Wait
-// returns once it is there (in the page cache: kill -9 loses nothing); a
-// caller in Wait copies what is queued itself when no one else is writing
-// (sparing the hand-off to the writer goroutine), the writer goroutine
-// copies the rest: Apply wakes it, and a staged batch nobody waits for is
-// taken within StagedWriteWithin. Options.FlushEvery adds a background
-// flusher that makes what was copied durable within that interval
-// (flush.go), Log.Flush at once.
+// batch is copied into the ring instead (ring.go: a file mapped shared,
+// written round and round), and Wait returns once it is there (in the
+// page cache: kill -9 loses nothing); a caller in Wait copies what is
+// queued itself when no one else is writing (sparing the hand-off to the
+// writer goroutine), the writer goroutine copies the rest: Apply wakes
+// it, and a staged batch nobody waits for is taken by the flusher within
+// its interval. The flusher drains the ring into the segment (flush.go);
+// Options.FlushEvery makes it also fdatasync what it drained, within
+// that interval, Log.Flush at once.
 //
 // Replay stops at a torn or corrupt frame in a segment (kept: everything
 // before it) and goes on with the next segment; a damaged snapshot keeps the

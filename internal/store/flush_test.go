@@ -24,7 +24,7 @@ func TestFlushEvery(t *testing.T) {
 			bytes uint64
 		}
 		var written []mark
-		// 4 KiB values fill the first 1 MiB mapped segment after about
+		// 4 KiB values fill the first 1 MiB segment after about
 		// 250 batches: the 400 below rotate at least once.
 		for i := range 400 {
 			k := fmt.Sprintf("k%03d", i)

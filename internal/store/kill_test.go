@@ -18,8 +18,8 @@ import (
 // that every batch is whole, in each durability setting: rounds 0 to 2
 // fsync (sync = yes), 3 to 5 NoSync (sync = no), 6 to 8 NoSync with the
 // interval flush (sync = interval, the daemon's default). With NoSync
-// segments are mapped, and values are big enough to fill and rotate
-// several of them.
+// values are big enough to wrap the ring (acknowledged batches are
+// there, or in a segment, when the child dies) and to rotate segments.
 func TestKill9(t *testing.T) {
 	if dir := os.Getenv("STORE_KILL9_CHILD"); dir != "" {
 		kill9Child(dir, os.Getenv("STORE_KILL9_MODE"))
@@ -64,8 +64,8 @@ func TestKill9(t *testing.T) {
 	}
 }
 
-// value is a batch's value: in NoSync rounds 4 KiB, so a few hundred
-// batches fill a mapped segment.
+// value is a batch's value: in NoSync rounds 4 KiB, so a thousand
+// batches wrap the ring and a few hundred fill a segment.
 func value(k string, big bool) string {
 	if big {
 		return k + strings.Repeat(".", 4096)

@@ -33,7 +33,8 @@ func Delete(key string) Op { return Op{Key: key, Delete: true} }
 type Options struct {
 	// NoSync skips fsync after each group (tests, or a machine where losing
 	// the last moments before a power cut is acceptable). Kill -9 is
-	// survived either way: every group is write()n before Wait returns.
+	// survived either way: every group is in the page cache (the ring's,
+	// or the segment's) before Wait returns.
 	NoSync bool
 	// FlushEvery, with NoSync, bounds how long a written batch may stay
 	// out of the disk: a background flusher fdatasyncs the log at most
@@ -152,8 +153,8 @@ func (c *Commit) Wait() error {
 }
 
 // WaitUntil is Wait that gives up at by with ErrPending; a zero by waits
-// as long as Wait. With NoSync the waiter copies its batch into the
-// mapped segment itself, which is not bounded.
+// as long as Wait. With NoSync the waiter copies its batch into the ring
+// itself (or, when the ring is full, drains it), which is not bounded.
 func (c *Commit) WaitUntil(by time.Time) error {
 	if c.log != nil || by.IsZero() {
 		return c.Wait()

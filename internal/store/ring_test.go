@@ -1,0 +1,189 @@
+package store
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/store/storetest"
+)
+
+// noDrain is an interval the tests never reach: what is acknowledged
+// stays in the ring unless the ring itself has to make room.
+const noDrain = time.Hour
+
+// killedCopy is the state a kill -9 of l's process would leave: its files
+// as the page cache has them now, with l still open.
+func killedCopy(t *testing.T, dir string) string {
+	t.Helper()
+	return storetest.CopyDir(t, dir)
+}
+
+// TestRingReplayAfterKill: batches acknowledged in the ring and never
+// drained, or drained into a segment, or written straight to the segment
+// because the ring was full or too small for them, are all there after a
+// kill -9, in order (the last value of each key wins), in every setting
+// that uses the ring; and the segments then hold them, so the ring can
+// start afresh.
+func TestRingReplayAfterKill(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  Options
+		n     int // batches
+		size  int // bytes of each value
+		flush bool
+	}{
+		{"in the ring only", Options{NoSync: true, FlushEvery: noDrain}, 20, 100, false},
+		{"ring wraps, full ring drained by the writer", Options{NoSync: true, FlushEvery: noDrain, RingSize: 16 << 10}, 300, 700, false},
+		{"bigger than the ring", Options{NoSync: true, FlushEvery: noDrain, RingSize: 4 << 10}, 5, 8 << 10, false},
+		{"drained and flushed, then more", Options{NoSync: true, FlushEvery: noDrain, RingSize: 16 << 10}, 100, 300, true},
+		{"sync = no", Options{NoSync: true, RingSize: 16 << 10}, 300, 700, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, _ := mustOpen(t, dir, tc.opts)
+			defer l.Close()
+			want := map[string]string{}
+			for i := range tc.n {
+				k := fmt.Sprintf("k%d", i%37) // keys written again: order matters
+				v := fmt.Sprintf("%d:%s", i, strings.Repeat("v", tc.size))
+				var c *Commit
+				if i%3 == 0 {
+					c = l.Apply(Put(k, []byte(v)), Delete("gone"))
+				} else {
+					c = l.Stage(Put(k, []byte(v)))
+				}
+				mustWait(t, c)
+				want[k] = v
+				if tc.flush && i == tc.n/2 {
+					if err := l.Flush(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			copied := killedCopy(t, dir)
+			l2, live := mustOpen(t, copied, Options{NoSync: true})
+			equalMaps(t, live, want)
+			l2.Close()
+			// Replayed once, the ring was reset: the segments hold it all.
+			l3, live := mustOpen(t, copied, Options{})
+			equalMaps(t, live, want)
+			l3.Close()
+			if _, err := os.Stat(filepath.Join(copied, ringName)); !os.IsNotExist(err) {
+				t.Fatalf("with fsync the ring file stays: %v", err)
+			}
+		})
+	}
+}
+
+// TestRingOfAnotherBootIgnored: after a kernel crash or power cut the
+// ring's pages on disk are any mix of old and new, so a ring written
+// under another boot is never replayed; one of this boot is.
+func TestRingOfAnotherBootIgnored(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		boot   func([]byte) // edits the ring's boot ID in place
+		replay bool
+	}{
+		{"this boot", func([]byte) {}, true},
+		{"another boot", func(b []byte) { b[0] ^= 1 }, false},
+		{"no boot ID", func(b []byte) { clear(b) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, _ := mustOpen(t, dir, Options{NoSync: true, FlushEvery: noDrain})
+			defer l.Close()
+			mustWait(t, l.Stage(Put("a", []byte("1"))))
+			copied := killedCopy(t, dir)
+			ringFile := filepath.Join(copied, ringName)
+			b, err := os.ReadFile(ringFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.boot(b[ringOffBoot:ringOffEpoch])
+			if err := os.WriteFile(ringFile, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			l2, live := mustOpen(t, copied, Options{NoSync: true})
+			defer l2.Close()
+			if got := live["a"] != nil; got != tc.replay {
+				t.Fatalf("ring replayed: %v, want %v", got, tc.replay)
+			}
+		})
+	}
+}
+
+// TestRingDamageEndsReplay: the ring replays the run of entries that check
+// out, from its tail, and stops at the first one that does not: a torn
+// entry (the copy a kill interrupted) or the stale bytes of an earlier lap.
+func TestRingDamageEndsReplay(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := mustOpen(t, dir, Options{NoSync: true, FlushEvery: noDrain})
+	defer l.Close()
+	for _, k := range []string{"a", "b", "c"} {
+		mustWait(t, l.Stage(Put(k, []byte(k))))
+	}
+	for _, tc := range []struct {
+		name string
+		at   int // byte of the data to flip: entry a is 16+13 bytes, rounded to 32
+		want map[string]string
+	}{
+		{"first entry", 20, map[string]string{}},
+		{"second entry's payload", 32 + 18, map[string]string{"a": "a"}},
+		{"second entry's position", 32 + 8, map[string]string{"a": "a"}},
+		{"third entry", 64 + 16, map[string]string{"a": "a", "b": "b"}},
+		{"nothing", -1, map[string]string{"a": "a", "b": "b", "c": "c"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			copied := killedCopy(t, dir)
+			ringFile := filepath.Join(copied, ringName)
+			b, err := os.ReadFile(ringFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.at >= 0 {
+				b[ringHeaderSize+tc.at] ^= 0x40
+			}
+			if err := os.WriteFile(ringFile, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			l2, live := mustOpen(t, copied, Options{NoSync: true})
+			defer l2.Close()
+			equalMaps(t, live, tc.want)
+		})
+	}
+}
+
+// TestRingKeepsTheProxyPathOffTheDisk: with the ring, a waited-for batch
+// is acknowledged without reaching the segment; the flusher moves it
+// there (Stats.Flushed), and Close leaves the ring empty.
+func TestRingKeepsTheProxyPathOffTheDisk(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := mustOpen(t, dir, Options{NoSync: true, FlushEvery: noDrain})
+	mustWait(t, l.Stage(Put("a", []byte("1"))))
+	l.wmu.Lock()
+	onSegment := l.onSegment
+	l.wmu.Unlock()
+	if onSegment != 0 {
+		t.Fatalf("the batch went to the segment (%d bytes) before the reply", onSegment)
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if st := l.Stats(); st.Flushed != st.Bytes || st.Bytes == 0 {
+		t.Fatalf("after Flush: flushed %d of %d bytes", st.Flushed, st.Bytes)
+	}
+	mustWait(t, l.Stage(Put("b", []byte("2"))))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fromRing, err := readRing(dir); err != nil || len(fromRing) != 0 {
+		t.Fatalf("after Close the ring still holds %d bytes (%v)", len(fromRing), err)
+	}
+	l, live := mustOpen(t, dir, Options{NoSync: true})
+	defer l.Close()
+	equalMaps(t, live, map[string]string{"a": "1", "b": "2"})
+}
