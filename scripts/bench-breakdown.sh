@@ -5,6 +5,7 @@
 # It builds a variant of callcontrold with scripts/bench-breakdown.patch
 # (a throwaway patch, never shipped: CC_EXP=null answers without the
 # session manager, CC_EXP=nolog drops the per-call log lines,
+# CC_EXP=nofmt makes their records but neither formats nor writes them,
 # CC_EXP=nostore replaces the state log with a journal that writes
 # nothing), then loads each variant in turn, round after round, with
 # `ccbench -run load`, and prints the median ratio of cycles/s to the
@@ -52,11 +53,12 @@ run() {
 	echo "$rate $(((t1 - t0) * 10000 / (${rate%.*} * secs)))"
 }
 
-variants=(nothing null both nolog nostore full)
-envs=(- null "nolog,nostore" nolog nostore -)
+variants=(nothing null both nolog nofmt nostore full)
+envs=(- null "nolog,nostore" nolog nofmt nostore -)
 echo "bench-breakdown: $rounds rounds of ${secs}s, $(nproc) CPUs, $(date -u +%FT%TZ)"
 echo "  null: answers without the session manager; both: table and timers only (no log lines, no state log);"
-echo "  nolog: no log lines; nostore: no state log; full: the daemon as shipped (sync = interval, info log lines)"
+echo "  nolog: no log lines; nofmt: log records made, not formatted or written; nostore: no state log;"
+echo "  full: the daemon as shipped (sync = interval, info log lines)"
 for n in "${conns[@]}"; do
 	out="$work/results-$n"
 	: >"$out"
