@@ -53,11 +53,14 @@ func userHost(uri string) (string, error) {
 	} else if j := strings.IndexByte(host, ':'); j >= 0 {
 		host = host[:j]
 	}
-	if host == "" || strings.ContainsAny(user+host, " \t\r\n<>\"") {
+	if host == "" || strings.ContainsAny(user, notInParty) || strings.ContainsAny(host, notInParty) {
 		return "", errNoParty
 	}
 	return FoldParty("sip:" + user + "@" + host), nil
 }
+
+// notInParty are the bytes a billing party's user or host never holds.
+const notInParty = " \t\r\n<>\""
 
 // FoldParty folds a billing party as CDRTool does: the engine lower-cases
 // the whole From value, user part included (rating-protocol.md), so

@@ -505,13 +505,12 @@ type prepared struct {
 
 // newSegment creates segment seq (or takes the one prepared for it) and
 // makes its directory entry durable before anything is acknowledged in it.
-// The segment reserves at least need bytes; if reserving fails, the
-// segment is written without a reservation instead.
+// Without NoSync the segment reserves at least need bytes; if reserving
+// fails, the segment is written without a reservation instead.
 func (l *Log) newSegment(seq uint64, need int) error {
 	if l.segSize == 0 {
 		l.segSize = minSegment
 	}
-	size := max(l.segSize, len(segMagic)+need)
 	if !l.opts.NoSync {
 		if p, ok := l.takePrepared(); ok {
 			if p.err == nil && p.seq == seq && p.size >= len(segMagic)+need {
@@ -538,7 +537,7 @@ func (l *Log) newSegment(seq uint64, need int) error {
 		// Filled here, with writers waiting (at open, on a Compact, or
 		// when a batch outgrew what was prepared): reserve little, and
 		// let the background fill the bigger segments after it.
-		size = max(minSegment, len(segMagic)+need)
+		size := max(minSegment, len(segMagic)+need)
 		if zerr := fillZeros(f, size); zerr != nil {
 			l.log.Warn("store: cannot reserve the segment, appending to it instead", "err", zerr)
 			err = f.Truncate(int64(len(segMagic)))

@@ -69,10 +69,11 @@ const (
 var ringMagic = []byte("CCRING\x00\x01")
 
 type ring struct {
-	f     *os.File
-	mm    []byte // the whole file, mapped shared
-	data  []byte // mm[ringHeaderSize:]
-	epoch uint64
+	f       *os.File
+	mm      []byte // the whole file, mapped shared
+	data    []byte // mm[ringHeaderSize:]
+	epoch   uint64
+	epochLE [8]byte
 
 	// head is where the next entry goes; written by the appender (who
 	// holds Log.rmu) and published in pub once the entry is whole.
@@ -85,12 +86,14 @@ type ring struct {
 
 func ringEntrySize(n int) uint64 { return uint64(ringEntryHead + (n+7)&^7) }
 
-func ringCRC(epoch, pos uint64, n uint32, payload []byte) uint32 {
-	var b [20]byte
-	binary.LittleEndian.PutUint64(b[0:], epoch)
-	binary.LittleEndian.PutUint64(b[8:], pos)
-	binary.LittleEndian.PutUint32(b[16:], n)
-	return crc32.Update(crc32.Checksum(b[:], castagnoli), castagnoli, payload)
+// entryCRC is the CRC of entry e, its len and pos written: over the epoch
+// (little-endian in epochLE), pos, len and payload. It reads them where
+// they are, so the proxy's path allocates nothing for it.
+func entryCRC(epochLE *[8]byte, e []byte, n int) uint32 {
+	c := crc32.Checksum(epochLE[:], castagnoli)
+	c = crc32.Update(c, castagnoli, e[8:16])
+	c = crc32.Update(c, castagnoli, e[0:4])
+	return crc32.Update(c, castagnoli, e[ringEntryHead:ringEntryHead+n])
 }
 
 // bootID names the running kernel's boot; "" where it cannot be read,
@@ -119,12 +122,13 @@ func readRing(dir string) ([]byte, error) {
 		!bytes.Equal(bytes.TrimRight(buf[ringOffBoot:ringOffEpoch], "\x00"), boot) {
 		return nil, nil
 	}
-	epoch := binary.NativeEndian.Uint64(buf[ringOffEpoch:])
+	var epoch [8]byte
+	binary.LittleEndian.PutUint64(epoch[:], binary.NativeEndian.Uint64(buf[ringOffEpoch:]))
 	tail := binary.NativeEndian.Uint64(buf[ringOffTail:])
 	data := buf[ringHeaderSize:]
 	var out []byte
 	for pos := tail; pos-tail < uint64(len(data)); {
-		payload, size, ok := ringEntryAt(data, epoch, pos)
+		payload, size, ok := ringEntryAt(data, &epoch, pos)
 		if !ok {
 			// The writer skips to the next lap when an entry does not
 			// fit before the end of the file.
@@ -132,7 +136,7 @@ func readRing(dir string) ([]byte, error) {
 			if pos%uint64(len(data)) == 0 || next-tail >= uint64(len(data)) {
 				break
 			}
-			if payload, size, ok = ringEntryAt(data, epoch, next); !ok {
+			if payload, size, ok = ringEntryAt(data, &epoch, next); !ok {
 				break
 			}
 			pos = next
@@ -145,7 +149,7 @@ func readRing(dir string) ([]byte, error) {
 
 // ringEntryAt returns the entry written at logical position pos, if the
 // bytes there are one.
-func ringEntryAt(data []byte, epoch, pos uint64) ([]byte, uint64, bool) {
+func ringEntryAt(data []byte, epoch *[8]byte, pos uint64) ([]byte, uint64, bool) {
 	off := pos % uint64(len(data))
 	if off+ringEntryHead > uint64(len(data)) {
 		return nil, 0, false
@@ -155,11 +159,10 @@ func ringEntryAt(data []byte, epoch, pos uint64) ([]byte, uint64, bool) {
 	if binary.LittleEndian.Uint64(e[8:]) != pos || n == 0 || off+ringEntrySize(int(n)) > uint64(len(data)) {
 		return nil, 0, false
 	}
-	payload := e[ringEntryHead : ringEntryHead+int(n)]
-	if binary.LittleEndian.Uint32(e[4:]) != ringCRC(epoch, pos, n, payload) {
+	if binary.LittleEndian.Uint32(e[4:]) != entryCRC(epoch, e, int(n)) {
 		return nil, 0, false
 	}
-	return payload, ringEntrySize(int(n)), true
+	return e[ringEntryHead : ringEntryHead+int(n)], ringEntrySize(int(n)), true
 }
 
 // openRing makes the ring in dir ready for writing, empty, under a new
@@ -175,6 +178,7 @@ func openRing(dir string, size int) (*ring, error) {
 		return nil, fmt.Errorf("store: ring: %w", err)
 	}
 	r := &ring{f: f, mm: mm, data: mm[ringHeaderSize:], epoch: rand.Uint64() | 1}
+	binary.LittleEndian.PutUint64(r.epochLE[:], r.epoch)
 	// The new epoch before the tail: stopped in between, the old
 	// entries no longer check out, and they are all in a segment.
 	copy(mm, ringMagic)
@@ -206,7 +210,7 @@ func (r *ring) append(payload []byte) bool {
 	binary.LittleEndian.PutUint32(e, uint32(len(payload)))
 	binary.LittleEndian.PutUint64(e[8:], pos)
 	copy(e[ringEntryHead:], payload)
-	binary.LittleEndian.PutUint32(e[4:], ringCRC(r.epoch, pos, uint32(len(payload)), payload))
+	binary.LittleEndian.PutUint32(e[4:], entryCRC(&r.epochLE, e, len(payload)))
 	r.head = pos + size
 	r.pub.Store(r.head)
 	return true
