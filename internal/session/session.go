@@ -72,8 +72,12 @@ const recordVersion = 1
 
 // Marshal encodes the session for the state log: compact, versioned.
 func (s *Session) Marshal() []byte {
-	b := make([]byte, 0, 64+len(s.CallID)+len(s.Party)+len(s.RURI)+len(s.Diverter)+len(s.SourceIP)+
-		len(s.FromTag)+len(s.Token)+len(s.Application)+len(s.Engine))
+	return s.AppendRecord(make([]byte, 0, 64+len(s.CallID)+len(s.Party)+len(s.RURI)+len(s.Diverter)+len(s.SourceIP)+
+		len(s.FromTag)+len(s.Token)+len(s.Application)+len(s.Engine)))
+}
+
+// AppendRecord appends what Marshal returns to b.
+func (s *Session) AppendRecord(b []byte) []byte {
 	b = append(b, recordVersion)
 	for _, str := range [...]string{s.CallID, s.Party, s.RURI, s.Diverter, s.SourceIP, s.FromTag, s.Token, s.Application, s.Engine} {
 		b = binary.AppendUvarint(b, uint64(len(str)))

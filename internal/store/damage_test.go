@@ -29,7 +29,7 @@ func TestSnapshotFlipLosesOneRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 		capt := newCapture()
-		l, live, err := Open(dir, Options{NoSync: true}, slog.New(capt))
+		l, live, err := Open(dir, smallRing, slog.New(capt))
 		if err != nil {
 			t.Fatalf("@%d: Open: %v", off, err)
 		}

@@ -44,6 +44,11 @@ func (c capture) all() []string {
 	return append([]string(nil), *c.msgs...)
 }
 
+// smallRing is NoSync for tests that open or copy a directory hundreds
+// of times: with a 64 KiB ring an Open and Close takes 0.6 ms instead of
+// 5.5 (the ring is prefaulted at Open), and a copy 4 MiB less.
+var smallRing = Options{NoSync: true, RingSize: 64 << 10}
+
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func mustOpen(t testing.TB, dir string, opts Options) (*Log, map[string][]byte) {
@@ -299,7 +304,7 @@ func TestCompactEmptyAndCrashLeftovers(t *testing.T) {
 func buildDir(t *testing.T, n int, snap bool) (string, map[string]string) {
 	t.Helper()
 	dir := t.TempDir()
-	l, _ := mustOpen(t, dir, Options{NoSync: true})
+	l, _ := mustOpen(t, dir, smallRing) // tests copy the directory for each case
 	want := map[string]string{}
 	for i := range n {
 		k, v := fmt.Sprintf("k%03d", i), fmt.Sprintf("value-%d-%s", i, strings.Repeat("v", i%7))
@@ -360,7 +365,7 @@ func TestTornTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			capt := newCapture()
-			l, live, err := Open(dir, Options{NoSync: true}, slog.New(capt))
+			l, live, err := Open(dir, smallRing, slog.New(capt))
 			if err != nil {
 				t.Fatalf("%s@%d: Open: %v", m.name, off, err)
 			}
@@ -378,7 +383,7 @@ func TestTornTail(t *testing.T) {
 			// New records go to a fresh segment and survive the next replay.
 			mustWait(t, l.Apply(Put("new", []byte("x"))))
 			l.Close()
-			l, live, err = Open(dir, Options{NoSync: true}, quiet())
+			l, live, err = Open(dir, smallRing, quiet())
 			if err != nil {
 				t.Fatal(err)
 			}
