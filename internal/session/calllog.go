@@ -36,6 +36,12 @@ func (c callLog) info(msg string, attrs ...slog.Attr) {
 	logLine(c.l, slog.LevelInfo, msg, c.attrs, attrs, nil)
 }
 
+// debug is info at debug level: with debug lines off (the default) it
+// costs nothing, where Debug's arguments are boxed before it can tell.
+func (c callLog) debug(msg string, attrs ...slog.Attr) {
+	logLine(c.l, slog.LevelDebug, msg, c.attrs, attrs, nil)
+}
+
 // logLine logs one record with the attributes of all three lists. It
 // builds the record itself: slog.Logger would also capture the caller's
 // program counter, a stack walk per line that nothing here reads.

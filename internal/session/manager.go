@@ -526,12 +526,13 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 		if s.Limit != NoLimit {
 			m.setEndLocked(s, now.Add(time.Duration(s.Limit)*time.Second))
 		}
+		party, limit := s.Party, s.Limit
 		wait := m.journal.Save(s)
 		m.mu.Unlock()
 		if m.waitLogged(wait, callID, by) {
 			return m.startLate(log)
 		}
-		log.Debug("call answered", "party", s.Party, "limit", s.Limit)
+		log.debug("call answered", slog.String("party", party), slog.Int("limit", limit))
 		return ReplyOk
 	}
 	// Prepaid: run the clock on the limit from init until the engine has
@@ -557,7 +558,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	default:
 		log.Info("re-ask at start did not give a number; the call keeps its limit", "answer", mt.Kind)
 	}
-	log.Debug("call answered", "party", party, "prepaid", true)
+	log.debug("call answered", slog.String("party", party), slog.Bool("prepaid", true))
 	return ReplyOk
 }
 
