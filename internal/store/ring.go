@@ -117,10 +117,15 @@ func readRing(dir string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	boot := bootID()
+	return parseRing(buf, bootID()), nil
+}
+
+// parseRing returns what readRing does, from the ring file's bytes and
+// the running boot's ID.
+func parseRing(buf, boot []byte) []byte {
 	if len(buf) <= ringHeaderSize || !bytes.Equal(buf[:8], ringMagic) || len(boot) == 0 ||
 		!bytes.Equal(bytes.TrimRight(buf[ringOffBoot:ringOffEpoch], "\x00"), boot) {
-		return nil, nil
+		return nil
 	}
 	var epoch [8]byte
 	binary.LittleEndian.PutUint64(epoch[:], binary.NativeEndian.Uint64(buf[ringOffEpoch:]))
@@ -144,7 +149,7 @@ func readRing(dir string) ([]byte, error) {
 		out = append(out, payload...)
 		pos += size
 	}
-	return out, nil
+	return out
 }
 
 // ringEntryAt returns the entry written at logical position pos, if the

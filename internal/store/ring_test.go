@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -186,4 +188,36 @@ func TestRingKeepsTheProxyPathOffTheDisk(t *testing.T) {
 	l, live := mustOpen(t, dir, Options{NoSync: true})
 	defer l.Close()
 	equalMaps(t, live, map[string]string{"a": "1", "b": "2"})
+}
+
+// FuzzParseRing: any ring data, from any tail, parses without panicking,
+// to no more than the data holds.
+func FuzzParseRing(f *testing.F) {
+	boot := []byte("0b5e6d1c-2f3a-4b5c-8d9e-0f1a2b3c4d5e")
+	header := func(epoch, tail uint64) []byte {
+		h := make([]byte, ringHeaderSize)
+		copy(h, ringMagic)
+		copy(h[ringOffBoot:], boot)
+		binary.NativeEndian.PutUint64(h[ringOffEpoch:], epoch)
+		binary.NativeEndian.PutUint64(h[ringOffTail:], tail)
+		return h
+	}
+	r := &ring{mm: header(7, 0), epoch: 7}
+	r.mm = append(r.mm, make([]byte, 256)...)
+	r.data = r.mm[ringHeaderSize:]
+	binary.LittleEndian.PutUint64(r.epochLE[:], r.epoch)
+	for _, p := range []string{"first", "second entry", "third"} {
+		b, s := beginFrame(nil)
+		b = endFrame(appendOp(b, Put(p, []byte(p))), s)
+		r.append(b)
+	}
+	f.Add(bytes.Clone(r.data), uint64(7), uint64(0))
+	f.Add(bytes.Clone(r.data), uint64(7), uint64(40))
+	f.Add(bytes.Clone(r.data[:20]), uint64(7), uint64(0))
+	f.Fuzz(func(t *testing.T, data []byte, epoch, tail uint64) {
+		out := parseRing(append(header(epoch, tail), data...), boot)
+		if len(out) > len(data) {
+			t.Fatalf("gave %d bytes from %d of data", len(out), len(data))
+		}
+	})
 }
