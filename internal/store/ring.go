@@ -177,7 +177,12 @@ func openRing(dir string, size int) (*ring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: ring: %w", err)
 	}
-	mm, err := mapShared(f, ringHeaderSize+size)
+	// Exactly this size: a reader takes the data size from the file's.
+	err = f.Truncate(int64(ringHeaderSize + size))
+	var mm []byte
+	if err == nil {
+		mm, err = mapShared(f, ringHeaderSize+size)
+	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("store: ring: %w", err)

@@ -81,6 +81,28 @@ func TestRingReplayAfterKill(t *testing.T) {
 	}
 }
 
+// TestRingSizeChanged: a ring opened with another size than the file had
+// (a changed RingSize, or DefaultRingSize in a new version) is replayed
+// all the same after a kill: the reader takes the size from the file.
+func TestRingSizeChanged(t *testing.T) {
+	for _, tc := range []struct{ before, after int }{{64 << 10, 16 << 10}, {16 << 10, 64 << 10}} {
+		dir := t.TempDir()
+		l, _ := mustOpen(t, dir, Options{NoSync: true, RingSize: tc.before})
+		l.Close()
+		l, _ = mustOpen(t, dir, Options{NoSync: true, FlushEvery: noDrain, RingSize: tc.after})
+		defer l.Close()
+		want := map[string]string{}
+		for i := range 40 { // 40 KiB: the smaller ring wraps
+			k, v := fmt.Sprintf("k%d", i), strings.Repeat("v", 1<<10)
+			mustWait(t, l.Stage(Put(k, []byte(v))))
+			want[k] = v
+		}
+		l2, live := mustOpen(t, killedCopy(t, dir), Options{NoSync: true})
+		equalMaps(t, live, want)
+		l2.Close()
+	}
+}
+
 // TestRingOfAnotherBootIgnored: after a kernel crash or power cut the
 // ring's pages on disk are any mix of old and new, so a ring written
 // under another boot is never replayed; one of this boot is.
