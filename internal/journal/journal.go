@@ -152,18 +152,17 @@ func (j *Journal) Asked(sess *session.Session) session.Wait {
 	j.asked[sess.CallID] = rec
 	c := j.log.Stage(store.Put(askedPrefix+sess.CallID, rec))
 	j.askMu.Unlock()
-	if j.noSync {
-		// Without fsync, write the mark now (a copy into the page cache),
-		// before the question leaves, or a kill -9 during the engine's
-		// round trip loses it and the engine's session is never released.
-		// Bounded, as a stalled disk must not eat the engine's time.
-		c.WaitUntil(time.Now().Add(askedWriteBound))
-	}
+	// The mark is in the page cache before the question leaves, or a
+	// kill -9 during the engine's round trip loses it and the engine's
+	// session is never released; with sync = yes its fsync still overlaps
+	// the round trip. Bounded, as a stalled disk must not eat the
+	// engine's time.
+	c.WaitWritten(time.Now().Add(askedWriteBound))
 	return c.WaitUntil
 }
 
 // askedWriteBound is the longest an asked mark's write may hold up its
-// question with sync = interval or no.
+// question.
 const askedWriteBound = 50 * time.Millisecond
 
 // Settle implements session.Journal.

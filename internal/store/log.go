@@ -99,6 +99,10 @@ type Commit struct {
 	// waiter usually writes its own batch and never needs one, which
 	// spares the proxy's path an allocation per request.
 	done chan struct{}
+	// written is set, and writtenC closed if made, once the batch is in
+	// the page cache, before its fsync (WaitWritten).
+	written  bool
+	writtenC chan struct{}
 }
 
 func (c *Commit) finish(err error) {
@@ -107,7 +111,46 @@ func (c *Commit) finish(err error) {
 	if c.done != nil {
 		close(c.done)
 	}
+	c.markWrittenLocked()
 	c.mu.Unlock()
+}
+
+func (c *Commit) markWrittenLocked() {
+	if !c.written && c.writtenC != nil {
+		close(c.writtenC)
+	}
+	c.written = true
+}
+
+// WaitWritten returns once the batch is in the page cache, where a kill
+// -9 of the process cannot lose it, without waiting for its fsync; or at
+// by with ErrPending; or with the error that kept it from being written.
+// With NoSync it is WaitUntil.
+func (c *Commit) WaitWritten(by time.Time) error {
+	if c.log != nil {
+		return c.WaitUntil(by)
+	}
+	c.mu.Lock()
+	if c.written {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	if c.writtenC == nil {
+		c.writtenC = make(chan struct{})
+	}
+	ch := c.writtenC
+	c.mu.Unlock()
+	t := time.NewTimer(time.Until(by))
+	defer t.Stop()
+	select {
+	case <-ch:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.err // nil until the fsync's outcome is known
+	case <-t.C:
+		return ErrPending
+	}
 }
 
 func failedCommit(err error) *Commit {
@@ -260,6 +303,9 @@ type Log struct {
 	fmu        sync.Mutex
 	flushKick  chan struct{}
 	drainBuf   []byte // the drain's copy of the ring's entries (under wmu)
+	// beforeSync, in tests, runs on the writer between a group's write
+	// and its fsync.
+	beforeSync func()
 	flushStop  chan struct{}
 	flushDone  chan struct{}
 	health     health // episodes of state that is not durable (health.go)
@@ -851,6 +897,12 @@ func (l *Log) write(g *group) {
 	synced := false
 	err := l.writeSegment(g.buf)
 	if err == nil && !l.opts.NoSync {
+		g.commit.mu.Lock()
+		g.commit.markWrittenLocked()
+		g.commit.mu.Unlock()
+		if l.beforeSync != nil {
+			l.beforeSync()
+		}
 		t0 := time.Now()
 		if err = syncData(l.seg); err != nil {
 			l.segBroken = true

@@ -243,3 +243,29 @@ func FuzzParseRing(f *testing.F) {
 		}
 	})
 }
+
+// TestWaitWrittenBeforeTheFsync: with fsync, WaitWritten returns once the
+// batch is in the page cache while its fsync is still to come (held here),
+// and a kill -9 then (a copy of the directory) keeps the batch. The journal
+// waits so for an asked mark before the engine is asked.
+func TestWaitWrittenBeforeTheFsync(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := mustOpen(t, dir, Options{})
+	defer l.Close()
+	release := make(chan struct{})
+	l.beforeSync = func() { <-release } // set before the Apply that wakes the writer
+	c := l.Apply(Put("k", []byte("v")))
+	if err := c.WaitWritten(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+		t.Fatal("the fsync is held, yet the commit is done")
+	default:
+	}
+	l2, live := mustOpen(t, killedCopy(t, dir), Options{})
+	equalMaps(t, live, map[string]string{"k": "v"})
+	l2.Close()
+	close(release)
+	mustWait(t, c)
+}
