@@ -40,6 +40,11 @@ func (l *Log) markDirty() {
 	}
 	l.dirty = true
 	l.dirtySince = time.Now()
+	l.kickFlusher()
+}
+
+// kickFlusher wakes the flusher, unless a wake-up is already waiting.
+func (l *Log) kickFlusher() {
 	select {
 	case l.flushKick <- struct{}{}:
 	default:
@@ -55,10 +60,7 @@ const drainEvery = 20 * time.Millisecond
 func (l *Log) notePending() {
 	if l.pending.CompareAndSwap(false, true) {
 		l.pendingSince.Store(time.Now().UnixNano())
-		select {
-		case l.flushKick <- struct{}{}:
-		default:
-		}
+		l.kickFlusher()
 	}
 }
 

@@ -73,9 +73,10 @@ func value(k string, big bool) string {
 	return k
 }
 
-func kill9Child(dir, mode string) {
-	noSync := mode != "yes"
-	opts := Options{NoSync: noSync}
+// openChild opens dir in a child process with the options of a sync
+// setting ("yes", "no" or "interval"), or exits saying why it cannot.
+func openChild(dir, mode string) *Log {
+	opts := Options{NoSync: mode != "yes"}
 	if mode == "interval" {
 		opts.FlushEvery = 20 * time.Millisecond
 	}
@@ -84,6 +85,12 @@ func kill9Child(dir, mode string) {
 		fmt.Println("open:", err)
 		os.Exit(1)
 	}
+	return l
+}
+
+func kill9Child(dir, mode string) {
+	noSync := mode != "yes"
+	l := openChild(dir, mode)
 	var mu sync.Mutex
 	w := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
@@ -139,15 +146,7 @@ func TestStagedWithoutWaiterSurvivesKill9(t *testing.T) {
 // stagedChild stages one batch, never waits for it, and says "written"
 // once the log has written it (or gives up after a long while).
 func stagedChild(dir, mode string) {
-	opts := Options{NoSync: true}
-	if mode == "interval" {
-		opts.FlushEvery = 20 * time.Millisecond
-	}
-	l, _, err := Open(dir, opts, quiet())
-	if err != nil {
-		fmt.Println("open:", err)
-		os.Exit(1)
-	}
+	l := openChild(dir, mode)
 	l.Stage(Put("staged", []byte("v")))
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		if l.Stats().Batches == 1 {

@@ -24,6 +24,20 @@ func killedCopy(t *testing.T, dir string) string {
 	return storetest.CopyDir(t, dir)
 }
 
+// editRing changes the ring file in dir with edit.
+func editRing(t *testing.T, dir string, edit func(file []byte)) {
+	t.Helper()
+	name := filepath.Join(dir, ringName)
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(b)
+	if err := os.WriteFile(name, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRingReplayAfterKill: batches acknowledged in the ring and never
 // drained, or drained into a segment, or written straight to the segment
 // because the ring was full or too small for them, are all there after a
@@ -122,15 +136,7 @@ func TestRingOfAnotherBootIgnored(t *testing.T) {
 			defer l.Close()
 			mustWait(t, l.Stage(Put("a", []byte("1"))))
 			copied := killedCopy(t, dir)
-			ringFile := filepath.Join(copied, ringName)
-			b, err := os.ReadFile(ringFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.boot(b[ringOffBoot:ringOffEpoch])
-			if err := os.WriteFile(ringFile, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			editRing(t, copied, func(b []byte) { tc.boot(b[ringOffBoot:ringOffEpoch]) })
 			l2, live := mustOpen(t, copied, Options{NoSync: true})
 			defer l2.Close()
 			if got := live["a"] != nil; got != tc.replay {
@@ -163,16 +169,8 @@ func TestRingDamageEndsReplay(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			copied := killedCopy(t, dir)
-			ringFile := filepath.Join(copied, ringName)
-			b, err := os.ReadFile(ringFile)
-			if err != nil {
-				t.Fatal(err)
-			}
 			if tc.at >= 0 {
-				b[ringHeaderSize+tc.at] ^= 0x40
-			}
-			if err := os.WriteFile(ringFile, b, 0o600); err != nil {
-				t.Fatal(err)
+				editRing(t, copied, func(b []byte) { b[ringHeaderSize+tc.at] ^= 0x40 })
 			}
 			l2, live := mustOpen(t, copied, Options{NoSync: true})
 			defer l2.Close()
