@@ -53,6 +53,7 @@ func main() {
 	serveNothing := flag.String("serve-nothing", "", "internal: serve the do-nothing server on `PATH` until killed")
 	serveEngine := flag.Bool("serve-engine", false, "internal: run the fake rating engine, print its address, until killed")
 	target := flag.String("target", "", "load: the proxy socket of a running daemon")
+	loadPrepaid := flag.Bool("prepaid", false, "load: mark the calls prepaid (the daemon needs an engine: -serve-engine)")
 	senv := flag.String("server-env", "", "daemon: `VAR=value,...` for the server processes")
 	flag.Parse()
 	if *senv != "" {
@@ -92,7 +93,7 @@ func main() {
 		case "proxy":
 			benchProxy(*conns, *dur)
 		case "load":
-			r := load(*target, *conns, *dur, false)
+			r := load(*target, *conns, *dur, *loadPrepaid)
 			fmt.Printf("\n== load: %s, %d connections, %s: %.0f cycles/s, request p50 %v p99 %v\n", *target, *conns, *dur, r.rate, r.p50, r.p99)
 		case "daemon":
 			benchDaemon(*bin, ints(*connsList), strings.Split(*syncs, ","), *dur, *rounds)

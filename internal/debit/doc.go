@@ -5,7 +5,10 @@
 //
 // Exactly once rests on what is persisted before each send. A record's
 // Attempted flag means "this debit, in its current form, may have reached
-// the engine"; it is made durable before the first send. Then:
+// the engine"; it is made durable before the first send: the debits at the
+// head of an engine's queue are marked together, in one batch and one
+// flush, then sent one by one, and those a failed round leaves unsent are
+// unmarked. Then:
 //
 //   - Ok: delivered; the record is deleted.
 //   - not sent (rating.ErrNotSent): Attempted goes back to what it was; retry.

@@ -28,7 +28,11 @@ func (s *Spool) Status() []Status {
 	}
 	out := make([]Status, 0, len(s.recs))
 	for id, e := range s.recs {
-		out = append(out, Status{Owed: e.o, LastTry: e.lastTry, LastErr: e.lastErr, Sending: sending[id]})
+		st := Status{Owed: e.o, LastTry: e.lastTry, LastErr: e.lastErr, Sending: sending[id]}
+		if e.ready { // marked for a send that has not started: not a try yet
+			st.Attempted, st.Tries = e.sentBefore, e.o.Tries-1
+		}
+		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
@@ -138,6 +142,9 @@ func (s *Spool) move(w *worker, id uint64, to string) bool {
 		return false
 	}
 	w.queue = without(w.queue, id)
+	// Marked for a send to the old engine that never happened: the new
+	// engine must not take it for fate unknown.
+	s.unreadyLocked(e)
 	e.o.Engine = to
 	e.queued = false
 	c := s.log.Apply(store.Put(Key(id), encode(e.o)))

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/callcontrol/callcontrol/internal/rating"
+	"github.com/callcontrol/callcontrol/internal/store"
+	"github.com/callcontrol/callcontrol/internal/store/storetest"
 )
 
 // engines routes each request to the fake engine of its name.
@@ -141,5 +143,56 @@ func TestOperatorRerouteAndDrop(t *testing.T) {
 	defer r.stop()
 	if w := r.spool.Waiting(); w != 0 {
 		t.Fatalf("%d debits back after a restart", w)
+	}
+}
+
+// TestRerouteUnmarksPrepared: debits marked attempted together with the
+// one being sent (prepare), but not sent yet, are moved as never sent, on
+// disk too: the new engine, which does not know the calls, gets them
+// forced and debits them, even after a crash, rather than taking their
+// Failed for "already applied".
+func TestRerouteUnmarksPrepared(t *testing.T) {
+	a, b := newEngine("c1", "c2", "c3"), newEngine()
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	a.onRequest = func(d rating.Debit) {
+		if d.CallID == "c1" {
+			close(inFlight)
+			<-release
+		}
+	}
+	dir := t.TempDir()
+	l, live, err := store.Open(dir, store.Options{NoSync: true}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := New(l, engines{"a": a, "b": b}, Restore(live, quiet()), fast, nil, quiet())
+	defer s.Close()
+	for _, id := range []string{"c1", "c2", "c3"} {
+		owe(t, s, "a", id) // queued before Run: prepared in one batch
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	<-inFlight
+	if moved, left := s.Reroute("a", func(string) string { return "b" }); moved != 2 || left != 1 {
+		t.Fatalf("reroute: %d moved, %d in flight; want 2 and 1", moved, left)
+	}
+	crashed, live, err := store.Open(storetest.CopyDir(t, dir), store.Options{NoSync: true}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range Restore(live, quiet()) {
+		if o.Attempted != (o.Debit.CallID == "c1") {
+			t.Errorf("after the move, %s is saved attempted=%v", o.Debit.CallID, o.Attempted)
+		}
+	}
+	crashed.Close()
+	close(release)
+	waitFor(t, "every debit settled", func() bool { return s.Waiting() == 0 })
+	exactlyOnce(t, a, "c1")
+	exactlyOnce(t, b, "c2", "c3")
+	if _, forced, _, _ := b.snapshot(); forced != 2 {
+		t.Fatalf("%d forced sends to the new engine, want 2", forced)
 	}
 }

@@ -63,6 +63,12 @@ type Spool struct {
 type entry struct {
 	o      Owed
 	queued bool
+	// ready: prepare marked it attempted (its next try counted) in a
+	// flushed batch, for a send that has not started yet; sentBefore is
+	// what Attempted was before that mark, whether a send of unknown fate
+	// may have happened earlier.
+	ready      bool
+	sentBefore bool
 	// For operators: when the last send failed, and why.
 	lastTry time.Time
 	lastErr string
@@ -267,6 +273,101 @@ func (s *Spool) update(o Owed) *store.Commit {
 	return s.log.Apply(store.Put(Key(o.ID), encode(o)))
 }
 
+// prepareBatch bounds the debits one prepare marks: a batch's record is
+// a few hundred bytes per debit, and a long outage's backlog is sent in
+// several batches rather than marked all at once.
+const prepareBatch = 256
+
+// prepare marks the debits at the head of w's queue attempted, in one
+// batch and one flush, before the first of them is sent. The mark must be
+// durable before a send (after a crash an attempted debit is fate
+// unknown), and a flush of its own per debit would cost an fdatasync per
+// call (BENCHMARKS.md, prepaid): the flusher's next round, shared by
+// every debit that ended within its interval, is waited for instead.
+// The marked debits are then sent one by one; those a failed round or an
+// operator's move leaves unsent are unmarked (unprepare, unready).
+func (s *Spool) prepare(w *worker) error {
+	s.mu.Lock()
+	n := min(len(w.queue), prepareBatch)
+	ops := make([]store.Op, 0, n)
+	for _, id := range w.queue[:n] {
+		e := s.recs[id]
+		if e == nil || e.ready {
+			continue
+		}
+		e.sentBefore = e.o.Attempted
+		e.o.Attempted = true
+		e.o.Tries++
+		e.ready = true
+		ops = append(ops, store.Put(Key(id), encode(e.o)))
+	}
+	var c *store.Commit
+	if len(ops) > 0 {
+		c = s.log.Apply(ops...)
+	}
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	err := c.Wait()
+	if err == nil {
+		// With the interval flush Wait means written, not flushed: a
+		// power cut must not forget a debit that already left (nor the
+		// session's end recorded before it).
+		err = s.log.AwaitFlush()
+	}
+	return err
+}
+
+// unprepare unmarks the debits of w's queue that prepare marked and that
+// were not sent, before a backoff or a stop: they go back to what they
+// were, so that a crash meanwhile does not take them for fate unknown.
+// Not waited for, as a failed send's own unmarking is not.
+func (s *Spool) unprepare(w *worker) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ops []store.Op
+	for _, id := range w.queue {
+		if e := s.recs[id]; e != nil && e.ready {
+			s.unreadyLocked(e)
+			ops = append(ops, store.Put(Key(id), encode(e.o)))
+		}
+	}
+	if len(ops) > 0 {
+		s.log.Apply(ops...)
+	}
+}
+
+// unreadyLocked takes back prepare's mark in memory; the caller writes
+// the record.
+func (s *Spool) unreadyLocked(e *entry) {
+	if e.ready {
+		e.o.Attempted = e.sentBefore
+		e.o.Tries--
+		e.ready = false
+	}
+}
+
+// sending takes the marked debit id for its send: from here on its mark
+// is real. It returns the debit and whether a send of it may have reached
+// the engine before this one.
+func (s *Spool) sending(id uint64) (Owed, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.recs[id]
+	e.ready = false
+	return e.o, e.sentBefore
+}
+
+// isReady reports whether prepare marked debit id and its send has not
+// started.
+func (s *Spool) isReady(id uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.recs[id]
+	return e != nil && e.ready
+}
+
 // finish removes the head of w's queue, delivered or given up.
 func (s *Spool) finish(w *worker, o Owed, count func(*Counters)) int {
 	s.mu.Lock()
@@ -310,11 +411,16 @@ func (s *Spool) work(ctx context.Context, w *worker) {
 				return
 			}
 		}
+		if ctx.Err() != nil {
+			s.unprepare(w)
+			return
+		}
 		switch s.attempt(ctx, w, o) {
 		case done:
 			backoff = 0
 		case again:
 		case later:
+			s.unprepare(w)
 			if ctx.Err() != nil {
 				return
 			}
@@ -359,24 +465,15 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 		}
 	}
 	log := s.lg.With("callid", o.Debit.CallID, "party", o.Debit.From, "to", o.Debit.To, "engine", o.Engine, "id", o.ID)
-	was := o.Attempted
-	o.Tries++
-	if !was {
-		o.Attempted = true
-	}
 	// Durable before the send: after a crash this debit is fate unknown.
-	// With the interval flush Wait means written, not flushed: flush now,
-	// so a power cut cannot forget a debit that already left (nor the
-	// session's end recorded before it).
-	err := s.update(o).Wait()
-	if err == nil {
-		err = s.log.Flush()
+	if !s.isReady(o.ID) {
+		if err := s.prepare(w); err != nil {
+			s.failed(o.ID, err)
+			log.Error("debit: cannot record the attempt, not sending", "err", err)
+			return later
+		}
 	}
-	if err != nil {
-		s.failed(o.ID, err)
-		log.Error("debit: cannot record the attempt, not sending", "err", err)
-		return later
-	}
+	o, was := s.sending(o.ID)
 	sctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	reply, err := s.eng.DebitBalance(sctx, o.Engine, o.Debit)
 	cancel()

@@ -284,6 +284,22 @@ func TestEngineDownThenUp(t *testing.T) {
 				t.Fatalf("%s marked attempted between retries while the engine is down", o.Debit.CallID)
 			}
 		}
+		// On disk too: the debits marked together with each head
+		// (prepare) are unmarked when the head's round fails.
+		l, live, err := store.Open(storetest.CopyDir(t, r.dir), store.Options{NoSync: true}, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		restored := Restore(live, quiet())
+		l.Close()
+		if len(restored) != len(ids) {
+			t.Fatalf("%d debits in a copy of the state, want %d", len(restored), len(ids))
+		}
+		for _, o := range restored {
+			if o.Attempted {
+				t.Fatalf("%s marked attempted on disk between retries while the engine is down", o.Debit.CallID)
+			}
+		}
 		e.set(func(e *fakeEngine) { e.down = false })
 		time.Sleep(fast.MaxBackoff) // every backoff ends
 		synctest.Wait()

@@ -26,7 +26,8 @@
 // it, and a staged batch nobody waits for is taken by the flusher within
 // its interval. The flusher drains the ring into the segment (flush.go);
 // Options.FlushEvery makes it also fdatasync what it drained, within
-// that interval, Log.Flush at once.
+// that interval; Log.AwaitFlush waits for that round (the debit spool,
+// before a send).
 //
 // Replay stops at a torn or corrupt frame in a segment (kept: everything
 // before it) and goes on with the next segment; a damaged snapshot keeps the

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -105,17 +106,76 @@ func (l *Log) flushLoop() {
 	}
 }
 
-// Flush makes every batch whose Wait has returned durable, and returns
-// once it is. With the interval flush it flushes now instead of waiting
-// for the interval (the debit spool does this before sending a debit:
-// a debit must never leave while the record of it could still be lost).
-// With fsync (the default Options) every Wait is durable already; with
-// NoSync alone nothing is ever flushed and Flush does nothing.
-func (l *Log) Flush() error {
+// AwaitFlush returns once every batch whose Wait returned before the call
+// is durable. Unlike Flush it does not flush now: it waits for the
+// flusher's next round, at most the interval away, so that callers
+// arriving together share one fdatasync (the debit spool marks a batch
+// of debits attempted, then waits here once before sending them). With
+// fsync every Wait is durable already, and with NoSync alone nothing is
+// ever flushed: it returns at once.
+func (l *Log) AwaitFlush() error {
 	if !l.flushing() {
 		return nil
 	}
-	return l.flush()
+	r, err := l.rounds.join()
+	if err != nil {
+		return err
+	}
+	l.notePending()
+	<-r.done
+	return r.err
+}
+
+// flushRounds hands AwaitFlush's waiters to the next flush to start.
+type flushRounds struct {
+	mu     sync.Mutex
+	next   *flushRound
+	closed bool
+}
+
+// flushRound is one flush as its waiters see it.
+type flushRound struct {
+	done chan struct{}
+	err  error
+}
+
+func (f *flushRounds) join() (*flushRound, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, ErrClosed
+	}
+	if f.next == nil {
+		f.next = &flushRound{done: make(chan struct{})}
+	}
+	return f.next, nil
+}
+
+// take hands the waiters so far to a flush that starts now.
+func (f *flushRounds) take() *flushRound {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.next
+	f.next = nil
+	return r
+}
+
+// answer tells a taken round's waiters how their flush went.
+func (r *flushRound) answer(err error) {
+	if r != nil {
+		r.err = err
+		close(r.done)
+	}
+}
+
+// close answers the waiters left with Close's outcome; later callers get
+// ErrClosed.
+func (f *flushRounds) close(err error) {
+	f.mu.Lock()
+	r := f.next
+	f.next, f.closed = nil, true
+	f.mu.Unlock()
+	r.answer(err)
 }
 
 // drain copies the ring's entries into the segment, then frees them. On
@@ -152,12 +212,16 @@ func (l *Log) drain() error {
 // last flush; it then publishes the written position it started from as
 // flushed. Without the interval flush it only drains. Concurrent flushes
 // are serialised: one that finds everything flushed returns at once.
-func (l *Log) flush() error {
+func (l *Log) flush() (err error) {
 	l.fmu.Lock()
 	defer l.fmu.Unlock()
 	// Batches staged and never waited for go to the ring first. A batch
 	// staged or put in the ring from here on is pending again.
 	l.pending.Store(false)
+	// Taken after pending is cleared: a waiter who joins later sets it
+	// again, and so gets a flush of its own.
+	round := l.rounds.take()
+	defer func() { round.answer(err) }()
 	mu := l.writerMu()
 	mu.Lock()
 	for l.writeNext() {
@@ -184,7 +248,7 @@ func (l *Log) flush() error {
 	l.retired, l.dirNew = nil, false
 	l.wmu.Unlock()
 
-	err := syncAndClose(retired)
+	err = syncAndClose(retired)
 	if seg != nil {
 		if serr := syncData(seg); serr != nil && err == nil {
 			err = serr

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,7 +13,7 @@ import (
 // TestFlushEvery checks the interval setting on the fake clock: every byte
 // written is flushed (Stats.Flushed, the flusher's published position)
 // at most FlushEvery after it was written, never by the writer itself;
-// segments retired by rotations are flushed too; Flush flushes at once;
+// segments retired by rotations are flushed too; a flush asked for runs at once;
 // Close flushes the rest, and everything replays.
 func TestFlushEvery(t *testing.T) {
 	const every = 20 * time.Millisecond
@@ -56,14 +58,14 @@ func TestFlushEvery(t *testing.T) {
 			t.Fatalf("idle for the interval: flushed %d of %d bytes", st.Flushed, st.Bytes)
 		}
 
-		// Flush does not wait for the interval.
+		// A flush asked for (flush) does not wait for the interval.
 		mustWait(t, l.Apply(Put("now", []byte("now"))))
 		want["now"] = "now"
-		if err := l.Flush(); err != nil {
+		if err := l.flush(); err != nil {
 			t.Fatal(err)
 		}
 		if st := l.Stats(); st.Flushed != st.Bytes {
-			t.Fatalf("after Flush: flushed %d of %d bytes", st.Flushed, st.Bytes)
+			t.Fatalf("after flush: flushed %d of %d bytes", st.Flushed, st.Bytes)
 		}
 
 		// Close flushes what the interval has not reached yet.
@@ -82,8 +84,8 @@ func TestFlushEvery(t *testing.T) {
 }
 
 // TestFlushPositionPerSetting: with fsync every written byte is flushed
-// when Wait returns; with NoSync alone none ever is, and Flush does
-// nothing.
+// when Wait returns; with NoSync alone none ever is, and a flush only
+// drains the ring.
 func TestFlushPositionPerSetting(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -97,13 +99,80 @@ func TestFlushPositionPerSetting(t *testing.T) {
 			l, _ := mustOpen(t, t.TempDir(), tc.opts)
 			defer l.Close()
 			mustWait(t, l.Apply(Put("a", []byte("b"))))
-			if err := l.Flush(); err != nil {
+			if err := l.flush(); err != nil {
 				t.Fatal(err)
 			}
 			st := l.Stats()
 			if got := st.Flushed == st.Bytes && st.Bytes > 0; got != tc.flushed {
 				t.Fatalf("flushed %d of %d bytes, want all flushed: %v", st.Flushed, st.Bytes, tc.flushed)
 			}
+		})
+	}
+}
+
+// TestAwaitFlush: waiters arriving together share the flusher's next
+// round (one fdatasync, not one each), which comes within the interval
+// and covers every batch written before them; nothing is flushed early
+// for them. Without the interval flush it returns at once, and after
+// Close it says so.
+func TestAwaitFlush(t *testing.T) {
+	const every = 20 * time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		l, _ := mustOpen(t, t.TempDir(), Options{NoSync: true, FlushEvery: every})
+		time.Sleep(2 * every) // Open's own writes flushed: an idle flusher
+		synctest.Wait()
+		before := l.Stats().Flushes
+		start := time.Now()
+		const waiters = 8
+		var wg sync.WaitGroup
+		returned := make([]time.Duration, waiters)
+		for i := range waiters {
+			wg.Go(func() {
+				time.Sleep(time.Duration(i) * time.Millisecond) // arriving over 7 ms
+				mustWait(t, l.Apply(Put(fmt.Sprint("debit", i), []byte("attempted"))))
+				written := l.Stats().Bytes
+				if err := l.AwaitFlush(); err != nil {
+					t.Error(err)
+				}
+				returned[i] = time.Since(start)
+				if st := l.Stats(); st.Flushed < written {
+					t.Errorf("waiter %d: AwaitFlush returned with %d bytes flushed, its batch ends at %d", i, st.Flushed, written)
+				}
+			})
+		}
+		wg.Wait()
+		for i, d := range returned {
+			if d != every {
+				t.Errorf("waiter %d returned after %v, want the flusher's round at %v (the first write plus the interval)", i, d, every)
+			}
+		}
+		if n := l.Stats().Flushes - before; n != 1 {
+			t.Errorf("%d flushes for %d waiters arriving within one interval, want 1", n, waiters)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.AwaitFlush(); !errors.Is(err, ErrClosed) {
+			t.Errorf("AwaitFlush after Close: %v, want ErrClosed", err)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{"yes", Options{}},
+		{"no", Options{NoSync: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l, _ := mustOpen(t, t.TempDir(), tc.opts)
+				defer l.Close()
+				mustWait(t, l.Apply(Put("a", []byte("b"))))
+				start := time.Now()
+				if err := l.AwaitFlush(); err != nil || time.Since(start) != 0 {
+					t.Fatalf("AwaitFlush: %v after %v, want nil at once (nothing for a flusher to do)", err, time.Since(start))
+				}
+			})
 		})
 	}
 }

@@ -302,6 +302,9 @@ type Log struct {
 	dirNew     bool       // a segment was created since the last flush
 	fmu        sync.Mutex
 	flushKick  chan struct{}
+	// rounds are AwaitFlush's waiters: the next flush to start takes
+	// them, and Close answers those left (flush.go).
+	rounds     flushRounds
 	drainBuf   []byte // the drain's copy of the ring's entries (under wmu)
 	// beforeSync, in tests, runs on the writer between a group's write
 	// and its fsync.
@@ -1029,6 +1032,7 @@ func (l *Log) Close() error {
 			err = cerr
 		}
 	}
+	l.rounds.close(err)
 	if cerr := l.lockf.Close(); err == nil {
 		err = cerr
 	}

@@ -75,7 +75,7 @@ func TestRingReplayAfterKill(t *testing.T) {
 				mustWait(t, c)
 				want[k] = v
 				if tc.flush && i == tc.n/2 {
-					if err := l.Flush(); err != nil {
+					if err := l.flush(); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -192,11 +192,11 @@ func TestRingKeepsTheProxyPathOffTheDisk(t *testing.T) {
 	if onSegment != 0 {
 		t.Fatalf("the batch went to the segment (%d bytes) before the reply", onSegment)
 	}
-	if err := l.Flush(); err != nil {
+	if err := l.flush(); err != nil {
 		t.Fatal(err)
 	}
 	if st := l.Stats(); st.Flushed != st.Bytes || st.Bytes == 0 {
-		t.Fatalf("after Flush: flushed %d of %d bytes", st.Flushed, st.Bytes)
+		t.Fatalf("after flush: flushed %d of %d bytes", st.Flushed, st.Bytes)
 	}
 	mustWait(t, l.Stage(Put("b", []byte("2"))))
 	if err := l.Close(); err != nil {
