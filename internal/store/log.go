@@ -304,8 +304,8 @@ type Log struct {
 	flushKick  chan struct{}
 	// rounds are AwaitFlush's waiters: the next flush to start takes
 	// them, and Close answers those left (flush.go).
-	rounds     flushRounds
-	drainBuf   []byte // the drain's copy of the ring's entries (under wmu)
+	rounds   flushRounds
+	drainBuf []byte // the drain's copy of the ring's entries (under wmu)
 	// beforeSync, in tests, runs on the writer between a group's write
 	// and its fsync.
 	beforeSync func()
