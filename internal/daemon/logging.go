@@ -19,9 +19,12 @@ import (
 // can both block, so lines are collected in memory and written every
 // logTick by a goroutine of their own; when the buffer is full, lines are
 // dropped, counted, and the count is logged once the sink keeps up again.
+// A line waits logTick at most: 5 ms cost one connection about a tenth of
+// its calls per second on this project's VMs (BENCHMARKS.md, issue 12),
+// and no operator reads a line a tenth of a second old as late.
 const (
 	logBufferMax = 4 << 20
-	logTick      = 5 * time.Millisecond
+	logTick      = 100 * time.Millisecond
 )
 
 // Logger is the daemon's logger and the goroutine that writes its lines.
@@ -202,8 +205,10 @@ func level(debug bool) slog.Level {
 // asyncSink is the io.Writer the log handler writes each formatted line
 // to. A line is appended to a buffer under a mutex, the cheapest hand-off
 // there is for the proxy's path; a goroutine writes the buffer out every
-// logTick rather than waking for each line, so a burst costs few system
-// calls and no thread wake-ups.
+// logTick rather than waking for each line. Under load it stays awake,
+// one timer per tick and nothing else: a line only wakes it when it
+// slept, after a tick that found nothing (on this project's VMs every
+// wake-up of another thread costs the proxy's replies, BENCHMARKS.md).
 type asyncSink struct {
 	write func(lines []byte) // whole lines, each ending in a newline
 
@@ -211,15 +216,18 @@ type asyncSink struct {
 	buf     []byte
 	dropped uint64
 	flushes []chan struct{} // closed once the lines before them are written
+	awake   bool            // the writer looks again within logTick
 
-	kick chan struct{} // a line arrived in an empty buffer
+	kick chan struct{} // a line arrived while the writer slept
+	now  chan struct{} // flush: write without waiting for the tick
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
 }
 
 func newAsyncSink(write func([]byte)) *asyncSink {
-	s := &asyncSink{write: write, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s := &asyncSink{write: write, kick: make(chan struct{}, 1), now: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -228,60 +236,73 @@ func newAsyncSink(write func([]byte)) *asyncSink {
 // logBufferMax bytes are already waiting, the line is dropped and counted.
 func (s *asyncSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
-	first := len(s.buf) == 0 && s.dropped == 0
+	wake := !s.awake
+	s.awake = true
 	if len(s.buf)+len(p) > logBufferMax {
 		s.dropped++
 	} else {
 		s.buf = append(s.buf, p...)
 	}
 	s.mu.Unlock()
-	if first {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
+	if wake {
+		s.wake(s.kick)
 	}
 	return len(p), nil
 }
 
-// run sleeps until a line arrives, then lets lines gather for logTick
-// and writes them together: one wake-up per tick under load, none when
-// the daemon is idle.
+func (s *asyncSink) wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// run sleeps until a line arrives, then writes what gathered every
+// logTick until a tick finds nothing: one wake-up per tick under load,
+// none when the daemon is idle.
 func (s *asyncSink) run() {
 	defer close(s.done)
 	t := time.NewTimer(logTick)
 	t.Stop()
 	var spare []byte
 	for {
-		stopping := false
 		select {
 		case <-s.kick:
+		case <-s.stop: // the awake loop below writes the rest
+		}
+		for idle := false; !idle; {
+			stopping := false
 			t.Reset(logTick)
 			select {
 			case <-t.C:
+			case <-s.now:
+				t.Stop()
 			case <-s.stop:
+				t.Stop()
 				stopping = true
 			}
-		case <-s.stop:
-			stopping = true
-		}
-		s.mu.Lock()
-		lines, dropped, flushes := s.buf, s.dropped, s.flushes
-		s.buf, s.dropped, s.flushes = spare[:0], 0, nil
-		s.mu.Unlock()
-		if len(lines) > 0 {
-			s.write(lines)
-		}
-		if dropped > 0 {
-			s.write(fmt.Appendf(nil, "level=WARN msg=\"log lines dropped: the log sink was too slow\" dropped=%d at=%s\n",
-				dropped, time.Now().Format(time.RFC3339Nano)))
-		}
-		for _, f := range flushes {
-			close(f)
-		}
-		spare = lines
-		if stopping {
-			return
+			s.mu.Lock()
+			lines, dropped, flushes := s.buf, s.dropped, s.flushes
+			s.buf, s.dropped, s.flushes = spare[:0], 0, nil
+			idle = len(lines) == 0 && dropped == 0 && len(flushes) == 0
+			if idle {
+				s.awake = false // the next line wakes the writer
+			}
+			s.mu.Unlock()
+			if len(lines) > 0 {
+				s.write(lines)
+			}
+			if dropped > 0 {
+				s.write(fmt.Appendf(nil, "level=WARN msg=\"log lines dropped: the log sink was too slow\" dropped=%d at=%s\n",
+					dropped, time.Now().Format(time.RFC3339Nano)))
+			}
+			for _, f := range flushes {
+				close(f)
+			}
+			spare = lines
+			if stopping {
+				return
+			}
 		}
 	}
 }
@@ -291,11 +312,13 @@ func (s *asyncSink) flush() {
 	done := make(chan struct{})
 	s.mu.Lock()
 	s.flushes = append(s.flushes, done)
+	wake := !s.awake
+	s.awake = true
 	s.mu.Unlock()
-	select {
-	case s.kick <- struct{}{}:
-	default:
+	if wake {
+		s.wake(s.kick)
 	}
+	s.wake(s.now)
 	<-done
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -211,4 +212,76 @@ func TestJournalStream(t *testing.T) {
 	if JournalStream(f, fmt.Sprintf("%d:%d", st.Dev, st.Ino+1)) || JournalStream(f, "") {
 		t.Error("another stream, or none, taken for the journal")
 	}
+}
+
+// TestSinkStaysAwakeUnderLoad: under a steady stream of lines the writer
+// writes once per logTick and no line has to wake it (every wake-up of
+// another thread costs the proxy's replies); a tick that finds nothing
+// puts it to sleep, where no timer runs; a line then wakes it and is out
+// within logTick; flush does not wait for the tick.
+func TestSinkStaysAwakeUnderLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var writes []time.Duration
+		start := time.Now()
+		s := newAsyncSink(func([]byte) {
+			mu.Lock()
+			writes = append(writes, time.Since(start))
+			mu.Unlock()
+		})
+		defer s.close()
+		written := func() []time.Duration {
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]time.Duration(nil), writes...)
+		}
+		awake := func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.awake
+		}
+
+		const ticks = 10
+		for i := range ticks * int(logTick/time.Millisecond) {
+			if i > 0 && !awake() {
+				t.Fatalf("line %d at %v had to wake the writer", i, time.Since(start))
+			}
+			s.Write([]byte("level=INFO msg=line\n"))
+			time.Sleep(time.Millisecond)
+		}
+		got := written()
+		if len(got) != ticks {
+			t.Fatalf("%d writes for %d ticks of lines, want one per tick: %v", len(got), ticks, got)
+		}
+		for i, at := range got {
+			if want := time.Duration(i+1) * logTick; at != want {
+				t.Fatalf("write %d at %v, want %v: %v", i, at, want, got)
+			}
+		}
+
+		time.Sleep(2 * logTick) // one tick writes the rest, the next finds nothing
+		if awake() {
+			t.Fatal("the writer stays awake with nothing to write")
+		}
+		n := len(written())
+		time.Sleep(time.Hour)
+		if len(written()) != n {
+			t.Fatal("the writer wrote while idle")
+		}
+
+		at := time.Since(start)
+		s.Write([]byte("level=INFO msg=after\n"))
+		time.Sleep(logTick)
+		if got := written(); len(got) != n+1 || got[n] != at+logTick {
+			t.Fatalf("a line into an idle sink: writes %v, want one more at %v", got[n:], at+logTick)
+		}
+
+		s.Write([]byte("level=INFO msg=flushed\n"))
+		at = time.Since(start)
+		s.flush()
+		if got := written(); got[len(got)-1] != at {
+			t.Fatalf("flush waited for the tick: written at %v, asked at %v", got[len(got)-1], at)
+		}
+	})
 }

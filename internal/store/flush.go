@@ -44,8 +44,12 @@ func (l *Log) markDirty() {
 	l.kickFlusher()
 }
 
-// kickFlusher wakes the flusher, unless a wake-up is already waiting.
+// kickFlusher wakes the flusher, unless it is awake (it looks again within
+// its interval) or a wake-up is already waiting.
 func (l *Log) kickFlusher() {
+	if l.flusherAwake.Load() {
+		return
+	}
 	select {
 	case l.flushKick <- struct{}{}:
 	default:
@@ -65,8 +69,27 @@ func (l *Log) notePending() {
 	}
 }
 
+// due reports whether anything waits for the flusher, and since when.
+func (l *Log) due() (since time.Time, dirty bool) {
+	l.wmu.Lock()
+	since, dirty = l.dirtySince, l.dirty
+	l.wmu.Unlock()
+	if l.pending.Load() {
+		if at := time.Unix(0, l.pendingSince.Load()); !dirty || at.Before(since) {
+			since = at
+		}
+		dirty = true
+	}
+	return since, dirty
+}
+
 // flushLoop is the flusher goroutine: started by Open, stopped by Close
-// (which then drains and flushes what is left itself).
+// (which then drains and flushes what is left itself). Asleep, it is
+// woken by the first write and flushes it an interval later; then it
+// stays awake, flushing once per interval what came meanwhile, until an
+// interval brings nothing. Under load that is one timer per interval and
+// no wake-up from the writers: on this project's VMs every wake-up of
+// another thread costs the proxy's replies (BENCHMARKS.md).
 func (l *Log) flushLoop() {
 	defer close(l.flushDone)
 	every := l.opts.FlushEvery
@@ -75,34 +98,48 @@ func (l *Log) flushLoop() {
 	}
 	t := time.NewTimer(time.Hour)
 	t.Stop()
+	sleep := func(d time.Duration) bool {
+		if d <= 0 {
+			return true
+		}
+		t.Reset(d)
+		select {
+		case <-t.C:
+			return true
+		case <-l.flushStop:
+			t.Stop()
+			return false
+		}
+	}
 	for {
 		select {
 		case <-l.flushKick:
 		case <-l.flushStop:
 			return
 		}
-		l.wmu.Lock()
-		since, dirty := l.dirtySince, l.dirty
-		l.wmu.Unlock()
-		if l.pending.Load() {
-			if at := time.Unix(0, l.pendingSince.Load()); !dirty || at.Before(since) {
-				since = at
-			}
-			dirty = true
-		}
+		since, dirty := l.due()
 		if !dirty {
-			continue // flushed meanwhile (Flush)
+			continue
 		}
-		if wait := time.Until(since.Add(every)); wait > 0 {
-			t.Reset(wait)
-			select {
-			case <-t.C:
-			case <-l.flushStop:
-				t.Stop()
+		l.flusherAwake.Store(true)
+		if !sleep(time.Until(since.Add(every))) {
+			return
+		}
+		for dirty {
+			l.flush()
+			if !sleep(every) {
 				return
 			}
+			if _, dirty = l.due(); !dirty {
+				// Asleep from here on, unless a write came between
+				// the look and the store: it may have seen us awake
+				// and not kicked.
+				l.flusherAwake.Store(false)
+				if _, dirty = l.due(); dirty {
+					l.flusherAwake.Store(true)
+				}
+			}
 		}
-		l.flush()
 	}
 }
 

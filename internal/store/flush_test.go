@@ -176,3 +176,45 @@ func TestAwaitFlush(t *testing.T) {
 		})
 	}
 }
+
+// TestFlusherStaysAwakeUnderLoad: under a steady stream of writes the
+// flusher flushes once per interval and no write has to wake it; an
+// interval with nothing to flush puts it to sleep, and the next write
+// wakes it and is flushed an interval later.
+func TestFlusherStaysAwakeUnderLoad(t *testing.T) {
+	const every = 20 * time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		l, _ := mustOpen(t, t.TempDir(), Options{NoSync: true, FlushEvery: every})
+		defer l.Close()
+		time.Sleep(3 * every) // Open's own writes flushed: an idle flusher
+		synctest.Wait()
+		if l.flusherAwake.Load() {
+			t.Fatal("the flusher stays awake with nothing to flush")
+		}
+		base := l.Stats().Flushes
+		const intervals = 10
+		for i := range intervals * int(every/time.Millisecond) {
+			if i > 0 && !l.flusherAwake.Load() {
+				t.Fatalf("write %d had to wake the flusher", i)
+			}
+			mustWait(t, l.Apply(Put(fmt.Sprint("k", i), []byte("v"))))
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+		}
+		if n := l.Stats().Flushes - base; n != intervals {
+			t.Fatalf("%d flushes for %d intervals of writes, want one per interval", n, intervals)
+		}
+		time.Sleep(2 * every)
+		synctest.Wait()
+		if l.flusherAwake.Load() {
+			t.Fatal("the flusher stays awake with nothing to flush")
+		}
+		mustWait(t, l.Apply(Put("after", []byte("idle"))))
+		written := l.Stats().Bytes
+		time.Sleep(every)
+		synctest.Wait()
+		if st := l.Stats(); st.Flushed < written {
+			t.Fatalf("a write into an idle log: %d of %d bytes flushed an interval later", st.Flushed, written)
+		}
+	})
+}

@@ -263,6 +263,9 @@ type Log struct {
 	// UnixNano): the flusher then wakes within its interval.
 	pending      atomic.Bool
 	pendingSince atomic.Int64
+	// flusherAwake: the flusher looks again within its interval, so
+	// writers need not wake it (flush.go).
+	flusherAwake atomic.Bool
 
 	// With NoSync, batches are acknowledged in the ring (ring.go) and
 	// the flusher drains it into the segment; nil otherwise, or where
