@@ -151,7 +151,7 @@ func benchProxy(conns int, dur time.Duration) {
 		fmt.Printf("callcontrold, no state log, info logging:      %8.0f cycles/s  (%.0f%% of do-nothing)\n", got, 100*got/base)
 	}
 	for _, sync := range []string{"interval", "no", "yes"} {
-		opts := map[string]store.Options{"interval": {NoSync: true, FlushEvery: 20 * time.Millisecond}, "no": {NoSync: true}, "yes": {}}[sync]
+		opts := map[string]store.Options{"interval": {NoSync: true, FlushEvery: 100 * time.Millisecond}, "no": {NoSync: true}, "yes": {}}[sync]
 		// The daemon's journal, without debits (postpaid calls).
 		j, err := journal.Open(filepath.Join(dir, "state-"+sync), journal.Options{Store: opts}, quiet)
 		if err != nil {

@@ -245,7 +245,7 @@ func Default(runtimeDir string) *Config {
 			StateDir:      "/var/lib/callcontrol",
 			ControlSocket: filepath.Join(runtimeDir, "control"),
 			Sync:          SyncInterval,
-			SyncInterval:  20 * time.Millisecond,
+			SyncInterval:  100 * time.Millisecond,
 
 			LegacyCommands: true,
 		},

@@ -132,7 +132,7 @@ func TestDefault(t *testing.T) {
 		{"state_dir", c.CallControl.StateDir, "/var/lib/callcontrol"},
 		{"control_group", c.CallControl.ControlGroup, ""},
 		{"sync", c.CallControl.Sync, SyncInterval},
-		{"sync_interval", c.CallControl.SyncInterval, 20 * time.Millisecond},
+		{"sync_interval", c.CallControl.SyncInterval, 100 * time.Millisecond},
 		{"cdrtool", c.CDRTool.Enabled(), false},
 		{"cdrtool timeout", c.CDRTool.Timeout, 300 * time.Millisecond},
 		{"recheck_interval", c.CDRTool.RecheckInterval, 30 * time.Second},

@@ -58,7 +58,7 @@ func (l *Log) kickFlusher() {
 
 // drainEvery bounds how long, with NoSync alone, a batch stays in the
 // ring before it is copied to the segment.
-const drainEvery = 20 * time.Millisecond
+const drainEvery = 100 * time.Millisecond
 
 // notePending notes that a batch is staged, or in the ring, that the
 // flusher has not taken yet, and wakes the flusher the first time.
