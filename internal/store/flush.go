@@ -222,6 +222,13 @@ func (l *Log) drain() error {
 	if l.ring == nil {
 		return nil
 	}
+	if l.drainBuf == nil {
+		// The ring never holds more than its data: one buffer that size,
+		// kept, so a drain under load never grows one again (growing a
+		// few MiB each time was most of an in-process call's CPU, and
+		// GC with it).
+		l.drainBuf = make([]byte, 0, len(l.ring.data))
+	}
 	var head uint64
 	l.drainBuf, head = l.ring.taken(l.drainBuf[:0])
 	if len(l.drainBuf) > 0 {
@@ -238,9 +245,6 @@ func (l *Log) drain() error {
 		}
 	}
 	l.ring.free(head)
-	if cap(l.drainBuf) > 4<<20 {
-		l.drainBuf = nil
-	}
 	return nil
 }
 
