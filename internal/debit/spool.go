@@ -154,9 +154,19 @@ func (s *Spool) Queue(d Owed) {
 // Owe is Op, Apply with the caller's ops, and Queue in one call; the
 // returned commit covers the caller's ops and the debit.
 func (s *Spool) Owe(d Owed, with ...store.Op) *store.Commit {
+	return s.owe(s.log.Apply, d, with)
+}
+
+// OweStaged is Owe for a caller that will Wait on the commit (the proxy's
+// stop): the batch is staged (store.Log.Stage), which wakes no writer.
+func (s *Spool) OweStaged(d Owed, with ...store.Op) *store.Commit {
+	return s.owe(s.log.Stage, d, with)
+}
+
+func (s *Spool) owe(write func(...store.Op) *store.Commit, d Owed, with []store.Op) *store.Commit {
 	op, d := s.Op(d)
 	ops := make([]store.Op, 0, len(with)+1)
-	c := s.log.Apply(append(append(ops, with...), op)...)
+	c := write(append(append(ops, with...), op)...)
 	s.Queue(d)
 	return c
 }
@@ -303,7 +313,7 @@ func (s *Spool) prepare(w *worker) error {
 	}
 	var c *store.Commit
 	if len(ops) > 0 {
-		c = s.log.Apply(ops...)
+		c = s.log.Stage(ops...) // waited for just below
 	}
 	s.mu.Unlock()
 	if c == nil {
@@ -375,9 +385,11 @@ func (s *Spool) finish(w *worker, o Owed, count func(*Counters)) int {
 	delete(s.recs, o.ID)
 	w.queue = without(w.queue, o.ID)
 	count(&s.counters)
-	// Not waited for: if it is lost, the record comes back as fate unknown
-	// and its resend is answered Failed, which drops it. Never twice.
-	s.log.Apply(store.Delete(Key(o.ID)))
+	// Not waited for, and staged: the next write anyone waits for, or the
+	// flusher within its interval, takes it, with no writer woken per
+	// debit. If it is lost, the record comes back as fate unknown and its
+	// resend is answered Failed, which drops it. Never twice.
+	s.log.Stage(store.Delete(Key(o.ID)))
 	return len(w.queue)
 }
 

@@ -34,9 +34,9 @@ func (j *Journal) StartDebits(eng debit.Engine, opts debit.Options, onDone func(
 }
 
 // owe records the debit in the same atomic batch as with (the session's
-// removal) and queues it for delivery.
+// removal), staged for the caller to wait on, and queues it for delivery.
 func (d *debits) owe(o debit.Owed, with ...store.Op) session.Wait {
-	return d.spool.Owe(o, with...).WaitUntil
+	return d.spool.OweStaged(o, with...).WaitUntil
 }
 
 // Spool is the debit spool, for operators; nil before StartDebits.

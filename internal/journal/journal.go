@@ -218,7 +218,7 @@ func (j *Journal) Release(callID string, owed *session.Owed) {
 		j.log.Apply(gone...)
 		return
 	}
-	j.debits.owe(debit.Owed{Owed: *owed}, gone...)
+	j.debits.spool.Owe(debit.Owed{Owed: *owed}, gone...) // applied: nobody waits
 }
 
 // end stages the session's removal, with its debit and the ops in with,
