@@ -51,6 +51,8 @@ func main() {
 	rounds := flag.Int("rounds", 5, "daemon: rounds of loading each server in turn")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	serveNothing := flag.String("serve-nothing", "", "internal: serve the do-nothing server on `PATH` until killed")
+	serveBound := flag.String("serve-engine-bound", "", "internal: serve on `PATH` a server making only a prepaid call's engine round trips to -engine, until killed")
+	engineAddr := flag.String("engine", "", "serve-engine-bound: the rating engine's address")
 	serveEngine := flag.Bool("serve-engine", false, "internal: run the fake rating engine, print its address, until killed")
 	target := flag.String("target", "", "load: the proxy socket of a running daemon")
 	loadPrepaid := flag.Bool("prepaid", false, "load: mark the calls prepaid (the daemon needs an engine: -serve-engine)")
@@ -60,11 +62,11 @@ func main() {
 		serverEnv = strings.Split(*senv, ",")
 	}
 	if *serveNothing != "" {
-		ln, err := net.Listen("unix", *serveNothing)
-		if err != nil {
-			panic(err)
-		}
-		proxy.NewServer(ln, nothing{}, quiet, false).Serve()
+		serveOn(*serveNothing, nothing{})
+		return
+	}
+	if *serveBound != "" {
+		serveEngineBound(*serveBound, *engineAddr)
 		return
 	}
 	if *serveEngine {
@@ -119,6 +121,15 @@ var quiet = slog.New(slog.DiscardHandler)
 // serverEnv is added to the environment of the server processes started
 // by the daemon benchmark (-server-env, e.g. GOMAXPROCS=1).
 var serverEnv []string
+
+// serveOn serves the proxy protocol on a Unix socket at path with h.
+func serveOn(path string, h proxy.Handler) {
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		panic(err)
+	}
+	proxy.NewServer(ln, h, quiet, false).Serve()
+}
 
 // nothing answers every request "Ok": the do-nothing baseline.
 type nothing struct{}
@@ -491,7 +502,7 @@ func (sv *server) logLines() string {
 
 // compare loads servers[0] (the reference) and the others in turn, rounds
 // times, and prints each round and the medians of the ratios.
-func compare(servers []*server, conns int, dur time.Duration, rounds int, prepaid bool) {
+func compare(servers []*server, conns int, dur time.Duration, rounds int, prepaid bool) [][]loadResult {
 	for _, sv := range servers {
 		sv.cycles += load(sv.sock, conns, dur/4, prepaid).rate * dur.Seconds() / 4 // warm up
 	}
@@ -524,6 +535,7 @@ func compare(servers []*server, conns int, dur time.Duration, rounds int, prepai
 		fmt.Printf("%-40s %6.0f cycles/s, p50 %v, p99 %v (medians)%s\n", sv.name, median(rates),
 			time.Duration(median(p50s)).Round(time.Microsecond), time.Duration(median(p99s)).Round(time.Microsecond), verdict)
 	}
+	return res
 }
 
 func median(v []float64) float64 {
@@ -601,7 +613,9 @@ func benchPrepaid(bin string, syncs []string, dur time.Duration, rounds int) {
 	defer os.RemoveAll(dir)
 	nothing := &server{name: "do-nothing server process (same parser)", sock: filepath.Join(dir, "nothing.sock")}
 	nothing.cmd = exec.Command(self, "-serve-nothing", nothing.sock)
-	servers := []*server{nothing}
+	bound := &server{name: "engine round trips only (no daemon)", sock: filepath.Join(dir, "bound.sock")}
+	bound.cmd = exec.Command(self, "-serve-engine-bound", bound.sock, "-engine", startEngine())
+	servers := []*server{nothing, bound}
 	for i, sync := range syncs {
 		sync, every, _ := strings.Cut(strings.TrimSpace(sync), "/")
 		name, cc := "callcontrold prepaid, sync = "+sync, "sync = "+sync+"\n"
@@ -647,10 +661,17 @@ func benchPrepaid(bin string, syncs []string, dur time.Duration, rounds int) {
 	}
 	fmt.Printf("rating engine process alone (MaxSessionTime x2 + DebitBalance per call, one client): %6.0f calls/s median (rounds %.0f-%.0f)\n",
 		median(engRates), slices.Min(engRates), slices.Max(engRates))
-	compare(servers, 1, dur, rounds, true)
+	res := compare(servers, 1, dur, rounds, true)
+	for i, s := range servers[2:] {
+		ratios := make([]float64, rounds)
+		for r := range ratios {
+			ratios[r] = res[i+2][r].rate / res[1][r].rate
+		}
+		fmt.Printf("%-40s %.2f of the engine round trips alone (rounds %.2f-%.2f)\n", s.name, median(ratios), slices.Min(ratios), slices.Max(ratios))
+	}
 	for _, s := range servers {
-		s.stop(s == nothing)
-		if s != nothing {
+		s.stop(s == nothing || s == bound)
+		if s != nothing && s != bound {
 			fmt.Printf("%-40s server CPU %s%s\n", s.name, cpuPerCycle(s.cmd.ProcessState, s.cycles), s.logLines())
 		}
 	}
