@@ -117,27 +117,33 @@ func (l *Log) flushLoop() {
 		case <-l.flushStop:
 			return
 		}
-		since, dirty := l.due()
-		if !dirty {
-			continue
-		}
 		l.flusherAwake.Store(true)
-		if !sleep(time.Until(since.Add(every))) {
-			return
-		}
-		for dirty {
-			l.flush()
+		for looked := false; ; {
+			since, dirty := l.due()
+			if dirty {
+				// Flushed an interval after the first write it takes,
+				// at once when a slow flush already took longer.
+				if !sleep(time.Until(since.Add(every))) {
+					return
+				}
+				l.flush()
+				looked = false
+				continue
+			}
+			if looked {
+				// An interval with nothing: asleep from here on,
+				// unless a write came between the look and the
+				// store (it may have seen us awake and not kicked).
+				l.flusherAwake.Store(false)
+				if _, dirty = l.due(); !dirty {
+					break
+				}
+				l.flusherAwake.Store(true)
+				continue
+			}
+			looked = true
 			if !sleep(every) {
 				return
-			}
-			if _, dirty = l.due(); !dirty {
-				// Asleep from here on, unless a write came between
-				// the look and the store: it may have seen us awake
-				// and not kicked.
-				l.flusherAwake.Store(false)
-				if _, dirty = l.due(); dirty {
-					l.flusherAwake.Store(true)
-				}
 			}
 		}
 	}
