@@ -19,12 +19,15 @@ import (
 // can both block, so lines are collected in memory and written every
 // logTick by a goroutine of their own; when the buffer is full, lines are
 // dropped, counted, and the count is logged once the sink keeps up again.
-// A line waits logTick at most: 5 ms cost one connection about a tenth of
-// its calls per second on this project's VMs (BENCHMARKS.md, issue 12),
-// and no operator reads a line a tenth of a second old as late.
+// A line into an idle sink waits logTick; while lines keep coming they are
+// written every logTickBusy: writing every 5 ms under load cost one proxy
+// connection about a tenth of its calls per second on this project's VMs
+// (BENCHMARKS.md, issue 12), and no operator reads a line a tenth of a
+// second old as late.
 const (
 	logBufferMax = 4 << 20
-	logTick      = 100 * time.Millisecond
+	logTick      = 5 * time.Millisecond
+	logTickBusy  = 100 * time.Millisecond
 )
 
 // Logger is the daemon's logger and the goroutine that writes its lines.
@@ -204,11 +207,11 @@ func level(debug bool) slog.Level {
 
 // asyncSink is the io.Writer the log handler writes each formatted line
 // to. A line is appended to a buffer under a mutex, the cheapest hand-off
-// there is for the proxy's path; a goroutine writes the buffer out every
-// logTick rather than waking for each line. Under load it stays awake,
-// one timer per tick and nothing else: a line only wakes it when it
-// slept, after a tick that found nothing (on this project's VMs every
-// wake-up of another thread costs the proxy's replies, BENCHMARKS.md).
+// there is for the proxy's path; a goroutine writes the buffer out rather
+// than waking for each line. Under load it stays awake, one timer per
+// logTickBusy and nothing else: a line only wakes it when it slept, after
+// a tick that found nothing (on this project's VMs every wake-up of
+// another thread costs the proxy's replies, BENCHMARKS.md).
 type asyncSink struct {
 	write func(lines []byte) // whole lines, each ending in a newline
 
@@ -216,7 +219,7 @@ type asyncSink struct {
 	buf     []byte
 	dropped uint64
 	flushes []chan struct{} // closed once the lines before them are written
-	awake   bool            // the writer looks again within logTick
+	awake   bool            // the writer looks again within logTickBusy
 
 	kick chan struct{} // a line arrived while the writer slept
 	now  chan struct{} // flush: write without waiting for the tick
@@ -257,9 +260,9 @@ func (s *asyncSink) wake(c chan struct{}) {
 	}
 }
 
-// run sleeps until a line arrives, then writes what gathered every
-// logTick until a tick finds nothing: one wake-up per tick under load,
-// none when the daemon is idle.
+// run sleeps until a line arrives, writes what gathered logTick later,
+// then every logTickBusy until a tick finds nothing: one wake-up per tick
+// under load, none when the daemon is idle.
 func (s *asyncSink) run() {
 	defer close(s.done)
 	t := time.NewTimer(logTick)
@@ -270,9 +273,10 @@ func (s *asyncSink) run() {
 		case <-s.kick:
 		case <-s.stop: // the awake loop below writes the rest
 		}
-		for idle := false; !idle; {
+		tick := logTick
+		for idle := false; !idle; tick = logTickBusy {
 			stopping := false
-			t.Reset(logTick)
+			t.Reset(tick)
 			select {
 			case <-t.C:
 			case <-s.now:

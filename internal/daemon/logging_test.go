@@ -214,11 +214,11 @@ func TestJournalStream(t *testing.T) {
 	}
 }
 
-// TestSinkStaysAwakeUnderLoad: under a steady stream of lines the writer
-// writes once per logTick and no line has to wake it (every wake-up of
+// TestSinkStaysAwakeUnderLoad: a line into an idle sink is written
+// logTick later; under a steady stream of lines the writer then writes
+// once per logTickBusy and no line has to wake it (every wake-up of
 // another thread costs the proxy's replies); a tick that finds nothing
-// puts it to sleep, where no timer runs; a line then wakes it and is out
-// within logTick; flush does not wait for the tick.
+// puts it to sleep, where no timer runs; flush does not wait for the tick.
 func TestSinkStaysAwakeUnderLoad(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
@@ -243,7 +243,7 @@ func TestSinkStaysAwakeUnderLoad(t *testing.T) {
 		}
 
 		const ticks = 10
-		for i := range ticks * int(logTick/time.Millisecond) {
+		for i := range int(logTick/time.Millisecond) + ticks*int(logTickBusy/time.Millisecond) {
 			if i > 0 && !awake() {
 				t.Fatalf("line %d at %v had to wake the writer", i, time.Since(start))
 			}
@@ -251,16 +251,16 @@ func TestSinkStaysAwakeUnderLoad(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		got := written()
-		if len(got) != ticks {
-			t.Fatalf("%d writes for %d ticks of lines, want one per tick: %v", len(got), ticks, got)
+		if len(got) != 1+ticks {
+			t.Fatalf("%d writes, want one after logTick, then one per logTickBusy: %v", len(got), got)
 		}
 		for i, at := range got {
-			if want := time.Duration(i+1) * logTick; at != want {
+			if want := logTick + time.Duration(i)*logTickBusy; at != want {
 				t.Fatalf("write %d at %v, want %v: %v", i, at, want, got)
 			}
 		}
 
-		time.Sleep(2 * logTick) // one tick writes the rest, the next finds nothing
+		time.Sleep(2 * logTickBusy) // one tick writes the rest, the next finds nothing
 		if awake() {
 			t.Fatal("the writer stays awake with nothing to write")
 		}

@@ -176,8 +176,21 @@ func (d *Daemon) Runs() int {
 // LogPath is the daemon's log file (all runs).
 func (d *Daemon) LogPath() string { return d.log }
 
-// LogText returns the log of every run so far.
+// logLag is how late a running daemon writes the lines it logged: its
+// log sink writes every 100 ms while lines keep coming (logTickBusy in
+// internal/daemon/logging.go), 5 ms after a quiet spell. A stopped daemon
+// has written everything.
+const logLag = 150 * time.Millisecond
+
+// LogText returns the log of every run so far, with every line a running
+// daemon logged before the call.
 func (d *Daemon) LogText() string {
+	d.mu.Lock()
+	running := d.proc != nil
+	d.mu.Unlock()
+	if running {
+		time.Sleep(logLag)
+	}
 	b, _ := os.ReadFile(d.log)
 	return string(b)
 }
