@@ -7,7 +7,7 @@ VERSION   ?= $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)$(she
 LDFLAGS   := -X github.com/callcontrol/callcontrol/internal/daemon.Version=$(VERSION) -X main.version=$(VERSION)
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(GOBIN)/staticcheck)
-FUZZTIME  ?= 5s
+FUZZTIME  ?= 50000x
 
 .PHONY: all deps build run test lint unit repeat e2e fuzz initd systemd-unit deb deb-test bench clean opensips
 
