@@ -144,7 +144,7 @@ func (s *Spool) move(w *worker, id uint64, to string) bool {
 	w.queue = without(w.queue, id)
 	// Marked for a send to the old engine that never happened: the new
 	// engine must not take it for fate unknown.
-	s.unreadyLocked(e)
+	e.unready()
 	e.o.Engine = to
 	e.queued = false
 	c := s.log.Apply(store.Put(Key(id), encode(e.o)))

@@ -339,7 +339,7 @@ func (s *Spool) unprepare(w *worker) {
 	var ops []store.Op
 	for _, id := range w.queue {
 		if e := s.recs[id]; e != nil && e.ready {
-			s.unreadyLocked(e)
+			e.unready()
 			ops = append(ops, store.Put(Key(id), encode(e.o)))
 		}
 	}
@@ -348,9 +348,9 @@ func (s *Spool) unprepare(w *worker) {
 	}
 }
 
-// unreadyLocked takes back prepare's mark in memory; the caller writes
-// the record.
-func (s *Spool) unreadyLocked(e *entry) {
+// unready takes back prepare's mark in memory; the caller holds the
+// spool's lock and writes the record.
+func (e *entry) unready() {
 	if e.ready {
 		e.o.Attempted = e.sentBefore
 		e.o.Tries--
