@@ -671,7 +671,7 @@ func benchPrepaid(bin string, syncs []string, dur time.Duration, rounds int) {
 	}
 	for _, s := range servers {
 		s.stop(s == nothing || s == bound)
-		if s != nothing && s != bound {
+		if s != nothing {
 			fmt.Printf("%-40s server CPU %s%s\n", s.name, cpuPerCycle(s.cmd.ProcessState, s.cycles), s.logLines())
 		}
 	}
