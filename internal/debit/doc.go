@@ -5,10 +5,11 @@
 //
 // Exactly once rests on what is persisted before each send. A record's
 // Attempted flag means "this debit, in its current form, may have reached
-// the engine"; it is made durable before the first send: the debits at the
-// head of an engine's queue are marked together, in one batch and one
-// flush, then sent one by one, and those a failed round leaves unsent are
-// unmarked. Then:
+// the engine". The debits at the head of an engine's queue are first
+// marked Prepared together, in one batch and one flush (the session's end
+// recorded before them is then durable too); each is marked Attempted,
+// in the page cache, just before its own send; those a failed round
+// leaves unsent are unmarked. Then:
 //
 //   - Ok: delivered; the record is deleted.
 //   - not sent (rating.ErrNotSent): Attempted goes back to what it was; retry.
@@ -20,6 +21,13 @@
 //   - Failed to a forced debit: the engine cannot price it; dropped, logged.
 //
 // A record restored with Attempted set is fate unknown: it is resent
-// without Force. Debits of one engine go one at a time, in order (the engine
-// is single-threaded); each engine has its own goroutine and backoff.
+// without Force. One restored Prepared and not Attempted never left if it
+// was prepared in the running boot (the mark carries the kernel's boot
+// ID; a kill -9 keeps the page cache, so its Attempted mark would be
+// there); prepared before a kernel crash or a power cut, it is fate
+// unknown too. A batch is one debit until the engine answers, so an
+// outage never leaves more than one debit of an engine fate unknown.
+//
+// Debits of one engine go one at a time, in order (the engine is
+// single-threaded); each engine has its own goroutine and backoff.
 package debit

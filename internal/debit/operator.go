@@ -2,6 +2,7 @@ package debit
 
 import (
 	"errors"
+	"slices"
 	"sort"
 	"time"
 
@@ -13,7 +14,7 @@ type Status struct {
 	Owed
 	LastTry time.Time // zero: never failed
 	LastErr string
-	Sending bool // a send is in flight now
+	Sending bool // its send is starting (waiting for the flush) or in flight
 }
 
 // Status lists the owed debits, oldest first, with their last failure.
@@ -28,11 +29,7 @@ func (s *Spool) Status() []Status {
 	}
 	out := make([]Status, 0, len(s.recs))
 	for id, e := range s.recs {
-		st := Status{Owed: e.o, LastTry: e.lastTry, LastErr: e.lastErr, Sending: sending[id]}
-		if e.ready { // marked for a send that has not started: not a try yet
-			st.Attempted, st.Tries = e.sentBefore, e.o.Tries-1
-		}
-		out = append(out, st)
+		out = append(out, Status{Owed: e.o, LastTry: e.lastTry, LastErr: e.lastErr, Sending: sending[id]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
@@ -52,9 +49,9 @@ func (s *Spool) RetryNow() int {
 	return len(s.recs)
 }
 
-// ErrInFlight is returned for a debit that is being sent right now: its
-// outcome decides what happens to it.
-var ErrInFlight = errors.New("a send of this debit is in flight; try again in a moment")
+// ErrInFlight is returned for a debit that is being sent right now (its
+// send starting, or in flight): its outcome decides what happens to it.
+var ErrInFlight = errors.New("this debit is being sent; try again in a moment")
 
 // Reroute moves the debits owed to engine to route(party) (each party's
 // current engine), keeping their Attempted state: a debit that may have
@@ -133,11 +130,11 @@ func (s *Spool) Drop(callID string) (int, error) {
 }
 
 // move re-queues debit id from worker w to engine to, durably; false if it
-// is gone or being sent.
+// is gone, being sent, or no longer w's (another move took it first).
 func (s *Spool) move(w *worker, id uint64, to string) bool {
 	s.mu.Lock()
 	e := s.recs[id]
-	if e == nil || w.sending == id {
+	if e == nil || w.sending == id || !slices.Contains(w.queue, id) {
 		s.mu.Unlock()
 		return false
 	}

@@ -165,7 +165,7 @@ func TestRerouteUnmarksPrepared(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	s := New(l, engines{"a": a, "b": b}, Restore(live, quiet()), fast, nil, quiet())
+	s := New(l, engines{"a": a, "b": b}, Restore(live, store.BootID(), quiet()), fast, nil, quiet())
 	for _, id := range []string{"c1", "c2", "c3"} {
 		owe(t, s, "a", id) // queued before Run: prepared in one batch
 	}
@@ -184,7 +184,7 @@ func TestRerouteUnmarksPrepared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	restored := Restore(live, quiet())
+	restored := Restore(live, store.BootID(), quiet())
 	crashed.Close()
 	if len(restored) != 3 {
 		t.Fatalf("%d debits in a copy of the state, want 3", len(restored))
@@ -197,4 +197,41 @@ func TestRerouteUnmarksPrepared(t *testing.T) {
 	close(release)
 	<-ran
 	s.Close()
+}
+
+// TestRerouteRacingAMoveQueuesOnce: a debit another reroute moved while
+// this one was deciding is not moved again: queued twice, it would be
+// sent twice, or read after its delivery deleted it.
+func TestRerouteRacingAMoveQueuesOnce(t *testing.T) {
+	l, live, err := store.Open(t.TempDir(), store.Options{NoSync: true}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, b := newEngine(), newEngine("c1")
+	s := New(l, engines{"a": a, "b": b}, Restore(live, store.BootID(), quiet()), fast, nil, quiet())
+	defer s.Close()
+	owe(t, s, "a", "c1") // not running: nothing is sent
+	raced := false
+	moved, _ := s.Reroute("a", func(party string) string {
+		if !raced {
+			raced = true
+			s.Reroute("a", func(string) string { return "b" }) // the other operator
+		}
+		return "b"
+	})
+	s.mu.Lock()
+	var in []string
+	for name, w := range s.workers {
+		for range w.queue {
+			in = append(in, name)
+		}
+	}
+	s.mu.Unlock()
+	if len(in) != 1 {
+		t.Errorf("one debit queued %d times (%v)", len(in), in)
+	}
+	if moved != 0 {
+		t.Errorf("the first reroute says it moved %d, the other one had moved it", moved)
+	}
 }

@@ -20,8 +20,13 @@ type Owed struct {
 	ID uint64 // assigned by Spool.Op; orders an engine's debits
 	rating.Owed
 	Attempted bool // this form of the debit may have reached the engine
-	Created   time.Time
-	Tries     int // sends so far (for operators)
+	// Prepared: marked, in a flushed batch, for a send that may start at
+	// any moment; each send marks Attempted first (spool.go, prepare).
+	// It holds the boot ID of the run that marked it ("" when not
+	// prepared): see Restore.
+	Prepared string
+	Created  time.Time
+	Tries    int // sends so far (for operators)
 }
 
 // Key is the store key of the record with this ID.
@@ -40,6 +45,7 @@ type wire struct {
 	Duration    int       `json:"duration"`
 	Force       bool      `json:"force,omitempty"`
 	Attempted   bool      `json:"attempted,omitempty"`
+	Prepared    string    `json:"prepared,omitempty"`
 	Created     time.Time `json:"created"`
 	Tries       int       `json:"tries,omitempty"`
 }
@@ -48,7 +54,7 @@ func encode(o Owed) []byte {
 	b, err := json.Marshal(wire{
 		ID: o.ID, Engine: o.Engine, CallID: o.Debit.CallID, From: o.Debit.From, To: o.Debit.To,
 		Gateway: o.Debit.Gateway, Application: o.Debit.Application, Duration: o.Debit.Duration,
-		Force: o.Debit.Force, Attempted: o.Attempted, Created: o.Created, Tries: o.Tries,
+		Force: o.Debit.Force, Attempted: o.Attempted, Prepared: o.Prepared, Created: o.Created, Tries: o.Tries,
 	})
 	if err != nil {
 		panic(err) // only strings, numbers, bools and a time: cannot fail
@@ -65,7 +71,7 @@ func decode(b []byte) (Owed, error) {
 		return Owed{}, fmt.Errorf("debit record without id or callid")
 	}
 	return Owed{
-		ID: w.ID, Attempted: w.Attempted, Created: w.Created, Tries: w.Tries,
+		ID: w.ID, Attempted: w.Attempted, Prepared: w.Prepared, Created: w.Created, Tries: w.Tries,
 		Owed: rating.Owed{Engine: w.Engine, Debit: rating.Debit{CallID: w.CallID, From: w.From, To: w.To, Gateway: w.Gateway,
 			Application: w.Application, Duration: w.Duration, Force: w.Force}},
 	}, nil
@@ -74,8 +80,13 @@ func decode(b []byte) (Owed, error) {
 // Restore decodes the debit records among a store's live set (keys with
 // Prefix; others are ignored), oldest first. A record that may have reached
 // the engine before the daemon stopped is fate unknown, so its Force is
-// cleared. Unreadable records are logged: those debits are lost.
-func Restore(records map[string][]byte, log *slog.Logger) []Owed {
+// cleared. A record prepared but not attempted never left if it was
+// prepared in the running boot (boot, store.BootID): its send's own mark,
+// written to the page cache before the send, would be here, as a kill -9
+// keeps the page cache. Prepared in another boot, before a kernel crash
+// or a power cut, that mark may be lost, so it is fate unknown.
+// Unreadable records are logged: those debits are lost.
+func Restore(records map[string][]byte, boot string, log *slog.Logger) []Owed {
 	var out []Owed
 	for k, v := range records {
 		if !strings.HasPrefix(k, Prefix) {
@@ -89,6 +100,10 @@ func Restore(records map[string][]byte, log *slog.Logger) []Owed {
 			log.Error("debit: saved debit unreadable, it will not be delivered", "key", k, "record", strconv.Quote(string(v)), "err", err)
 			continue
 		}
+		if o.Prepared != "" && (boot == "" || o.Prepared != boot) {
+			o.Attempted = true
+		}
+		o.Prepared = ""
 		if o.Attempted {
 			o.Debit.Force = false
 		}

@@ -29,6 +29,9 @@ type Options struct {
 	// engine ("" keeps it where it is). nil: every debit stays with its
 	// engine.
 	Route func(engine, party string) string
+	// Boot is the running boot's ID, written in prepared marks (Restore);
+	// default store.BootID().
+	Boot string
 }
 
 // Counters count outcomes since New.
@@ -63,12 +66,9 @@ type Spool struct {
 type entry struct {
 	o      Owed
 	queued bool
-	// ready: prepare marked it attempted (its next try counted) in a
-	// flushed batch, for a send that has not started yet; sentBefore is
-	// what Attempted was before that mark, whether a send of unknown fate
-	// may have happened earlier.
-	ready      bool
-	sentBefore bool
+	// ready: prepare took it in a flushed batch (marked Prepared unless
+	// already Attempted) for a send that has not started yet.
+	ready bool
 	// For operators: when the last send failed, and why.
 	lastTry time.Time
 	lastErr string
@@ -81,6 +81,11 @@ type worker struct {
 	retry   chan struct{} // an operator asked to retry now: cut the backoff
 	sending uint64        // ID of the debit being sent now, 0 if none
 	started bool
+	// answering: the engine answered the last send, so prepare marks a
+	// whole batch. Until it does (at start, after a failed round) prepare
+	// marks the head alone: a power cut during an outage then leaves one
+	// debit fate unknown, not a batch. Only the worker's goroutine uses it.
+	answering bool
 }
 
 // New makes a spool that writes to log and delivers through eng; restored
@@ -96,6 +101,12 @@ func New(log *store.Log, eng Engine, restored []Owed, opts Options, onDone func(
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
+	}
+	if opts.Boot == "" {
+		opts.Boot = store.BootID()
+	}
+	if opts.Boot == "" {
+		opts.Boot = "unknown" // matches no boot: prepared is fate unknown
 	}
 	if onDone == nil {
 		onDone = func(Owed, rating.DebitReply) {}
@@ -125,7 +136,7 @@ func (s *Spool) Op(d Owed) (store.Op, Owed) {
 	defer s.mu.Unlock()
 	s.nextID++
 	d.ID = s.nextID
-	d.Attempted, d.Tries = false, 0
+	d.Attempted, d.Prepared, d.Tries = false, "", 0
 	if d.Created.IsZero() {
 		d.Created = time.Now()
 	}
@@ -288,28 +299,40 @@ func (s *Spool) update(o Owed) *store.Commit {
 // several batches rather than marked all at once.
 const prepareBatch = 256
 
-// prepare marks the debits at the head of w's queue attempted, in one
-// batch and one flush, before the first of them is sent. The mark must be
-// durable before a send (after a crash an attempted debit is fate
-// unknown), and a flush of its own per debit would cost an fdatasync per
-// call (BENCHMARKS.md, prepaid): the flusher's next round, shared by
-// every debit that ended within its interval, is waited for instead.
-// The marked debits are then sent one by one; those a failed round or an
-// operator's move leaves unsent are unmarked (unprepare, unready).
+// prepare marks the debits at the head of w's queue prepared, in one
+// batch and one flush, before the first of them is sent. Each send then
+// marks its debit attempted, in the page cache only, before it leaves
+// (sending). After a kill -9 the page cache is all there: a debit
+// prepared and not attempted certainly never left, and only the one in
+// flight is fate unknown. After a power cut the attempted marks of the
+// last interval may be lost, and the flushed prepared mark is what keeps
+// a debit that left from being taken for one that never did (Restore).
+// A flush of its own per debit would cost an fdatasync per call
+// (BENCHMARKS.md, prepaid): the flusher's next round, shared by every
+// debit that ended within its interval, is waited for instead; it also
+// makes the session's end, recorded before the debit, durable before the
+// debit leaves. The marks a failed round or an operator's move leaves
+// unsent are taken back (unprepare, unready). So a power cut can make
+// fate unknown the debits of one batch that had not left yet, and a
+// batch is one debit until the engine answers (worker.answering).
 func (s *Spool) prepare(w *worker) error {
+	batch := 1
+	if w.answering {
+		batch = prepareBatch
+	}
 	s.mu.Lock()
-	n := min(len(w.queue), prepareBatch)
+	n := min(len(w.queue), batch)
 	ops := make([]store.Op, 0, n)
 	for _, id := range w.queue[:n] {
 		e := s.recs[id]
 		if e == nil || e.ready {
 			continue
 		}
-		e.sentBefore = e.o.Attempted
-		e.o.Attempted = true
-		e.o.Tries++
 		e.ready = true
-		ops = append(ops, store.Put(Key(id), encode(e.o)))
+		if !e.o.Attempted { // an attempted debit is fate unknown already
+			e.o.Prepared = s.opts.Boot
+			ops = append(ops, store.Put(Key(id), encode(e.o)))
+		}
 	}
 	var c *store.Commit
 	if len(ops) > 0 {
@@ -321,25 +344,22 @@ func (s *Spool) prepare(w *worker) error {
 	}
 	err := c.Wait()
 	if err == nil {
-		// With the interval flush Wait means written, not flushed: a
-		// power cut must not forget a debit that already left (nor the
-		// session's end recorded before it).
+		// With the interval flush Wait means written, not flushed.
 		err = s.log.AwaitFlush()
 	}
 	return err
 }
 
-// unprepare unmarks the debits of w's queue that prepare marked and that
-// were not sent, before a backoff or a stop: they go back to what they
-// were, so that a crash meanwhile does not take them for fate unknown.
-// Not waited for, as a failed send's own unmarking is not.
+// unprepare takes back the prepared marks of w's queue whose send never
+// started, before a backoff or a stop, so that a power cut meanwhile does
+// not make them fate unknown. Not waited for, as a failed send's own
+// unmarking is not.
 func (s *Spool) unprepare(w *worker) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ops []store.Op
 	for _, id := range w.queue {
-		if e := s.recs[id]; e != nil && e.ready {
-			e.unready()
+		if e := s.recs[id]; e != nil && e.unready() {
 			ops = append(ops, store.Put(Key(id), encode(e.o)))
 		}
 	}
@@ -348,25 +368,36 @@ func (s *Spool) unprepare(w *worker) {
 	}
 }
 
-// unready takes back prepare's mark in memory; the caller holds the
-// spool's lock and writes the record.
-func (e *entry) unready() {
-	if e.ready {
-		e.o.Attempted = e.sentBefore
-		e.o.Tries--
-		e.ready = false
+// unready takes back prepare's mark in memory, and reports whether the
+// record changed; the caller holds the spool's lock and writes it.
+func (e *entry) unready() bool {
+	if !e.ready {
+		return false
 	}
+	e.ready = false
+	changed := e.o.Prepared != ""
+	e.o.Prepared = ""
+	return changed
 }
 
-// sending takes the marked debit id for its send: from here on its mark
-// is real. It returns the debit and whether a send of it may have reached
-// the engine before this one.
-func (s *Spool) sending(id uint64) (Owed, bool) {
+// sending marks the prepared debit id attempted and counts the try, in the
+// page cache before the send (the caller sends only on a nil error). It
+// returns the debit and whether a send of it may have reached the engine
+// before this one.
+func (s *Spool) sending(id uint64) (Owed, bool, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	e := s.recs[id]
 	e.ready = false
-	return e.o, e.sentBefore
+	was := e.o.Attempted
+	e.o.Attempted, e.o.Prepared = true, ""
+	e.o.Tries++
+	o := e.o
+	c := s.log.Stage(store.Put(Key(id), encode(o)))
+	s.mu.Unlock()
+	// Should the write fail, memory keeps the mark: a later send takes
+	// the debit for fate unknown, which can lose it but never applies it
+	// twice.
+	return o, was, c.Wait()
 }
 
 // isReady reports whether prepare marked debit id and its send has not
@@ -430,8 +461,10 @@ func (s *Spool) work(ctx context.Context, w *worker) {
 		switch s.attempt(ctx, w, o) {
 		case done:
 			backoff = 0
+			w.answering = true
 		case again:
 		case later:
+			w.answering = false
 			s.unprepare(w)
 			if ctx.Err() != nil {
 				return
@@ -485,7 +518,12 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 			return later
 		}
 	}
-	o, was := s.sending(o.ID)
+	o, was, err := s.sending(o.ID)
+	if err != nil {
+		s.failed(o.ID, err)
+		log.Error("debit: cannot record the attempt, not sending", "err", err)
+		return later
+	}
 	sctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	reply, err := s.eng.DebitBalance(sctx, o.Engine, o.Debit)
 	cancel()
@@ -498,8 +536,10 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 		return done
 	case errors.Is(err, rating.ErrNotSent):
 		if !was {
+			// In the page cache before the next try, or a kill -9 now
+			// leaves a debit that never left as fate unknown.
 			o.Attempted = false
-			s.update(o)
+			s.update(o).Wait()
 		}
 		s.failed(o.ID, err)
 		log.Warn("debit: not sent", "cause", rating.Cause(err), "err", err)
@@ -541,7 +581,7 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 		// Never reached the engine before, yet unknown to it (e.g.
 		// purged): force it, once.
 		o.Attempted, o.Debit.Force = false, true
-		s.update(o)
+		s.update(o).Wait() // as for ErrNotSent: the engine has it not
 		log.Warn("debit: engine does not know the call, resending with Force=1")
 		return again
 	default:

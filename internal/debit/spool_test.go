@@ -140,7 +140,7 @@ func start(t *testing.T, dir string, eng Engine) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{dir: dir, log: l, done: &doneLog{}}
-	r.spool = New(l, eng, Restore(live, quiet()), fast, r.done.add, quiet())
+	r.spool = New(l, eng, Restore(live, store.BootID(), quiet()), fast, r.done.add, quiet())
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() { r.spool.Run(ctx); close(ran) }()
@@ -249,7 +249,7 @@ func TestDelivery(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			if p := Restore(live, quiet()); len(p) != 0 {
+			if p := Restore(live, store.BootID(), quiet()); len(p) != 0 {
 				t.Fatalf("left in store: %+v", p)
 			}
 		})
@@ -290,7 +290,7 @@ func TestEngineDownThenUp(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		restored := Restore(live, quiet())
+		restored := Restore(live, store.BootID(), quiet())
 		l.Close()
 		if len(restored) != len(ids) {
 			t.Fatalf("%d debits in a copy of the state, want %d", len(restored), len(ids))
@@ -434,6 +434,124 @@ func TestCrash(t *testing.T) {
 	}
 }
 
+// TestCrashMidBatchUnsentNotFateUnknown: a kill -9 while a prepared batch
+// is being sent leaves only the debit in flight fate unknown. The others
+// of the batch never left, and after the restart an engine that does not
+// know their calls (it purged them, or it is another engine now) gets
+// them forced, rather than having its Failed taken for "already applied".
+// (k0 goes first and alone, as a batch is one debit until the engine
+// answers; k1, p1 and p2 are then prepared together.)
+func TestCrashMidBatchUnsentNotFateUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		route       bool   // after the restart engine "a" is gone: debits go to "b"
+		wantApplied uint64 // k1, in flight at the crash: fate unknown at a
+	}{{"same engine, calls purged", false, 0}, {"routed to a new engine", true, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newEngine("k0", "k1"), newEngine() // p1, p2: purged at a, unknown to b
+			src := t.TempDir()
+			ce := &crashingEngine{t: t, eng: a, src: src, crashAt: 2, ready: make(chan struct{})}
+			close(ce.ready)
+			l, live, err := store.Open(src, store.Options{NoSync: true}, quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := New(l, ce, Restore(live, store.BootID(), quiet()), fast, nil, quiet())
+			for _, id := range []string{"k0", "k1", "p1", "p2"} {
+				owe(t, s, "a", id) // queued before Run
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			ran := make(chan struct{})
+			go func() { s.Run(ctx); close(ran) }()
+			waitFor(t, "the crash at k1's send", func() bool { ce.mu.Lock(); defer ce.mu.Unlock(); return ce.copied != "" })
+			cancel()
+			<-ran
+			s.Close()
+			l.Close()
+			opts := fast
+			if tc.route {
+				cfg := &configured{}
+				cfg.set("b", "b")
+				opts.Route = cfg.route
+			}
+			l2, live, err := store.Open(ce.copied, store.Options{NoSync: true}, quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l2.Close()
+			s2 := New(l2, engines{"a": a, "b": b}, Restore(live, store.BootID(), quiet()), opts, nil, quiet())
+			ctx2, cancel2 := context.WithCancel(context.Background())
+			ran2 := make(chan struct{})
+			go func() { s2.Run(ctx2); close(ran2) }()
+			waitFor(t, "delivery after restart", func() bool { return s2.Waiting() == 0 })
+			cancel2()
+			<-ran2
+			if c := s2.Delivered(); c.AlreadyApplied != tc.wantApplied {
+				t.Errorf("counters %+v: debits that never left dropped as already applied", c)
+			}
+			got := a
+			if tc.route {
+				got = b
+			}
+			exactlyOnce(t, got, "p1", "p2")
+		})
+	}
+}
+
+// TestOutageMarksOneAtATime: while the engine does not answer, each
+// round prepares the head alone, so a power cut during an outage can make
+// one debit fate unknown, not a batch: at every send, a copy of the state
+// read as after a power cut (prepared counts as fate unknown) holds at
+// most one debit that may have left. Once the engine answers, the rest
+// go in one batch.
+func TestOutageMarksOneAtATime(t *testing.T) {
+	ids := []string{"c1", "c2", "c3", "c4", "c5"}
+	e := newEngine(ids...)
+	e.faults = []string{"lost", "lost", "lost", "lost"} // mute for four sends
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var unknown []int // per send: debits fate unknown after a power cut then
+	e.onRequest = func(rating.Debit) {
+		l, live, err := store.Open(storetest.CopyDir(t, dir), store.Options{NoSync: true}, quiet())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		n := 0
+		for _, o := range Restore(live, "a boot before a power cut", quiet()) {
+			if o.Attempted {
+				n++
+			}
+		}
+		l.Close()
+		mu.Lock()
+		unknown = append(unknown, n)
+		mu.Unlock()
+	}
+	r := start(t, dir, e)
+	defer r.stop()
+	for _, id := range ids {
+		owe(t, r.spool, "a", id)
+	}
+	waitFor(t, "delivery", func() bool { return r.spool.Waiting() == 0 })
+	exactlyOnce(t, e, ids...)
+	mu.Lock()
+	defer mu.Unlock()
+	// Sends 1-4 are lost (c1 each time: fate unknown, then resent plain);
+	// the fifth is answered; the other four follow in one batch.
+	if len(unknown) != 9 {
+		t.Fatalf("%d sends, want 9 (%v)", len(unknown), unknown)
+	}
+	for i, n := range unknown[:5] {
+		if n != 1 {
+			t.Errorf("send %d, engine not answering: %d debits fate unknown after a power cut, want the head alone", i+1, n)
+		}
+	}
+	if n := unknown[5]; n != 4 {
+		t.Errorf("first send after the engine answered: %d debits prepared together, want the 4 left", n)
+	}
+}
+
 func TestCompactKeepsOwed(t *testing.T) {
 	e := newEngine("c1", "c2", "c3")
 	e.down = true
@@ -466,19 +584,42 @@ func TestRestore(t *testing.T) {
 		Key(9):    []byte("{not json"),
 		Key(10):   mk(Owed{ID: 11, Owed: rating.Owed{Engine: "e", Debit: d}}),
 		"d/short": []byte("{}"),
+		Key(12):   mk(Owed{ID: 12, Owed: rating.Owed{Engine: "e", Debit: d}, Prepared: "boot-A"}),
+		Key(13):   mk(Owed{ID: 13, Owed: rating.Owed{Engine: "e", Debit: d}, Prepared: "boot-A", Attempted: true}),
 	}
-	got := Restore(records, quiet())
-	if len(got) != 2 || got[0].ID != 3 || got[1].ID != 7 {
-		t.Fatalf("restored %+v", got)
-	}
-	if !got[0].Debit.Force {
-		t.Fatal("a never-attempted forced debit must stay forced")
-	}
-	if got[1].Debit.Force || !got[1].Attempted {
-		t.Fatal("an attempted debit is fate unknown: resend without Force")
-	}
-	if got[1].Debit.CallID != "c" || got[1].Debit.Duration != 5 || got[1].Debit.From != "sip:a@x" {
-		t.Fatalf("fields lost: %+v", got[1])
+	for _, tc := range []struct {
+		name string
+		boot string // the running boot
+		// what debit 12, prepared for a send but not marked attempted,
+		// comes back as
+		prepared12 bool // attempted: fate unknown, resent without Force
+	}{
+		{"after a kill -9 (same boot): a prepared debit never left", "boot-A", false},
+		{"after a power cut (new boot): its attempted mark may be lost", "boot-B", true},
+		{"no boot ID to compare: as after a power cut", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Restore(records, tc.boot, quiet())
+			if len(got) != 4 || got[0].ID != 3 || got[1].ID != 7 || got[2].ID != 12 || got[3].ID != 13 {
+				t.Fatalf("restored %+v", got)
+			}
+			if !got[0].Debit.Force {
+				t.Error("a never-attempted forced debit must stay forced")
+			}
+			if got[1].Debit.Force || !got[1].Attempted {
+				t.Error("an attempted debit is fate unknown: resend without Force")
+			}
+			if got[1].Debit.CallID != "c" || got[1].Debit.Duration != 5 || got[1].Debit.From != "sip:a@x" {
+				t.Errorf("fields lost: %+v", got[1])
+			}
+			if p := got[2]; p.Attempted != tc.prepared12 || p.Debit.Force == tc.prepared12 || p.Prepared != "" {
+				t.Errorf("prepared debit restored as attempted=%v force=%v prepared=%v, want attempted=%v",
+					p.Attempted, p.Debit.Force, p.Prepared, tc.prepared12)
+			}
+			if p := got[3]; !p.Attempted || p.Debit.Force || p.Prepared != "" {
+				t.Errorf("prepared and attempted debit restored as %+v, want fate unknown", p)
+			}
+		})
 	}
 }
 
@@ -486,6 +627,7 @@ func TestRestore(t *testing.T) {
 // re-encodes to the same debit.
 func FuzzDecode(f *testing.F) {
 	f.Add(encode(Owed{ID: 1, Owed: rating.Owed{Engine: "e", Debit: rating.Debit{CallID: "c", Force: true}}, Attempted: true}))
+	f.Add(encode(Owed{ID: 2, Owed: rating.Owed{Engine: "e", Debit: rating.Debit{CallID: "p"}}, Prepared: "boot-A"}))
 	f.Add([]byte(`{"id":2,"callid":"x","created":"bad"}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -494,10 +636,10 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		o2, err := decode(encode(o))
-		if err != nil || o2.Debit != o.Debit || o2.ID != o.ID || o2.Attempted != o.Attempted {
+		if err != nil || o2.Debit != o.Debit || o2.ID != o.ID || o2.Attempted != o.Attempted || o2.Prepared != o.Prepared {
 			t.Fatalf("round trip: %+v -> %+v (%v)", o, o2, err)
 		}
-		Restore(map[string][]byte{Key(o.ID): b}, quiet())
+		Restore(map[string][]byte{Key(o.ID): b}, "boot-A", quiet())
 	})
 }
 

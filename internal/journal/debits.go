@@ -21,7 +21,7 @@ type debits struct {
 // through eng. opts.Route picks where a debit goes now; onDone hears
 // each reply (the session manager re-times the party's calls).
 func (j *Journal) StartDebits(eng debit.Engine, opts debit.Options, onDone func(rating.Owed, rating.DebitReply)) {
-	restored := debit.Restore(j.restored, j.logger)
+	restored := debit.Restore(j.restored, store.BootID(), j.logger)
 	if len(restored) > 0 {
 		j.logger.Info("debits owed from before the restart", "count", len(restored))
 	}

@@ -96,8 +96,12 @@ func entryCRC(epochLE *[8]byte, e []byte, n int) uint32 {
 	return crc32.Update(c, castagnoli, e[ringEntryHead:ringEntryHead+n])
 }
 
-// bootID names the running kernel's boot; "" where it cannot be read,
-// which no ring matches.
+// BootID names the running kernel's boot ("" where it cannot be read):
+// what was written to the page cache under this ID and not flushed is
+// lost only if the ID has changed since.
+func BootID() string { return string(bootID()) }
+
+// bootID is BootID as bytes; nil matches no ring.
 func bootID() []byte {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
