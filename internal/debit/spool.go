@@ -40,7 +40,7 @@ type Counters struct {
 	Forced         uint64 // of those, sent with Force=1
 	AlreadyApplied uint64 // Failed after a send of unknown fate: it had been applied
 	Refused        uint64 // Failed even with Force=1: dropped
-	Retries        uint64 // sends that failed and wait for a retry
+	Retries        uint64 // rounds that failed (a send, or recording it) and wait for a retry
 }
 
 // Spool owns the debits owed. Safe for concurrent use.
@@ -474,7 +474,7 @@ func (s *Spool) work(ctx context.Context, w *worker) {
 			s.counters.Retries++
 			n, total := len(w.queue), len(s.recs)
 			s.mu.Unlock()
-			s.lg.Warn("debit: engine round failed, debits waiting", "engine", w.engine,
+			s.lg.Warn("debit: not delivered this round, debits waiting", "engine", w.engine,
 				"waiting", n, "waiting_all_engines", total, "retry_in", backoff)
 			t := time.NewTimer(backoff)
 			select {

@@ -27,7 +27,7 @@ type State struct {
 	DebitsDelivered      uint64 // answered Ok
 	DebitsAlreadyApplied uint64 // Failed after a send of unknown fate: had been applied
 	DebitsFailed         uint64 // refused even with Force=1: dropped
-	DebitRetries         uint64 // sends that failed and wait for a retry
+	DebitRetries         uint64 // rounds that failed (a send, or recording it) and wait for a retry
 
 	DialogEndsPending   int
 	DialogEndsOldest    time.Duration // age of the oldest unconfirmed dialog end
@@ -101,7 +101,7 @@ func metricList() []metric {
 			func(s *State) float64 { return float64(s.DebitsAlreadyApplied) }),
 		m("debits_failed_total", "Debits the engine refused even when forced: dropped, check the engine's log.", counter, nil,
 			func(s *State) float64 { return float64(s.DebitsFailed) }),
-		m("debit_retries_total", "Debit sends that failed and wait for a retry.", counter, nil,
+		m("debit_retries_total", "Debit rounds that failed (a send, or recording it on disk) and wait for a retry.", counter, nil,
 			func(s *State) float64 { return float64(s.DebitRetries) }),
 		m("dialog_ends_pending", "Dialog ends asked of the proxy and not yet confirmed.", gauge, nil,
 			func(s *State) float64 { return float64(s.DialogEndsPending) }),
