@@ -100,7 +100,12 @@ func (l *Log) flushLoop() {
 	t.Stop()
 	sleep := func(d time.Duration) bool {
 		if d <= 0 {
-			return true
+			select {
+			case <-l.flushStop:
+				return false
+			default:
+				return true
+			}
 		}
 		t.Reset(d)
 		select {
@@ -126,7 +131,9 @@ func (l *Log) flushLoop() {
 				if !sleep(time.Until(since.Add(every))) {
 					return
 				}
-				l.flush()
+				if l.flush() != nil && !sleep(every) {
+					return // a failed flush is retried an interval later, not at once
+				}
 				looked = false
 				continue
 			}
@@ -153,20 +160,27 @@ func (l *Log) flushLoop() {
 // is durable. Unlike Flush it does not flush now: it waits for the
 // flusher's next round, at most the interval away, so that callers
 // arriving together share one fdatasync (the debit spool marks a batch
-// of debits attempted, then waits here once before sending them). With
+// of debits prepared, then waits here once before sending them). With
 // fsync every Wait is durable already, and with NoSync alone nothing is
-// ever flushed: it returns at once.
+// ever flushed: it does not wait. In every setting it fails while the
+// state is not durable (a write or a flush failed and no snapshot has
+// written everything again since, health.go).
 func (l *Log) AwaitFlush() error {
-	if !l.flushing() {
-		return nil
+	if l.flushing() {
+		r, err := l.rounds.join()
+		if err != nil {
+			return err
+		}
+		l.notePending()
+		<-r.done
+		if r.err != nil {
+			return r.err
+		}
 	}
-	r, err := l.rounds.join()
-	if err != nil {
-		return err
+	if since, _, cause := l.Fault(); !since.IsZero() {
+		return fmt.Errorf("store: not durable since %s: %w", since.UTC().Format(time.RFC3339), cause)
 	}
-	l.notePending()
-	<-r.done
-	return r.err
+	return nil
 }
 
 // flushRounds hands AwaitFlush's waiters to the next flush to start.
@@ -304,17 +318,22 @@ func (l *Log) flush() (err error) {
 	if dirNew && err == nil {
 		err = syncDir(l.dir)
 	}
+	// After a failed flush, what the kernel dropped is in no durable
+	// file, and a later fdatasync of the same file says nothing of it
+	// (Linux reports a writeback error once): nothing is published as
+	// flushed until a snapshot has written everything again (health.go).
+	since, _, _ := l.Fault()
 	l.statsMu.Lock()
 	l.stats.Flushes++
-	if err == nil {
+	if err == nil && since.IsZero() {
 		l.stats.Flushed = max(l.stats.Flushed, target)
-	} else {
+	} else if err != nil {
 		l.stats.Errors++
 	}
 	l.statsMu.Unlock()
 	if err != nil {
 		err = fmt.Errorf("store: flush: %w", err)
-		l.log.Error("store: background flush failed: the last changes may not survive a power cut", "err", err)
+		l.failed(err, "a background flush failed: the last changes may not survive a power cut")
 		// Never go on writing where a flush failed: what the kernel
 		// dropped there would read as damage at replay.
 		l.wmu.Lock()

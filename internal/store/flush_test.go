@@ -3,8 +3,13 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -217,4 +222,172 @@ func TestFlusherStaysAwakeUnderLoad(t *testing.T) {
 			t.Fatalf("a write into an idle log: %d of %d bytes flushed an interval later", st.Flushed, written)
 		}
 	})
+}
+
+// TestFailedFlushNotReportedFlushed: after a failed fdatasync (a writeback
+// error, played by a segment that is /dev/null: pwrite works, fdatasync
+// fails) what the kernel dropped is in no durable file, and Linux tells a
+// later fdatasync of the file nothing of it. So the failure starts a
+// fault episode (the journal's repair then writes a snapshot of
+// everything), and AwaitFlush fails until that snapshot: the debit spool
+// must not send a debit whose records may be lost.
+func TestFailedFlushNotReportedFlushed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, _ := mustOpen(t, t.TempDir(), Options{NoSync: true, FlushEvery: 20 * time.Millisecond})
+		defer l.Close()
+		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.wmu.Lock()
+		l.seg.Close()
+		l.seg = null
+		l.wmu.Unlock()
+		mustWait(t, l.Apply(Put("A", []byte("lost"))))
+		if l.AwaitFlush() == nil {
+			t.Fatal("AwaitFlush: want the fdatasync error")
+		}
+		if since, _, _ := l.Fault(); since.IsZero() {
+			t.Error("a failed fdatasync started no fault episode: nothing writes A again")
+		}
+		mustWait(t, l.Apply(Put("B", nil))) // a new segment; /dev/null retired
+		l.AwaitFlush()
+		if err := l.AwaitFlush(); err == nil {
+			t.Fatalf("AwaitFlush nil, Flushed %d of %d bytes: A is in no durable file", l.Stats().Flushed, l.Stats().Bytes)
+		}
+		flushed := l.Stats().Flushed
+		if err := l.Compact(func(put func(string, []byte)) { put("A", []byte("lost")); put("B", nil) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.AwaitFlush(); err != nil {
+			t.Errorf("after the snapshot: %v", err)
+		}
+		if st := l.Stats(); st.Flushed <= flushed {
+			t.Errorf("after the snapshot the flushed position stays at %d of %d", st.Flushed, st.Bytes)
+		}
+	})
+}
+
+// TestFailingDrainRetriedInPlace: a drain that keeps failing (a full disk,
+// played by a file size limit the new segment's magic fits under and the
+// drain does not) is retried once per interval, in the same segment file:
+// no flusher spinning at one instant, no new segment file and descriptor
+// per try, and Close returns.
+func TestFailingDrainRetriedInPlace(t *testing.T) {
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	restore := func() { syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old) }
+	defer restore()
+	// A flusher that spins never lets the fake clock move: fail loudly
+	// in real time rather than hang until the test binary's timeout.
+	watchdog := time.AfterFunc(30*time.Second, func() {
+		panic("TestFailingDrainRetriedInPlace: the flusher spins; the fake clock stands still")
+	})
+	defer watchdog.Stop()
+	dir := t.TempDir()
+	segments := func() int {
+		m, _ := filepath.Glob(filepath.Join(dir, segPrefix+"*"))
+		return len(m)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		const every = 20 * time.Millisecond
+		l, _ := mustOpen(t, dir, Options{NoSync: true, FlushEvery: every})
+		time.Sleep(2 * every)
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 64 << 10, Max: old.Max}); err != nil {
+			t.Fatal(err)
+		}
+		mustWait(t, l.Apply(Put("big", make([]byte, 128<<10))))
+		time.Sleep(3 * every)
+		errs, files := l.Stats().Errors, segments()
+		time.Sleep(10 * every)
+		if n := l.Stats().Errors - errs; n < 5 || n > 11 {
+			t.Errorf("%d failed drains in 10 intervals, want one per interval", n)
+		}
+		if n := segments() - files; n != 0 {
+			t.Errorf("%d segment files more after 10 failed drains, want the same file retried", n)
+		}
+		errs = l.Stats().Errors
+		closed := make(chan error, 1)
+		go func() { closed <- l.Close() }()
+		for i := 0; i < 200000 && len(closed) == 0; i++ {
+			runtime.Gosched() // the fake clock stands still meanwhile
+		}
+		spun, stuck := l.Stats().Errors-errs, len(closed) == 0
+		restore()
+		<-closed
+		if spun > 2 || stuck {
+			t.Fatalf("%d failed drains at one instant; Close stuck: %v", spun, stuck)
+		}
+	})
+}
+
+// TestEveryBatchFlushedWithinInterval: writers Apply or Stage (with or
+// without Wait) at random moments, with idle gaps longer than the
+// interval; at every millisecond everything written or queued an
+// interval ago is flushed, whether the flusher stayed awake or slept.
+func TestEveryBatchFlushedWithinInterval(t *testing.T) {
+	const every = 10 * time.Millisecond
+	for seed := range uint64(8) {
+		synctest.Test(t, func(t *testing.T) {
+			l, _ := mustOpen(t, t.TempDir(), Options{NoSync: true, FlushEvery: every, RingSize: 64 << 10})
+			defer l.Close()
+			type mark struct {
+				at    time.Time
+				total uint64
+			}
+			var marks []mark
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := range 4 {
+				wg.Go(func() {
+					r := rand.New(rand.NewPCG(seed, uint64(w)))
+					for i := 0; ; i++ {
+						gap := time.Duration(r.IntN(4)) * time.Millisecond
+						if r.IntN(8) == 0 {
+							gap = every + time.Duration(r.IntN(30))*time.Millisecond
+						}
+						select {
+						case <-stop:
+							return
+						case <-time.After(gap):
+						}
+						op := Put(fmt.Sprint("k", w, i%50), make([]byte, r.IntN(300)))
+						switch r.IntN(4) {
+						case 0:
+							l.Apply(op)
+						case 1:
+							l.Stage(op)
+						case 2:
+							mustWait(t, l.Apply(op))
+						case 3:
+							mustWait(t, l.Stage(op))
+						}
+					}
+				})
+			}
+			for range 1500 {
+				time.Sleep(time.Millisecond)
+				synctest.Wait()
+				st := l.Stats()
+				l.mu.Lock()
+				queued := 0
+				for _, g := range l.queue {
+					queued += len(g.buf)
+				}
+				l.mu.Unlock()
+				now := time.Now()
+				marks = append(marks, mark{now, st.Bytes + uint64(queued)})
+				for len(marks) > 0 && now.Sub(marks[0].at) >= every {
+					if st.Flushed < marks[0].total {
+						t.Fatalf("seed %d at %v: %d bytes written or queued at %v not flushed (flushed %d)", seed, now, marks[0].total, marks[0].at, st.Flushed)
+					}
+					marks = marks[1:]
+				}
+			}
+			close(stop)
+			wg.Wait()
+		})
+	}
 }

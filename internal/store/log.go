@@ -283,6 +283,9 @@ type Log struct {
 	segSize   int // what the next segment reserves
 	segSeq    uint64
 	segBroken bool
+	// segCut: a write to the segment failed (NoSync): cut it back to
+	// segOff, the end of its last whole frame, before the next write.
+	segCut    bool
 	onSegment uint64 // bytes of batches written to segments (page cache)
 	// Without NoSync: frames are written at segOff into segCap bytes the
 	// segment was filled with zeros to; next is the segment after it,
@@ -619,7 +622,7 @@ func (l *Log) newSegment(seq uint64, need int) error {
 // useSegment makes f, segment seq, the one written to. reserved is the
 // size it was filled with zeros to, 0 for none.
 func (l *Log) useSegment(f *os.File, seq uint64, reserved int) {
-	l.seg, l.segSeq, l.segBroken = f, seq, false
+	l.seg, l.segSeq, l.segBroken, l.segCut = f, seq, false, false
 	l.segOff, l.segCap = len(segMagic), reserved
 	if reserved == 0 {
 		l.segCap = math.MaxInt // no reservation: the file grows
@@ -926,6 +929,15 @@ func (l *Log) write(g *group) {
 // wmu.
 func (l *Log) writeSegment(b []byte) error {
 	var err error
+	if l.segCut {
+		// The failed write may have left part of a frame after segOff.
+		// Cut off, the segment takes writes again: a disk that stays
+		// full is retried in the same file, not in a new file each time.
+		l.segCut = false
+		if terr := l.seg.Truncate(int64(l.segOff)); terr != nil {
+			l.segBroken = true
+		}
+	}
 	if l.segBroken {
 		// Never append after a failed write: a partial frame there would
 		// hide every later one from replay.
@@ -942,6 +954,8 @@ func (l *Log) writeSegment(b []byte) error {
 		if _, err = l.seg.WriteAt(b, int64(l.segOff)); err == nil {
 			l.segOff += len(b)
 			l.onSegment += uint64(len(b))
+		} else if l.opts.NoSync {
+			l.segCut = true // nothing is reserved: the file ends where the write failed
 		} else {
 			l.segBroken = true
 		}

@@ -232,18 +232,20 @@ func (r *ring) append(payload []byte) bool {
 
 // taken returns the payloads from the tail to the published head,
 // appended to dst, and the head they end at. Only the drain calls it.
+// Where the appender skipped to the next lap it left the bytes as they
+// were, maybe an entry of an earlier run whose pos is the same number:
+// only an entry that checks out (its CRC covers this run's epoch) is
+// taken, as at replay.
 func (r *ring) taken(dst []byte) ([]byte, uint64) {
 	head, n := r.pub.Load(), uint64(len(r.data))
 	for pos := r.tail.Load(); pos < head; {
-		off := pos % n
-		e := r.data[off:]
-		if off+ringEntryHead > n || binary.LittleEndian.Uint64(e[8:]) != pos {
-			pos += n - off // skipped to the next lap
+		payload, size, ok := ringEntryAt(r.data, &r.epochLE, pos)
+		if !ok {
+			pos += n - pos%n // skipped to the next lap
 			continue
 		}
-		ln := binary.LittleEndian.Uint32(e)
-		dst = append(dst, e[ringEntryHead:ringEntryHead+int(ln)]...)
-		pos += ringEntrySize(int(ln))
+		dst = append(dst, payload...)
+		pos += size
 	}
 	return dst, head
 }

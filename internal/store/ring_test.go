@@ -267,3 +267,39 @@ func TestWaitWrittenBeforeTheFsync(t *testing.T) {
 	close(release)
 	mustWait(t, c)
 }
+
+// TestDrainSkipsStaleEntryOfEarlierRun: where the appender skips to the
+// next lap it leaves the bytes as they were; an entry an earlier run
+// left there, with the same pos number, must not be copied into this
+// run's segment, or replay would bring back its old value (a deleted
+// debit or session among them).
+func TestDrainSkipsStaleEntryOfEarlierRun(t *testing.T) {
+	const n, x = 4096, 2560 // ring data size; where run 1's k=old entry sits
+	opts := Options{NoSync: true, FlushEvery: time.Hour, RingSize: n}
+	dir := t.TempDir()
+	entry := func(key string, size uint64) Op { // a Put whose ring entry is size bytes
+		for v := 0; ; v++ {
+			op := Put(key, make([]byte, v))
+			b, s := beginFrame(nil)
+			if ringEntrySize(len(endFrame(appendOp(b, op), s))) == size {
+				return op
+			}
+		}
+	}
+	l, _ := mustOpen(t, dir, opts) // run 1: a filler up to x, then k=old at x
+	mustWait(t, l.Apply(entry("fill", x)))
+	mustWait(t, l.Apply(Put("k", []byte("old"))))
+	l.Close()
+	l, _ = mustOpen(t, dir, opts) // run 2: k=new up to x, drained
+	newK := entry("k", x)
+	mustWait(t, l.Apply(newK))
+	l.flush()
+	mustWait(t, l.Apply(entry("big", 2000))) // too big for [x, n): next lap
+	l.flush()
+	l.Close()
+	l, live := mustOpen(t, dir, opts)
+	defer l.Close()
+	if len(live["k"]) != len(newK.Value) {
+		t.Fatalf("k=%q after restart, want run 2's %d-byte value", live["k"], len(newK.Value))
+	}
+}
