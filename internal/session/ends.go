@@ -41,7 +41,8 @@ func (m *Manager) canEndEarly() bool {
 
 // Terminate ends a call on an operator's word: BYE both ends (or CANCEL a
 // ringing call where the proxy can), debit the real duration. A ringing
-// call the proxy cannot end yet is ended when it is answered.
+// call the proxy cannot end yet is ended when it is answered, and so is
+// one it CANCELed if an answer crossed the CANCEL.
 func (m *Manager) Terminate(callID string) TerminateResult {
 	m.mu.Lock()
 	if m.closed {
@@ -64,10 +65,27 @@ func (m *Manager) Terminate(callID string) TerminateResult {
 		m.log.Info("call is ringing and the proxy can end it only once answered: it will be ended then", "callid", callID)
 		return TerminateAtAnswer
 	}
+	ringing := !s.InProgress()
 	e := m.endLocked(s, m.now(), true, "operator")
+	if ringing {
+		m.keepForAnswerLocked(s, EndAtAnswerOperator)
+	}
 	m.mu.Unlock()
 	m.finish(e)
 	return TerminateRequested
+}
+
+// keepForAnswerLocked keeps a ringing call the proxy was just asked to
+// end (CANCEL) aside, already released, as endAtAnswerLaterLocked does:
+// the callee's 200 OK may cross the CANCEL, and the proxy then relays it
+// and sends `start`, which must find the call to end it, not answer Not
+// found and leave it unlimited. A `stop` (the CANCEL won) or the stale
+// timeout forgets it.
+func (m *Manager) keepForAnswerLocked(s *Session, why string) {
+	g := *s
+	g.timer, g.Owed, g.Engine, g.EndAtAnswer = nil, false, "", why
+	m.atAnswer[s.CallID] = &g
+	m.journal.EndAtAnswer(s.CallID, nil, &g) // lands after the end; nobody waits
 }
 
 // endAtAnswerLaterLocked takes a ringing call out of the table (releasing
@@ -140,14 +158,17 @@ func (m *Manager) expireAtAnswerLocked(now time.Time, lim Limits) {
 }
 
 // setupTimeLocked handles a call still ringing at the end of the setup
-// time: it is released (0 s debit) and dropped from the table. Where the
-// proxy can end a ringing call it is ended too (the callee is CANCELed);
-// otherwise it is kept aside to be ended the moment it is answered, so a
-// late answer never runs unlimited.
+// time: it is released (0 s debit) and dropped from the table, and kept
+// aside to be ended the moment it is answered, so a late answer never
+// runs unlimited. Where the proxy can end a ringing call it is ended now
+// too (the callee is CANCELed), and kept aside all the same: an answer
+// may cross the CANCEL.
 func (m *Manager) setupTimeLocked(s *Session, now time.Time, lim Limits) (ending, bool) {
 	if m.canEndEarly() {
 		m.removeLocked(s)
-		return m.finishLocked(s, 0, true, EndAtAnswerSetupTime), true
+		e := m.finishLocked(s, 0, true, EndAtAnswerSetupTime)
+		m.keepForAnswerLocked(s, EndAtAnswerSetupTime)
+		return e, true
 	}
 	m.endAtAnswerLaterLocked(s, EndAtAnswerSetupTime) // lands in order; nobody waits on housekeeping
 	logLine(m.log, slog.LevelInfo, "call not answered within the setup time: released; it is ended if it is answered later",

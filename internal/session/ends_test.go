@@ -60,6 +60,19 @@ func TestTerminateRinging(t *testing.T) {
 					if _, ok := f.m.Get("ring"); ok {
 						t.Fatal("session still tracked")
 					}
+					// Kept aside, journaled: an answer may cross the CANCEL.
+					if g, ok := f.m.AtAnswer("ring"); !ok || g.EndAtAnswer != EndAtAnswerOperator {
+						t.Fatalf("kept aside: %+v %v, want to end at answer", g, ok)
+					}
+					if recorded, _ := f.j.AtAnswer("ring"); !recorded {
+						t.Fatal("kept aside but not journaled")
+					}
+					if got := f.m.Stop("ring"); got != ReplyOk { // the CANCEL won: the call failed
+						t.Fatalf("stop of the CANCELed call: %q", got)
+					}
+					if _, ok := f.m.AtAnswer("ring"); ok {
+						t.Fatal("kept aside after its stop")
+					}
 				} else {
 					if res != TerminateAtAnswer {
 						t.Fatalf("result %v, want at answer", res)
@@ -116,7 +129,7 @@ func TestTerminateRinging(t *testing.T) {
 // never runs unlimited when answered late.
 func TestSetupTimeRinging(t *testing.T) {
 	lim := Limits{Limit: 60, PrepaidLimit: NoLimit, SetupTime: time.Minute, StaleTimeout: time.Hour}
-	t.Run("opensips: ended now", func(t *testing.T) {
+	t.Run("opensips: ended now, and at answer if the answer crossed the CANCEL", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := newEarlyFixture(t, lim, nil)
 			f.m.Init(initReq("slow", "alice", ""), time.Now().Add(-2*time.Minute))
@@ -124,8 +137,11 @@ func TestSetupTimeRinging(t *testing.T) {
 			if tg := waitEnd(t, f, time.Second); tg.CallID != "slow" || !tg.NoID {
 				t.Fatalf("ended %+v", tg)
 			}
-			if got := f.m.Start("slow", "1:2", time.Now()); got != ReplyNotFound {
+			if got := f.m.Start("slow", "1:2", time.Now()); got != ReplyOk {
 				t.Fatalf("late start: %q", got)
+			}
+			if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "slow" || tg.Dialog != (dialog.ID{Entry: 1, ID: 2}) {
+				t.Fatalf("the answered call ended %+v, want by its dialog", tg)
 			}
 		})
 	})

@@ -437,7 +437,12 @@ func (m *Manager) track(c *initCall, log callLog) initDecision {
 	if m.calls[s.CallID] != nil { // another connection set up the same Call-ID meanwhile
 		m.mu.Unlock()
 		log.Warn("init refused: duplicated callid (concurrent init)")
-		return letGoOf(ReplyDuplicatedCallID, engineIfOwed(s))
+		// Nothing is released: the engine keys its sessions by Call-ID,
+		// and a 0 s debit, like the record's delete, would end the
+		// call the other init set up, leaving it unlimited after a
+		// restart. (Asked of another engine, this init's session there
+		// is one the engine purges by itself.) Only the mark goes.
+		return letGoOf(ReplyDuplicatedCallID, "")
 	}
 	if c.callLimit > 0 && len(m.parties[s.Party]) >= c.callLimit {
 		m.mu.Unlock()
@@ -541,7 +546,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	wait := m.journal.Save(s)
 	req := rating.Request{CallID: s.CallID, From: s.Party, To: s.RURI, Gateway: s.SourceIP,
 		Application: s.Application, Duration: capOrDefault(s.Cap), Connected: true}
-	engine, party := s.Engine, s.Party
+	engine, party, limit := s.Engine, s.Party, s.Limit
 	m.mu.Unlock()
 	if m.waitLogged(wait, callID, by) {
 		return m.startLate(log)
@@ -550,13 +555,20 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	ctx, cancel := context.WithDeadline(context.Background(), by)
 	mt, err := m.rater.MaxSessionTime(ctx, engine, req)
 	cancel()
+	// Without a new number, the answer at init is the best there is: the
+	// engine gave it counting the party's calls already running, so they
+	// end no later than this one (only sooner: an engine at the party's
+	// parallel-call maximum answers the re-ask Locked).
 	switch {
+	case mt.Kind == rating.Limited && err == nil:
+		m.retime(party, engine, mt.Seconds, by, false)
 	case err != nil:
 		log.Warn("re-ask at start failed; the call keeps its limit", "engine", engine, "err", err)
-	case mt.Kind == rating.Limited:
-		m.retime(party, engine, mt.Seconds, by, false)
 	default:
 		log.Info("re-ask at start did not give a number; the call keeps its limit", "answer", mt.Kind)
+	}
+	if (err != nil || mt.Kind != rating.Limited) && limit != NoLimit {
+		m.retime(party, engine, limit, by, true)
 	}
 	log.debug("call answered", slog.String("party", party), slog.Bool("prepaid", true))
 	return ReplyOk
