@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -75,6 +76,9 @@ type Options struct {
 	OnDone func(Target, Outcome)
 
 	onResult func(Target, outcome) // test hook: every answer and timeout
+	// idsFromOne: request ids count from 1, as in the golden transcripts
+	// (tests); otherwise they start anywhere (New).
+	idsFromOne bool
 	// maxRefusedWait caps the wait between refused sends (test hook;
 	// zero: up to 4*maxBackoff).
 	maxRefusedWait time.Duration
@@ -99,9 +103,13 @@ type request struct {
 	attempts int
 	seqs     []uint64 // ids of every attempt: a late answer to any of them counts
 	byCallID bool     // a numeric id got 404: name the dialog by Call-ID from now on
-	deadline time.Time
-	hidx     int // index in the deadline heap, -1 when not in it
-	done     bool
+	// firstByCallID is the id of the first attempt by Call-ID (0: none
+	// sent yet): a 404 to an earlier, numeric attempt says nothing of
+	// the dialog.
+	firstByCallID uint64
+	deadline      time.Time
+	hidx          int // index in the deadline heap, -1 when not in it
+	done          bool
 }
 
 // Client sends end-dialog requests over JSON-RPC 2.0 on Unix datagrams.
@@ -175,6 +183,13 @@ func New(opts Options, log *slog.Logger) (*Client, error) {
 		wake:  make(chan struct{}, 1),
 		kick:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
+	}
+	if !opts.idsFromOne {
+		// Ids start anywhere: the reply socket's path is the same in
+		// every run, and a late reply to the last run's request must
+		// not match this run's request of the same id. Within int32,
+		// which every JSON-RPC server echoes as it came.
+		c.seq = rand.Uint64N(1 << 30)
 	}
 	c.wg.Add(3)
 	go c.sendLoop()
@@ -305,6 +320,9 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 	key := c.opts.OpenSIPSKey
 	if r.byCallID {
 		key = ByCallID
+		if r.firstByCallID == 0 {
+			r.firstByCallID = seq
+		}
 	}
 	// Registered before sending: the answer may beat us back from sendto.
 	c.bySeq[seq] = r
@@ -446,6 +464,12 @@ func (c *Client) answer(rep reply) {
 	if r == nil || r.done {
 		c.mu.Unlock()
 		c.log.Warn("reply to no pending request (late or foreign)", "id", rep.seq)
+		return
+	}
+	if rep.kind == replyGone && r.byCallID && (r.firstByCallID == 0 || rep.seq < r.firstByCallID) {
+		// The numeric form's 404, late: the request by Call-ID decides.
+		c.mu.Unlock()
+		c.log.Debug("late 404 to a numeric attempt; waiting for the answer by Call-ID", "callid", r.t.CallID, "id", rep.seq)
 		return
 	}
 	retryByCallID := rep.kind == replyGone && c.opts.Flavor == OpenSIPS &&

@@ -170,7 +170,7 @@ func TestClientWireAndAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fake, proxyPath := startFake(t, tt.flavor)
 			fake.SetAnswer(tt.answer)
-			h := newClient(t, Options{Flavor: tt.flavor, ProxySocket: proxyPath, OpenSIPSKey: tt.key,
+			h := newClient(t, Options{Flavor: tt.flavor, ProxySocket: proxyPath, OpenSIPSKey: tt.key, idsFromOne: true,
 				Timeout: 300 * time.Millisecond})
 			h.client.End(target)
 			got := h.rec.wait(t, 1, 20*time.Second)

@@ -157,7 +157,10 @@ func parseReply(b []byte) (reply, error) {
 		if c, err := raw.Error.Code.Int64(); err == nil {
 			r.code = c
 		}
-		if r.code == 404 || strings.Contains(strings.ToLower(r.message), "not found") {
+		// Both proxies say "no such dialog" with code 404 (spec,
+		// dialog-termination.md). Not by the message: OpenSIPS answers
+		// an unknown method (no dialog module) "Method not found".
+		if r.code == 404 {
 			r.kind = replyGone
 		}
 	case len(raw.Result) > 0 && !bytes.Equal(raw.Result, []byte("null")):

@@ -104,8 +104,10 @@ func TestParseReply(t *testing.T) {
 		{name: "opensips ok string id", in: "{\"jsonrpc\":\"2.0\",\"id\":\"42\",\"result\":\"OK\"}\n", noErr: true, want: reply{seq: 42, kind: replyOK}},
 		{name: "opensips gone", in: `{"jsonrpc":"2.0","id":"5","error":{"code":404,"message":"Dialog not found"}}`, noErr: true,
 			want: reply{seq: 5, kind: replyGone, code: 404, message: "Dialog not found"}},
-		{name: "gone by message", in: `{"jsonrpc":"2.0","id":"6","error":{"code":-32000,"message":"dialog Not Found"}}`, noErr: true,
-			want: reply{seq: 6, kind: replyGone, code: -32000, message: "dialog Not Found"}},
+		// Only code 404 says the dialog is gone: "Method not found"
+		// (no dialog module) is an error, and the request is retried.
+		{name: "not found, not 404", in: `{"jsonrpc":"2.0","id":"6","error":{"code":-32601,"message":"Method not found"}}`, noErr: true,
+			want: reply{seq: 6, kind: replyError, code: -32601, message: "Method not found"}},
 		{name: "plain text", in: "500 Internal error\n", wantErr: errNotJSON},
 		{name: "plain text 400", in: "400 Parse_error", wantErr: errNotJSON},
 		{name: "empty", in: "", wantErr: errNotJSON},
