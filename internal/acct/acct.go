@@ -43,9 +43,15 @@ type Outcome struct {
 	CallID  string
 	FromTag string
 	Kind    Kind
-	// Duration in seconds, for Terminated only.
+	// Duration in seconds, for Terminated only; DurationUnknown when the
+	// record carries none.
 	Duration int
 }
+
+// DurationUnknown is an Outcome's Duration when the record carries none
+// (a BYE's own accounting Stop): the call is debited what the daemon
+// measured, until now, never 0.
+const DurationUnknown = -1
 
 // Tracker is the session layer as acct sees it. End may be called for a
 // call that was ended meanwhile (a retransmitted Stop, a poll racing a

@@ -18,6 +18,9 @@ const (
 	attrSipResponseCode radius.Type = 102
 	attrSipToTag        radius.Type = 104
 	attrSipFromTag      radius.Type = 105
+	// attrSipCallDuration is where OpenSIPS's acc module puts a CDR's
+	// duration (dictionary.opensips, 227); it sends no Acct-Session-Time.
+	attrSipCallDuration radius.Type = 227
 )
 
 // acctRecord is what a Stop tells us.
@@ -26,7 +29,8 @@ type acctRecord struct {
 	callID      string
 	fromTag     string
 	hasFromTag  bool
-	sessionTime int
+	toTag       string
+	sessionTime int // DurationUnknown when the packet carries none
 }
 
 // extractRecord reads the attributes we use from an Accounting-Request.
@@ -40,8 +44,16 @@ func extractRecord(p *radius.Packet) acctRecord {
 	if v, ok := p.Attributes.Lookup(attrSipFromTag); ok {
 		r.fromTag, r.hasFromTag = radius.String(v), true
 	}
+	if v, ok := p.Attributes.Lookup(attrSipToTag); ok {
+		r.toTag = radius.String(v)
+	}
+	r.sessionTime = DurationUnknown
 	if v, err := rfc2866.AcctSessionTime_Lookup(p); err == nil {
 		r.sessionTime = int(uint32(v))
+	} else if v, ok := p.Attributes.Lookup(attrSipCallDuration); ok {
+		if n, err := radius.Integer(v); err == nil {
+			r.sessionTime = int(n)
+		}
 	}
 	return r
 }
@@ -126,7 +138,14 @@ func (l *Listener) serveRADIUS(w radius.ResponseWriter, r *radius.Request) {
 	if rec.hasFromTag {
 		fromTag = rec.fromTag
 	}
-	if !l.tracker.End(Outcome{CallID: rec.callID, FromTag: fromTag, Kind: Terminated, Duration: rec.sessionTime}) {
+	ended := l.tracker.End(Outcome{CallID: rec.callID, FromTag: fromTag, Kind: Terminated, Duration: rec.sessionTime})
+	if !ended && rec.hasFromTag && rec.toTag != "" {
+		// The callee's BYE: its From is the callee, so the call's From
+		// tag is the Stop's To tag (OpenSIPS swaps them only with
+		// detect_direction).
+		ended = l.tracker.End(Outcome{CallID: rec.callID, FromTag: rec.toTag, Kind: Terminated, Duration: rec.sessionTime})
+	}
+	if !ended {
 		l.log.Debug("radius: stop for an untracked call, ignored", "callid", rec.callID, "from_tag", rec.fromTag)
 		return
 	}

@@ -46,15 +46,24 @@ func TestExtractRecord(t *testing.T) {
 		want acctRecord
 	}{
 		{"stop", acctPacket(secret, rfc2866.AcctStatusType_Value_Stop, "c1", "f1", 42),
-			acctRecord{status: 2, callID: "c1", fromTag: "f1", hasFromTag: true, sessionTime: 42}},
+			acctRecord{status: 2, callID: "c1", fromTag: "f1", hasFromTag: true, toTag: "to-f1", sessionTime: 42}},
 		{"no from tag", acctPacket(secret, rfc2866.AcctStatusType_Value_Stop, "c1", "", 5),
 			acctRecord{status: 2, callID: "c1", sessionTime: 5}},
 		{"no time", acctPacket(secret, rfc2866.AcctStatusType_Value_Stop, "c1", "f", -1),
-			acctRecord{status: 2, callID: "c1", fromTag: "f", hasFromTag: true}},
+			acctRecord{status: 2, callID: "c1", fromTag: "f", hasFromTag: true, toTag: "to-f", sessionTime: DurationUnknown}},
 		{"start", acctPacket(secret, rfc2866.AcctStatusType_Value_Start, "c1", "f", -1),
-			acctRecord{status: 1, callID: "c1", fromTag: "f", hasFromTag: true}},
-		{"empty", acctPacket(secret, 0, "", "", -1), acctRecord{}},
+			acctRecord{status: 1, callID: "c1", fromTag: "f", hasFromTag: true, toTag: "to-f", sessionTime: DurationUnknown}},
+		{"empty", acctPacket(secret, 0, "", "", -1), acctRecord{sessionTime: DurationUnknown}},
 	}
+	// OpenSIPS's acc module sends a CDR's duration as Sip-Call-Duration
+	// (227), never Acct-Session-Time (modules/acc/acc.c, 3.6.8).
+	cdr := acctPacket(secret, rfc2866.AcctStatusType_Value_Stop, "c1", "f1", -1)
+	cdr.Add(attrSipCallDuration, radius.NewInteger(65))
+	tests = append(tests, struct {
+		name string
+		p    *radius.Packet
+		want acctRecord
+	}{"opensips cdr", cdr, acctRecord{status: 2, callID: "c1", fromTag: "f1", hasFromTag: true, toTag: "to-f1", sessionTime: 65}})
 	// A malformed (short) Acct-Status-Type is not a Stop.
 	bad := acctPacket(secret, 0, "c1", "", -1)
 	bad.Add(rfc2866.AcctStatusType_Type, radius.Attribute{0, 2})
@@ -62,7 +71,7 @@ func TestExtractRecord(t *testing.T) {
 		name string
 		p    *radius.Packet
 		want acctRecord
-	}{"short status", bad, acctRecord{callID: "c1"}})
+	}{"short status", bad, acctRecord{callID: "c1", sessionTime: DurationUnknown}})
 
 	for _, tt := range tests {
 		if got := extractRecord(tt.p); got != tt.want {
@@ -89,7 +98,7 @@ func FuzzExtractRecord(f *testing.F) {
 			return
 		}
 		r := extractRecord(p)
-		if r.sessionTime < 0 {
+		if r.sessionTime < 0 && r.sessionTime != DurationUnknown {
 			t.Errorf("negative session time %d", r.sessionTime)
 		}
 		if !r.hasFromTag && r.fromTag != "" {
@@ -352,5 +361,31 @@ func TestListenerRadclient(t *testing.T) {
 	want := Outcome{CallID: "stop-tagged", FromTag: "f1", Kind: Terminated, Duration: 61}
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("closed %+v, want %+v", got, want)
+	}
+}
+
+type nopWriter struct{}
+
+func (nopWriter) Write(*radius.Packet) error { return nil }
+
+// The callee's BYE: OpenSIPS takes Sip-From-Tag from the BYE's own From
+// header (swapped only with detect_direction, off by default), so the
+// Stop's From tag is the callee's and its To tag the caller's, the call's
+// From tag. The call is ended all the same.
+func TestCalleeByeStopMatched(t *testing.T) {
+	tr := newTracker(Call{CallID: "c", FromTag: "caller"})
+	l, err := NewListener("127.0.0.1:0", secret, tr, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p := radius.New(radius.CodeAccountingRequest, []byte(secret))
+	rfc2866.AcctStatusType_Add(p, rfc2866.AcctStatusType_Value_Stop)
+	rfc2866.AcctSessionID_AddString(p, "c")
+	p.Add(attrSipFromTag, radius.Attribute("callee"))
+	p.Add(attrSipToTag, radius.Attribute("caller"))
+	l.serveRADIUS(nopWriter{}, &radius.Request{Packet: p, RemoteAddr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
+	if got := tr.Closed(); len(got) != 1 || got[0].FromTag != "caller" || got[0].Duration != DurationUnknown {
+		t.Errorf("callee's BYE Stop: closed %+v, want the call, duration unknown", got)
 	}
 }

@@ -20,9 +20,11 @@ func (m *Manager) Watched() []Watched {
 
 // EndUnseen ends a call that accounting saw end (its BYE passed) while no
 // stop came from the proxy: it ends without a BYE and debits what
-// accounting measured, seconds, within the call's limit. It reports
-// whether the call was tracked; a call with another From tag (fromTag ""
-// matches any) is another call.
+// accounting measured, seconds, within the call's limit; when the record
+// carried no duration (seconds < 0) it debits what the daemon measured,
+// until now, rather than nothing. It reports whether the call was
+// tracked; a call with another From tag (fromTag "" matches any) is
+// another call.
 func (m *Manager) EndUnseen(callID, fromTag string, seconds int) bool {
 	m.mu.Lock()
 	s := m.accounted(callID, fromTag)
@@ -30,14 +32,19 @@ func (m *Manager) EndUnseen(callID, fromTag string, seconds int) bool {
 		m.mu.Unlock()
 		return false
 	}
-	m.removeLocked(s)
-	if seconds < 0 || !s.InProgress() {
-		seconds = 0
+	var e ending
+	if seconds < 0 {
+		e = m.endLocked(s, m.now(), false, "accounting: terminated")
+	} else {
+		m.removeLocked(s)
+		if !s.InProgress() {
+			seconds = 0
+		}
+		if s.Limit != NoLimit && s.InProgress() && seconds > s.Limit {
+			seconds = s.Limit
+		}
+		e = m.finishLocked(s, seconds, false, "accounting: terminated")
 	}
-	if s.Limit != NoLimit && s.InProgress() && seconds > s.Limit {
-		seconds = s.Limit
-	}
-	e := m.finishLocked(s, seconds, false, "accounting: terminated")
 	m.mu.Unlock()
 	m.finish(e)
 	return true

@@ -518,6 +518,25 @@ func TestAccountingEnds(t *testing.T) {
 	})
 }
 
+// A Stop that carries no duration (a BYE's own accounting record) is
+// debited what the daemon measured, until now: never 0, and never past the
+// call's end.
+func TestAccountingEndWithoutDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, limited(600))
+		f.m.Init(initReq("bye", "alice", "true"), time.Now())
+		f.m.Start("bye", "1:1", time.Now())
+		time.Sleep(42 * time.Second)
+		if !f.m.EndUnseen("bye", "ft-bye", -1) {
+			t.Fatal("call not found")
+		}
+		noEnd(t, f) // its BYE passed: no end request
+		if d := f.j.Debits(); len(d) != 1 || d[0].Debit.Duration != 42 {
+			t.Fatalf("debits %+v, want the 42 s the call lasted", d)
+		}
+	})
+}
+
 // A call whose end is due when a re-time arrives keeps its end: it goes
 // with the party's other calls that ended at the same moment.
 func TestRetimeLeavesDueCallsAlone(t *testing.T) {
