@@ -109,9 +109,10 @@ func TestWebMetrics(t *testing.T) {
 		t.Fatal(got)
 	}
 	// The engine applies the debit before the daemon reads the reply and
-	// counts it: wait for the counts, not for the engine.
+	// counts it: wait for the counts, not for the engine. Generously: under
+	// CI's repeated runs a send that fails waits out the spool's backoff.
 	var body string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var status int
 		status, body = e.http("GET", "/metrics")
 		if status != 200 {
@@ -119,8 +120,17 @@ func TestWebMetrics(t *testing.T) {
 		}
 		counted := strings.Contains(body, `request="debit_balance",result="ok"`) &&
 			strings.Contains(body, "\ncallcontrol_debits_delivered_total 1\n") && strings.Contains(body, "\ncallcontrol_debits_waiting 0\n")
-		if counted || time.Now().After(deadline) {
+		if counted {
 			break
+		}
+		if time.Now().After(deadline) {
+			var debits []string
+			for _, line := range strings.Split(body, "\n") {
+				if strings.Contains(line, "debit") && !strings.HasPrefix(line, "#") {
+					debits = append(debits, line)
+				}
+			}
+			t.Fatalf("the debit was not delivered and counted within 30 s:\n%s", strings.Join(debits, "\n"))
 		}
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
