@@ -72,9 +72,6 @@ func (j *Journal) notDurable(wait session.Wait) session.Wait {
 		if err != nil {
 			return err
 		}
-		if since, _, cause := j.log.Fault(); !since.IsZero() {
-			return fmt.Errorf("state not durable since %s: %w", since.UTC().Format(time.RFC3339), cause)
-		}
-		return nil
+		return j.log.NotDurable()
 	}
 }

@@ -559,16 +559,17 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	// engine gave it counting the party's calls already running, so they
 	// end no later than this one (only sooner: an engine at the party's
 	// parallel-call maximum answers the re-ask Locked).
-	switch {
-	case mt.Kind == rating.Limited && err == nil:
+	if err == nil && mt.Kind == rating.Limited {
 		m.retime(party, engine, mt.Seconds, by, false)
-	case err != nil:
-		log.Warn("re-ask at start failed; the call keeps its limit", "engine", engine, "err", err)
-	default:
-		log.Info("re-ask at start did not give a number; the call keeps its limit", "answer", mt.Kind)
-	}
-	if (err != nil || mt.Kind != rating.Limited) && limit != NoLimit {
-		m.retime(party, engine, limit, by, true)
+	} else {
+		if err != nil {
+			log.Warn("re-ask at start failed; the call keeps its limit", "engine", engine, "err", err)
+		} else {
+			log.Info("re-ask at start did not give a number; the call keeps its limit", "answer", mt.Kind)
+		}
+		if limit != NoLimit {
+			m.retime(party, engine, limit, by, true)
+		}
 	}
 	log.debug("call answered", slog.String("party", party), slog.Bool("prepaid", true))
 	return ReplyOk

@@ -177,10 +177,7 @@ func (l *Log) AwaitFlush() error {
 			return r.err
 		}
 	}
-	if since, _, cause := l.Fault(); !since.IsZero() {
-		return fmt.Errorf("store: not durable since %s: %w", since.UTC().Format(time.RFC3339), cause)
-	}
-	return nil
+	return l.NotDurable()
 }
 
 // flushRounds hands AwaitFlush's waiters to the next flush to start.

@@ -30,6 +30,16 @@ func (l *Log) Fault() (since time.Time, failed uint64, cause error) {
 	return l.health.since, l.health.failed, l.health.cause
 }
 
+// NotDurable is the open episode as an error (wrapping its cause), nil
+// when the state is durable.
+func (l *Log) NotDurable() error {
+	since, _, cause := l.Fault()
+	if since.IsZero() {
+		return nil
+	}
+	return fmt.Errorf("state not durable since %s: %w", since.UTC().Format(time.RFC3339), cause)
+}
+
 // failed records a failure; the first of an episode is logged.
 func (l *Log) failed(err error, what string) {
 	h := &l.health
