@@ -6,10 +6,12 @@
 package sipdialog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ID identifies a proxy dialog by its hash table entry and id.
@@ -77,3 +79,30 @@ type Target struct {
 // Ender ends dialogs. End never blocks (callers hold locks or sit on the
 // proxy path) and never drops a request without a log line.
 type Ender interface{ End(t Target) }
+
+// Found is what the proxy says of the dialog of a Call-ID it was asked
+// about (Looker.Lookup).
+type Found struct {
+	// Exists: the proxy has a dialog with this Call-ID (in any state
+	// before it ended).
+	Exists bool
+	// Answered: the dialog was answered (200 OK seen, confirmed or
+	// waiting for its ACK), not only ringing.
+	Answered bool
+	// Dialog is the dialog's id, as `start` would have given it; HasDialog
+	// says whether the proxy gave one.
+	Dialog    ID
+	HasDialog bool
+	// AnsweredAt is when it was answered, by the proxy's clock (whole
+	// seconds); zero when not answered or not told.
+	AnsweredAt time.Time
+}
+
+// Looker asks the proxy about the dialog of a Call-ID: after a restart,
+// a call that was ringing may have been answered while the daemon was
+// down, and the proxy's `start` for it was lost. Lookup is safe for
+// concurrent use; an error means the proxy gave no usable answer (the
+// dialog's fate is unknown), not that the dialog is gone.
+type Looker interface {
+	Lookup(ctx context.Context, callID string) (Found, error)
+}
