@@ -115,15 +115,22 @@ const atAnswerDelay = time.Second
 // with its timer set to end it once the ACK has had time to confirm the
 // dialog; it is called with the lock held and releases it.
 func (m *Manager) endAtAnswerLocked(g *Session, dialogID string, by time.Time, log callLog) Reply {
-	delete(m.atAnswer, g.CallID)
-	now := m.now()
-	g.Answered = now
-	if id, err := sipdialog.ParseID(dialogID); err == nil {
-		g.Dialog, g.HasDialog = id, true
-	} else {
+	id, err := sipdialog.ParseID(dialogID)
+	if err != nil && !m.canEndEarly() {
 		log.Error("start with an unusable dialogid: the proxy ends dialogs only by id, so this call cannot be cut; end it on the proxy",
 			"dialogid", dialogID)
 	}
+	return m.endAnsweredAtAnswerLocked(g, id, err == nil, by, log)
+}
+
+// endAnsweredAtAnswerLocked is endAtAnswerLocked with the dialog's id
+// parsed (hasID false: none usable), for a `start` or for the proxy's word
+// that the call was answered while the daemon was down.
+func (m *Manager) endAnsweredAtAnswerLocked(g *Session, id sipdialog.ID, hasID bool, by time.Time, log callLog) Reply {
+	delete(m.atAnswer, g.CallID)
+	now := m.now()
+	g.Answered = now
+	g.Dialog, g.HasDialog = id, hasID
 	m.addLocked(g) // released already: no engine, no debit
 	m.setEndLocked(g, now.Add(atAnswerDelay))
 	wait := m.journal.Save(g)

@@ -1,0 +1,222 @@
+package session
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/sipdialog"
+)
+
+// Calls answered while the daemon was down. The call_control module
+// drops a `start` it could not deliver, so a call ringing when the daemon
+// stopped and answered before it came back is restored ringing, and its
+// answer would never arm its timer: on OpenSIPS it would talk free until
+// the setup time cut it (debited nothing), on Kamailio it would be kept
+// aside for a `start` that never comes and then forgotten, unlimited.
+// After a restore the daemon asks the proxy about each such call.
+
+// Ringing lists the Call-IDs, among the sessions and the calls kept to be
+// ended at answer that a restart restores, of those not answered yet:
+// the ones whose answer may have been missed. Call it before handing the
+// sessions to Restore (the manager's lock guards them after).
+func Ringing(sessions, atAnswer []*Session) []string {
+	var ids []string
+	for _, s := range sessions {
+		if !s.InProgress() {
+			ids = append(ids, s.CallID)
+		}
+	}
+	for _, g := range atAnswer {
+		ids = append(ids, g.CallID)
+	}
+	return ids
+}
+
+// How FindMissedAnswers paces itself: lookups in flight at once (the
+// proxy's management socket has a short queue), how long one may take,
+// and the waits between rounds for the calls the proxy did not answer for.
+const (
+	missedLookups      = 8
+	missedLookupWait   = 5 * time.Second
+	missedRetryFirst   = time.Second
+	missedRetryLongest = time.Minute
+)
+
+// missedOutcome is what the proxy's word did to one call.
+type missedOutcome int
+
+const (
+	missedSettled  missedOutcome = iota // its start or stop came first, or it was dropped: nothing to do
+	missedRinging                       // still ringing: its start will come
+	missedAnswered                      // answered while the daemon was down: timed now
+	missedGone                          // ended while the daemon was down: released
+)
+
+// FindMissedAnswers asks the proxy, for each of callIDs still waiting for
+// its answer, whether its dialog was answered: an answered call is timed
+// from the proxy's answer time (and ended at once if its time passed), a
+// call the proxy no longer has is released, a ringing one is left to its
+// `start`. Calls the proxy gives no answer for are asked again, with
+// growing waits, until ctx ends or the call's own start, stop or timeout
+// settles it.
+func (m *Manager) FindMissedAnswers(ctx context.Context, looker sipdialog.Looker, callIDs []string) {
+	wait := missedRetryFirst
+	var counts [missedGone + 1]atomic.Int64
+	for len(callIDs) > 0 {
+		var (
+			mu      sync.Mutex
+			unknown []string
+			wg      sync.WaitGroup
+			slots   = make(chan struct{}, missedLookups)
+		)
+		for _, id := range callIDs {
+			if !m.awaitsAnswer(id) {
+				continue
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				lctx, cancel := context.WithTimeout(ctx, missedLookupWait)
+				found, err := looker.Lookup(lctx, id)
+				cancel()
+				if err != nil {
+					if ctx.Err() == nil {
+						m.log.Debug("proxy gave no answer about a call restored ringing", "callid", id, "err", err.Error())
+					}
+					mu.Lock()
+					unknown = append(unknown, id)
+					mu.Unlock()
+					return
+				}
+				counts[m.missedAnswer(id, found)].Add(1)
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return
+		}
+		callIDs = unknown
+		if len(callIDs) == 0 {
+			break
+		}
+		m.log.Warn("the proxy gave no answer about calls restored ringing: they may have been answered while the daemon was down and run without a timer; asking again",
+			"calls", len(callIDs), "in", wait.String())
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait = min(2*wait, missedRetryLongest)
+	}
+	m.log.Info("calls restored ringing checked with the proxy",
+		"answered_meanwhile", counts[missedAnswered].Load(), "ended_meanwhile", counts[missedGone].Load(),
+		"ringing", counts[missedRinging].Load())
+}
+
+// awaitsAnswer says whether a call is still ringing or kept to be ended
+// at answer.
+func (m *Manager) awaitsAnswer(callID string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.calls[callID]; s != nil {
+		return !s.InProgress()
+	}
+	return m.atAnswer[callID] != nil
+}
+
+// missedAnswer applies what the proxy said of a call restored ringing.
+func (m *Manager) missedAnswer(callID string, f sipdialog.Found) missedOutcome {
+	log := newCallLog(m.log, callID)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return missedSettled
+	}
+	if s := m.calls[callID]; s != nil {
+		switch {
+		case s.InProgress():
+			m.mu.Unlock()
+			return missedSettled
+		case !f.Exists:
+			// Its stop was lost as its start would have been: it failed
+			// or was canceled while the daemon was down.
+			e := m.endLocked(s, m.now(), false, "gone from the proxy (ended while the daemon was down)")
+			m.mu.Unlock()
+			m.finish(e)
+			return missedGone
+		case !f.Answered:
+			m.mu.Unlock()
+			return missedRinging
+		}
+		return m.answeredMeanwhileLocked(s, f, log)
+	}
+	g := m.atAnswer[callID]
+	switch {
+	case g == nil:
+		m.mu.Unlock()
+		return missedSettled
+	case !f.Exists:
+		m.dropAtAnswerLocked(callID)
+		m.mu.Unlock()
+		return missedGone
+	case !f.Answered:
+		m.mu.Unlock()
+		return missedRinging
+	}
+	m.endAnsweredAtAnswerLocked(g, f.Dialog, f.HasDialog, time.Time{}, log)
+	return missedAnswered
+}
+
+// answeredMeanwhileLocked times a call the proxy says was answered while
+// the daemon was down, from the proxy's answer time (whole seconds, so up
+// to a second early: the limit is never exceeded); without one, from its
+// setup, the earliest it can have been. It releases the lock.
+func (m *Manager) answeredMeanwhileLocked(s *Session, f sipdialog.Found, log callLog) missedOutcome {
+	now := m.now()
+	answered := f.AnsweredAt
+	told := !answered.IsZero()
+	if !told || answered.Before(s.Created) {
+		answered = s.Created
+	}
+	if answered.After(now) {
+		answered = now
+	}
+	s.Answered = answered
+	if f.HasDialog {
+		s.Dialog, s.HasDialog = f.Dialog, true
+	}
+	// The limit is the one the engine gave at init: the re-ask at start
+	// would count from now what the call has already talked. Its
+	// re-checks (recheck.go) share the party's balance from here on.
+	if s.Limit != NoLimit {
+		m.setEndLocked(s, answered.Add(time.Duration(s.Limit)*time.Second))
+	}
+	wait := m.journal.Save(s)
+	limit, endAt, dialogID := s.Limit, s.EndAt, s.Dialog.String()
+	if !s.HasDialog {
+		dialogID = ""
+	}
+	m.mu.Unlock()
+	log.Warn("call answered while the daemon was down (its start was lost): timed from the proxy's answer",
+		"answered", answered.UTC().Format(time.RFC3339), "answer_time_from_proxy", told, "limit", limit,
+		"ends", formatEnd(endAt), "dialogid", dialogID)
+	m.waitLogged(wait, s.CallID, time.Time{})
+	return missedAnswered
+}
+
+// formatEnd is an end time for a log line: "none" for a call without one.
+func formatEnd(t time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

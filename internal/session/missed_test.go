@@ -1,0 +1,228 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	. "github.com/callcontrol/callcontrol/internal/session"
+	"github.com/callcontrol/callcontrol/internal/sipdialog"
+)
+
+// scriptedLooker answers each lookup of a Call-ID with the next of its
+// answers (the last one repeats); an answer with err set fails.
+type scriptedLooker struct {
+	mu      sync.Mutex
+	answers map[string][]lookupAnswer
+	asked   map[string]int
+}
+
+type lookupAnswer struct {
+	found sipdialog.Found
+	err   error
+}
+
+func (l *scriptedLooker) Lookup(ctx context.Context, callID string) (sipdialog.Found, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.asked[callID]++
+	a := l.answers[callID]
+	if len(a) == 0 {
+		return sipdialog.Found{}, errors.New("no script")
+	}
+	next := a[0]
+	if len(a) > 1 {
+		l.answers[callID] = a[1:]
+	}
+	return next.found, next.err
+}
+
+func (l *scriptedLooker) times(callID string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.asked[callID]
+}
+
+// A call ringing when the daemon stopped, answered before it came back:
+// the proxy dropped its `start`. After the restore, the proxy's word
+// decides: answered calls are timed from the proxy's answer time, gone
+// ones released, ringing ones left to their start.
+func TestFindMissedAnswers(t *testing.T) {
+	dlg := sipdialog.ID{Entry: 1079, ID: 6296}
+	down := errors.New("proxy management socket: connection refused")
+	for _, tc := range []struct {
+		name    string
+		limit   int
+		keptFor string // kept aside to be ended at answer, not ringing in the table
+		answers []lookupAnswer
+		// want: the call cut at this offset from the restore (with a BYE to
+		// dlg), and debited this many seconds; or not cut.
+		cutAfter  time.Duration
+		debit     int
+		cut       bool
+		tracked   bool // still in the table afterwards, ringing
+		released  bool // 0 s debit, no BYE
+		keptAside bool // still kept to be ended at answer
+		// answeredAgo: the proxy's answer time, before the restore (0: not told).
+		answeredAgo time.Duration
+	}{
+		{name: "answered 10 s into the outage", limit: 60, answeredAgo: 20 * time.Second,
+			answers: []lookupAnswer{{found: sipdialog.Found{Exists: true, Answered: true, Dialog: dlg, HasDialog: true}}},
+			cut:     true, cutAfter: 40 * time.Second, debit: 60},
+		{name: "time ran out during the outage", limit: 10, answeredAgo: 20 * time.Second,
+			answers: []lookupAnswer{{found: sipdialog.Found{Exists: true, Answered: true, Dialog: dlg, HasDialog: true}}},
+			cut:     true, cutAfter: 0, debit: 10},
+		{name: "answer time not told: timed from its setup", limit: 60,
+			answers: []lookupAnswer{{found: sipdialog.Found{Exists: true, Answered: true, Dialog: dlg, HasDialog: true}}},
+			cut:     true, cutAfter: 30 * time.Second, debit: 60},
+		{name: "proxy down, then answers", limit: 60, answeredAgo: 20 * time.Second,
+			answers: []lookupAnswer{{err: down}, {err: down}, {found: sipdialog.Found{Exists: true, Answered: true, Dialog: dlg, HasDialog: true}}},
+			cut:     true, cutAfter: 40 * time.Second, debit: 60},
+		{name: "still ringing", limit: 60,
+			answers: []lookupAnswer{{found: sipdialog.Found{Exists: true}}},
+			tracked: true},
+		{name: "gone while the daemon was down", limit: 60,
+			answers:  []lookupAnswer{{found: sipdialog.Found{}}},
+			released: true},
+		{name: "kept for answer, answered meanwhile", limit: 60, keptFor: EndAtAnswerOperator, answeredAgo: 20 * time.Second,
+			answers: []lookupAnswer{{found: sipdialog.Found{Exists: true, Answered: true, Dialog: dlg, HasDialog: true}}},
+			cut:     true, cutAfter: time.Second, debit: -1},
+		{name: "kept for answer, gone", limit: 60, keptFor: EndAtAnswerSetupTime,
+			answers: []lookupAnswer{{found: sipdialog.Found{}}}},
+		{name: "kept for answer, still ringing", limit: 60, keptFor: EndAtAnswerSetupTime,
+			answers:   []lookupAnswer{{found: sipdialog.Found{Exists: true}}},
+			keptAside: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFixture(t, Limits{Limit: tc.limit, PrepaidLimit: NoLimit}, limited(tc.limit))
+				restored := time.Now()
+				s := &Session{CallID: "c1", Party: "sip:alice@example.com", RURI: "sip:bob@example.com", Engine: "engine1",
+					Prepaid: true, Owed: tc.keptFor == "", Limit: tc.limit, Cap: NoLimit, Created: restored.Add(-30 * time.Second)}
+				var ringing []string
+				if tc.keptFor != "" {
+					s.EndAtAnswer, s.Engine = tc.keptFor, ""
+					ringing = Ringing(nil, []*Session{s})
+					f.m.RestoreAtAnswer([]*Session{s})
+				} else {
+					ringing = Ringing([]*Session{s}, nil)
+					f.m.Restore([]*Session{s})
+				}
+				answers := append([]lookupAnswer(nil), tc.answers...)
+				for i := range answers {
+					if answers[i].found.Answered && tc.answeredAgo > 0 {
+						answers[i].found.AnsweredAt = restored.Add(-tc.answeredAgo)
+					}
+				}
+				l := &scriptedLooker{answers: map[string][]lookupAnswer{"c1": answers}, asked: map[string]int{}}
+				f.m.FindMissedAnswers(context.Background(), l, ringing)
+				if got := l.times("c1"); got != len(tc.answers) {
+					t.Errorf("proxy asked %d times, want %d", got, len(tc.answers))
+				}
+				var cut *dialog.Target
+				var cutAt time.Time
+				select {
+				case tg := <-f.ch:
+					cut, cutAt = &tg, time.Now()
+				case <-time.After(time.Hour):
+				}
+				switch {
+				case tc.cut && cut == nil:
+					t.Fatal("never cut")
+				case !tc.cut && cut != nil:
+					t.Fatalf("cut %+v", *cut)
+				case tc.cut:
+					if cut.Dialog != dlg || cut.NoID {
+						t.Errorf("cut dialog %+v, want %v", *cut, dlg)
+					}
+					// The limit runs from the proxy's answer, however long
+					// the lookup's retries took.
+					if got := cutAt.Sub(restored); got != tc.cutAfter {
+						t.Errorf("cut %v after the restore, want %v", got, tc.cutAfter)
+					}
+				}
+				_, tracked := f.m.Get("c1")
+				if tracked != tc.tracked {
+					t.Errorf("tracked %v, want %v", tracked, tc.tracked)
+				}
+				if _, kept := f.m.AtAnswer("c1"); kept != tc.keptAside {
+					t.Errorf("kept aside %v, want %v", kept, tc.keptAside)
+				}
+				debits := f.j.Debits()
+				switch {
+				case tc.debit > 0:
+					if len(debits) != 1 || debits[0].Debit.Duration != tc.debit {
+						t.Errorf("debits %+v, want one of %d s", debits, tc.debit)
+					}
+				case tc.released:
+					if len(debits) != 1 || debits[0].Debit.Duration != 0 {
+						t.Errorf("debits %+v, want one of 0 s", debits)
+					}
+				default:
+					if len(debits) != 0 {
+						t.Errorf("debits %+v, want none", debits)
+					}
+				}
+			})
+		})
+	}
+}
+
+// A start that comes while the lookup is in flight wins: the proxy's
+// answer, older, changes nothing.
+func TestMissedAnswerAfterStartChangesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: 60, PrepaidLimit: NoLimit}, nil)
+		s := &Session{CallID: "c1", Party: "sip:alice@example.com", Limit: 60, Cap: NoLimit, Created: time.Now().Add(-30 * time.Second)}
+		ringing := Ringing([]*Session{s}, nil)
+		f.m.Restore([]*Session{s})
+		l := lookerFunc(func(ctx context.Context, id string) (sipdialog.Found, error) {
+			if got := f.m.Start(id, "1:2", time.Now()); got != ReplyOk {
+				t.Errorf("start: %q", got)
+			}
+			return sipdialog.Found{Exists: true, Answered: true, Dialog: sipdialog.ID{Entry: 9, ID: 9}, HasDialog: true, AnsweredAt: time.Now().Add(-25 * time.Second)}, nil
+		})
+		f.m.FindMissedAnswers(context.Background(), l, ringing)
+		got, ok := f.m.Get("c1")
+		if !ok || got.Dialog != (sipdialog.ID{Entry: 1, ID: 2}) || got.EndAt.Sub(time.Now()) != 60*time.Second {
+			t.Fatalf("session %+v, want the start's dialog 1:2 and end in 60 s", got)
+		}
+	})
+}
+
+type lookerFunc func(ctx context.Context, callID string) (sipdialog.Found, error)
+
+func (f lookerFunc) Lookup(ctx context.Context, callID string) (sipdialog.Found, error) {
+	return f(ctx, callID)
+}
+
+// Stopping the daemon stops the retries.
+func TestFindMissedAnswersStopsWithContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: 60, PrepaidLimit: NoLimit}, nil)
+		s := &Session{CallID: "c1", Party: "sip:alice@example.com", Limit: 60, Cap: NoLimit, Created: time.Now()}
+		ringing := Ringing([]*Session{s}, nil)
+		f.m.Restore([]*Session{s})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		n := 0
+		f.m.FindMissedAnswers(ctx, lookerFunc(func(context.Context, string) (sipdialog.Found, error) {
+			n++
+			return sipdialog.Found{}, errors.New("down")
+		}), ringing)
+		if ctx.Err() == nil {
+			t.Fatal("returned before its context ended, the call unsettled")
+		}
+		// 1+2+4+...+60 s waits: about 15 asks in 10 minutes, not thousands.
+		if n < 5 || n > 20 {
+			t.Fatalf("asked %d times in 10 minutes", n)
+		}
+		if _, ok := f.m.Get("c1"); !ok {
+			t.Fatal("a call the proxy gave no word on was dropped")
+		}
+	})
+}
