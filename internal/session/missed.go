@@ -48,8 +48,8 @@ const (
 type missedOutcome int
 
 const (
-	missedSettled  missedOutcome = iota // its start or stop came first, or it was dropped: nothing to do
-	missedRinging                       // still ringing: its start will come
+	missedSettled  missedOutcome = iota // its start or stop came, or it was dropped: nothing to do
+	missedRinging                       // still ringing: asked again, its start may be lost too
 	missedAnswered                      // answered while the daemon was down: timed now
 	missedGone                          // ended while the daemon was down: released
 )
@@ -57,19 +57,21 @@ const (
 // FindMissedAnswers asks the proxy, for each of callIDs still waiting for
 // its answer, whether its dialog was answered: an answered call is timed
 // from the proxy's answer time (and ended at once if its time passed), a
-// call the proxy no longer has is released, a ringing one is left to its
-// `start`. Calls the proxy gives no answer for are asked again, with
-// growing waits, until ctx ends or the call's own start, stop or timeout
-// settles it.
+// call the proxy no longer has is released. A call still ringing is asked
+// about again, as is one the proxy gave no answer for, with growing waits,
+// until ctx ends or the call is settled: its `start` may still be lost
+// after the restart, as Kamailio's processes wait 10 s before they try to
+// reach a daemon again.
 func (m *Manager) FindMissedAnswers(ctx context.Context, looker sipdialog.Looker, callIDs []string) {
 	wait := missedRetryFirst
 	var counts [missedGone + 1]atomic.Int64
 	for len(callIDs) > 0 {
 		var (
-			mu      sync.Mutex
-			unknown []string
-			wg      sync.WaitGroup
-			slots   = make(chan struct{}, missedLookups)
+			mu     sync.Mutex
+			again  []string
+			failed atomic.Int64
+			wg     sync.WaitGroup
+			slots  = make(chan struct{}, missedLookups)
 		)
 		for _, id := range callIDs {
 			if !m.awaitsAnswer(id) {
@@ -92,24 +94,28 @@ func (m *Manager) FindMissedAnswers(ctx context.Context, looker sipdialog.Looker
 					if ctx.Err() == nil {
 						m.log.Debug("proxy gave no answer about a call restored ringing", "callid", id, "err", err.Error())
 					}
-					mu.Lock()
-					unknown = append(unknown, id)
-					mu.Unlock()
+					failed.Add(1)
+				} else if o := m.missedAnswer(id, found); o != missedRinging {
+					counts[o].Add(1)
 					return
 				}
-				counts[m.missedAnswer(id, found)].Add(1)
+				mu.Lock()
+				again = append(again, id)
+				mu.Unlock()
 			}()
 		}
 		wg.Wait()
 		if ctx.Err() != nil {
 			return
 		}
-		callIDs = unknown
+		callIDs = again
 		if len(callIDs) == 0 {
 			break
 		}
-		m.log.Warn("the proxy gave no answer about calls restored ringing: they may have been answered while the daemon was down and run without a timer; asking again",
-			"calls", len(callIDs), "in", wait.String())
+		if n := failed.Load(); n > 0 {
+			m.log.Warn("the proxy gave no answer about calls restored ringing: they may have been answered while the daemon was down and run without a timer; asking again",
+				"calls", n, "in", wait.String())
+		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -117,9 +123,9 @@ func (m *Manager) FindMissedAnswers(ctx context.Context, looker sipdialog.Looker
 		}
 		wait = min(2*wait, missedRetryLongest)
 	}
-	m.log.Info("calls restored ringing checked with the proxy",
-		"answered_meanwhile", counts[missedAnswered].Load(), "ended_meanwhile", counts[missedGone].Load(),
-		"ringing", counts[missedRinging].Load())
+	m.log.Info("calls restored ringing all settled",
+		"answered_unseen", counts[missedAnswered].Load(), "ended_unseen", counts[missedGone].Load(),
+		"settled_by_the_proxy", counts[missedSettled].Load())
 }
 
 // awaitsAnswer says whether a call is still ringing or kept to be ended

@@ -82,9 +82,10 @@ func TestFindMissedAnswers(t *testing.T) {
 		{name: "proxy down, then answers", limit: 60, answeredAgo: 20 * time.Second,
 			answers: []lookupAnswer{{err: down}, {err: down}, {found: sipdialog.Found{Exists: true, Answered: true, Dialog: dlg, HasDialog: true}}},
 			cut:     true, cutAfter: 40 * time.Second, debit: 60},
-		{name: "still ringing", limit: 60,
-			answers: []lookupAnswer{{found: sipdialog.Found{Exists: true}}},
-			tracked: true},
+		{name: "ringing, then answered in the proxy's reconnect window", limit: 60, answeredAgo: -2 * time.Second,
+			answers: []lookupAnswer{{found: sipdialog.Found{Exists: true}}, {found: sipdialog.Found{Exists: true}},
+				{found: sipdialog.Found{Exists: true, Answered: true, Dialog: dlg, HasDialog: true}}},
+			cut: true, cutAfter: 62 * time.Second, debit: 60},
 		{name: "gone while the daemon was down", limit: 60,
 			answers:  []lookupAnswer{{found: sipdialog.Found{}}},
 			released: true},
@@ -93,9 +94,8 @@ func TestFindMissedAnswers(t *testing.T) {
 			cut:     true, cutAfter: time.Second, debit: -1},
 		{name: "kept for answer, gone", limit: 60, keptFor: EndAtAnswerSetupTime,
 			answers: []lookupAnswer{{found: sipdialog.Found{}}}},
-		{name: "kept for answer, still ringing", limit: 60, keptFor: EndAtAnswerSetupTime,
-			answers:   []lookupAnswer{{found: sipdialog.Found{Exists: true}}},
-			keptAside: true},
+		{name: "kept for answer, ringing, then gone", limit: 60, keptFor: EndAtAnswerSetupTime,
+			answers: []lookupAnswer{{found: sipdialog.Found{Exists: true}}, {found: sipdialog.Found{}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -114,7 +114,7 @@ func TestFindMissedAnswers(t *testing.T) {
 				}
 				answers := append([]lookupAnswer(nil), tc.answers...)
 				for i := range answers {
-					if answers[i].found.Answered && tc.answeredAgo > 0 {
+					if answers[i].found.Answered && tc.answeredAgo != 0 {
 						answers[i].found.AnsweredAt = restored.Add(-tc.answeredAgo)
 					}
 				}
@@ -198,6 +198,29 @@ type lookerFunc func(ctx context.Context, callID string) (sipdialog.Found, error
 
 func (f lookerFunc) Lookup(ctx context.Context, callID string) (sipdialog.Found, error) {
 	return f(ctx, callID)
+}
+
+// A call the proxy says is ringing is asked about until its start comes.
+func TestMissedAnswerAskedUntilStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: 60, PrepaidLimit: NoLimit}, nil)
+		s := &Session{CallID: "c1", Party: "sip:alice@example.com", Limit: 60, Cap: NoLimit, Created: time.Now()}
+		ringing := Ringing([]*Session{s}, nil)
+		f.m.Restore([]*Session{s})
+		go func() {
+			time.Sleep(5 * time.Second)
+			f.m.Start("c1", "1:2", time.Now())
+		}()
+		n := 0
+		f.m.FindMissedAnswers(context.Background(), lookerFunc(func(context.Context, string) (sipdialog.Found, error) {
+			n++
+			return sipdialog.Found{Exists: true}, nil
+		}), ringing)
+		// Asked at 0, 1, 3 s; at 7 s its start had come.
+		if n != 3 || time.Since(s.Created) != 7*time.Second {
+			t.Fatalf("asked %d times over %v", n, time.Since(s.Created))
+		}
+	})
 }
 
 // Stopping the daemon stops the retries.

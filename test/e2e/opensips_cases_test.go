@@ -31,6 +31,9 @@ var opensipsCases = []struct {
 	{"ManyWorkersManyCalls", testOpenSIPSManyCalls},
 	{"Ringing", testOpenSIPSRinging},
 	{"PassthroughFallback", testOpenSIPSPassthroughFallback},
+	{"AnsweredWhileDaemonDown", func(t *testing.T, v string) {
+		testAnsweredWhileDown(t, startOpenSIPSStack(t, "6", OpenSIPSConfig{Version: v}))
+	}},
 }
 
 // TestOpenSIPS runs the daemon behind a real OpenSIPS of each version
