@@ -150,7 +150,7 @@ func TestPollerCheck(t *testing.T) {
 		{CallID: evilCallID, FromTag: "a"},
 	}
 	want := []Outcome{
-		{CallID: "bye-only", FromTag: "a", Kind: Terminated, Duration: 0},
+		{CallID: "bye-only", FromTag: "a", Kind: Terminated, Duration: DurationUnknown},
 		{CallID: "last-month", FromTag: "a", Kind: Terminated, Duration: 3600},
 		{CallID: "media-timeout", FromTag: "a", Kind: TimedOut},
 		{CallID: "stopped", FromTag: "a", Kind: Terminated, Duration: 42},
