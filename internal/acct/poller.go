@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -295,16 +296,19 @@ tables:
 	return firstErr
 }
 
-// tables returns this month's and last month's table names, once each.
+// tables returns this month's and last month's table names, once each,
+// and yesterday's: a pattern with %d names daily tables, and a call that
+// stopped just before midnight has its row in yesterday's (for monthly
+// tables it is one of the other two).
 func (p *Poller) tables() ([]string, error) {
 	now := p.now()
 	var out []string
-	for _, t := range []time.Time{now, lastMonth(now)} {
+	for _, t := range []time.Time{now, now.AddDate(0, 0, -1), lastMonth(now)} {
 		name, err := radacct.Table(p.cfg.Table, t)
 		if err != nil {
 			return nil, err
 		}
-		if len(out) == 0 || out[0] != name {
+		if !slices.Contains(out, name) {
 			out = append(out, name)
 		}
 	}

@@ -118,3 +118,35 @@ func TestPollerRowOlderThanTheCall(t *testing.T) {
 		t.Errorf("a row that stopped an hour before the call was set up ended it: %+v", got)
 	}
 }
+
+// TestPollerDailyTablesYesterday: the table pattern may name daily tables
+// (radacct.Table and the config accept %d). Just after midnight, a call
+// that stopped in the last minutes of yesterday has its row in yesterday's
+// table; reading today's and "last month's" (the last day of the previous
+// month) misses it in every round, so the call is never ended.
+func TestPollerDailyTablesYesterday(t *testing.T) {
+	m := needDB(t)
+	db, err := m.CreateDatabase("daily")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, tb := range []string{"radacct20260314", "radacct20260315"} {
+		if err := accttest.CreateRadacct(db, tb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := accttest.Insert(db, "radacct20260314",
+		accttest.Row{CallID: "before-midnight", FromTag: "a", Stopped: true, SessionTime: 42, ConnectInfoStop: "BYE"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DBConfig{User: "root", Host: m.Addr(), Database: "daily", Table: "radacct%Y%m%d", QueryTimeout: 2 * time.Second}
+	tr := newTracker(Call{CallID: "before-midnight", FromTag: "a"})
+	p := newTestPoller(t, cfg, tr, time.Date(2026, 3, 15, 0, 0, 30, 0, time.Local))
+	if err := p.Check(context.Background()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if got := tr.Closed(); len(got) != 1 || got[0].Duration != 42 {
+		t.Errorf("closed %+v; want before-midnight ended with 42 s from yesterday's table", got)
+	}
+}
