@@ -251,6 +251,7 @@ func (p *Poller) check(ctx context.Context) error {
 	}
 	found := make(map[callKey]Outcome)
 	var firstErr error
+	var missing []string
 tables:
 	for _, table := range tables {
 		for start := 0; start < len(ids); start += p.cfg.BatchSize {
@@ -258,6 +259,7 @@ tables:
 			rows, err := p.queryBatch(ctx, table, batch)
 			if isNoSuchTable(err) {
 				p.log.Debug("accounting table missing, skipped", "table", table)
+				missing = append(missing, table)
 				break
 			}
 			if err != nil {
@@ -287,6 +289,11 @@ tables:
 				found[k] = o
 			}
 		}
+	}
+	if firstErr == nil && len(missing) == len(tables) {
+		// Not one table to read: a wrong pattern or database, and no
+		// call can be ended; say so rather than count a good round.
+		firstErr = fmt.Errorf("acct: none of the tables %s exists", strings.Join(missing, ", "))
 	}
 	for _, o := range found {
 		p.log.Info("accounting says call ended", "callid", o.CallID, "from_tag", o.FromTag,

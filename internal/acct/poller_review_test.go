@@ -150,3 +150,22 @@ func TestPollerDailyTablesYesterday(t *testing.T) {
 		t.Errorf("closed %+v; want before-midnight ended with 42 s from yesterday's table", got)
 	}
 }
+
+// TestPollerAllTablesMissingIsAnError: when none of the tables a round
+// reads exists (a wrong table pattern or database), the poller can end no
+// call at all. That round must fail (logged, and counted in
+// accounting_poll_errors_total) instead of passing as a good round at
+// debug level, which tells the operator accounting works.
+func TestPollerAllTablesMissingIsAnError(t *testing.T) {
+	_, cfg := reviewDB(t, "alltablesmissing")
+	cfg.Table = "radacct_%Y_%m" // the tables are radacctYYYYMM
+	tr := newTracker(Call{CallID: "stopped", FromTag: "a"})
+	p := newTestPoller(t, cfg, tr, march)
+	err := p.Check(context.Background())
+	rounds, failed := p.Polls()
+	if err == nil || failed != 1 {
+		t.Errorf("Check = %v, polls %d failed %d; want an error naming the missing tables, counted as failed", err, rounds, failed)
+	} else {
+		t.Logf("Check: %v", err)
+	}
+}
