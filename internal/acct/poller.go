@@ -205,10 +205,11 @@ func (r row) classify() (Kind, bool) {
 	return 0, false
 }
 
-// stopTimeSet: old FreeRADIUS schemas use a zero date instead of NULL.
+// stopTimeSet: old FreeRADIUS schemas use a zero date instead of NULL, and
+// a schema keeping unix times (stopTimeField names any column) uses 0.
 func stopTimeSet(s string) bool {
 	s = strings.TrimSpace(s)
-	return s != "" && !strings.HasPrefix(s, "0000-00-00")
+	return s != "" && s != "0" && !strings.HasPrefix(s, "0000-00-00")
 }
 
 type callKey struct{ callID, fromTag string }

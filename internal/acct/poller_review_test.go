@@ -169,3 +169,37 @@ func TestPollerAllTablesMissingIsAnError(t *testing.T) {
 		t.Logf("Check: %v", err)
 	}
 }
+
+// TestPollerUnixTimeStopColumn: stopTimeField may name a column of another
+// schema that keeps the stop time as a unix time, 0 while the call runs.
+// A 0 there is "not stopped" as much as the zero DATETIME is: reading it
+// as a stop ends every running call.
+func TestPollerUnixTimeStopColumn(t *testing.T) {
+	m := needDB(t)
+	db, err := m.CreateDatabase("unixstop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"CREATE TABLE radacct202603 (AcctSessionId varchar(255) NOT NULL DEFAULT '', SipFromTag varchar(128) NOT NULL DEFAULT '', " +
+			"SipToTag varchar(128) NOT NULL DEFAULT '', StopUnix int unsigned NOT NULL DEFAULT 0, AcctSessionTime int unsigned NULL, " +
+			"ConnectInfo_stop varchar(32) NULL, MediaInfo varchar(32) NULL)",
+		"INSERT INTO radacct202603 (AcctSessionId, SipFromTag, StopUnix, AcctSessionTime) VALUES " +
+			"('running', 'a', 0, NULL), ('stopped', 'a', UNIX_TIMESTAMP(), 42)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	cfg := DBConfig{User: "root", Host: m.Addr(), Database: "unixstop", QueryTimeout: 2 * time.Second,
+		Columns: Columns{StopTime: "StopUnix"}}
+	tr := newTracker(Call{CallID: "running", FromTag: "a"}, Call{CallID: "stopped", FromTag: "a"})
+	p := newTestPoller(t, cfg, tr, march)
+	if err := p.Check(context.Background()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if got := tr.Closed(); len(got) != 1 || got[0].CallID != "stopped" {
+		t.Errorf("closed %+v; want only the stopped call (a 0 unix stop time is a running call)", got)
+	}
+}
