@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,9 +181,12 @@ func (p *Poller) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// row is one radacct row, NULLs as zero values.
+// row is one radacct row, NULLs as zero values except sessionTime.
 type row struct {
 	callID, fromTag string
+	// sessionTime is DurationUnknown when AcctSessionTime is NULL: a Stop
+	// without Acct-Session-Time (OpenSIPS's acc sends none) is stored so,
+	// and is not a 0-second call.
 	sessionTime     int64
 	stopTime        string
 	connectInfoStop string
@@ -201,10 +205,11 @@ func (r row) classify() (Kind, bool) {
 	return 0, false
 }
 
-// stopTimeSet: old FreeRADIUS schemas use a zero date instead of NULL.
+// stopTimeSet: old FreeRADIUS schemas use a zero date instead of NULL, and
+// a schema keeping unix times (stopTimeField names any column) uses 0.
 func stopTimeSet(s string) bool {
 	s = strings.TrimSpace(s)
-	return s != "" && !strings.HasPrefix(s, "0000-00-00")
+	return s != "" && s != "0" && !strings.HasPrefix(s, "0000-00-00")
 }
 
 type callKey struct{ callID, fromTag string }
@@ -247,13 +252,15 @@ func (p *Poller) check(ctx context.Context) error {
 	}
 	found := make(map[callKey]Outcome)
 	var firstErr error
+	var missing []string
 tables:
 	for _, table := range tables {
 		for start := 0; start < len(ids); start += p.cfg.BatchSize {
 			batch := ids[start:min(start+p.cfg.BatchSize, len(ids))]
-			rows, err := p.query(ctx, table, batch)
+			rows, err := p.queryBatch(ctx, table, batch)
 			if isNoSuchTable(err) {
 				p.log.Debug("accounting table missing, skipped", "table", table)
+				missing = append(missing, table)
 				break
 			}
 			if err != nil {
@@ -275,11 +282,19 @@ tables:
 				}
 				o := Outcome{CallID: r.callID, FromTag: r.fromTag, Kind: kind}
 				if kind == Terminated {
-					o.Duration = int(max(r.sessionTime, 0))
+					o.Duration = DurationUnknown
+					if r.sessionTime >= 0 {
+						o.Duration = int(r.sessionTime)
+					}
 				}
 				found[k] = o
 			}
 		}
+	}
+	if firstErr == nil && len(missing) == len(tables) {
+		// Not one table to read: a wrong pattern or database, and no
+		// call can be ended; say so rather than count a good round.
+		firstErr = fmt.Errorf("acct: none of the tables %s exists", strings.Join(missing, ", "))
 	}
 	for _, o := range found {
 		p.log.Info("accounting says call ended", "callid", o.CallID, "from_tag", o.FromTag,
@@ -289,20 +304,64 @@ tables:
 	return firstErr
 }
 
-// tables returns this month's and last month's table names, once each.
+// tables returns this month's and last month's table names, once each,
+// and yesterday's: a pattern with %d names daily tables, and a call that
+// stopped just before midnight has its row in yesterday's (for monthly
+// tables it is one of the other two).
 func (p *Poller) tables() ([]string, error) {
 	now := p.now()
 	var out []string
-	for _, t := range []time.Time{now, lastMonth(now)} {
+	for _, t := range []time.Time{now, now.AddDate(0, 0, -1), lastMonth(now)} {
 		name, err := radacct.Table(p.cfg.Table, t)
 		if err != nil {
 			return nil, err
 		}
-		if len(out) == 0 || out[0] != name {
+		if !slices.Contains(out, name) {
 			out = append(out, name)
 		}
 	}
 	return out, nil
+}
+
+// queryBatch queries ids; when the table's character set cannot compare
+// one of them (a latin1 or utf8mb3 column against a 4-byte or invalid
+// UTF-8 Call-ID from the network: "Illegal mix of collations"), it asks
+// again for the ASCII ids together (every character set compares them)
+// and for each other id alone, skipping those that still fail, so one such
+// call does not fail every round for all the others. No row can hold such
+// an id.
+func (p *Poller) queryBatch(ctx context.Context, table string, ids []string) ([]row, error) {
+	rows, err := p.query(ctx, table, ids)
+	if !isCollationMix(err) {
+		return rows, err
+	}
+	var ascii, other []string
+	for _, id := range ids {
+		if isASCII(id) {
+			ascii = append(ascii, id)
+		} else {
+			other = append(other, id)
+		}
+	}
+	rows = nil
+	if len(ascii) > 0 {
+		if rows, err = p.query(ctx, table, ascii); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range other {
+		r, err := p.query(ctx, table, []string{id})
+		if isCollationMix(err) {
+			p.log.Debug("accounting: Call-ID not comparable with the table's character set, skipped",
+				"table", table, "callid", id)
+			continue
+		}
+		if err != nil {
+			return rows, err
+		}
+		rows = append(rows, r...)
+	}
+	return rows, nil
 }
 
 func (p *Poller) query(ctx context.Context, table string, ids []string) ([]row, error) {
@@ -338,8 +397,12 @@ func (p *Poller) query(ctx context.Context, table string, ids []string) ([]row, 
 		if err := rs.Scan(&callID, &fromTag, &st, &stop, &cinfo, &media); err != nil {
 			return nil, err
 		}
+		sessionTime := int64(DurationUnknown)
+		if st.Valid {
+			sessionTime = max(st.Int64, 0)
+		}
 		out = append(out, row{
-			callID: callID.String, fromTag: fromTag.String, sessionTime: st.Int64,
+			callID: callID.String, fromTag: fromTag.String, sessionTime: sessionTime,
 			stopTime: stop.String, connectInfoStop: cinfo.String, mediaInfo: media.String,
 		})
 	}
@@ -350,4 +413,20 @@ func (p *Poller) query(ctx context.Context, table string, ids []string) ([]row, 
 func isNoSuchTable(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == 1146
+}
+
+// isCollationMix: ER_CANT_AGGREGATE_2COLLATIONS, _3COLLATIONS and
+// _NCOLLATIONS, a Call-ID the column's character set cannot compare.
+func isCollationMix(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1267 || me.Number == 1270 || me.Number == 1271)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

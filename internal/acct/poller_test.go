@@ -150,7 +150,7 @@ func TestPollerCheck(t *testing.T) {
 		{CallID: evilCallID, FromTag: "a"},
 	}
 	want := []Outcome{
-		{CallID: "bye-only", FromTag: "a", Kind: Terminated, Duration: 0},
+		{CallID: "bye-only", FromTag: "a", Kind: Terminated, Duration: DurationUnknown},
 		{CallID: "last-month", FromTag: "a", Kind: Terminated, Duration: 3600},
 		{CallID: "media-timeout", FromTag: "a", Kind: TimedOut},
 		{CallID: "stopped", FromTag: "a", Kind: Terminated, Duration: 42},
@@ -207,14 +207,14 @@ func TestPollerMissingTables(t *testing.T) {
 	}{
 		// April: radacct202604 missing, radacct202603 there.
 		{"this month missing", time.Date(2026, 4, 2, 0, 0, 0, 0, time.Local), 1},
-		// June: both missing, not an error.
+		// June: both missing: an error (TestPollerAllTablesMissingIsAnError).
 		{"both missing", time.Date(2026, 6, 2, 0, 0, 0, 0, time.Local), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := newTracker(Call{CallID: "stopped", FromTag: "a"}, Call{CallID: "running", FromTag: "a"})
 			p := newTestPoller(t, cfg, tr, tt.now)
-			if err := p.Check(context.Background()); err != nil {
+			if err := p.Check(context.Background()); (err != nil) != (tt.want == 0) {
 				t.Fatalf("Check: %v", err)
 			}
 			if got := tr.Closed(); len(got) != tt.want {
