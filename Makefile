@@ -53,7 +53,7 @@ unit: opensips
 # tests of real peers, which unit runs once: MariaDB, chromium, radclient.
 # Most tests wait on sockets and timers, not the CPU: four packages at once.
 REPEAT      ?= 20
-REPEAT_SKIP := ^(TestAccountingThroughTheDaemon|TestWebPageInBrowser|TestPollerCheck|TestPollerMissingTables|TestPollerDatabaseDown|TestPollerRun|TestListenerRadclient|TestPollerStopWithoutSessionTime|TestPollerOneBadCallIDDoesNotStopTheRest|TestPollerRowOlderThanTheCall|TestPollerDailyTablesYesterday|TestPollerAllTablesMissingIsAnError|TestPollerUnixTimeStopColumn)$$
+REPEAT_SKIP := ^(TestAccountingThroughTheDaemon|TestWebPageInBrowser|TestPollerCheck|TestPollerMissingTables|TestPollerDatabaseDown|TestPollerRun|TestListenerRadclient|TestPollerStopWithoutSessionTime|TestPollerOneBadCallIDDoesNotStopTheRest|TestPollerDailyTablesYesterday|TestPollerAllTablesMissingIsAnError|TestPollerUnixTimeStopColumn)$$
 repeat:
 	$(GO) test -short -count=$(REPEAT) -p 4 -timeout 15m -skip '$(REPEAT_SKIP)' ./internal/...
 

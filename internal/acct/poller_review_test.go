@@ -97,28 +97,6 @@ func TestPollerOneBadCallIDDoesNotStopTheRest(t *testing.T) {
 	}
 }
 
-// TestPollerRowOlderThanTheCall: Call-IDs are not unique across time
-// (accounting.md; proxy-protocol.md's call_token is there because a new
-// call can reuse a Call-ID). A row that stopped an hour before the tracked
-// call was set up is another call's: it must not end this one (ended
-// without a BYE, the real call would go on untimed and undebited).
-func TestPollerRowOlderThanTheCall(t *testing.T) {
-	db, cfg := reviewDB(t, "oldrow")
-	_, err := db.Exec("INSERT INTO radacct202603 (AcctSessionId, SipFromTag, AcctStartTime, AcctStopTime, AcctSessionTime, ConnectInfo_stop) VALUES " +
-		"('reused', 'a', NOW() - INTERVAL 70 MINUTE, NOW() - INTERVAL 60 MINUTE, 600, 'BYE')")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := newTracker(Call{CallID: "reused", FromTag: "a", Since: time.Now().Add(-time.Minute)})
-	p := newTestPoller(t, cfg, tr, march)
-	if err := p.Check(context.Background()); err != nil {
-		t.Fatalf("Check: %v", err)
-	}
-	if got := tr.Closed(); len(got) != 0 {
-		t.Errorf("a row that stopped an hour before the call was set up ended it: %+v", got)
-	}
-}
-
 // TestPollerDailyTablesYesterday: the table pattern may name daily tables
 // (radacct.Table and the config accept %d). Just after midnight, a call
 // that stopped in the last minutes of yesterday has its row in yesterday's
