@@ -31,13 +31,7 @@ func startAccounting(ctx context.Context, cfg *config.Config, m *session.Manager
 		}
 		a.poller = p
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.Check(ctx); err != nil {
-				log.Warn("accounting check after start failed; retried every check_interval", "err", err)
-			}
-			p.Run(ctx, cfg.CallControl.CheckInterval)
-		}()
+		go func() { defer wg.Done(); p.Run(ctx, cfg.CallControl.CheckInterval) }() // its first round at once
 	}
 	if r := cfg.RadiusAccounting; r.Enabled() {
 		l, err := acct.NewListener(r.Listen, r.Secret, tracker{m}, log)
