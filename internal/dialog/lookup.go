@@ -91,7 +91,7 @@ func (c *Client) Lookup(ctx context.Context, callID string) (sipdialog.Found, er
 			return sipdialog.Found{}, errors.New("dialog lookup: client closed")
 		}
 	}
-	c.sends.Add(1)
+	// Not in Counts.Sent: that counts dialog end datagrams.
 	select {
 	case b := <-ch:
 		f, err := parseLookupReply(c.opts.Flavor, b, callID)

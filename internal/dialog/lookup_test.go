@@ -345,3 +345,50 @@ func TestLookupsAndEndsDoNotCross(t *testing.T) {
 		})
 	}
 }
+
+// TestLateLookupAnswerEndsNothing: a lookup's answer that comes after the
+// lookup gave up, while an end is pending, is dropped: the end waits for
+// its own answer.
+func TestLateLookupAnswerEndsNothing(t *testing.T) {
+	for _, flavor := range []Flavor{Kamailio, OpenSIPS} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			fake, proxy := startFake(t, flavor)
+			fake.SetAnswer(dialogtest.AnswerNone)
+			fake.SetDialog("a@b", dialogtest.Dialog{State: 4, Entry: 1, ID: 2, StartTS: 5})
+			done := make(chan Outcome, 1)
+			h := newClient(t, Options{Flavor: flavor, ProxySocket: proxy, Timeout: 200 * time.Millisecond,
+				MaxRetryWait: time.Hour, OnDone: func(_ Target, o Outcome) { done <- o }})
+			h.client.End(Target{CallID: "end@b", Dialog: ID{Entry: 7, ID: 8}})
+			end := fake.WaitFor(1, 5*time.Second)[0]
+			if _, err := h.client.Lookup(context.Background(), "a@b"); err == nil {
+				t.Fatal("Lookup of a mute proxy: no error")
+			}
+			lookups := fake.Lookups()
+			if len(lookups) != 1 {
+				t.Fatalf("fake saw %d lookups, want 1", len(lookups))
+			}
+			if err := fake.ReplyTo(lookups[0], dialogtest.AnswerOK); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case o := <-done:
+				t.Fatalf("the late lookup answer settled the end: %v", o)
+			case <-time.After(300 * time.Millisecond):
+			}
+			if !strings.Contains(h.logs.String(), "reply to no pending request") {
+				t.Errorf("the late lookup answer was not seen and dropped; log:\n%s", h.logs)
+			}
+			if err := fake.ReplyTo(end, dialogtest.AnswerOK); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case o := <-done:
+				if o != Confirmed {
+					t.Errorf("end outcome %v, want confirmed", o)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the end's own answer did not settle it")
+			}
+		})
+	}
+}
