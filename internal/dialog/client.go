@@ -127,7 +127,8 @@ type Client struct {
 	mu       sync.Mutex
 	ready    []*request // to send, in order
 	bySeq    map[uint64]*request
-	waiting  deadlines // sent, awaiting an answer
+	lookups  map[uint64]chan []byte // Lookups awaiting an answer, by id
+	waiting  deadlines              // sent, awaiting an answer
 	seq      uint64
 	pending  int
 	closed   bool
@@ -452,6 +453,9 @@ func (c *Client) readLoop() {
 		if err != nil {
 			// No id to match: the request it belongs to is sent again at its deadline.
 			c.log.Error("unusable reply from proxy", "err", err.Error(), "reply", truncate(buf[:n], 200))
+			continue
+		}
+		if c.answerLookup(rep.seq, buf[:n]) {
 			continue
 		}
 		c.answer(rep)

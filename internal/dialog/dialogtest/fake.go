@@ -49,6 +49,8 @@ type Request struct {
 	// DialogID for OpenSIPS' params.dialog_id.
 	Entry, HID uint32
 	DialogID   string
+	// CallID is the Call-ID a lookup asks about (Lookups).
+	CallID string
 	// From is the sender's reply address (our client's socket).
 	From string
 	// Valid is false when the request would be refused by the real proxy
@@ -76,7 +78,9 @@ type Fake struct {
 
 	mu        sync.Mutex
 	reqs      []Request
-	probes    int           // version requests: answered, kept out of reqs
+	probes    int       // version requests: answered, kept out of reqs
+	lookups   []Request // dialog lookups: answered, kept out of reqs
+	dialogs   map[string]Dialog
 	changed   chan struct{} // closed and replaced on every new request
 	answer    func(Request) Answer
 	hook      func(Request)
@@ -288,6 +292,10 @@ func (f *Fake) serve() {
 		}
 		if f.isProbe(req) {
 			f.answerProbe(req, from)
+			continue
+		}
+		if f.isLookup(req) {
+			f.answerLookup(req, from)
 			continue
 		}
 		f.mu.Lock()
