@@ -146,6 +146,7 @@ func (d *Daemon) start() (err error) {
 	d.state.StartDebits(d.engines, debit.Options{Route: d.engines.route}, d.sessions.Debited)
 	atAnswer := d.state.RestoredAtAnswer()
 	sessions, asked := d.state.RestoredSessions()
+	ringing := session.Ringing(sessions, atAnswer)
 	d.state.ResendDialogEnds(d.dialogs, log)
 	d.sessions.Restore(sessions)
 	d.sessions.RestoreAtAnswer(atAnswer)
@@ -161,6 +162,10 @@ func (d *Daemon) start() (err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.ctx, d.cancel = ctx, cancel
 	d.startChecks(ctx)
+	if len(ringing) > 0 {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.sessions.FindMissedAnswers(ctx, d.dialogs, ringing) }()
+	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.housekeeping(ctx, cc.CheckInterval) }()
 	d.wg.Add(1)
