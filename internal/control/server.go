@@ -364,7 +364,16 @@ func (s *Server) dispatch(req Request, uid int64) Response {
 			return Response{Code: CodeFailed, Error: err.Error()}
 		}
 		s.log.Warn("control: operator rerouted owed debits to the parties' current engines", "uid", uid,
-			"engine", req.Engine, "moved", r.Affected, "in_flight", r.InFlight)
+			"engine", req.Engine, "moved", r.Affected, "in_flight", r.InFlight, "stayed", r.Stayed)
+		switch {
+		case r.Affected == 0 && r.InFlight == 0 && r.Stayed == 0:
+			return Response{Code: CodeNotFound, Error: fmt.Sprintf("no debit owed to engine %s", req.Engine)}
+		case r.Affected == 0 && r.InFlight == 0:
+			// Nothing happened: not a success.
+			return Response{Code: CodeFailed, DebitsResult: &r, Error: fmt.Sprintf(
+				"no debit moved: the %d owed to %s stay, it is their parties' current engine (the only one configured or reachable, or their calls in progress use it)",
+				r.Stayed, req.Engine)}
+		}
 		return Response{OK: true, DebitsResult: &r}
 	case CmdDebitsDrop:
 		if req.CallID == "" {
