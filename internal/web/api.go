@@ -156,7 +156,7 @@ func (s *Server) terminate(r *http.Request, callID string) terminated {
 		s.log.Info("http: terminate of unknown call", "remote", r.RemoteAddr, "callid", callID)
 		return terminated{CallID: callID, Message: notFound(callID)}
 	}
-	s.log.Info("http: call terminated by operator", "remote", r.RemoteAddr, "user", user(r), "callid", callID, "outcome", ti.Outcome)
+	s.log.Info("http: terminate by operator", "remote", r.RemoteAddr, "user", user(r), "callid", callID, "outcome", ti.Outcome)
 	res := terminated{CallID: callID, Outcome: ti.Outcome, Detail: ti.Detail, found: true,
 		Terminated: ti.Outcome == control.TerminateEnded || ti.Outcome == control.TerminateGone}
 	switch ti.Outcome {
