@@ -455,6 +455,9 @@ func runDebits(e env, o *options, c *control.Client, args []string) error {
 		if r.InFlight > 0 {
 			text += fmt.Sprintf(" %d being sent now stayed; run it again if they are still owed.", r.InFlight)
 		}
+		if r.Stayed > 0 {
+			text += fmt.Sprintf(" %d stayed: %s is their parties' current engine.", r.Stayed, clean(args[1]))
+		}
 	case "drop":
 		r, err = c.DebitsDrop(args[1], o.yes)
 		text = fmt.Sprintf("Dropped %d debits owed for call %s: they will not be collected.", r.Affected, clean(args[1]))
@@ -463,7 +466,7 @@ func runDebits(e env, o *options, c *control.Client, args []string) error {
 		return err
 	}
 	if o.json {
-		return writeJSON(e.stdout, map[string]any{"action": args[0], "affected": r.Affected, "in_flight": r.InFlight})
+		return writeJSON(e.stdout, map[string]any{"action": args[0], "affected": r.Affected, "in_flight": r.InFlight, "stayed": r.Stayed})
 	}
 	_, err = fmt.Fprintln(e.stdout, text)
 	return err

@@ -31,6 +31,9 @@ type DebitInfo struct {
 type DebitsResult struct {
 	Affected int `json:"affected"`           // retried (owed now), moved or dropped
 	InFlight int `json:"in_flight,omitzero"` // reroute: left, a send was under way
+	// Stayed (reroute): left where they are, because the party's current
+	// engine is the one they are owed to.
+	Stayed int `json:"stayed,omitzero"`
 }
 
 // Debits lists the debits owed, oldest first.

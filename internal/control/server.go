@@ -234,6 +234,20 @@ func (s *Server) handle(c *net.UnixConn, authorize func(uid, gid uint32) error) 
 
 	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
+	if deny != nil {
+		// Say why at once and let go: with control_read_group the socket
+		// is 0666, and a refused peer waiting idle for its request line
+		// would hold one of maxConns for idleTimeout, locking operators
+		// out. The short read takes the request it may be sending, so the
+		// close does not reset the connection before it reads the reason.
+		s.log.Warn("control socket: refused connection", "uid", uid, "gid", gid, "pid", pid, "reason", deny.Error())
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		if writeResponse(c, Response{Code: CodeDenied, Error: deny.Error()}) == nil {
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			sc.Scan()
+		}
+		return
+	}
 	for {
 		c.SetReadDeadline(time.Now().Add(idleTimeout))
 		if !sc.Scan() {
@@ -243,17 +257,9 @@ func (s *Server) handle(c *net.UnixConn, authorize func(uid, gid uint32) error) 
 			}
 			return
 		}
-		var resp Response
-		if deny != nil {
-			// Answer the first request, so the client gets a clear reason
-			// instead of a bare hang-up, then drop the connection.
-			s.log.Warn("control socket: refused connection", "uid", uid, "gid", gid, "pid", pid, "reason", deny.Error())
-			resp = Response{Code: CodeDenied, Error: deny.Error()}
-		} else {
-			resp = s.serveLine(sc.Bytes(), uid, readOnlyPeer)
-		}
+		resp := s.serveLine(sc.Bytes(), uid, readOnlyPeer)
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if err := writeResponse(c, resp); err != nil || deny != nil {
+		if err := writeResponse(c, resp); err != nil {
 			return
 		}
 	}
@@ -358,7 +364,16 @@ func (s *Server) dispatch(req Request, uid int64) Response {
 			return Response{Code: CodeFailed, Error: err.Error()}
 		}
 		s.log.Warn("control: operator rerouted owed debits to the parties' current engines", "uid", uid,
-			"engine", req.Engine, "moved", r.Affected, "in_flight", r.InFlight)
+			"engine", req.Engine, "moved", r.Affected, "in_flight", r.InFlight, "stayed", r.Stayed)
+		switch {
+		case r.Affected == 0 && r.InFlight == 0 && r.Stayed == 0:
+			return Response{Code: CodeNotFound, Error: fmt.Sprintf("no debit owed to engine %s", req.Engine)}
+		case r.Affected == 0 && r.InFlight == 0:
+			// Nothing happened: not a success.
+			return Response{Code: CodeFailed, DebitsResult: &r, Error: fmt.Sprintf(
+				"no debit moved: the %d owed to %s stay, it is their parties' current engine (the only one configured or reachable, or their calls in progress use it)",
+				r.Stayed, req.Engine)}
+		}
 		return Response{OK: true, DebitsResult: &r}
 	case CmdDebitsDrop:
 		if req.CallID == "" {

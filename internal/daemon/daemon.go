@@ -305,8 +305,8 @@ func restartOnly(old, cfg *config.Config) []string {
 	if o.StateDir != n.StateDir || o.Sync != n.Sync || o.SyncInterval != n.SyncInterval || o.RefuseNotDurable != n.RefuseNotDurable {
 		changed = append(changed, "[CallControl] state_dir/sync/sync_interval/state_failure")
 	}
-	if o.ControlSocket != n.ControlSocket || o.ControlGroup != n.ControlGroup {
-		changed = append(changed, "[CallControl] control_socket/control_group")
+	if o.ControlSocket != n.ControlSocket || o.ControlGroup != n.ControlGroup || o.ControlReadGroup != n.ControlReadGroup {
+		changed = append(changed, "[CallControl] control_socket/control_group/control_read_group")
 	}
 	if o.CheckInterval != n.CheckInterval {
 		changed = append(changed, "[CallControl] check_interval")

@@ -45,16 +45,18 @@ func (b backend) DebitsReroute(engine string) (control.DebitsResult, error) {
 	}
 	pool := b.d.engines.pool
 	engine = rating.NormalizeAddr(engine)
+	stayed := 0
 	moved, inFlight := sp.Reroute(engine, func(party string) string {
 		to := pool.Pick(party)
-		if to == engine {
+		if to == engine || to == "" {
 			// The party's engine is the one being left: hash among the
-			// others is not ours to decide; leave it.
+			// others is not ours to decide; leave it, and say so.
+			stayed++
 			return ""
 		}
 		return to
 	})
-	return control.DebitsResult{Affected: moved, InFlight: inFlight}, nil
+	return control.DebitsResult{Affected: moved, InFlight: inFlight, Stayed: stayed}, nil
 }
 
 func (b backend) DebitsDrop(callID string) (control.DebitsResult, error) {

@@ -99,18 +99,22 @@ func (s *Server) apiSession(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodGet, http.MethodDelete) {
 		return
 	}
-	callID := r.PathValue("callid")
+	// As it came, not cleaned: "x/../y" is a Call-ID, not a way to "y".
+	callID := strings.TrimPrefix(r.URL.Path, sessionPrefix)
 	if callID == "" {
 		writeError(w, http.StatusBadRequest, control.CodeBadRequest, "a call id is required: /api/v1/sessions/{callid}")
 		return
 	}
 	if r.Method == http.MethodDelete {
 		res := s.terminate(r, callID)
-		if !res.found {
+		switch {
+		case !res.found:
 			writeError(w, http.StatusNotFound, control.CodeNotFound, res.Message)
-			return
+		case res.Outcome == control.TerminateFailed:
+			writeError(w, http.StatusInternalServerError, control.CodeFailed, res.Message)
+		default:
+			writeJSON(w, http.StatusOK, res)
 		}
-		writeJSON(w, http.StatusOK, res)
 		return
 	}
 	info, ok := s.opts.Backend.Session(callID)
@@ -152,7 +156,7 @@ func (s *Server) terminate(r *http.Request, callID string) terminated {
 		s.log.Info("http: terminate of unknown call", "remote", r.RemoteAddr, "callid", callID)
 		return terminated{CallID: callID, Message: notFound(callID)}
 	}
-	s.log.Info("http: call terminated by operator", "remote", r.RemoteAddr, "user", user(r), "callid", callID, "outcome", ti.Outcome)
+	s.log.Info("http: terminate by operator", "remote", r.RemoteAddr, "user", user(r), "callid", callID, "outcome", ti.Outcome)
 	res := terminated{CallID: callID, Outcome: ti.Outcome, Detail: ti.Detail, found: true,
 		Terminated: ti.Outcome == control.TerminateEnded || ti.Outcome == control.TerminateGone}
 	switch ti.Outcome {
@@ -162,6 +166,8 @@ func (s *Server) terminate(r *http.Request, callID string) terminated {
 		res.Message = fmt.Sprintf("Call %s had already ended: %s.", callID, ti.Detail)
 	case control.TerminateAtAnswer:
 		res.Message = fmt.Sprintf("Call %s is still ringing: it will be ended the moment it is answered (the proxy cannot end it before).", callID)
+	case control.TerminateFailed:
+		res.Message = fmt.Sprintf("Call %s was not ended: %s.", callID, ti.Detail)
 	default:
 		detail := ti.Detail
 		if detail == "" {

@@ -191,12 +191,20 @@ func (s *Server) terminateForm(w http.ResponseWriter, r *http.Request) {
 	}
 	res := s.terminate(r, callID)
 	status := http.StatusOK
-	if !res.found {
+	failed := res.Outcome == control.TerminateFailed
+	switch {
+	case !res.found:
 		status = http.StatusNotFound
+	case failed:
+		status = http.StatusInternalServerError
 	}
 	if wantJSON {
 		if !res.found {
 			writeError(w, status, control.CodeNotFound, res.Message)
+			return
+		}
+		if failed {
+			writeError(w, status, control.CodeFailed, res.Message)
 			return
 		}
 		writeJSON(w, status, res)

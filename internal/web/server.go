@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -211,7 +212,6 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/terminate", authed(s.terminateForm))
 	mux.Handle("/assets/", authed(s.assets))
 	mux.Handle("/api/v1/sessions", authed(s.apiSessions))
-	mux.Handle("/api/v1/sessions/{callid...}", authed(s.apiSession))
 	mux.Handle("/api/v1/stats", authed(s.apiStats))
 	mux.Handle("/api/", authed(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, control.CodeBadRequest, "no such API path: "+r.URL.Path)
@@ -235,8 +235,22 @@ func (s *Server) Handler() http.Handler {
 			"origin", r.Header.Get("Origin"))
 		writeError(w, http.StatusForbidden, control.CodeDenied, "cross-site request refused")
 	}))
-	return securityHeaders(cop.Handler(mux))
+	// A Call-ID may hold "/", "//" and "/../" (RFC 3261 word): the mux
+	// would redirect such a path to a cleaned one, another call's, so
+	// one call's URL is routed here, before the mux cleans it.
+	oneSession := authed(s.apiSession)
+	routes := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, sessionPrefix) {
+			oneSession.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return securityHeaders(cop.Handler(routes))
 }
+
+// sessionPrefix starts the URL of one session: the rest is its Call-ID.
+const sessionPrefix = "/api/v1/sessions/"
 
 // securityHeaders keeps the page out of frames (clickjacking a terminate
 // button) and pins its scripts and styles to the daemon itself.
