@@ -555,6 +555,11 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	ctx, cancel := context.WithDeadline(context.Background(), by)
 	mt, err := m.rater.MaxSessionTime(ctx, engine, req)
 	cancel()
+	if (err == nil && mt.Kind == rating.Limited) || (err != nil && !errors.Is(err, rating.ErrNotSent)) {
+		if m.releaseReaskOfEnded(s, log) {
+			return ReplyOk
+		}
+	}
 	// Without a new number, the answer at init is the best there is: the
 	// engine gave it counting the party's calls already running, so they
 	// end no later than this one (only sooner: an engine at the party's
@@ -573,6 +578,26 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	}
 	log.debug("call answered", slog.String("party", party), slog.Bool("prepaid", true))
 	return ReplyOk
+}
+
+// releaseReaskOfEnded owes a 0 s release for a re-ask at start that may
+// have reached the engine after the call ended (its stop, served on
+// another connection meanwhile, owed its debit first): the engine counts
+// an asked CallId again, and nothing else would ever debit it. Released
+// only while no other call holds the Call-ID (a 0 s debit is keyed by it);
+// if the re-ask came first, the engine answers the release Failed, and
+// that is all. It reports whether the call had ended.
+func (m *Manager) releaseReaskOfEnded(s *Session, log callLog) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.calls[s.CallID] == s {
+		return false
+	}
+	if !m.closed && m.calls[s.CallID] == nil {
+		m.journal.Release(s.CallID, m.owed(s, 0))
+		log.Info("call ended while its start re-asked the engine: the re-ask is released with 0 s", "engine", s.Engine)
+	}
+	return true
 }
 
 func capOrDefault(c int) int {
