@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,6 +39,41 @@ func TestReplyNotWithheldByBufferedBytes(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				c.Close()
 				t.Fatal("no reply within 5 s: the server holds it until more bytes arrive")
+			}
+		})
+	}
+}
+
+// An operator reply ends with an empty line (proxy-protocol.md), an error
+// included: a client of the original reads up to it, and would otherwise
+// wait for ever. "debug" with a show it does not know is such an error.
+func TestOperatorErrorEndsWithEmptyLine(t *testing.T) {
+	for _, req := range []string{
+		"debug\r\nshow: nonsense\r\n\r\n",
+		"debug\r\n\r\n",
+	} {
+		t.Run(req, func(t *testing.T) {
+			path, _ := startServer(t, limits(60), nil)
+			c := dial(t, path)
+			if err := c.Send(req); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan string, 1)
+			go func() {
+				reply, err := c.OperatorReply()
+				if err != nil {
+					reply = "error: " + err.Error()
+				}
+				got <- reply
+			}()
+			select {
+			case reply := <-got:
+				if !strings.HasPrefix(reply, "Error") {
+					t.Fatalf("reply %q, want an Error line then the empty line", reply)
+				}
+			case <-time.After(5 * time.Second):
+				c.Close()
+				t.Fatal("no empty line after the operator reply within 5 s")
 			}
 		})
 	}
