@@ -76,3 +76,41 @@ func TestStopDuringStartReaskLeavesNoEngineSession(t *testing.T) {
 		t.Fatalf("the engine still counts %v for alice after every owed debit was delivered (requests %q)", s, eng.Requests())
 	}
 }
+
+// A call set up again for another destination (a serial fork after a
+// failure) owes the engine a 0 s debit for the first question "first", so
+// the engine forgets it (behaviour.md). The engine keys sessions by CallId
+// and the second question uses the same one: a release delivered after the
+// second question (the spool sends it once its record is durable, while the
+// question goes at once) ends the new call's session at the engine, which
+// then counts the running call in nobody's share of the balance.
+func TestSerialForkReleaseDoesNotEndTheNewQuestion(t *testing.T) {
+	eng := ratingtest.New(t)
+	eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 10})
+	eng.SetRate("", ratingtest.PerMinute(0.1))
+	pool := rating.NewPool([]string{eng.Addr()}, rating.Options{Timeout: 2 * time.Second}, nil)
+	t.Cleanup(pool.Close)
+	j := sessiontest.NewJournal()
+	m := NewManager(Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: 2 * time.Second, SetupTime: time.Hour, StaleTimeout: time.Hour},
+		&poolRater{Pool: pool}, &dialogtest.Ender[dialog.Target]{C: make(chan dialog.Target, 10)}, j, slog.New(slog.DiscardHandler))
+	t.Cleanup(m.Shutdown)
+
+	first := initReq("c1", "alice", "true")
+	first.RURI = "sip:gw1@example.com"
+	if got := m.Init(first, time.Now()); got != ReplyLimited {
+		t.Fatalf("first init: %v", got)
+	}
+	again := initReq("c1", "alice", "true")
+	again.RURI = "sip:gw2@example.com"
+	if got := m.Init(again, time.Now()); got != ReplyLimited {
+		t.Fatalf("init again: %v", got)
+	}
+	for _, o := range j.Debits() { // the spool delivers what is owed
+		if _, err := pool.DebitBalance(context.Background(), o.Engine, o.Debit); err != nil {
+			t.Fatalf("debit %+v: %v", o, err)
+		}
+	}
+	if s := eng.Sessions("alice@example.com"); len(s) != 1 {
+		t.Fatalf("the engine counts %v for alice while c1 is set up; want [c1] (requests %q)", s, eng.Requests())
+	}
+}
