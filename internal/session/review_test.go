@@ -114,3 +114,46 @@ func TestSerialForkReleaseDoesNotEndTheNewQuestion(t *testing.T) {
 		t.Fatalf("the engine counts %v for alice while c1 is set up; want [c1] (requests %q)", s, eng.Requests())
 	}
 }
+
+// When that release cannot be delivered in time, the call is refused in
+// time and the release stays owed (to the spool): nothing is asked on top
+// of a question the engine may still count.
+func TestSerialForkReleaseFailsClosed(t *testing.T) {
+	eng := ratingtest.New(t)
+	eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 10})
+	eng.SetRate("", ratingtest.PerMinute(0.1))
+	pool := rating.NewPool([]string{eng.Addr()}, rating.Options{Timeout: 2 * time.Second}, nil)
+	t.Cleanup(pool.Close)
+	j := sessiontest.NewJournal()
+	const proxyTimeout = 300 * time.Millisecond
+	m := NewManager(Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: proxyTimeout, SetupTime: time.Hour, StaleTimeout: time.Hour},
+		&poolRater{Pool: pool}, &dialogtest.Ender[dialog.Target]{C: make(chan dialog.Target, 10)}, j, slog.New(slog.DiscardHandler))
+	t.Cleanup(m.Shutdown)
+
+	first := initReq("c1", "alice", "true")
+	first.RURI = "sip:gw1@example.com"
+	if got := m.Init(first, time.Now()); got != ReplyLimited {
+		t.Fatalf("first init: %v", got)
+	}
+	eng.Hang(true)
+	defer eng.Hang(false)
+	again := initReq("c1", "alice", "true")
+	again.RURI = "sip:gw2@example.com"
+	received := time.Now()
+	if got := m.Init(again, received); got != ReplyError {
+		t.Fatalf("init again with the engine hung: %v, want Error", got)
+	}
+	if took := time.Since(received); took >= proxyTimeout {
+		t.Errorf("answered after %v, past the proxy's %v", took, proxyTimeout)
+	}
+	d := j.Debits()
+	if len(d) != 1 || d[0].Debit.CallID != "c1" || d[0].Debit.Duration != 0 || d[0].Debit.To != "sip:gw1@example.com" {
+		t.Fatalf("owed %+v, want the 0 s release of the first question", d)
+	}
+	if _, ok := m.Get("c1"); ok {
+		t.Error("c1 tracked after Error")
+	}
+	if n := j.Unsettled(); n != 0 {
+		t.Errorf("%d asked marks left", n)
+	}
+}
