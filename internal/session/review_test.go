@@ -157,3 +157,18 @@ func TestSerialForkReleaseFailsClosed(t *testing.T) {
 		t.Errorf("%d asked marks left", n)
 	}
 }
+
+// A display name is a quoted string (RFC 3261 25.1) and may hold '<' or
+// '>': the URI is the one in the angle brackets after it. Refusing the call
+// (no billing party: Error) fails an ordinary caller for their name.
+func TestBillingPartyQuotedDisplayName(t *testing.T) {
+	for _, tt := range []struct{ from, want string }{
+		{`"Alice <CEO>" <sip:alice@example.com>;tag=1`, "sip:alice@example.com"},
+		{`"a<b" <sip:bob@example.com>`, "sip:bob@example.com"},
+		{`"say \"<hi>\"" <sip:carol@example.com>`, "sip:carol@example.com"},
+	} {
+		if got, err := BillingParty(tt.from, "None"); err != nil || got != tt.want {
+			t.Errorf("%s: got %q, %v; want %q", tt.from, got, err, tt.want)
+		}
+	}
+}
