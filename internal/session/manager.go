@@ -460,7 +460,7 @@ func (m *Manager) releaseEarlier(o *Owed, by time.Time) error {
 	if err != nil {
 		return err
 	}
-	m.Debited(*o, dr) // the party's calls in progress may get more time
+	m.debitedBy(*o, dr, by) // the party's calls in progress may get more time
 	return nil
 }
 
@@ -717,7 +717,11 @@ func (m *Manager) retime(party, engine string, seconds int, by time.Time, onlySo
 
 // Debited is called when a debit was delivered: the engine's reply carries
 // the new common limit of the party's remaining calls.
-func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
+func (m *Manager) Debited(o Owed, reply rating.DebitReply) { m.debitedBy(o, reply, time.Time{}) }
+
+// debitedBy is Debited waiting for the records until by at the most (zero:
+// no bound).
+func (m *Manager) debitedBy(o Owed, reply rating.DebitReply, by time.Time) {
 	if !reply.OK {
 		return
 	}
@@ -748,7 +752,7 @@ func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
 	}
 	m.mu.Unlock()
 	if remaining {
-		m.Retime(party, o.Engine, reply.MaxSessionTime)
+		m.retime(party, o.Engine, reply.MaxSessionTime, by, false)
 	}
 }
 
