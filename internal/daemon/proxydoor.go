@@ -148,7 +148,7 @@ func (p *proxyDoor) debug(r *proxy.Request, now time.Time) string {
 		}
 		return b.String()
 	}
-	return proxy.Error
+	return proxy.Error + "\r\n" // an operator reply: the server adds the empty line that ends it
 }
 
 // sessions answers debug show: sessions, one line per session in the

@@ -105,8 +105,11 @@ func (s *Server) serveConn(c net.Conn) {
 		c.Close()
 		s.wg.Done()
 	}()
-	r := bufio.NewReaderSize(c, MaxRequestSize+512)
 	w := bufio.NewWriterSize(c, 4096)
+	// Replies are flushed before the reader waits for more bytes, not
+	// when its buffer is empty: a stray empty line or the first bytes of
+	// the next request must not hold back an answer the client awaits.
+	r := bufio.NewReaderSize(flushBeforeRead{c, w}, MaxRequestSize+512)
 	client := clientOf(c)
 	var req Request
 	var raw []byte // the request as sent, kept only for --debug
@@ -156,13 +159,23 @@ func (s *Server) serveConn(c net.Conn) {
 			w.WriteString(reply)
 		}
 		w.WriteString("\r\n")
-		// Flush unless the next request is already here: the module
-		// never pipelines, but a test client may, and then one write
-		// carries several replies.
-		if r.Buffered() == 0 {
-			if err := w.Flush(); err != nil {
-				return
-			}
+		// Flushed by the next read that must wait (flushBeforeRead):
+		// pipelined requests already here get their replies in one write.
+	}
+}
+
+// flushBeforeRead flushes the replies written so far before it reads the
+// connection, which may block until the client sends more.
+type flushBeforeRead struct {
+	c net.Conn
+	w *bufio.Writer
+}
+
+func (f flushBeforeRead) Read(p []byte) (int, error) {
+	if f.w.Buffered() > 0 {
+		if err := f.w.Flush(); err != nil {
+			return 0, err
 		}
 	}
+	return f.c.Read(p)
 }

@@ -214,6 +214,11 @@ type initCall struct {
 	asked   bool     // the asked mark is written: the engine was asked
 	s       *Session // the call, once admitted
 	saved   Wait     // its record in the state log, once tracked
+
+	// releaseFirst is the 0 s debit owed for an earlier init of this
+	// call to another destination, to be delivered before the engine is
+	// asked again (rate): the engine keys its sessions by CallId.
+	releaseFirst *Owed
 }
 
 // initDecision is how an init ends: the reply, and what is left to undo.
@@ -317,6 +322,10 @@ func (m *Manager) admit(c *initCall, r *InitRequest, log callLog) initDecision {
 		if old.Owed {
 			if old.RURI != r.RURI || old.Diverter != r.Diverter || old.Party != party {
 				debit = m.owed(old, 0)
+				if _, ok := m.rater.(releaser); ok && !strings.EqualFold(r.Prepaid, "false") {
+					// rate asks the engine again: it delivers this first.
+					c.releaseFirst, debit = debit, nil
+				}
 			} else {
 				c.carried = old.Engine
 			}
@@ -364,7 +373,9 @@ func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
 		duration = DefaultMaxDuration
 	}
 	engine := c.carried
-	if engine == "" {
+	if c.releaseFirst != nil {
+		engine = c.releaseFirst.Engine // where the CallId is counted now
+	} else if engine == "" {
 		engine = m.rater.Pick(c.party)
 	}
 	by := answerBy(c.received, c.lim.ProxyTimeout)
@@ -373,6 +384,16 @@ func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
 	asked := m.journal.Asked(&Session{CallID: r.CallID, Party: c.party, RURI: r.RURI, SourceIP: r.SourceIP,
 		Application: c.app, Engine: engine, Limit: NoLimit, Cap: NoLimit, Created: c.received})
 	c.asked = true
+	if c.releaseFirst != nil {
+		// The asked mark covers the old question too (same CallId, same
+		// engine): a crash from here on releases it at the next start.
+		if err := m.releaseEarlier(c.releaseFirst, by); err != nil {
+			m.waitLogged(asked, r.CallID, by)
+			m.refuseUnrated(log, engine, err)
+			m.journal.Release(r.CallID, c.releaseFirst) // owed durably; clears the mark
+			return answer(ReplyError)
+		}
+	}
 	ctx, cancel := context.WithDeadline(context.Background(), by)
 	mt, err := m.rater.MaxSessionTime(ctx, engine, rating.Request{CallID: r.CallID, From: c.party, To: r.RURI,
 		Gateway: r.SourceIP, Application: c.app, Duration: duration})
@@ -418,6 +439,29 @@ func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
 		return letGoOf(ReplyNoCredit, engine)
 	}
 	return initDecision{}
+}
+
+// releaser is a Rater that can also debit: an init set up again for
+// another destination releases the earlier question itself, before asking
+// again. Without it that release goes to the journal (and the spool),
+// which may deliver it after the new question.
+type releaser interface {
+	DebitBalance(ctx context.Context, engine string, d rating.Debit) (rating.DebitReply, error)
+}
+
+// releaseEarlier delivers o, a 0 s debit for an earlier question about the
+// same CallId, before by. Ok and Failed (the engine no longer counts it)
+// both clear the way for the new question; an error leaves its fate to the
+// caller, who answers Error and owes the release through the journal.
+func (m *Manager) releaseEarlier(o *Owed, by time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), by)
+	defer cancel()
+	dr, err := m.rater.(releaser).DebitBalance(ctx, o.Engine, o.Debit)
+	if err != nil {
+		return err
+	}
+	m.debitedBy(*o, dr, by) // the party's calls in progress may get more time
+	return nil
 }
 
 // track adds the call to the table and stages its record, unless nothing
@@ -555,6 +599,11 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	ctx, cancel := context.WithDeadline(context.Background(), by)
 	mt, err := m.rater.MaxSessionTime(ctx, engine, req)
 	cancel()
+	if (err == nil && mt.Kind == rating.Limited) || (err != nil && !errors.Is(err, rating.ErrNotSent)) {
+		if m.releaseReaskOfEnded(s, log) {
+			return ReplyOk
+		}
+	}
 	// Without a new number, the answer at init is the best there is: the
 	// engine gave it counting the party's calls already running, so they
 	// end no later than this one (only sooner: an engine at the party's
@@ -573,6 +622,26 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	}
 	log.debug("call answered", slog.String("party", party), slog.Bool("prepaid", true))
 	return ReplyOk
+}
+
+// releaseReaskOfEnded owes a 0 s release for a re-ask at start that may
+// have reached the engine after the call ended (its stop, served on
+// another connection meanwhile, owed its debit first): the engine counts
+// an asked CallId again, and nothing else would ever debit it. Released
+// only while no other call holds the Call-ID (a 0 s debit is keyed by it);
+// if the re-ask came first, the engine answers the release Failed, and
+// that is all. It reports whether the call had ended.
+func (m *Manager) releaseReaskOfEnded(s *Session, log callLog) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.calls[s.CallID] == s {
+		return false
+	}
+	if !m.closed && m.calls[s.CallID] == nil {
+		m.journal.Release(s.CallID, m.owed(s, 0))
+		log.Info("call ended while its start re-asked the engine: the re-ask is released with 0 s", "engine", s.Engine)
+	}
+	return true
 }
 
 func capOrDefault(c int) int {
@@ -648,7 +717,11 @@ func (m *Manager) retime(party, engine string, seconds int, by time.Time, onlySo
 
 // Debited is called when a debit was delivered: the engine's reply carries
 // the new common limit of the party's remaining calls.
-func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
+func (m *Manager) Debited(o Owed, reply rating.DebitReply) { m.debitedBy(o, reply, time.Time{}) }
+
+// debitedBy is Debited waiting for the records until by at the most (zero:
+// no bound).
+func (m *Manager) debitedBy(o Owed, reply rating.DebitReply, by time.Time) {
 	if !reply.OK {
 		return
 	}
@@ -679,7 +752,7 @@ func (m *Manager) Debited(o Owed, reply rating.DebitReply) {
 	}
 	m.mu.Unlock()
 	if remaining {
-		m.Retime(party, o.Engine, reply.MaxSessionTime)
+		m.retime(party, o.Engine, reply.MaxSessionTime, by, false)
 	}
 }
 

@@ -16,7 +16,7 @@ func BillingParty(from, diverter string) (string, error) {
 		return userHost(diverter)
 	}
 	uri := from
-	if i := strings.IndexByte(uri, '<'); i >= 0 {
+	if i := angleOpen(uri); i >= 0 {
 		uri = uri[i+1:]
 		j := strings.IndexByte(uri, '>')
 		if j < 0 {
@@ -27,6 +27,27 @@ func BillingParty(from, diverter string) (string, error) {
 		uri = uri[:i] // name-addr without <>: parameters follow ';'
 	}
 	return userHost(strings.TrimSpace(uri))
+}
+
+// angleOpen is the index of the '<' that opens the URI of a name-addr, -1
+// when there is none: a '<' inside the quoted display name ("Alice <CEO>")
+// is not it.
+func angleOpen(s string) int {
+	if strings.IndexByte(s, '"') < 0 {
+		return strings.IndexByte(s, '<') // the usual case: no quoted name
+	}
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case quoted && c == '\\':
+			i++ // quoted-pair: the next byte is literal
+		case c == '"':
+			quoted = !quoted
+		case c == '<' && !quoted:
+			return i
+		}
+	}
+	return -1
 }
 
 // userHost reduces "sip:user@host:port;params?headers" (scheme optional)
