@@ -137,6 +137,7 @@ func TestRestartRestoresCalls(t *testing.T) {
 	e.call(initReq("c1", "alice"))
 	e.call("start\ncallid: c1\ndialogid: 7:8")
 	e.call(initReq("c2", "alice"))
+	e.kam.SetDialog("c2", dialogtest.Dialog{State: 2, Entry: 9, ID: 10}) // ringing on the proxy: the restarted daemon asks
 	e.restart()
 	s, err := e.ctl().Session("c1")
 	if err != nil || s.State != "in-progress" || s.DialogID != "7:8" || s.Remaining <= 0 || s.Remaining > 600 {
