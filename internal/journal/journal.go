@@ -116,8 +116,24 @@ func (j *Journal) RestoredSessions() (sessions, asked []*session.Session) {
 	if bad > 0 {
 		j.logger.Error("state: some saved sessions could not be read and are lost", "unreadable", bad, "restored", len(sessions))
 	}
+	// A mark beside its session's record is covered by that session's own
+	// debit: settled here, as the session manager may end the session at
+	// once (its time passed) and would then find the mark alone and owe
+	// a second debit, a 0 s release, for the same Call-ID.
+	restoredIDs := make(map[string]struct{}, len(sessions))
+	for _, s := range sessions {
+		restoredIDs[s.CallID] = struct{}{}
+	}
+	alone := asked[:0]
+	for _, a := range asked {
+		if _, ok := restoredIDs[a.CallID]; ok {
+			j.Settle(a.CallID)
+			continue
+		}
+		alone = append(alone, a)
+	}
 	j.restored = nil
-	return sessions, asked
+	return sessions, alone
 }
 
 // RestoredAtAnswer decodes the calls found at start that are to be ended

@@ -1,0 +1,66 @@
+package journal
+
+import (
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/debit"
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
+	"github.com/callcontrol/callcontrol/internal/session"
+	"github.com/callcontrol/callcontrol/internal/store"
+)
+
+// TestRestoredExpiredCallWithMarkDebitedOnce: a crash leaves a prepaid
+// call's record beside an asked mark for its Call-ID (a second init of the
+// call, refused as a duplicate, asked the engine; the daemon died before
+// that mark was settled). The call's time passed while the daemon was
+// down, so the restore ends it, owing its debit. The mark is covered by
+// that debit (ReleaseAsked: "a mark beside its session is covered by the
+// session's own debit"): exactly one debit is owed for the Call-ID, not a
+// second 0 s release.
+func TestRestoredExpiredCallWithMarkDebitedOnce(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Store: store.Options{NoSync: true}}
+	j, err := Open(dir, opts, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := time.Now().Add(-2 * time.Hour)
+	call := &session.Session{CallID: "x", Party: "sip:alice@example.com", RURI: "sip:0031@example.com", Token: "None",
+		Application: "audio", Engine: "e:1", Prepaid: true, Owed: true, HasDialog: true, Dialog: dialog.ID{Entry: 1, ID: 2},
+		Cap: session.NoLimit, Limit: 60, Created: answered, Answered: answered, EndAt: answered.Add(time.Minute)}
+	j.Save(call)(time.Time{})
+	j.Asked(&session.Session{CallID: "x", Party: call.Party, RURI: call.RURI, Application: "audio", Engine: "e:1",
+		Limit: session.NoLimit, Cap: session.NoLimit, Created: time.Now()})(time.Time{})
+	if err := j.Close(nil); err != nil { // a crash: no final snapshot, the log replays
+		t.Fatal(err)
+	}
+
+	// The daemon's start-up, in its order (daemon.start).
+	j, err = Open(dir, opts, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close(nil)
+	m := session.NewManager(session.Limits{Limit: session.NoLimit, PrepaidLimit: session.NoLimit, SetupTime: time.Hour,
+		StaleTimeout: time.Hour, ProxyTimeout: 5 * time.Second}, nil, &dialogtest.Ender[dialog.Target]{}, j, quiet())
+	defer m.Shutdown()
+	j.StartDebits(&recordingEngine{got: make(chan struct{}, 1)}, debit.Options{MinBackoff: time.Hour}, m.Debited)
+	sessions, asked := j.RestoredSessions()
+	if len(sessions) != 1 {
+		t.Fatalf("restored %d sessions, want 1", len(sessions))
+	}
+	m.Restore(sessions)
+	m.ReleaseAsked(asked)
+
+	var owed []int
+	for _, st := range j.Spool().Status() {
+		if st.Debit.CallID == "x" {
+			owed = append(owed, st.Debit.Duration)
+		}
+	}
+	if len(owed) != 1 || owed[0] != 60 {
+		t.Fatalf("debits owed for x: durations %v, want one of 60 s (the limit)", owed)
+	}
+}
