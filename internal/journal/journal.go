@@ -120,15 +120,13 @@ func (j *Journal) RestoredSessions() (sessions, asked []*session.Session) {
 	// debit: settled here, as the session manager may end the session at
 	// once (its time passed) and would then find the mark alone and owe
 	// a second debit, a 0 s release, for the same Call-ID.
-	restoredIDs := make(map[string]struct{}, len(sessions))
-	for _, s := range sessions {
-		restoredIDs[s.CallID] = struct{}{}
-	}
 	alone := asked[:0]
 	for _, a := range asked {
-		if _, ok := restoredIDs[a.CallID]; ok {
-			j.Settle(a.CallID)
-			continue
+		if rec, ok := j.restored[sessionPrefix+a.CallID]; ok {
+			if _, err := session.Unmarshal(rec); err == nil {
+				j.Settle(a.CallID)
+				continue
+			}
 		}
 		alone = append(alone, a)
 	}
