@@ -11,6 +11,7 @@ import (
 	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
 	"github.com/callcontrol/callcontrol/internal/session"
 	"github.com/callcontrol/callcontrol/internal/store"
+	"github.com/callcontrol/callcontrol/internal/store/storetest"
 )
 
 // TestRestoredExpiredCallWithMarkDebitedOnce: a crash leaves a prepaid
@@ -108,5 +109,84 @@ func TestUnknownRecordKindKeptAndReported(t *testing.T) {
 	l.Close()
 	if string(live["z/future"]) != "from a newer version" {
 		t.Errorf("the record of an unknown kind was dropped by the snapshot: %q", live)
+	}
+}
+
+// crashAfterBye is the journal, but it takes a crash image of the state
+// directory as soon as the first batch that asks for a dialog end is
+// durable: what a kill -9 right after that batch leaves.
+type crashAfterBye struct {
+	*Journal
+	t     *testing.T
+	dir   string
+	image string
+}
+
+func (c *crashAfterBye) EndWithBye(callID string, owed *session.Owed, bye dialog.Target) (session.Wait, dialog.Target) {
+	wait, bye := c.Journal.EndWithBye(callID, owed, bye)
+	c.crash(wait)
+	return wait, bye
+}
+
+func (c *crashAfterBye) EndWithByeAtAnswer(callID string, owed *session.Owed, bye dialog.Target, s *session.Session) (session.Wait, dialog.Target) {
+	wait, bye := c.Journal.EndWithByeAtAnswer(callID, owed, bye, s)
+	c.crash(wait)
+	return wait, bye
+}
+
+func (c *crashAfterBye) crash(wait session.Wait) {
+	if c.image != "" {
+		return
+	}
+	if err := wait(time.Time{}); err != nil {
+		c.t.Fatal(err)
+	}
+	c.image = storetest.CopyDir(c.t, c.dir)
+}
+
+// TestTerminateRingingCrashKeepsAtAnswer: an operator ends a ringing call
+// on OpenSIPS (which can CANCEL it); the call is kept aside, to be ended
+// if an answer crossed the CANCEL (keepForAnswerLocked). A crash right
+// after the call's end is recorded must not lose that: the restarted
+// daemon still ends the call when `start` comes, instead of answering Not
+// found and leaving it unlimited.
+func TestTerminateRingingCrashKeepsAtAnswer(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir, Options{}, quiet()) // sync = yes: a durable batch is on disk
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &crashAfterBye{Journal: j, t: t, dir: dir}
+	lim := session.Limits{Limit: 3600, PrepaidLimit: session.NoLimit, SetupTime: time.Hour, StaleTimeout: time.Hour,
+		ProxyTimeout: 5 * time.Second}
+	m := session.NewManager(lim, nil, &dialogtest.Ender[dialog.Target]{Early: true}, c, quiet())
+	if got := m.Init(postpaidInit("ring"), time.Now()); got != session.ReplyLimited {
+		t.Fatalf("init: %v", got)
+	}
+	if got := m.Terminate("ring"); got != session.TerminateRequested {
+		t.Fatalf("terminate: %v", got)
+	}
+	if _, ok := m.AtAnswer("ring"); !ok {
+		t.Fatal("the terminated ringing call is not kept to be ended at answer")
+	}
+	m.Shutdown()
+	j.Close(nil)
+	if c.image == "" {
+		t.Fatal("no crash image taken")
+	}
+
+	j, err = Open(c.image, Options{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close(nil)
+	m = session.NewManager(lim, nil, &dialogtest.Ender[dialog.Target]{Early: true}, j, quiet())
+	defer m.Shutdown()
+	atAnswer := j.RestoredAtAnswer()
+	sessions, _ := j.RestoredSessions()
+	m.Restore(sessions)
+	m.RestoreAtAnswer(atAnswer)
+	if got := m.Start("ring", "1:2", time.Now()); got != session.ReplyOk {
+		t.Fatalf("start after the crash answered %v: the call the operator ended runs unlimited", got)
 	}
 }
