@@ -54,7 +54,7 @@ func TestRestoredDebitRetimesRestoredCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	for i := range 50000 {
+	for i := range 20000 {
 		j.Save(&session.Session{CallID: fmt.Sprintf("other%d", i), Party: fmt.Sprintf("sip:u%d@example.com", i),
 			RURI: "sip:1@example.com", Token: "None", Application: "audio", Cap: session.NoLimit, Limit: 3600,
 			Created: now, Answered: now, EndAt: now.Add(time.Hour)})
