@@ -143,7 +143,7 @@ func (d *Daemon) start() (err error) {
 		return err
 	}
 	d.sessions = session.NewManager(limits(cfg), d.engines.rater(), d.dialogs, d.state, log)
-	d.state.StartDebits(d.engines, debit.Options{Route: d.engines.route}, d.sessions.Debited)
+	d.state.OpenDebits(d.engines, debit.Options{Route: d.engines.route}, d.sessions.Debited)
 	atAnswer := d.state.RestoredAtAnswer()
 	sessions, asked := d.state.RestoredSessions()
 	ringing := session.Ringing(sessions, atAnswer)
@@ -151,6 +151,8 @@ func (d *Daemon) start() (err error) {
 	d.sessions.Restore(sessions)
 	d.sessions.RestoreAtAnswer(atAnswer)
 	d.sessions.ReleaseAsked(asked)
+	// Only now: a debit's reply re-times the party's calls, restored above.
+	d.state.DeliverDebits()
 
 	d.proxySrv = proxy.NewServer(d.proxyLn, countingHandler{newProxyDoor(cfg, d.sessions, log), d.metrics.Proxy}, log, opts.Debug)
 	d.wg.Add(1)

@@ -17,20 +17,33 @@ type debits struct {
 	wg     sync.WaitGroup
 }
 
-// StartDebits starts delivering the debits owed, those restored first,
-// through eng. opts.Route picks where a debit goes now; onDone hears
-// each reply (the session manager re-times the party's calls).
+// StartDebits is OpenDebits and DeliverDebits.
 func (j *Journal) StartDebits(eng debit.Engine, opts debit.Options, onDone func(rating.Owed, rating.DebitReply)) {
+	j.OpenDebits(eng, opts, onDone)
+	j.DeliverDebits()
+}
+
+// OpenDebits opens the debit spool with the debits owed from before the
+// restart, to be delivered through eng; none is sent before
+// DeliverDebits. opts.Route picks where a debit goes now; onDone hears
+// each reply (the session manager re-times the party's calls: so the
+// sessions are restored before delivery starts, or a restored debit's
+// reply finds none of the party's calls to re-time).
+func (j *Journal) OpenDebits(eng debit.Engine, opts debit.Options, onDone func(rating.Owed, rating.DebitReply)) {
 	restored := debit.Restore(j.restored, store.BootID(), j.logger)
 	if len(restored) > 0 {
 		j.logger.Info("debits owed from before the restart", "count", len(restored))
 	}
-	d := &debits{spool: debit.New(j.log, eng, restored, opts, func(o debit.Owed, r rating.DebitReply) { onDone(o.Owed, r) }, j.logger)}
+	j.debits = &debits{spool: debit.New(j.log, eng, restored, opts, func(o debit.Owed, r rating.DebitReply) { onDone(o.Owed, r) }, j.logger)}
+}
+
+// DeliverDebits starts delivering the debits owed, those restored first.
+func (j *Journal) DeliverDebits() {
+	d := j.debits
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.spool.Run(ctx) }()
-	j.debits = d
 }
 
 // owe records the debit in the same atomic batch as with (the session's
@@ -60,7 +73,9 @@ func (j *Journal) StopDebits() {
 	if j.debits == nil {
 		return
 	}
-	j.debits.cancel()
+	if j.debits.cancel != nil {
+		j.debits.cancel()
+	}
 	j.debits.spool.Close()
 	j.debits.wg.Wait()
 }

@@ -283,6 +283,13 @@ func (j *Journal) EndWithBye(callID string, owed *session.Owed, bye dialog.Targe
 	return j.end(callID, owed, put), bye
 }
 
+// EndWithByeAtAnswer implements session.Journal: EndWithBye and the order
+// to end s when answered, in one batch.
+func (j *Journal) EndWithByeAtAnswer(callID string, owed *session.Owed, bye dialog.Target, s *session.Session) (session.Wait, dialog.Target) {
+	bye, put := j.ends.add(bye, time.Now())
+	return j.end(callID, owed, put, store.Put(atAnswerPrefix+callID, s.Marshal())), bye
+}
+
 // DialogEnded is the dialog client's word on a request: confirmed, gone,
 // or impossible. The record goes; a request unknown here (sent again
 // after a restart that also ended the call anew) changes nothing.

@@ -64,6 +64,10 @@ type Journal struct {
 
 	snapshotPut func() // tests: called after each session a snapshot puts
 
+	// unknown are the records of kinds this version does not know, kept
+	// through snapshots as they were found.
+	unknown map[string][]byte
+
 	// records are buffers to encode a session into for Save: the store
 	// copies the record when it is staged, so the buffer is free again
 	// at once, and the proxy's path allocates none.
@@ -87,7 +91,38 @@ func Open(dir string, opts Options, log *slog.Logger) (*Journal, error) {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	return &Journal{log: l, restored: restored, logger: log, noSync: opts.Store.NoSync, refuse: opts.RefuseNotDurable,
-		lastCompact: time.Now(), dir: dir, asked: make(map[string][]byte), ends: restoreDialogEnds(restored, log)}, nil
+		lastCompact: time.Now(), dir: dir, asked: make(map[string][]byte), ends: restoreDialogEnds(restored, log),
+		unknown: unknownRecords(restored, log)}, nil
+}
+
+// unknownRecords picks the records of a kind this version does not know
+// (written by a newer one, before a downgrade): reported, and kept as they
+// are through snapshots, for the version that wrote them.
+func unknownRecords(restored map[string][]byte, log *slog.Logger) map[string][]byte {
+	var unknown map[string][]byte
+	for k, v := range restored {
+		switch {
+		case strings.HasPrefix(k, sessionPrefix), strings.HasPrefix(k, askedPrefix), strings.HasPrefix(k, atAnswerPrefix),
+			strings.HasPrefix(k, dialogEndPrefix), strings.HasPrefix(k, debit.Prefix):
+			continue
+		}
+		if unknown == nil {
+			unknown = make(map[string][]byte)
+		}
+		unknown[k] = v
+	}
+	if len(unknown) > 0 {
+		keys := make([]string, 0, min(len(unknown), 10))
+		for k := range unknown {
+			if len(keys) == cap(keys) {
+				break
+			}
+			keys = append(keys, k)
+		}
+		log.Error("state: records of a kind this version does not know (written by a newer version?) are kept as they are, unused",
+			"count", len(unknown), "keys", strings.Join(keys, " "))
+	}
+	return unknown
 }
 
 // RestoredSessions decodes what was found at start: the sessions, and the
@@ -116,8 +151,22 @@ func (j *Journal) RestoredSessions() (sessions, asked []*session.Session) {
 	if bad > 0 {
 		j.logger.Error("state: some saved sessions could not be read and are lost", "unreadable", bad, "restored", len(sessions))
 	}
+	// A mark beside its session's record is covered by that session's own
+	// debit: settled here, as the session manager may end the session at
+	// once (its time passed) and would then find the mark alone and owe
+	// a second debit, a 0 s release, for the same Call-ID.
+	alone := asked[:0]
+	for _, a := range asked {
+		if rec, ok := j.restored[sessionPrefix+a.CallID]; ok {
+			if _, err := session.Unmarshal(rec); err == nil {
+				j.Settle(a.CallID)
+				continue
+			}
+		}
+		alone = append(alone, a)
+	}
 	j.restored = nil
-	return sessions, asked
+	return sessions, alone
 }
 
 // RestoredAtAnswer decodes the calls found at start that are to be ended
@@ -291,6 +340,9 @@ func (j *Journal) snapshot(m *session.Manager) error {
 			j.debits.spool.Dump(put)
 		}
 		j.ends.dump(put)
+		for k, v := range j.unknown {
+			put(k, v)
+		}
 	})
 }
 

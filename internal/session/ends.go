@@ -65,11 +65,11 @@ func (m *Manager) Terminate(callID string) TerminateResult {
 		m.log.Info("call is ringing and the proxy can end it only once answered: it will be ended then", "callid", callID)
 		return TerminateAtAnswer
 	}
-	ringing := !s.InProgress()
-	e := m.endLocked(s, m.now(), true, "operator")
-	if ringing {
-		m.keepForAnswerLocked(s, EndAtAnswerOperator)
+	var keep *Session
+	if !s.InProgress() {
+		keep = m.keepForAnswerLocked(s, EndAtAnswerOperator)
 	}
+	e := m.endKeepingLocked(s, m.now(), true, "operator", keep)
 	m.mu.Unlock()
 	m.finish(e)
 	return TerminateRequested
@@ -80,12 +80,14 @@ func (m *Manager) Terminate(callID string) TerminateResult {
 // the callee's 200 OK may cross the CANCEL, and the proxy then relays it
 // and sends `start`, which must find the call to end it, not answer Not
 // found and leave it unlimited. A `stop` (the CANCEL won) or the stale
-// timeout forgets it.
-func (m *Manager) keepForAnswerLocked(s *Session, why string) {
+// timeout forgets it. It returns the call kept, to be journaled in the
+// same batch as the call's end (finishKeepingLocked): a crash between
+// two batches would leave the end without it.
+func (m *Manager) keepForAnswerLocked(s *Session, why string) *Session {
 	g := *s
 	g.timer, g.Owed, g.Engine, g.EndAtAnswer = nil, false, "", why
 	m.atAnswer[s.CallID] = &g
-	m.journal.EndAtAnswer(s.CallID, nil, &g) // lands after the end; nobody waits
+	return &g
 }
 
 // endAtAnswerLaterLocked takes a ringing call out of the table (releasing
@@ -173,9 +175,8 @@ func (m *Manager) expireAtAnswerLocked(now time.Time, lim Limits) {
 func (m *Manager) setupTimeLocked(s *Session, now time.Time, lim Limits) (ending, bool) {
 	if m.canEndEarly() {
 		m.removeLocked(s)
-		e := m.finishLocked(s, 0, true, EndAtAnswerSetupTime)
-		m.keepForAnswerLocked(s, EndAtAnswerSetupTime)
-		return e, true
+		keep := m.keepForAnswerLocked(s, EndAtAnswerSetupTime)
+		return m.finishKeepingLocked(s, 0, true, EndAtAnswerSetupTime, keep), true
 	}
 	m.endAtAnswerLaterLocked(s, EndAtAnswerSetupTime) // lands in order; nobody waits on housekeeping
 	logLine(m.log, slog.LevelInfo, "call not answered within the setup time: released; it is ended if it is answered later",

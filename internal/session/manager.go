@@ -114,13 +114,15 @@ func late(err error) bool {
 // confirms. It returns bye with the record's reference set, to be handed
 // to the dialog client. EndAtAnswer is End that also records s, ringing,
 // as to be ended when answered (Session.EndAtAnswer says why), until
-// DropAtAnswer.
+// DropAtAnswer. EndWithByeAtAnswer is both in one step: a ringing call
+// the proxy is asked to end (CANCEL), kept in case an answer crosses it.
 type Journal interface {
 	Asked(s *Session) Wait
 	Save(s *Session) Wait
 	End(callID string, debit *Owed) Wait
 	Release(callID string, debit *Owed)
 	EndWithBye(callID string, debit *Owed, bye sipdialog.Target) (Wait, sipdialog.Target)
+	EndWithByeAtAnswer(callID string, debit *Owed, bye sipdialog.Target, s *Session) (Wait, sipdialog.Target)
 	EndAtAnswer(callID string, debit *Owed, s *Session) Wait
 	DropAtAnswer(callID string)
 	Settle(callID string)
@@ -849,6 +851,12 @@ func (m *Manager) abandon(s *Session) {
 // endLocked removes s, asks the proxy to end its dialog when bye is set,
 // and owes its debit: the time from answer to end, capped at the limit.
 func (m *Manager) endLocked(s *Session, end time.Time, bye bool, reason string) ending {
+	return m.endKeepingLocked(s, end, bye, reason, nil)
+}
+
+// endKeepingLocked is endLocked that also journals keep, s kept aside to
+// be ended when answered (keepForAnswerLocked), unless nil.
+func (m *Manager) endKeepingLocked(s *Session, end time.Time, bye bool, reason string, keep *Session) ending {
 	m.removeLocked(s)
 	duration := 0
 	if s.InProgress() {
@@ -860,10 +868,14 @@ func (m *Manager) endLocked(s *Session, end time.Time, bye bool, reason string) 
 			duration = 0
 		}
 	}
-	return m.finishLocked(s, duration, bye, reason)
+	return m.finishKeepingLocked(s, duration, bye, reason, keep)
 }
 
 func (m *Manager) finishLocked(s *Session, duration int, bye bool, reason string) ending {
+	return m.finishKeepingLocked(s, duration, bye, reason, nil)
+}
+
+func (m *Manager) finishKeepingLocked(s *Session, duration int, bye bool, reason string, keep *Session) ending {
 	var debit *Owed
 	if s.Owed {
 		debit = m.owed(s, duration)
@@ -873,11 +885,19 @@ func (m *Manager) finishLocked(s *Session, duration int, bye bool, reason string
 	// sees the BYE can also see the debit owed, and a crash loses neither.
 	bye = bye && (s.InProgress() || m.canEndEarly())
 	var wait Wait
-	if bye {
+	switch {
+	case bye:
 		var t sipdialog.Target
-		wait, t = m.journal.EndWithBye(s.CallID, debit, sipdialog.Target{CallID: s.CallID, Dialog: s.Dialog, NoID: !s.HasDialog})
+		target := sipdialog.Target{CallID: s.CallID, Dialog: s.Dialog, NoID: !s.HasDialog}
+		if keep != nil {
+			wait, t = m.journal.EndWithByeAtAnswer(s.CallID, debit, target, keep)
+		} else {
+			wait, t = m.journal.EndWithBye(s.CallID, debit, target)
+		}
 		m.ender.End(t)
-	} else {
+	case keep != nil:
+		wait = m.journal.EndAtAnswer(s.CallID, debit, keep)
+	default:
 		wait = m.journal.End(s.CallID, debit)
 	}
 	return ending{s: s, wait: wait, reason: reason, duration: duration, bye: bye, debit: debit != nil}

@@ -174,6 +174,18 @@ func (j *Journal) EndWithBye(callID string, o *session.Owed, t dialog.Target) (s
 	return w, t
 }
 
+// EndWithByeAtAnswer implements session.Journal: EndWithBye and
+// EndAtAnswer's record.
+func (j *Journal) EndWithByeAtAnswer(callID string, o *session.Owed, t dialog.Target, s *session.Session) (session.Wait, dialog.Target) {
+	w, t := j.EndWithBye(callID, o, t)
+	if !j.Discard {
+		j.mu.Lock()
+		j.atAnswer[callID] = s.Marshal()
+		j.mu.Unlock()
+	}
+	return w, t
+}
+
 // EndAtAnswer implements session.Journal.
 func (j *Journal) EndAtAnswer(callID string, o *session.Owed, s *session.Session) session.Wait {
 	w := j.End(callID, o)
