@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"container/heap"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,11 +28,14 @@ const (
 // Retry pacing for sends the kernel refuses (the proxy's queue is full, or
 // its socket is missing while it restarts).
 const (
-	minBackoff     = time.Millisecond
-	maxBackoff     = 250 * time.Millisecond
-	loudAfter      = 20 // consecutive refusals before the first loud log line
-	loudEvery      = 10 * time.Second
-	readBufferSize = 1 << 16
+	minBackoff = time.Millisecond
+	maxBackoff = 250 * time.Millisecond
+	loudAfter  = 20 // consecutive refusals before the first loud log line
+	loudEvery  = 10 * time.Second
+	// lookupsRetryAfter: how long ends go unchecked after a lookup got no
+	// answer (stillTheDialog).
+	lookupsRetryAfter = 5 * time.Second
+	readBufferSize    = 1 << 16
 )
 
 // Outcome is the final word on an end request.
@@ -110,6 +114,12 @@ type request struct {
 	deadline      time.Time
 	hidx          int // index in the deadline heap, -1 when not in it
 	done          bool
+	// verify: Kamailio may have restarted since the dialog's id was
+	// given (the request is restored, went unanswered, or found the
+	// proxy's socket gone), and a new Kamailio hands out ids again from a
+	// random point of a small range: the id may now name another call.
+	// The Call-ID's dialog is looked up before the next attempt.
+	verify bool
 }
 
 // Client sends end-dialog requests over JSON-RPC 2.0 on Unix datagrams.
@@ -133,6 +143,12 @@ type Client struct {
 	pending  int
 	closed   bool
 	lastWarn time.Time // of the passthrough warning
+	// lastVerifyWarn: of the warning that a lookup before an end found
+	// the proxy's socket gone.
+	lastVerifyWarn time.Time
+	// lookupsUnanswered: when a lookup before an end last got no usable
+	// answer (zero: the last one got one).
+	lookupsUnanswered time.Time
 
 	wake    chan struct{}
 	kick    chan struct{}
@@ -213,7 +229,7 @@ func (c *Client) End(t Target) {
 		c.done1(t, Unendable)
 		return
 	}
-	r := &request{t: t, queued: time.Now(), hidx: -1}
+	r := &request{t: t, queued: time.Now(), hidx: -1, verify: t.Restored}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -312,6 +328,15 @@ func (c *Client) pop() *request {
 // through; false means the client is closing.
 func (c *Client) send(r *request, failingSince *time.Time) bool {
 	c.mu.Lock()
+	// A proxy that did not answer the last lookup is not asked for every
+	// request: each would wait its timeout and pace all the others.
+	verify := r.verify && c.opts.Flavor == Kamailio && !r.done &&
+		(c.lookupsUnanswered.IsZero() || time.Since(c.lookupsUnanswered) >= lookupsRetryAfter)
+	c.mu.Unlock()
+	if verify && !c.stillTheDialog(r) {
+		return true
+	}
+	c.mu.Lock()
 	if r.done {
 		c.mu.Unlock()
 		return true
@@ -373,12 +398,28 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 		if isRetryable(err) && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.ENOBUFS) {
 			// The socket is missing or refuses: the proxy is restarting.
 			backoff = min(2*backoff, 4*maxBackoff)
+			if c.opts.Flavor == Kamailio {
+				// A new Kamailio's ids may name other calls: ask first.
+				c.mu.Lock()
+				r.verify = true
+				c.mu.Unlock()
+				if !c.stillTheDialog(r) {
+					return true
+				}
+			}
 		} else {
 			backoff = min(2*backoff, maxBackoff)
 		}
 	}
 	c.sends.Add(1)
+	c.awaitAnswer(r, attempt, true)
+	return true
+}
 
+// awaitAnswer puts r among the requests waiting for an answer to its
+// attempt (sent: false when the attempt was a lookup that got none), to
+// be sent again at its deadline, which grows with the attempts.
+func (c *Client) awaitAnswer(r *request, attempt int, sent bool) {
 	now := time.Now()
 	wait := c.opts.Timeout << min(attempt-1, 20)
 	if wait > c.opts.MaxRetryWait || wait <= 0 {
@@ -387,7 +428,9 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 	c.mu.Lock()
 	first := false
 	if !r.done {
-		r.sent = now
+		if sent {
+			r.sent = now
+		}
 		r.deadline = now.Add(wait)
 		if r.hidx >= 0 { // re-queued while this attempt was on its way
 			heap.Fix(&c.waiting, r.hidx)
@@ -403,6 +446,61 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 		default:
 		}
 	}
+}
+
+// stillTheDialog asks Kamailio about r's Call-ID before an attempt that
+// may reach a restarted Kamailio (r.verify): true means send, the
+// Call-ID's dialog still has r's id. Otherwise r is settled as gone (no
+// dialog of that Call-ID, or one with another id: ours ended, and ending
+// that one would cut another call), or, without an answer, waits for its
+// next attempt.
+//
+// A proxy that is there but gives no usable answer to the lookup (mute,
+// or without the method) is sent the end all the same, as before there
+// was a lookup, and is not asked again for lookupsRetryAfter.
+func (c *Client) stillTheDialog(r *request) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+	f, err := c.Lookup(ctx, r.t.CallID)
+	cancel()
+	c.mu.Lock()
+	if err != nil {
+		c.lookupsUnanswered = time.Now()
+	} else {
+		c.lookupsUnanswered = time.Time{}
+	}
+	c.mu.Unlock()
+	switch {
+	case err != nil && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)):
+		// The proxy's socket is gone: it is restarting. Ask again later.
+		c.mu.Lock()
+		r.attempts++
+		attempt := r.attempts
+		loud := time.Since(c.lastVerifyWarn) >= loudEvery
+		if loud {
+			c.lastVerifyWarn = time.Now()
+		}
+		c.mu.Unlock()
+		if loud {
+			c.log.Error("proxy refuses end requests, still retrying: each is first checked to still name the same call (is it running? is socket_path its management socket?)",
+				"callid", r.t.CallID, "dialog", r.t.Dialog.String(), "err", err.Error(), "socket", c.opts.ProxySocket)
+		}
+		c.awaitAnswer(r, attempt, false)
+		return false
+	case err != nil:
+		c.log.Warn("no usable answer to a dialog lookup: ending the dialog without checking that its id still names the same call",
+			"callid", r.t.CallID, "dialog", r.t.Dialog.String(), "err", err.Error())
+		return true
+	case !f.Exists:
+		c.finish(r, outcomeGone, Gone, "found", "no dialog of this Call-ID on the proxy")
+		return false
+	case !f.HasDialog || f.Dialog != r.t.Dialog:
+		c.finish(r, outcomeGone, Gone, "found", "the Call-ID's dialog is "+f.Dialog.String()+
+			", another one (the proxy restarted): not ended, it may be another call")
+		return false
+	}
+	c.mu.Lock()
+	r.verify = false
+	c.mu.Unlock()
 	return true
 }
 
@@ -545,8 +643,12 @@ func (c *Client) janitor() {
 			if first == nil {
 				// Read under the lock: the sender updates them.
 				first, firstAttempts, firstSent = r, r.attempts, r.sent
+				if firstSent.IsZero() { // its attempts so far were lookups
+					firstSent = r.queued
+				}
 			}
 			expired++
+			r.verify = true // unanswered: the proxy may be restarting
 			c.ready = append(c.ready, r)
 		}
 		var next time.Time

@@ -312,7 +312,9 @@ func (j *Journal) ResendDialogEnds(c dialog.Ender, log *slog.Logger) {
 	log.Info("dialog end requests not confirmed before the restart: sending them again", "count", len(pending),
 		"oldest", time.Since(pending[0].Since).Round(time.Second).String())
 	for _, p := range pending {
-		c.End(p.Target)
+		t := p.Target
+		t.Restored = true
+		c.End(t)
 	}
 }
 

@@ -29,7 +29,7 @@ var kvStart = map[string]int{
 	"Debug": 1, "Info": 1, "Warn": 1, "Error": 1,
 	"DebugContext": 2, "InfoContext": 2, "WarnContext": 2, "ErrorContext": 2,
 	"Log": 3, "With": 0,
-	"finish": 2, // dialog.Client.finish(r, outcome, kv...)
+	"finish": 3, // dialog.Client.finish(r, outcome, final, kv...)
 }
 
 // attrFuncs are slog's attribute constructors: their first argument is a key.

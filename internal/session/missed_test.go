@@ -188,7 +188,7 @@ func TestMissedAnswerAfterStartChangesNothing(t *testing.T) {
 		})
 		f.m.FindMissedAnswers(context.Background(), l, ringing)
 		got, ok := f.m.Get("c1")
-		if !ok || got.Dialog != (sipdialog.ID{Entry: 1, ID: 2}) || got.EndAt.Sub(time.Now()) != 60*time.Second {
+		if !ok || got.Dialog != (sipdialog.ID{Entry: 1, ID: 2}) || time.Until(got.EndAt) != 60*time.Second {
 			t.Fatalf("session %+v, want the start's dialog 1:2 and end in 60 s", got)
 		}
 	})

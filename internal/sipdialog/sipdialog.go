@@ -74,6 +74,10 @@ type Target struct {
 	// Ref is the caller's handle on the request (the state log's record
 	// of it), handed back unchanged to the dialog client's Options.OnDone.
 	Ref uint64
+	// Restored says the request comes from the state log of an earlier
+	// run: the proxy may have restarted since, and given its id to
+	// another call.
+	Restored bool
 }
 
 // Ender ends dialogs. End never blocks (callers hold locks or sit on the
