@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -51,9 +50,14 @@ type Spool struct {
 	onDone func(Owed, rating.DebitReply)
 	lg     *slog.Logger
 
-	mu       sync.Mutex
-	nextID   uint64
-	recs     map[uint64]*entry
+	mu     sync.Mutex
+	nextID uint64
+	recs   map[uint64]*entry
+	// order lists the IDs of recs ascending (the order debits were owed),
+	// with holes (IDs no longer in recs): what operators' listings and
+	// snapshots walk in chunks (walk.go).
+	order    []uint64
+	walked   func() // tests: called after each chunk of a walk, outside the lock
 	workers  map[string]*worker
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -142,7 +146,7 @@ func (s *Spool) Op(d Owed) (store.Op, Owed) {
 	}
 	// Registered now, not at Queue: a Compact that runs between the
 	// caller's Apply and Queue must find it in Dump.
-	s.recs[d.ID] = &entry{o: d}
+	s.addLocked(&entry{o: d})
 	return store.Put(Key(d.ID), encode(d)), d
 }
 
@@ -186,7 +190,7 @@ func (s *Spool) queueLocked(d Owed) {
 	e := s.recs[d.ID]
 	if e == nil {
 		e = &entry{o: d}
-		s.recs[d.ID] = e
+		s.addLocked(e)
 	}
 	if e.queued {
 		return
@@ -263,24 +267,31 @@ func (s *Spool) Delivered() Counters {
 	return s.counters
 }
 
-// Dump puts every owed debit, for store.Log.Compact.
+// Dump puts every owed debit, for store.Log.Compact. The debits are
+// copied in chunks (walk), not under one hold of the lock a call's end
+// takes, and encoded outside it: a debit changed meanwhile may be put in
+// either state, and its change is in the log after the snapshot's start,
+// which a load replays on top (each record is a whole put or a delete), as
+// for the session table (journal.snapshot).
 func (s *Spool) Dump(put func(key string, v []byte)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, e := range s.recs {
-		put(Key(id), encode(e.o))
-	}
+	buf := make([]Owed, 0, walkChunk)
+	s.walk(func(e *entry, _ bool) { buf = append(buf, e.o) }, func() {
+		for _, o := range buf {
+			put(Key(o.ID), encode(o))
+		}
+		buf = buf[:0]
+	})
 }
 
-// Pending lists the owed debits, oldest first (for operators).
+// Pending lists the owed debits, oldest first (for operators), copied in
+// chunks as Status does.
 func (s *Spool) Pending() []Owed {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Owed, 0, len(s.recs))
-	for _, e := range s.recs {
-		out = append(out, e.o)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	var out []Owed
+	buf := make([]Owed, 0, walkChunk)
+	s.walk(func(e *entry, _ bool) { buf = append(buf, e.o) }, func() {
+		out = append(out, buf...)
+		buf = buf[:0]
+	})
 	return out
 }
 
@@ -353,12 +364,16 @@ func (s *Spool) prepare(w *worker) error {
 // unprepare takes back the prepared marks of w's queue whose send never
 // started, before a backoff or a stop, so that a power cut meanwhile does
 // not make them fate unknown. Not waited for, as a failed send's own
-// unmarking is not.
+// unmarking is not. Only the head is looked at, not the whole backlog
+// (this runs after every failed round of an outage, under the lock a
+// call's end takes): prepare marks w.queue[:prepareBatch] at most, and
+// since the queue only loses entries or grows at its tail (a debit moved
+// in is unready), a marked one stays within that head.
 func (s *Spool) unprepare(w *worker) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ops []store.Op
-	for _, id := range w.queue {
+	for _, id := range w.queue[:min(len(w.queue), prepareBatch)] {
 		if e := s.recs[id]; e != nil && e.unready() {
 			ops = append(ops, store.Put(Key(id), encode(e.o)))
 		}
@@ -413,7 +428,7 @@ func (s *Spool) isReady(id uint64) bool {
 func (s *Spool) finish(w *worker, o Owed, count func(*Counters)) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.recs, o.ID)
+	s.deleteLocked(o.ID)
 	w.queue = without(w.queue, o.ID)
 	count(&s.counters)
 	// Not waited for, and staged: the next write anyone waits for, or the
@@ -502,7 +517,12 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 			s.mu.Lock()
 			w.sending = 0
 			s.mu.Unlock()
-			if s.move(w, o.ID, to) {
+			moved, err := s.move(w, o.ID, to)
+			switch {
+			case err != nil:
+				s.lg.Error("debit: its engine is no longer configured, moved to the party's current engine in memory only: its record could not be written, so it is not sent there before the state log writes it again, and a restart before that returns it to its old engine",
+					"callid", o.Debit.CallID, "party", o.Debit.From, "engine", o.Engine, "to_engine", to, "id", o.ID, "err", err)
+			case moved:
 				s.lg.Warn("debit: its engine is no longer configured, sent to the party's current engine instead",
 					"callid", o.Debit.CallID, "party", o.Debit.From, "engine", o.Engine, "to_engine", to, "id", o.ID)
 			}
