@@ -70,7 +70,7 @@ func (s *Spool) Reroute(engine string, route func(party string) string) Rerouted
 	var ids []uint64
 	var chunk []uint64
 	s.walk(func(e *entry, _ bool) {
-		if e.queued && e.o.Engine == engine {
+		if e.in != nil && e.o.Engine == engine {
 			chunk = append(chunk, e.o.ID)
 		}
 	}, func() {
@@ -143,10 +143,7 @@ func (s *Spool) Drop(callID string) (int, error) {
 	}
 	ops := make([]store.Op, 0, len(ids))
 	for _, id := range ids {
-		e := s.recs[id]
-		if w := s.workers[e.o.Engine]; w != nil {
-			w.queue = without(w.queue, id)
-		}
+		s.recs[id].dequeueLocked()
 		s.deleteLocked(id)
 		ops = append(ops, store.Delete(Key(id)))
 	}
@@ -179,18 +176,15 @@ func (s *Spool) Drop(callID string) (int, error) {
 func (s *Spool) move(w *worker, id uint64, to string) (bool, error) {
 	s.mu.Lock()
 	e := s.recs[id]
-	// queued under w's engine is in w's queue: queueLocked puts it in the
-	// queue of its Engine, and only a move changes Engine.
-	if e == nil || w.sending == id || !e.queued || e.o.Engine != w.engine {
+	if e == nil || w.sending == id || e.in != w {
 		s.mu.Unlock()
 		return false, nil
 	}
-	w.queue = without(w.queue, id)
+	e.dequeueLocked()
 	// Marked for a send to the old engine that never happened: the new
 	// engine must not take it for fate unknown.
 	e.unready()
 	e.o.Engine = to
-	e.queued = false
 	c := s.log.Apply(store.Put(Key(id), encode(e.o)))
 	s.queueLocked(e.o)
 	s.mu.Unlock()
@@ -207,17 +201,4 @@ func (s *Spool) failed(id uint64, err error) {
 	if e := s.recs[id]; e != nil {
 		e.lastTry, e.lastErr = time.Now(), err.Error()
 	}
-}
-
-func without(queue []uint64, id uint64) []uint64 {
-	if len(queue) > 0 && queue[0] == id {
-		// The head (a delivery's finish): no copy of the backlog.
-		return queue[1:]
-	}
-	for i, x := range queue {
-		if x == id {
-			return append(queue[:i:i], queue[i+1:]...)
-		}
-	}
-	return queue
 }

@@ -226,7 +226,7 @@ func TestRerouteRacingAMoveQueuesOnce(t *testing.T) {
 	s.mu.Lock()
 	var in []string
 	for name, w := range s.workers {
-		for range w.queue {
+		for e := w.q.head; e != nil; e = e.next {
 			in = append(in, name)
 		}
 	}

@@ -68,8 +68,10 @@ type Spool struct {
 }
 
 type entry struct {
-	o      Owed
-	queued bool
+	o  Owed
+	in *worker // the worker whose queue holds it; nil: in none
+	// prev and next thread in's queue.
+	prev, next *entry
 	// ready: prepare took it in a flushed batch (marked Prepared unless
 	// already Attempted) for a send that has not started yet.
 	ready bool
@@ -80,7 +82,7 @@ type entry struct {
 
 type worker struct {
 	engine  string
-	queue   []uint64 // IDs, delivery order
+	q       queue // delivery order
 	wake    chan struct{}
 	retry   chan struct{} // an operator asked to retry now: cut the backoff
 	sending uint64        // ID of the debit being sent now, 0 if none
@@ -192,17 +194,17 @@ func (s *Spool) queueLocked(d Owed) {
 		e = &entry{o: d}
 		s.addLocked(e)
 	}
-	if e.queued {
+	if e.in != nil {
 		return
 	}
-	e.queued = true
 	d = e.o
 	w := s.workers[d.Engine]
 	if w == nil {
 		w = &worker{engine: d.Engine, wake: make(chan struct{}, 1), retry: make(chan struct{}, 1)}
 		s.workers[d.Engine] = w
 	}
-	w.queue = append(w.queue, d.ID)
+	w.q.push(e)
+	e.in = w
 	s.startLocked(w)
 	select {
 	case w.wake <- struct{}{}:
@@ -332,17 +334,16 @@ func (s *Spool) prepare(w *worker) error {
 		batch = prepareBatch
 	}
 	s.mu.Lock()
-	n := min(len(w.queue), batch)
+	n := min(w.q.n, batch)
 	ops := make([]store.Op, 0, n)
-	for _, id := range w.queue[:n] {
-		e := s.recs[id]
-		if e == nil || e.ready {
+	for e, i := w.q.head, 0; e != nil && i < n; e, i = e.next, i+1 {
+		if e.ready {
 			continue
 		}
 		e.ready = true
 		if !e.o.Attempted { // an attempted debit is fate unknown already
 			e.o.Prepared = s.opts.Boot
-			ops = append(ops, store.Put(Key(id), encode(e.o)))
+			ops = append(ops, store.Put(Key(e.o.ID), encode(e.o)))
 		}
 	}
 	var c *store.Commit
@@ -366,16 +367,16 @@ func (s *Spool) prepare(w *worker) error {
 // not make them fate unknown. Not waited for, as a failed send's own
 // unmarking is not. Only the head is looked at, not the whole backlog
 // (this runs after every failed round of an outage, under the lock a
-// call's end takes): prepare marks w.queue[:prepareBatch] at most, and
+// call's end takes): prepare marks the first prepareBatch at most, and
 // since the queue only loses entries or grows at its tail (a debit moved
 // in is unready), a marked one stays within that head.
 func (s *Spool) unprepare(w *worker) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ops []store.Op
-	for _, id := range w.queue[:min(len(w.queue), prepareBatch)] {
-		if e := s.recs[id]; e != nil && e.unready() {
-			ops = append(ops, store.Put(Key(id), encode(e.o)))
+	for e, i := w.q.head, 0; e != nil && i < prepareBatch; e, i = e.next, i+1 {
+		if e.unready() {
+			ops = append(ops, store.Put(Key(e.o.ID), encode(e.o)))
 		}
 	}
 	if len(ops) > 0 {
@@ -428,15 +429,17 @@ func (s *Spool) isReady(id uint64) bool {
 func (s *Spool) finish(w *worker, o Owed, count func(*Counters)) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e := s.recs[o.ID]; e != nil {
+		e.dequeueLocked()
+	}
 	s.deleteLocked(o.ID)
-	w.queue = without(w.queue, o.ID)
 	count(&s.counters)
 	// Not waited for, and staged: the next write anyone waits for, or the
 	// flusher within its interval, takes it, with no writer woken per
 	// debit. If it is lost, the record comes back as fate unknown and its
 	// resend is answered Failed, which drops it. Never twice.
 	s.log.Stage(store.Delete(Key(o.ID)))
-	return len(w.queue)
+	return w.q.n
 }
 
 type outcome int
@@ -453,9 +456,9 @@ func (s *Spool) work(ctx context.Context, w *worker) {
 	for {
 		s.mu.Lock()
 		var o Owed
-		have := len(w.queue) > 0
+		have := w.q.head != nil
 		if have {
-			o = s.recs[w.queue[0]].o
+			o = w.q.head.o
 			// Claimed under the lock that reads it: an operator's drop or
 			// reroute leaves a debit being sent alone.
 			w.sending = o.ID
@@ -487,7 +490,7 @@ func (s *Spool) work(ctx context.Context, w *worker) {
 			backoff = min(max(2*backoff, s.opts.MinBackoff), s.opts.MaxBackoff)
 			s.mu.Lock()
 			s.counters.Retries++
-			n, total := len(w.queue), len(s.recs)
+			n, total := w.q.n, len(s.recs)
 			s.mu.Unlock()
 			s.lg.Warn("debit: not delivered this round, debits waiting", "engine", w.engine,
 				"waiting", n, "waiting_all_engines", total, "retry_in", backoff)

@@ -1,6 +1,9 @@
 package debit
 
-import "slices"
+import (
+	"runtime"
+	"slices"
+)
 
 // Operators' listings (callcontrol debits, the web page) and snapshots
 // read every owed debit; a long outage of an engine leaves hundreds of
@@ -44,6 +47,9 @@ func (s *Spool) walk(visit func(e *entry, sending bool), flush func()) {
 		if done {
 			return
 		}
+		// Let a call's end waiting for the lock in first: under load
+		// the walk would otherwise take it back before the waiter runs.
+		runtime.Gosched()
 	}
 }
 
