@@ -35,7 +35,8 @@
 // the whole backlog (operators' listings, drop and reroute, a snapshot's
 // dump) copies it in chunks, letting go of the lock between them
 // (walk.go). A reroute whose record cannot be written keeps the debit
-// moved in memory and says so apart (Rerouted.NotWritten): no send to
-// the new engine leaves before a record naming it is written, so a crash
-// leaves it owed to the old engine, never sent to both.
+// moved in memory and says so apart (Rerouted.NotWritten): no send leaves
+// before the flush that prepare waits for, which fails until a snapshot
+// has written the spool's state again, so a crash before that leaves it
+// owed to the old engine, never sent to both.
 package debit

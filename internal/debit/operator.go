@@ -167,12 +167,12 @@ func (s *Spool) Drop(callID string) (int, error) {
 // written (the state log is failing). The move is kept, not undone: the
 // store serves from memory through such an episode and writes everything
 // again (a snapshot) once the disk takes it, and an undo would be one
-// more write that fails. It is safe both ways: no send to the new engine
-// leaves before a record naming it is written (prepare, or sending for a
-// debit already attempted), so at any crash the log names either the old
-// engine, which then still owes it and was never sent it from the new
-// one, or the new engine with the debit's sends there. Never dropped,
-// never sent twice; but not durable yet, which the caller must say.
+// more write that fails. It is safe both ways: no send leaves before
+// prepare's AwaitFlush, which fails until a snapshot has written the
+// state held in memory (this move too) again, so at any crash the log
+// names either the old engine, which then still owes it and was never
+// sent it from the new one, or the new engine. Never dropped, never sent
+// twice; but not durable yet, which the caller must say.
 func (s *Spool) move(w *worker, id uint64, to string) (bool, error) {
 	s.mu.Lock()
 	e := s.recs[id]

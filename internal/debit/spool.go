@@ -336,11 +336,13 @@ func (s *Spool) prepare(w *worker) error {
 	s.mu.Lock()
 	n := min(w.q.n, batch)
 	ops := make([]store.Op, 0, n)
+	took := 0
 	for e, i := w.q.head, 0; e != nil && i < n; e, i = e.next, i+1 {
 		if e.ready {
 			continue
 		}
 		e.ready = true
+		took++
 		if !e.o.Attempted { // an attempted debit is fate unknown already
 			e.o.Prepared = s.opts.Boot
 			ops = append(ops, store.Put(Key(e.o.ID), encode(e.o)))
@@ -351,15 +353,20 @@ func (s *Spool) prepare(w *worker) error {
 		c = s.log.Stage(ops...) // waited for just below
 	}
 	s.mu.Unlock()
-	if c == nil {
+	if took == 0 {
 		return nil
 	}
-	err := c.Wait()
-	if err == nil {
-		// With the interval flush Wait means written, not flushed.
-		err = s.log.AwaitFlush()
+	if c != nil {
+		if err := c.Wait(); err != nil {
+			return err
+		}
 	}
-	return err
+	// With the interval flush Wait means written, not flushed. Waited
+	// for even when only attempted debits were taken (nothing to mark):
+	// the records written before, e.g. a reroute's naming the engine it
+	// is about to go to, are durable before it leaves, and nothing leaves
+	// while the state is not durable (a failed write, AwaitFlush).
+	return s.log.AwaitFlush()
 }
 
 // unprepare takes back the prepared marks of w's queue whose send never

@@ -106,8 +106,8 @@ func TestOperatorReadsLetACallEndBetweenChunks(t *testing.T) {
 // written (the state log fails; played by a closed log, whose commits
 // fail as a broken disk's do) does not call those debits moved: they are
 // counted apart with the cause. They stay moved in memory, and nothing
-// reaches the new engine before a record naming it is written; what is on
-// disk still owes them to the old engine: never dropped, never twice.
+// reaches the new engine while the state is not durable; what is on disk
+// still owes them to the old engine: never dropped, never twice.
 func TestRerouteFailedWriteSaidApart(t *testing.T) {
 	dir := t.TempDir()
 	l, live, err := store.Open(dir, store.Options{NoSync: true}, quiet())
