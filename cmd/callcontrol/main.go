@@ -27,7 +27,7 @@ const (
 	exitNotFound    = 1
 	exitUnreachable = 2
 	exitFailed      = 3
-	exitPartly      = 4  // reload applied, except options that need a restart
+	exitPartly      = 4  // reload applied, except options that need a restart; reroute moved some in memory only
 	exitUsage       = 64 // EX_USAGE from sysexits.h
 )
 
@@ -328,6 +328,9 @@ func report(e env, o *options, path string, err error) int {
 		fmt.Fprintf(e.stderr, "callcontrol: %v\n"+
 			"Another user may have replaced the daemon's socket: check the owner and permissions of its directory.\n", err)
 		return exitUnreachable
+	case errors.As(err, new(errNotWritten)):
+		fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)
+		return exitPartly
 	case errors.As(err, &partly):
 		if o.json {
 			fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)
@@ -445,6 +448,7 @@ func runDebits(e env, o *options, c *control.Client, args []string) error {
 	var r control.DebitsResult
 	var err error
 	var text string
+	var partly error // done, but not all of it durably
 	switch args[0] {
 	case "retry":
 		r, err = c.DebitsRetry()
@@ -458,6 +462,9 @@ func runDebits(e env, o *options, c *control.Client, args []string) error {
 		if r.Stayed > 0 {
 			text += fmt.Sprintf(" %d stayed: %s is their parties' current engine.", r.Stayed, clean(args[1]))
 		}
+		if r.NotWritten > 0 {
+			partly = errNotWritten{n: r.NotWritten, engine: clean(args[1]), cause: clean(r.WriteError)}
+		}
 	case "drop":
 		r, err = c.DebitsDrop(args[1], o.yes)
 		text = fmt.Sprintf("Dropped %d debits owed for call %s: they will not be collected.", r.Affected, clean(args[1]))
@@ -466,10 +473,29 @@ func runDebits(e env, o *options, c *control.Client, args []string) error {
 		return err
 	}
 	if o.json {
-		return writeJSON(e.stdout, map[string]any{"action": args[0], "affected": r.Affected, "in_flight": r.InFlight, "stayed": r.Stayed})
+		if err := writeJSON(e.stdout, map[string]any{"action": args[0], "affected": r.Affected, "in_flight": r.InFlight,
+			"stayed": r.Stayed, "not_written": r.NotWritten}); err != nil {
+			return err
+		}
+		return partly
 	}
-	_, err = fmt.Fprintln(e.stdout, text)
-	return err
+	if _, err = fmt.Fprintln(e.stdout, text); err != nil {
+		return err
+	}
+	return partly
+}
+
+// errNotWritten is a reroute's "moved, but some only in memory": printed
+// as it is, with exit status exitPartly.
+type errNotWritten struct {
+	n             int
+	engine, cause string
+}
+
+func (e errNotWritten) Error() string {
+	return fmt.Sprintf("%d more debits moved in memory only: their records could not be written to the state directory (%s). "+
+		"They are sent to their new engines only once the state log writes them again; a restart before that leaves them owed to %s.",
+		e.n, e.cause, e.engine)
 }
 
 func runSession(e env, o *options, c *control.Client, args []string) error {

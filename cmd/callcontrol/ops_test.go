@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -70,5 +71,38 @@ func TestOperatorSurface(t *testing.T) {
 	}
 	if d := b.Debits(); len(d) != 1 || d[0].Engine != "new-engine:9024" {
 		t.Errorf("debits after reroute and drop: %+v", d)
+	}
+}
+
+// TestRerouteNotWrittenSaid: debits a reroute moved in memory only (their
+// records failed to write) are not reported moved: the reply names them
+// apart, with the cause and what a restart would do, and the exit status
+// is not 0.
+func TestRerouteNotWrittenSaid(t *testing.T) {
+	b := controltest.New(someStats)
+	b.SetDebits(owed...)
+	b.SetRerouteWriteFails(errors.New("write state/00000007.log: no space left on device"))
+	sock := startDaemon(t, b)
+	for _, json := range []bool{false, true} {
+		b.SetDebits(owed...) // the fake moves them in place
+		args := []string{"--socket", sock, "debits", "reroute", "10.0.0.9:9024"}
+		if json {
+			args = append(args, "--json")
+		}
+		code, out, errOut := runCLI(args...)
+		if code != exitPartly {
+			t.Errorf("json=%v: exit %d, want %d\nstdout: %s\nstderr: %s", json, code, exitPartly, out, errOut)
+		}
+		for _, want := range []string{"1 more debits moved in memory only", "no space left on device", "leaves them owed to 10.0.0.9:9024"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("json=%v: stderr %q does not say %q", json, errOut, want)
+			}
+		}
+		if !json && !strings.Contains(out, "0 debits owed to 10.0.0.9:9024 moved") {
+			t.Errorf("stdout %q: want 0 moved", out)
+		}
+		if json && !strings.Contains(out, `"not_written": 1`) {
+			t.Errorf("json stdout %q: want not_written 1", out)
+		}
 	}
 }

@@ -34,6 +34,12 @@ type DebitsResult struct {
 	// Stayed (reroute): left where they are, because the party's current
 	// engine is the one they are owed to.
 	Stayed int `json:"stayed,omitzero"`
+	// NotWritten (reroute): moved too, but in memory only: their records
+	// could not be written (WriteError says why). They are sent to the
+	// new engine only once the state log writes them again; a restart
+	// before that leaves them owed to the old engine. Not in Affected.
+	NotWritten int    `json:"not_written,omitzero"`
+	WriteError string `json:"write_error,omitempty"`
 }
 
 // Debits lists the debits owed, oldest first.

@@ -365,7 +365,13 @@ func (s *Server) dispatch(req Request, uid int64) Response {
 		}
 		s.log.Warn("control: operator rerouted owed debits to the parties' current engines", "uid", uid,
 			"engine", req.Engine, "moved", r.Affected, "in_flight", r.InFlight, "stayed", r.Stayed)
+		if r.NotWritten > 0 {
+			s.log.Error("control: rerouted owed debits moved in memory only, their records not written", "uid", uid,
+				"engine", req.Engine, "not_written", r.NotWritten, "err", r.WriteError)
+		}
 		switch {
+		case r.NotWritten > 0:
+			// Moved, not durably: the CLI says so from the counts.
 		case r.Affected == 0 && r.InFlight == 0 && r.Stayed == 0:
 			return Response{Code: CodeNotFound, Error: fmt.Sprintf("no debit owed to engine %s", req.Engine)}
 		case r.Affected == 0 && r.InFlight == 0:

@@ -46,7 +46,7 @@ func (b backend) DebitsReroute(engine string) (control.DebitsResult, error) {
 	pool := b.d.engines.pool
 	engine = rating.NormalizeAddr(engine)
 	stayed := 0
-	moved, inFlight := sp.Reroute(engine, func(party string) string {
+	r := sp.Reroute(engine, func(party string) string {
 		to := pool.Pick(party)
 		if to == engine || to == "" {
 			// The party's engine is the one being left: hash among the
@@ -56,7 +56,11 @@ func (b backend) DebitsReroute(engine string) (control.DebitsResult, error) {
 		}
 		return to
 	})
-	return control.DebitsResult{Affected: moved, InFlight: inFlight, Stayed: stayed}, nil
+	res := control.DebitsResult{Affected: r.Moved, InFlight: r.InFlight, Stayed: stayed, NotWritten: r.NotWritten}
+	if r.Err != nil {
+		res.WriteError = r.Err.Error()
+	}
+	return res, nil
 }
 
 func (b backend) DebitsDrop(callID string) (control.DebitsResult, error) {

@@ -30,4 +30,13 @@
 //
 // Debits of one engine go one at a time, in order (the engine is
 // single-threaded); each engine has its own goroutine and backoff.
+//
+// A call's end takes the spool's lock to record its debit, so what reads
+// the whole backlog (operators' listings, drop and reroute, a snapshot's
+// dump) copies it in chunks, letting go of the lock between them
+// (walk.go). A reroute whose record cannot be written keeps the debit
+// moved in memory and says so apart (Rerouted.NotWritten): no send leaves
+// before the flush that prepare waits for, which fails until a snapshot
+// has written the spool's state again, so a crash before that leaves it
+// owed to the old engine, never sent to both.
 package debit

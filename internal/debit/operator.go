@@ -2,8 +2,6 @@ package debit
 
 import (
 	"errors"
-	"slices"
-	"sort"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/store"
@@ -18,20 +16,20 @@ type Status struct {
 }
 
 // Status lists the owed debits, oldest first, with their last failure.
+// They are copied in chunks (walk), never all under one hold of the lock a
+// call's end takes: a backlog of an engine's outage can be hundreds of
+// thousands of debits, and `callcontrol debits` must not hold up the
+// proxy's stop replies.
 func (s *Spool) Status() []Status {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sending := make(map[uint64]bool)
-	for _, w := range s.workers {
-		if w.sending != 0 {
-			sending[w.sending] = true
-		}
-	}
-	out := make([]Status, 0, len(s.recs))
-	for id, e := range s.recs {
-		out = append(out, Status{Owed: e.o, LastTry: e.lastTry, LastErr: e.lastErr, Sending: sending[id]})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	var out []Status
+	buf := make([]Status, 0, walkChunk)
+	s.walk(func(e *entry, sending bool) {
+		buf = append(buf, Status{Owed: e.o, LastTry: e.lastTry, LastErr: e.lastErr, Sending: sending})
+	}, func() {
+		out = append(out, buf...) // grown outside the lock
+		clear(buf)
+		buf = buf[:0]
+	})
 	return out
 }
 
@@ -53,18 +51,39 @@ func (s *Spool) RetryNow() int {
 // send starting, or in flight): its outcome decides what happens to it.
 var ErrInFlight = errors.New("this debit is being sent; try again in a moment")
 
+// Rerouted is what Reroute did.
+type Rerouted struct {
+	Moved    int // moved, their records written
+	InFlight int // left where they were: their send was under way
+	// NotWritten moved too, in memory, but their records could not be
+	// written (Err says why): see move.
+	NotWritten int
+	Err        error // the first failed write
+}
+
 // Reroute moves the debits owed to engine to route(party) (each party's
 // current engine), keeping their Attempted state: a debit that may have
 // reached the old engine is re-sent without Force, so it is never debited
-// twice. It returns how many moved and how many were in flight (left).
-func (s *Spool) Reroute(engine string, route func(party string) string) (moved, inFlight int) {
+// twice. The debits owed to engine are found in chunks (walk), and each is
+// moved under a hold of the lock of its own.
+func (s *Spool) Reroute(engine string, route func(party string) string) Rerouted {
+	var ids []uint64
+	var chunk []uint64
+	s.walk(func(e *entry, _ bool) {
+		if e.in != nil && e.o.Engine == engine {
+			chunk = append(chunk, e.o.ID)
+		}
+	}, func() {
+		ids = append(ids, chunk...)
+		chunk = chunk[:0]
+	})
+	var r Rerouted
 	s.mu.Lock()
 	w := s.workers[engine]
-	var ids []uint64
-	if w != nil {
-		ids = append(ids, w.queue...)
-	}
 	s.mu.Unlock()
+	if w == nil {
+		return r
+	}
 	for _, id := range ids {
 		s.mu.Lock()
 		e := s.recs[id]
@@ -78,28 +97,43 @@ func (s *Spool) Reroute(engine string, route func(party string) string) (moved, 
 			continue
 		}
 		if busy {
-			inFlight++
+			r.InFlight++
 			continue
 		}
 		to := route(party)
 		if to == "" || to == engine {
 			continue
 		}
-		if s.move(w, id, to) {
-			moved++
+		switch moved, err := s.move(w, id, to); {
+		case err != nil:
+			r.NotWritten++
+			if r.Err == nil {
+				r.Err = err
+			}
+		case moved:
+			r.Moved++
 		}
 	}
-	return moved, inFlight
+	return r
 }
 
 // Drop forgets the debits owed for callID, durably: the engine is never
 // asked for them. It returns how many were dropped.
 func (s *Spool) Drop(callID string) (int, error) {
+	// Found in chunks (walk), as Status lists them; then taken in one
+	// hold of the lock, all or none.
+	var found []uint64
+	s.walk(func(e *entry, _ bool) {
+		if e.o.Debit.CallID == callID {
+			found = append(found, e.o.ID)
+		}
+	}, func() {})
 	s.mu.Lock()
 	var ids []uint64
-	for id, e := range s.recs {
-		if e.o.Debit.CallID != callID {
-			continue
+	for _, id := range found {
+		e := s.recs[id]
+		if e == nil {
+			continue // delivered meanwhile
 		}
 		if w := s.workers[e.o.Engine]; w != nil && w.sending == id {
 			s.mu.Unlock()
@@ -109,11 +143,8 @@ func (s *Spool) Drop(callID string) (int, error) {
 	}
 	ops := make([]store.Op, 0, len(ids))
 	for _, id := range ids {
-		e := s.recs[id]
-		if w := s.workers[e.o.Engine]; w != nil {
-			w.queue = without(w.queue, id)
-		}
-		delete(s.recs, id)
+		s.recs[id].dequeueLocked()
+		s.deleteLocked(id)
 		ops = append(ops, store.Delete(Key(id)))
 	}
 	var c *store.Commit
@@ -129,26 +160,38 @@ func (s *Spool) Drop(callID string) (int, error) {
 	return len(ids), nil
 }
 
-// move re-queues debit id from worker w to engine to, durably; false if it
-// is gone, being sent, or no longer w's (another move took it first).
-func (s *Spool) move(w *worker, id uint64, to string) bool {
+// move re-queues debit id from worker w to engine to; false if it is
+// gone, being sent, or no longer w's (another move took it first).
+//
+// An error means the debit moved in memory but its record could not be
+// written (the state log is failing). The move is kept, not undone: the
+// store serves from memory through such an episode and writes everything
+// again (a snapshot) once the disk takes it, and an undo would be one
+// more write that fails. It is safe both ways: no send leaves before
+// prepare's AwaitFlush, which fails until a snapshot has written the
+// state held in memory (this move too) again, so at any crash the log
+// names either the old engine, which then still owes it and was never
+// sent it from the new one, or the new engine. Never dropped, never sent
+// twice; but not durable yet, which the caller must say.
+func (s *Spool) move(w *worker, id uint64, to string) (bool, error) {
 	s.mu.Lock()
 	e := s.recs[id]
-	if e == nil || w.sending == id || !slices.Contains(w.queue, id) {
+	if e == nil || w.sending == id || e.in != w {
 		s.mu.Unlock()
-		return false
+		return false, nil
 	}
-	w.queue = without(w.queue, id)
+	e.dequeueLocked()
 	// Marked for a send to the old engine that never happened: the new
 	// engine must not take it for fate unknown.
 	e.unready()
 	e.o.Engine = to
-	e.queued = false
 	c := s.log.Apply(store.Put(Key(id), encode(e.o)))
 	s.queueLocked(e.o)
 	s.mu.Unlock()
-	c.Wait()
-	return true
+	if err := c.Wait(); err != nil {
+		return true, err
+	}
+	return true, nil
 }
 
 // failed notes a failed send for operators.
@@ -158,13 +201,4 @@ func (s *Spool) failed(id uint64, err error) {
 	if e := s.recs[id]; e != nil {
 		e.lastTry, e.lastErr = time.Now(), err.Error()
 	}
-}
-
-func without(queue []uint64, id uint64) []uint64 {
-	for i, x := range queue {
-		if x == id {
-			return append(queue[:i:i], queue[i+1:]...)
-		}
-	}
-	return queue
 }

@@ -129,8 +129,11 @@ func TestOperatorRerouteAndDrop(t *testing.T) {
 	}
 	moved, inFlight := 0, 0
 	for moved+inFlight < 2 || inFlight > 0 {
-		m, f := r.spool.Reroute("a", func(string) string { return "b" })
-		moved, inFlight = moved+m, f
+		rr := r.spool.Reroute("a", func(string) string { return "b" })
+		if rr.NotWritten != 0 || rr.Err != nil {
+			t.Fatalf("reroute: %+v", rr)
+		}
+		moved, inFlight = moved+rr.Moved, rr.InFlight
 	}
 	waitFor(t, "delivery on b", func() bool { return r.spool.Waiting() == 0 })
 	exactlyOnce(t, b, "c1", "c2")
@@ -177,8 +180,8 @@ func TestRerouteUnmarksPrepared(t *testing.T) {
 	// again: what is on disk is what the move wrote.
 	cancel()
 	waitFor(t, "the spool stopping", func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.stopping })
-	if moved, left := s.Reroute("a", func(string) string { return "b" }); moved != 2 || left != 1 {
-		t.Fatalf("reroute: %d moved, %d in flight; want 2 and 1", moved, left)
+	if rr := s.Reroute("a", func(string) string { return "b" }); rr.Moved != 2 || rr.InFlight != 1 || rr.NotWritten != 0 {
+		t.Fatalf("reroute: %+v; want 2 moved and 1 in flight", rr)
 	}
 	crashed, live, err := store.Open(storetest.CopyDir(t, dir), store.Options{NoSync: true}, quiet())
 	if err != nil {
@@ -213,17 +216,17 @@ func TestRerouteRacingAMoveQueuesOnce(t *testing.T) {
 	defer s.Close()
 	owe(t, s, "a", "c1") // not running: nothing is sent
 	raced := false
-	moved, _ := s.Reroute("a", func(party string) string {
+	moved := s.Reroute("a", func(party string) string {
 		if !raced {
 			raced = true
 			s.Reroute("a", func(string) string { return "b" }) // the other operator
 		}
 		return "b"
-	})
+	}).Moved
 	s.mu.Lock()
 	var in []string
 	for name, w := range s.workers {
-		for range w.queue {
+		for e := w.q.head; e != nil; e = e.next {
 			in = append(in, name)
 		}
 	}

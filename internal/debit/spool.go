@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -51,9 +50,14 @@ type Spool struct {
 	onDone func(Owed, rating.DebitReply)
 	lg     *slog.Logger
 
-	mu       sync.Mutex
-	nextID   uint64
-	recs     map[uint64]*entry
+	mu     sync.Mutex
+	nextID uint64
+	recs   map[uint64]*entry
+	// order lists the IDs of recs ascending (the order debits were owed),
+	// with holes (IDs no longer in recs): what operators' listings and
+	// snapshots walk in chunks (walk.go).
+	order    []uint64
+	walked   func() // tests: called after each chunk of a walk, outside the lock
 	workers  map[string]*worker
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -64,8 +68,10 @@ type Spool struct {
 }
 
 type entry struct {
-	o      Owed
-	queued bool
+	o  Owed
+	in *worker // the worker whose queue holds it; nil: in none
+	// prev and next thread in's queue.
+	prev, next *entry
 	// ready: prepare took it in a flushed batch (marked Prepared unless
 	// already Attempted) for a send that has not started yet.
 	ready bool
@@ -76,7 +82,7 @@ type entry struct {
 
 type worker struct {
 	engine  string
-	queue   []uint64 // IDs, delivery order
+	q       queue // delivery order
 	wake    chan struct{}
 	retry   chan struct{} // an operator asked to retry now: cut the backoff
 	sending uint64        // ID of the debit being sent now, 0 if none
@@ -142,7 +148,7 @@ func (s *Spool) Op(d Owed) (store.Op, Owed) {
 	}
 	// Registered now, not at Queue: a Compact that runs between the
 	// caller's Apply and Queue must find it in Dump.
-	s.recs[d.ID] = &entry{o: d}
+	s.addLocked(&entry{o: d})
 	return store.Put(Key(d.ID), encode(d)), d
 }
 
@@ -186,19 +192,19 @@ func (s *Spool) queueLocked(d Owed) {
 	e := s.recs[d.ID]
 	if e == nil {
 		e = &entry{o: d}
-		s.recs[d.ID] = e
+		s.addLocked(e)
 	}
-	if e.queued {
+	if e.in != nil {
 		return
 	}
-	e.queued = true
 	d = e.o
 	w := s.workers[d.Engine]
 	if w == nil {
 		w = &worker{engine: d.Engine, wake: make(chan struct{}, 1), retry: make(chan struct{}, 1)}
 		s.workers[d.Engine] = w
 	}
-	w.queue = append(w.queue, d.ID)
+	w.q.push(e)
+	e.in = w
 	s.startLocked(w)
 	select {
 	case w.wake <- struct{}{}:
@@ -263,24 +269,31 @@ func (s *Spool) Delivered() Counters {
 	return s.counters
 }
 
-// Dump puts every owed debit, for store.Log.Compact.
+// Dump puts every owed debit, for store.Log.Compact. The debits are
+// copied in chunks (walk), not under one hold of the lock a call's end
+// takes, and encoded outside it: a debit changed meanwhile may be put in
+// either state, and its change is in the log after the snapshot's start,
+// which a load replays on top (each record is a whole put or a delete), as
+// for the session table (journal.snapshot).
 func (s *Spool) Dump(put func(key string, v []byte)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, e := range s.recs {
-		put(Key(id), encode(e.o))
-	}
+	buf := make([]Owed, 0, walkChunk)
+	s.walk(func(e *entry, _ bool) { buf = append(buf, e.o) }, func() {
+		for _, o := range buf {
+			put(Key(o.ID), encode(o))
+		}
+		buf = buf[:0]
+	})
 }
 
-// Pending lists the owed debits, oldest first (for operators).
+// Pending lists the owed debits, oldest first (for operators), copied in
+// chunks as Status does.
 func (s *Spool) Pending() []Owed {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Owed, 0, len(s.recs))
-	for _, e := range s.recs {
-		out = append(out, e.o)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	var out []Owed
+	buf := make([]Owed, 0, walkChunk)
+	s.walk(func(e *entry, _ bool) { buf = append(buf, e.o) }, func() {
+		out = append(out, buf...)
+		buf = buf[:0]
+	})
 	return out
 }
 
@@ -321,17 +334,18 @@ func (s *Spool) prepare(w *worker) error {
 		batch = prepareBatch
 	}
 	s.mu.Lock()
-	n := min(len(w.queue), batch)
+	n := min(w.q.n, batch)
 	ops := make([]store.Op, 0, n)
-	for _, id := range w.queue[:n] {
-		e := s.recs[id]
-		if e == nil || e.ready {
+	took := 0
+	for e, i := w.q.head, 0; e != nil && i < n; e, i = e.next, i+1 {
+		if e.ready {
 			continue
 		}
 		e.ready = true
+		took++
 		if !e.o.Attempted { // an attempted debit is fate unknown already
 			e.o.Prepared = s.opts.Boot
-			ops = append(ops, store.Put(Key(id), encode(e.o)))
+			ops = append(ops, store.Put(Key(e.o.ID), encode(e.o)))
 		}
 	}
 	var c *store.Commit
@@ -339,28 +353,37 @@ func (s *Spool) prepare(w *worker) error {
 		c = s.log.Stage(ops...) // waited for just below
 	}
 	s.mu.Unlock()
-	if c == nil {
+	if took == 0 {
 		return nil
 	}
-	err := c.Wait()
-	if err == nil {
-		// With the interval flush Wait means written, not flushed.
-		err = s.log.AwaitFlush()
+	if c != nil {
+		if err := c.Wait(); err != nil {
+			return err
+		}
 	}
-	return err
+	// With the interval flush Wait means written, not flushed. Waited
+	// for even when only attempted debits were taken (nothing to mark):
+	// the records written before, e.g. a reroute's naming the engine it
+	// is about to go to, are durable before it leaves, and nothing leaves
+	// while the state is not durable (a failed write, AwaitFlush).
+	return s.log.AwaitFlush()
 }
 
 // unprepare takes back the prepared marks of w's queue whose send never
 // started, before a backoff or a stop, so that a power cut meanwhile does
 // not make them fate unknown. Not waited for, as a failed send's own
-// unmarking is not.
+// unmarking is not. Only the head is looked at, not the whole backlog
+// (this runs after every failed round of an outage, under the lock a
+// call's end takes): prepare marks the first prepareBatch at most, and
+// since the queue only loses entries or grows at its tail (a debit moved
+// in is unready), a marked one stays within that head.
 func (s *Spool) unprepare(w *worker) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ops []store.Op
-	for _, id := range w.queue {
-		if e := s.recs[id]; e != nil && e.unready() {
-			ops = append(ops, store.Put(Key(id), encode(e.o)))
+	for e, i := w.q.head, 0; e != nil && i < prepareBatch; e, i = e.next, i+1 {
+		if e.unready() {
+			ops = append(ops, store.Put(Key(e.o.ID), encode(e.o)))
 		}
 	}
 	if len(ops) > 0 {
@@ -413,15 +436,17 @@ func (s *Spool) isReady(id uint64) bool {
 func (s *Spool) finish(w *worker, o Owed, count func(*Counters)) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.recs, o.ID)
-	w.queue = without(w.queue, o.ID)
+	if e := s.recs[o.ID]; e != nil {
+		e.dequeueLocked()
+	}
+	s.deleteLocked(o.ID)
 	count(&s.counters)
 	// Not waited for, and staged: the next write anyone waits for, or the
 	// flusher within its interval, takes it, with no writer woken per
 	// debit. If it is lost, the record comes back as fate unknown and its
 	// resend is answered Failed, which drops it. Never twice.
 	s.log.Stage(store.Delete(Key(o.ID)))
-	return len(w.queue)
+	return w.q.n
 }
 
 type outcome int
@@ -438,9 +463,9 @@ func (s *Spool) work(ctx context.Context, w *worker) {
 	for {
 		s.mu.Lock()
 		var o Owed
-		have := len(w.queue) > 0
+		have := w.q.head != nil
 		if have {
-			o = s.recs[w.queue[0]].o
+			o = w.q.head.o
 			// Claimed under the lock that reads it: an operator's drop or
 			// reroute leaves a debit being sent alone.
 			w.sending = o.ID
@@ -472,7 +497,7 @@ func (s *Spool) work(ctx context.Context, w *worker) {
 			backoff = min(max(2*backoff, s.opts.MinBackoff), s.opts.MaxBackoff)
 			s.mu.Lock()
 			s.counters.Retries++
-			n, total := len(w.queue), len(s.recs)
+			n, total := w.q.n, len(s.recs)
 			s.mu.Unlock()
 			s.lg.Warn("debit: not delivered this round, debits waiting", "engine", w.engine,
 				"waiting", n, "waiting_all_engines", total, "retry_in", backoff)
@@ -502,7 +527,12 @@ func (s *Spool) attempt(ctx context.Context, w *worker, o Owed) outcome {
 			s.mu.Lock()
 			w.sending = 0
 			s.mu.Unlock()
-			if s.move(w, o.ID, to) {
+			moved, err := s.move(w, o.ID, to)
+			switch {
+			case err != nil:
+				s.lg.Error("debit: its engine is no longer configured, moved to the party's current engine in memory only: its record could not be written, so it is not sent there before the state log writes it again, and a restart before that returns it to its old engine",
+					"callid", o.Debit.CallID, "party", o.Debit.From, "engine", o.Engine, "to_engine", to, "id", o.ID, "err", err)
+			case moved:
 				s.lg.Warn("debit: its engine is no longer configured, sent to the party's current engine instead",
 					"callid", o.Debit.CallID, "party", o.Debit.From, "engine", o.Engine, "to_engine", to, "id", o.ID)
 			}

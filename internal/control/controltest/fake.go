@@ -20,6 +20,7 @@ type Backend struct {
 	reloadErr     error
 	restartNeeded []string
 	debits        []control.DebitInfo
+	rerouteFails  error // SetRerouteWriteFails
 	terminated    []string
 	reloads       int
 	outcome       *control.TerminateInfo
@@ -159,7 +160,18 @@ func (b *Backend) DebitsReroute(engine string) (control.DebitsResult, error) {
 			n++
 		}
 	}
+	if b.rerouteFails != nil {
+		return control.DebitsResult{NotWritten: n, WriteError: b.rerouteFails.Error()}, nil
+	}
 	return control.DebitsResult{Affected: n}, nil
+}
+
+// SetRerouteWriteFails plays a state log that fails: reroute moves the
+// debits in memory only and says so (NotWritten, WriteError).
+func (b *Backend) SetRerouteWriteFails(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rerouteFails = err
 }
 
 // DebitsDrop implements control.Backend.
