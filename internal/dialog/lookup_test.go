@@ -363,9 +363,16 @@ func TestLateLookupAnswerEndsNothing(t *testing.T) {
 			if _, err := h.client.Lookup(context.Background(), "a@b"); err == nil {
 				t.Fatal("Lookup of a mute proxy: no error")
 			}
-			lookups := fake.Lookups()
+			// The end's own retries look end@b up first (Kamailio); only
+			// the test's lookup of a@b counts here.
+			var lookups []dialogtest.Request
+			for _, l := range fake.Lookups() {
+				if l.CallID == "a@b" {
+					lookups = append(lookups, l)
+				}
+			}
 			if len(lookups) != 1 {
-				t.Fatalf("fake saw %d lookups, want 1", len(lookups))
+				t.Fatalf("fake saw %d lookups of a@b, want 1", len(lookups))
 			}
 			if err := fake.ReplyTo(lookups[0], dialogtest.AnswerOK); err != nil {
 				t.Fatal(err)
