@@ -257,6 +257,12 @@ func (s *Server) handle(c *net.UnixConn, authorize func(uid, gid uint32) error) 
 			}
 			return
 		}
+		if req, ok := sessionsRequest(sc.Bytes()); ok {
+			if err := s.writeSessions(c, req, uid); err != nil {
+				return
+			}
+			continue
+		}
 		resp := s.serveLine(sc.Bytes(), uid, readOnlyPeer)
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := writeResponse(c, resp); err != nil {
@@ -303,13 +309,6 @@ func decodeRequest(line []byte) (Request, error) {
 
 func (s *Server) dispatch(req Request, uid int64) Response {
 	switch req.Cmd {
-	case CmdSessions:
-		s.log.Debug("control: sessions", "uid", uid, "prefix", req.Prefix)
-		list := s.backend.Sessions(req.Prefix)
-		if list == nil {
-			list = []SessionInfo{}
-		}
-		return Response{OK: true, Sessions: list}
 	case CmdSession:
 		if req.CallID == "" {
 			return Response{Code: CodeBadRequest, Error: "session: call_id is required"}
