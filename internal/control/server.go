@@ -47,6 +47,9 @@ type Server struct {
 	// authorize decides whether a peer may talk to the daemon; a field so
 	// tests can exercise refusal without another uid.
 	authorize func(uid, gid uint32) error
+	// streamTimeout bounds each write of a streamed reply (writeTimeout;
+	// a field so tests need not wait for it).
+	streamTimeout time.Duration
 
 	mu     sync.Mutex
 	closed bool
@@ -66,7 +69,8 @@ func NewServer(path string, group string, backend Backend, log *slog.Logger) (*S
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{path: path, gid: -1, readGid: -1, backend: backend, log: log, conns: make(map[net.Conn]struct{})}
+	s := &Server{path: path, gid: -1, readGid: -1, backend: backend, log: log, conns: make(map[net.Conn]struct{}),
+		streamTimeout: writeTimeout}
 	s.authorize = s.allowed
 	if group != "" {
 		g, err := user.LookupGroup(group)

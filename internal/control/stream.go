@@ -31,24 +31,31 @@ func sessionsRequest(line []byte) (Request, bool) {
 	return req, err == nil && req.Cmd == CmdSessions
 }
 
-// deadlineWriter gives every write to the connection writeTimeout of its
-// own: a client that reads, however slowly, gets the whole listing; one
-// that stops reading loses the connection after writeTimeout, which ends
-// the walk and frees the daemon's listing slot.
-type deadlineWriter struct{ c net.Conn }
+// deadlineWriter gives every write to the connection a timeout of its
+// own (writeTimeout): a client that reads, however slowly, gets the whole
+// listing; one that stops reading loses the connection after the timeout,
+// which ends the walk and frees the daemon's listing slot.
+type deadlineWriter struct {
+	c       net.Conn
+	timeout time.Duration
+	written *bool // set once a byte of the reply is on its way
+}
 
 func (w deadlineWriter) Write(p []byte) (int, error) {
-	w.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	*w.written = true
+	w.c.SetWriteDeadline(time.Now().Add(w.timeout))
 	return w.c.Write(p)
 }
 
 // writeSessions answers a sessions request, streamed. An error before the
-// first byte of the reply is answered as any error is; after it the reply
+// first byte of the reply left (a listing that fits the buffer never
+// leaves before its end) is answered as any error is; after it the reply
 // can only be cut short: the connection is closed (the returned error),
 // and a client sees a reply that does not end.
 func (s *Server) writeSessions(c net.Conn, req Request, uid int64) (err error) {
 	s.log.Debug("control: sessions", "uid", uid, "prefix", req.Prefix)
-	bw := bufio.NewWriterSize(deadlineWriter{c}, sessionsWriteBuffer)
+	written := false
+	bw := bufio.NewWriterSize(deadlineWriter{c, s.streamTimeout, &written}, sessionsWriteBuffer)
 	var elem bytes.Buffer
 	enc := json.NewEncoder(&elem) // escapes as json.Marshal does: the same bytes as a reply built whole
 	started, n := false, 0
@@ -60,8 +67,8 @@ func (s *Server) writeSessions(c net.Conn, req Request, uid int64) (err error) {
 		if err == nil {
 			return
 		}
-		if started {
-			s.log.Warn("control: sessions listing cut short", "uid", uid, "sent", n, "err", err)
+		if written {
+			s.log.Warn("control: sessions listing cut short", "uid", uid, "listed", n, "err", err)
 			return
 		}
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
