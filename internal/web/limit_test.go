@@ -77,6 +77,9 @@ func TestSessionsLimit(t *testing.T) {
 	if rows := strings.Count(body, "<tr data-callid="); rows != 20 || !strings.Contains(body, "20 oldest shown of 300 matching") {
 		t.Errorf("?state=pending&limit=20: %d rows", rows)
 	}
+	if !strings.Contains(body, `<input type="hidden" name="limit" value="20">`) {
+		t.Error("the filter form does not keep the page's limit")
+	}
 	_, body = do(t, ts, req{method: "GET", path: "/?limit=junk"})
 	if rows := strings.Count(body, "<tr data-callid="); rows != 1000 {
 		t.Errorf("?limit=junk: %d rows, want the default 1000", rows)

@@ -79,6 +79,9 @@ type pageData struct {
 	Result  *terminated
 	Chips   []chip
 	Count   string
+	// Limit is the page's own ?limit=, kept by the filter form (0: the
+	// default).
+	Limit int
 	Now     string
 }
 
@@ -143,6 +146,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, d pa
 		limit, err := limitFrom(r)
 		if err != nil {
 			limit = defaultLimit
+		}
+		if limit != defaultLimit {
+			d.Limit = limit
 		}
 		l, err := d.Filter.sessions(s.opts.Backend, limit)
 		if err != nil {
