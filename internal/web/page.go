@@ -82,7 +82,7 @@ type pageData struct {
 	// Limit is the page's own ?limit=, kept by the filter form (0: the
 	// default).
 	Limit int
-	Now     string
+	Now   string
 }
 
 // chip is one piece of the daemon's health in the page's header; app.js
