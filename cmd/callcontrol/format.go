@@ -6,7 +6,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/control"
@@ -62,21 +61,13 @@ func sortSessions(list []control.SessionInfo) {
 
 // writeSessionsTable prints an aligned table of sessions.
 func writeSessionsTable(w io.Writer, list []control.SessionInfo, loc *time.Location) error {
-	if len(list) == 0 {
-		_, err := fmt.Fprintln(w, "No sessions.")
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CALL-ID\tPARTY\tDESTINATION\tSTATE\tANSWERED\tLIMIT\tREMAINING")
+	t := newSessionsTable(w, loc)
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(s.CallID), clean(orDash(s.Party)), clean(orDash(s.Destination)),
-			clean(orDash(s.State)), formatTime(s.Answered, loc), formatSeconds(s.Limit), formatSeconds(s.Remaining))
+		if err := t.add(s); err != nil {
+			return err
+		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintln(w, sessionsCountLine(list))
-	return err
+	return t.finish()
 }
 
 // writeSession prints one session as aligned "key: value" lines.

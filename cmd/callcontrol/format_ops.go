@@ -23,27 +23,15 @@ type partyCount struct {
 
 // countParties groups sessions by party, most calls first.
 func countParties(list []control.SessionInfo) []partyCount {
-	by := map[string]*partyCount{}
+	by := partyCounter{}
 	for _, s := range list {
-		p := by[s.Party]
-		if p == nil {
-			p = &partyCount{Party: s.Party}
-			by[s.Party] = p
-		}
-		p.Calls++
-		switch s.State {
-		case "in-progress":
-			p.InProgress++
-		case "pending":
-			p.Pending++
-		}
-		if s.Prepaid {
-			p.Prepaid++
-		}
-		if s.Engine != "" {
-			p.Engine = s.Engine
-		}
+		by.add(s)
 	}
+	return by.sorted()
+}
+
+// sorted lists the parties, most calls first.
+func (by partyCounter) sorted() []partyCount {
 	out := make([]partyCount, 0, len(by))
 	for _, p := range by {
 		out = append(out, *p)
@@ -113,12 +101,8 @@ func writeDebitsTable(w io.Writer, list []control.DebitInfo, now time.Time, loc 
 	return err
 }
 
-// sessionsCountLine is the line under the sessions table.
-func sessionsCountLine(list []control.SessionInfo) string {
-	by := map[string]int{}
-	for _, s := range list {
-		by[s.State]++
-	}
+// countLineOf is the line under the sessions table: n sessions, by state.
+func countLineOf(n int, by map[string]int) string {
 	states := make([]string, 0, len(by))
 	for state := range by {
 		states = append(states, state)
@@ -128,7 +112,7 @@ func sessionsCountLine(list []control.SessionInfo) string {
 	for _, state := range states {
 		parts = append(parts, fmt.Sprintf("%d %s", by[state], state))
 	}
-	return fmt.Sprintf("%s (%s).", plural(len(list), "session", "sessions"), strings.Join(parts, ", "))
+	return fmt.Sprintf("%s (%s).", plural(n, "session", "sessions"), strings.Join(parts, ", "))
 }
 
 func plural(n int, one, many string) string {

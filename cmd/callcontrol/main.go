@@ -319,10 +319,15 @@ func report(e env, o *options, path string, err error) int {
 	var code, msg string
 	status := exitFailed
 	var untrusted *control.UntrustedError
+	var output outputError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, errNotConfirmed):
+		return exitFailed
+	case errors.As(err, &output):
+		// Not the daemon's fault: stdout is closed or full.
+		fmt.Fprintf(e.stderr, "callcontrol: %v\n", err)
 		return exitFailed
 	case errors.As(err, &untrusted):
 		fmt.Fprintf(e.stderr, "callcontrol: %v\n"+
@@ -366,41 +371,30 @@ func report(e env, o *options, path string, err error) int {
 	return status
 }
 
+// runSessions prints the sessions as they are read (see sessionsBlock).
 func runSessions(e env, o *options, c *control.Client, args []string) error {
-	list, err := sessions(o, c, args)
-	if err != nil {
+	var out sessionsPrinter
+	if o.json {
+		out = newSessionsJSON(e.stdout)
+	} else {
+		out = newSessionsTable(e.stdout, e.loc)
+	}
+	if err := eachSession(o, c, args, out.add); err != nil {
 		return err
 	}
-	if o.json {
-		return writeJSON(e.stdout, list)
-	}
-	return writeSessionsTable(e.stdout, list, e.loc)
-}
-
-// sessions fetches the sessions of USER-PREFIX (args[0], if any) in the
-// state asked for, oldest first.
-func sessions(o *options, c *control.Client, args []string) ([]control.SessionInfo, error) {
-	prefix := ""
-	if len(args) > 0 {
-		prefix = args[0]
-	}
-	list, err := c.Sessions(prefix)
-	if err != nil {
-		return nil, err
-	}
-	if o.state != "" {
-		list = slices.DeleteFunc(list, func(s control.SessionInfo) bool { return s.State != o.state })
-	}
-	sortSessions(list)
-	return list, nil
+	return out.finish()
 }
 
 func runParties(e env, o *options, c *control.Client, args []string) error {
-	list, err := sessions(o, c, args)
+	by := partyCounter{}
+	err := eachSession(o, c, args, func(s control.SessionInfo) error {
+		by.add(s)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	parties := countParties(list)
+	parties := by.sorted()
 	if o.json {
 		return writeJSON(e.stdout, parties)
 	}

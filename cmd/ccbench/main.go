@@ -38,14 +38,15 @@ import (
 )
 
 func main() {
-	what := flag.String("run", "proxy,daemon,memory,timers,restart", "comma-separated: proxy, daemon, prepaid, memory, timers, restart, listing")
+	what := flag.String("run", "proxy,daemon,memory,timers,restart", "comma-separated: proxy, daemon, prepaid, memory, timers, restart, listing, ctllist")
 	conns := flag.Int("conns", 32, "proxy, load: client connections")
 	connsList := flag.String("daemon-conns", "1,32", "daemon: comma-separated client connection counts, each measured in turn")
 	syncs := flag.String("sync", "interval,no,yes", "daemon: comma-separated [CallControl] sync settings, one daemon each (interval/100ms sets sync_interval too)")
 	dur := flag.Duration("duration", 5*time.Second, "proxy: how long each run lasts")
 	sessions := flag.Int("sessions", 1_000_000, "memory: sessions to hold")
 	timers := flag.Int("timers", 100_000, "timers: timers firing within one second")
-	saved := flag.Int("saved", 100_000, "restart, listing: sessions saved before the start")
+	saved := flag.Int("saved", 100_000, "restart, listing, ctllist: sessions saved before the start")
+	cli := flag.String("cli", "build/callcontrol", "ctllist: the CLI binary")
 	listers := flag.Int("listers", 4, "listing: clients listing the sessions in a loop")
 	bin := flag.String("daemon", "build/callcontrold", "daemon, restart: the daemon binary")
 	rounds := flag.Int("rounds", 5, "daemon: rounds of loading each server in turn")
@@ -109,6 +110,8 @@ func main() {
 			benchRestart(*bin, *saved)
 		case "listing":
 			benchListing(*bin, *saved, *listers, *dur)
+		case "ctllist":
+			benchControlListing(*bin, *cli, *saved)
 		default:
 			fmt.Fprintln(os.Stderr, "unknown benchmark", w)
 			return

@@ -170,8 +170,12 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 // Its methods are called from the server's connection goroutines and must be
 // safe for concurrent use.
 type Backend interface {
-	// Sessions lists the sessions whose party starts with userPrefix ("" = all).
-	Sessions(userPrefix string) []SessionInfo
+	// Sessions calls f with the sessions whose party starts with
+	// userPrefix ("" = all), oldest first, a chunk at a time: a listing
+	// of 1,000,000 sessions is never held whole (see writeSessions). f
+	// must keep no reference to the chunk. An error from f ends the
+	// listing and is returned.
+	Sessions(userPrefix string, f func(chunk []SessionInfo) error) error
 	Session(callID string) (SessionInfo, bool)
 	// Terminate ends the call through the proxy and says how far that
 	// went; false if the call is unknown.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 )
@@ -49,13 +50,18 @@ func (e *DialError) Unwrap() error { return e.Err }
 // use: requests on one connection are strictly in order.
 type Client struct {
 	conn    net.Conn
-	sc      *bufio.Scanner
+	dec     *json.Decoder
 	timeout time.Duration
+	// broken is set once a reply was not read to its end: what follows
+	// on the connection is out of step, so every later request fails.
+	broken error
 }
 
 // Dial connects to the control socket at path. timeout bounds the connect
-// and each later request (0 means 10 s). A socket served by anyone but
-// root, the daemon's user or the caller is refused (*UntrustedError).
+// and each wait for the daemon: a request gets no answer, or a long reply
+// (a listing of many sessions) stops coming, for that long (0 means 10 s).
+// A socket served by anyone but root, the daemon's user or the caller is
+// refused (*UntrustedError).
 func Dial(path string, timeout time.Duration) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -68,39 +74,87 @@ func Dial(path string, timeout time.Duration) (*Client, error) {
 		c.Close()
 		return nil, err
 	}
-	sc := bufio.NewScanner(c)
-	// Replies can list many sessions: allow large lines.
-	sc.Buffer(make([]byte, 0, 64<<10), 256<<20)
-	return &Client{conn: c, sc: sc, timeout: timeout}, nil
+	// Replies are read as JSON values, not lines: a sessions reply is
+	// one line of ~400 MB at 1,000,000 sessions, which EachSession
+	// decodes element by element instead of holding it.
+	dec := json.NewDecoder(bufio.NewReaderSize(deadlineReader{c, timeout}, 64<<10))
+	return &Client{conn: c, dec: dec, timeout: timeout}, nil
+}
+
+// deadlineReader gives every read its own timeout: a reply that keeps
+// coming is read to its end however long it is.
+type deadlineReader struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (r deadlineReader) Read(p []byte) (int, error) {
+	r.c.SetReadDeadline(time.Now().Add(r.timeout))
+	return r.c.Read(p)
 }
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// Do sends one request and reads its reply. A reply with ok=false comes back
-// as a *RemoteError alongside the Response.
-func (c *Client) Do(req Request) (Response, error) {
+// send writes one request. Its error is not final: a daemon that refuses
+// us may already have answered and hung up, and its reason is still there
+// to read.
+func (c *Client) send(req Request) error {
+	if c.broken != nil {
+		return c.broken
+	}
 	if req.V == 0 {
 		req.V = Version
 	}
 	b, err := json.Marshal(req)
 	if err != nil {
-		return Response{}, err
+		return err
 	}
-	c.conn.SetDeadline(time.Now().Add(c.timeout))
-	// A write error is not final: a daemon that refuses us may already have
-	// answered and hung up, and its reason is still there to read.
-	_, werr := c.conn.Write(append(b, '\n'))
-	if !c.sc.Scan() {
-		if err := c.sc.Err(); err != nil {
-			return Response{}, fmt.Errorf("reading reply: %w", err)
+	c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	_, err = c.conn.Write(append(b, '\n'))
+	return err
+}
+
+// readError explains why no reply (or not all of one) could be read, and
+// marks the connection out of step.
+func (c *Client) readError(err, werr error) error {
+	switch {
+	case err == io.EOF && werr != nil:
+		err = fmt.Errorf("sending request: %w", werr)
+	case err == io.EOF:
+		err = errors.New("daemon closed the connection without a reply")
+	case err == io.ErrUnexpectedEOF:
+		err = errors.New("reading reply: the daemon closed the connection before the reply's end")
+	default:
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			err = fmt.Errorf("malformed reply from daemon: %v", err)
+		} else {
+			err = fmt.Errorf("reading reply: %w", err)
 		}
-		if werr != nil {
-			return Response{}, fmt.Errorf("sending request: %w", werr)
-		}
-		return Response{}, errors.New("daemon closed the connection without a reply")
 	}
-	resp, err := decodeResponse(c.sc.Bytes())
+	c.broken = err
+	c.conn.Close()
+	return err
+}
+
+// Do sends one request and reads its reply. A reply with ok=false comes back
+// as a *RemoteError alongside the Response.
+func (c *Client) Do(req Request) (Response, error) {
+	if c.broken != nil {
+		return Response{}, c.broken
+	}
+	werr := c.send(req)
+	var raw json.RawMessage
+	if err := c.dec.Decode(&raw); err != nil {
+		return Response{}, c.readError(err, werr)
+	}
+	return replyOf(raw)
+}
+
+// replyOf decodes a reply read whole.
+func replyOf(raw []byte) (Response, error) {
+	resp, err := decodeResponse(raw)
 	if err != nil {
 		return Response{}, err
 	}
@@ -124,16 +178,19 @@ func decodeResponse(line []byte) (Response, error) {
 	return resp, nil
 }
 
-// Sessions lists sessions whose party starts with prefix ("" for all).
+// Sessions lists sessions whose party starts with prefix ("" for all),
+// oldest first. It holds the whole list: for a table of any size use
+// EachSession.
 func (c *Client) Sessions(prefix string) ([]SessionInfo, error) {
-	resp, err := c.Do(Request{Cmd: CmdSessions, Prefix: prefix})
+	list := []SessionInfo{}
+	err := c.EachSession(prefix, func(s SessionInfo) error {
+		list = append(list, s)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if resp.Sessions == nil {
-		return []SessionInfo{}, nil
-	}
-	return resp.Sessions, nil
+	return list, nil
 }
 
 // Session shows one session; errors.Is(err, ErrNotFound) if unknown.

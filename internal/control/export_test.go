@@ -1,5 +1,7 @@
 package control
 
+import "time"
+
 // SetAuthorize replaces the peer check, so refusal can be tested without a
 // second uid.
 func (s *Server) SetAuthorize(fn func(uid, gid uint32) error) {
@@ -18,3 +20,7 @@ func (s *Server) Allowed(uid, gid uint32, controlGID int) error {
 
 var DecodeRequest = decodeRequest
 var DecodeResponse = decodeResponse
+
+// SetStreamTimeout replaces writeTimeout for streamed replies. Call it
+// before Serve.
+func (s *Server) SetStreamTimeout(d time.Duration) { s.streamTimeout = d }

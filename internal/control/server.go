@@ -47,6 +47,9 @@ type Server struct {
 	// authorize decides whether a peer may talk to the daemon; a field so
 	// tests can exercise refusal without another uid.
 	authorize func(uid, gid uint32) error
+	// streamTimeout bounds each write of a streamed reply (writeTimeout;
+	// a field so tests need not wait for it).
+	streamTimeout time.Duration
 
 	mu     sync.Mutex
 	closed bool
@@ -66,7 +69,8 @@ func NewServer(path string, group string, backend Backend, log *slog.Logger) (*S
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{path: path, gid: -1, readGid: -1, backend: backend, log: log, conns: make(map[net.Conn]struct{})}
+	s := &Server{path: path, gid: -1, readGid: -1, backend: backend, log: log, conns: make(map[net.Conn]struct{}),
+		streamTimeout: writeTimeout}
 	s.authorize = s.allowed
 	if group != "" {
 		g, err := user.LookupGroup(group)
@@ -257,6 +261,12 @@ func (s *Server) handle(c *net.UnixConn, authorize func(uid, gid uint32) error) 
 			}
 			return
 		}
+		if req, ok := sessionsRequest(sc.Bytes()); ok {
+			if err := s.writeSessions(c, req, uid); err != nil {
+				return
+			}
+			continue
+		}
 		resp := s.serveLine(sc.Bytes(), uid, readOnlyPeer)
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := writeResponse(c, resp); err != nil {
@@ -303,13 +313,6 @@ func decodeRequest(line []byte) (Request, error) {
 
 func (s *Server) dispatch(req Request, uid int64) Response {
 	switch req.Cmd {
-	case CmdSessions:
-		s.log.Debug("control: sessions", "uid", uid, "prefix", req.Prefix)
-		list := s.backend.Sessions(req.Prefix)
-		if list == nil {
-			list = []SessionInfo{}
-		}
-		return Response{OK: true, Sessions: list}
 	case CmdSession:
 		if req.CallID == "" {
 			return Response{Code: CodeBadRequest, Error: "session: call_id is required"}

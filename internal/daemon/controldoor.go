@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -52,18 +51,39 @@ func info(s *session.Session, now time.Time) control.SessionInfo {
 	return i
 }
 
-func (b backend) Sessions(prefix string) []control.SessionInfo {
+// sessionsChunk is how many sessions a listing passes on at a time: the
+// manager's walk copies its own chunks under the lock; this bounds what
+// the listing holds while the control socket or the web writes it.
+const sessionsChunk = 256
+
+// Sessions walks the table in the order sessions came (oldest first: the
+// manager restores saved ones in that order too), never holding it whole.
+func (b backend) Sessions(prefix string, f func([]control.SessionInfo) error) error {
 	now := time.Now()
-	var out []control.SessionInfo
-	b.d.sessions.Walk(nil, func(s *session.Session) {
-		user := strings.TrimPrefix(s.Party, "sip:")
-		// Parties are folded as the engine folds them; so is the prefix.
-		if prefix == "" || strings.HasPrefix(user, session.FoldParty(strings.TrimPrefix(prefix, "sip:"))) {
-			out = append(out, info(s, now))
+	// Parties are folded as the engine folds them; so is the prefix.
+	folded := session.FoldParty(strings.TrimPrefix(prefix, "sip:"))
+	chunk := make([]control.SessionInfo, 0, sessionsChunk)
+	var err error
+	flush := func() {
+		if err == nil && len(chunk) > 0 {
+			err = f(chunk)
+		}
+		clear(chunk) // keep no strings of sessions gone meanwhile
+		chunk = chunk[:0]
+	}
+	b.d.sessions.Walk(func() bool { return err != nil }, func(s *session.Session) {
+		if err != nil {
+			return
+		}
+		if prefix == "" || strings.HasPrefix(strings.TrimPrefix(s.Party, "sip:"), folded) {
+			chunk = append(chunk, info(s, now))
+			if len(chunk) == sessionsChunk {
+				flush()
+			}
 		}
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
-	return out
+	flush()
+	return err
 }
 
 func (b backend) Session(callID string) (control.SessionInfo, bool) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -995,6 +996,10 @@ func (m *Manager) Housekeep() {
 // Restore loads sessions saved before a restart: timers re-armed from
 // their absolute end times, calls whose time passed ended at once.
 func (m *Manager) Restore(sessions []*Session) {
+	// Saved sessions come in no order; added oldest first, listings
+	// (which walk the table in the order sessions were added, never
+	// holding it whole, so they cannot sort it) list them oldest first.
+	slices.SortStableFunc(sessions, func(a, b *Session) int { return a.Created.Compare(b.Created) })
 	now := m.now()
 	var ended []ending
 	m.mu.Lock()

@@ -2,8 +2,10 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/callcontrol/callcontrol/internal/control"
@@ -75,23 +77,90 @@ func filterFrom(r *http.Request) filter {
 	return filter{Party: strings.TrimSpace(party), State: st}
 }
 
-func (f filter) sessions(b control.Backend) []control.SessionInfo {
-	all := b.Sessions(f.Party)
-	out := make([]control.SessionInfo, 0, len(all))
-	for _, s := range all {
-		if f.State == "" || s.State == f.State {
-			out = append(out, s)
-		}
+// The page and the API show at most limit sessions, the oldest: a page of
+// 1,000,000 rows helps nobody, and what a request holds stays bounded
+// (`callcontrol sessions` streams any number).
+const (
+	defaultLimit = 1000
+	maxLimit     = 10000
+)
+
+// limitFrom reads ?limit=N (1..maxLimit; defaultLimit when absent).
+func limitFrom(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return defaultLimit, nil
 	}
-	return out
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxLimit {
+		return 0, fmt.Errorf("limit %q: a number of sessions from 1 to %d (callcontrol sessions lists any number)", v, maxLimit)
+	}
+	return n, nil
 }
 
-// apiSessions lists sessions: the same JSON as `callcontrol --json sessions`.
+// listing is what a request shows: the oldest limit sessions matching the
+// filter, and how many match.
+type listing struct {
+	Sessions []control.SessionInfo
+	// Matched counts the sessions matching; -1 when the walk stopped
+	// at limit without a filter (the table's size is then the count,
+	// known from Stats without walking on).
+	Matched int
+}
+
+// errEnough ends a walk that has all it needs.
+var errEnough = errors.New("enough sessions")
+
+func (f filter) sessions(b control.Backend, limit int) (listing, error) {
+	l := listing{Sessions: make([]control.SessionInfo, 0, min(limit, 256))}
+	err := b.Sessions(f.Party, func(chunk []control.SessionInfo) error {
+		for _, s := range chunk {
+			if f.State != "" && s.State != f.State {
+				continue
+			}
+			if len(l.Sessions) == limit && f == (filter{}) {
+				return errEnough
+			}
+			l.Matched++
+			if len(l.Sessions) < limit {
+				l.Sessions = append(l.Sessions, s)
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errEnough) {
+		l.Matched, err = -1, nil
+	}
+	return l, err
+}
+
+// total is how many sessions match: Matched, or the table's size.
+func (l listing) total(st func() control.Stats) int {
+	if l.Matched >= 0 {
+		return l.Matched
+	}
+	s := st().Sessions
+	return max(s["pending"]+s["in-progress"], len(l.Sessions))
+}
+
+// apiSessions lists sessions: the same JSON as `callcontrol --json
+// sessions`, the oldest ?limit= of them; X-Total-Count says how many match.
 func (s *Server) apiSessions(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodGet) {
 		return
 	}
-	writeJSON(w, http.StatusOK, filterFrom(r).sessions(s.opts.Backend))
+	limit, err := limitFrom(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, control.CodeBadRequest, err.Error())
+		return
+	}
+	l, err := filterFrom(r).sessions(s.opts.Backend, limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, control.CodeFailed, "listing sessions: "+err.Error())
+		return
+	}
+	w.Header().Set("X-Total-Count", strconv.Itoa(l.total(s.opts.Backend.Stats)))
+	writeJSON(w, http.StatusOK, l.Sessions)
 }
 
 // apiSession shows (GET) or terminates (DELETE) one session.

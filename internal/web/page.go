@@ -79,7 +79,10 @@ type pageData struct {
 	Result  *terminated
 	Chips   []chip
 	Count   string
-	Now     string
+	// Limit is the page's own ?limit=, kept by the filter form (0: the
+	// default).
+	Limit int
+	Now   string
 }
 
 // chip is one piece of the daemon's health in the page's header; app.js
@@ -114,8 +117,9 @@ func chips(st control.Stats) []chip {
 	return []chip{engines, dialogs, debits, state}
 }
 
-// countLine says how many calls are shown and tracked.
-func countLine(shown int, st control.Stats, filtered bool) string {
+// countLine says how many calls are shown and tracked; matched is how many
+// match the filter (more than shown when the limit cut the list).
+func countLine(shown, matched int, st control.Stats, filtered bool) string {
 	total := st.Sessions["pending"] + st.Sessions["in-progress"]
 	calls := func(n int) string {
 		if n == 1 {
@@ -124,7 +128,10 @@ func countLine(shown int, st control.Stats, filtered bool) string {
 		return fmt.Sprintf("%d calls", n)
 	}
 	line := fmt.Sprintf("%s: %d in progress, %d pending, %d parties", calls(total), st.Sessions["in-progress"], st.Sessions["pending"], st.Parties)
-	if filtered {
+	switch {
+	case shown < matched:
+		line = fmt.Sprintf("%d oldest shown of %d matching; %s", shown, matched, line)
+	case filtered:
 		line = fmt.Sprintf("%d shown of %s", shown, line)
 	}
 	return line
@@ -133,11 +140,25 @@ func countLine(shown int, st control.Stats, filtered bool) string {
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, d pageData) {
 	d.Token = s.csrfToken()
 	d.Stats = s.opts.Backend.Stats()
+	matched := len(d.Sessions)
 	if d.Sessions == nil && d.Confirm == nil {
-		d.Sessions = d.Filter.sessions(s.opts.Backend)
+		// A bad ?limit= shows the default: the page has no error to show it in.
+		limit, err := limitFrom(r)
+		if err != nil {
+			limit = defaultLimit
+		}
+		if limit != defaultLimit {
+			d.Limit = limit
+		}
+		l, err := d.Filter.sessions(s.opts.Backend, limit)
+		if err != nil {
+			s.log.Warn("http: page: listing sessions", "err", err)
+		}
+		d.Sessions = l.Sessions
+		matched = l.total(func() control.Stats { return d.Stats })
 	}
 	d.Chips = chips(d.Stats)
-	d.Count = countLine(len(d.Sessions), d.Stats, d.Filter != filter{})
+	d.Count = countLine(len(d.Sessions), matched, d.Stats, d.Filter != filter{})
 	d.Now = time.Now().Format("15:04:05")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

@@ -50,18 +50,28 @@ func (b *Backend) SetReloadError(err error) {
 	b.reloadErr = err
 }
 
-// Sessions implements control.Backend, ordered by Call-ID.
-func (b *Backend) Sessions(prefix string) []control.SessionInfo {
+// Chunk is how many sessions Sessions passes at a time: small, so tests
+// of a few sessions cross chunk boundaries as a big listing does.
+const Chunk = 2
+
+// Sessions implements control.Backend, ordered by Call-ID, Chunk sessions
+// at a time, outside the lock (as the daemon's walk calls f).
+func (b *Backend) Sessions(prefix string, f func([]control.SessionInfo) error) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []control.SessionInfo
 	for _, s := range b.sessions {
 		if strings.HasPrefix(s.Party, prefix) {
 			out = append(out, s)
 		}
 	}
+	b.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].CallID < out[j].CallID })
-	return out
+	for chunk := range slices.Chunk(out, Chunk) {
+		if err := f(chunk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Session implements control.Backend.

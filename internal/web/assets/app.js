@@ -120,7 +120,9 @@
   }
 
   // The same rules as chips() in page.go.
-  function renderStats(st, shown, filtered) {
+  // matched: how many match the filter (X-Total-Count), more than shown
+  // when the page's limit cut the list.
+  function renderStats(st, shown, filtered, matched) {
     var e = st.engines_total === 0 ? ['none (all calls postpaid)', 'muted'] :
       [st.engines_up + '/' + st.engines_total + ' up',
         st.engines_up === 0 ? 'bad' : st.engines_up < st.engines_total ? 'warn' : 'good'];
@@ -134,7 +136,8 @@
     var pending = st.sessions.pending || 0, inProgress = st.sessions['in-progress'] || 0, total = pending + inProgress;
     var line = (total === 1 ? '1 call' : total + ' calls') + ': ' + inProgress + ' in progress, ' +
       pending + ' pending, ' + st.parties + ' parties';
-    if (filtered) line = shown + ' shown of ' + line;
+    if (shown < matched) line = shown + ' oldest shown of ' + matched + ' matching; ' + line;
+    else if (filtered) line = shown + ' shown of ' + line;
     setText(document.getElementById('count'), line);
   }
 
@@ -146,14 +149,21 @@
     return p.toString();
   }
 
-  function getJSON(url) {
+  function getJSON(url, withTotal) {
     return fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' })
       .then(function (r) {
         return r.json().then(function (body) {
           if (!r.ok) throw new Error(body.error || r.statusText);
+          if (withTotal) return { body: body, total: Number(r.headers.get('X-Total-Count') || body.length) };
           return body;
         });
       });
+  }
+
+  // The page's own ?limit= (how many calls it shows) carries over.
+  function limitParam() {
+    var limit = new URLSearchParams(window.location.search).get('limit');
+    return limit ? 'limit=' + encodeURIComponent(limit) : '';
   }
 
   var timer = null, busy = false;
@@ -162,10 +172,11 @@
     if (busy) { timer = setTimeout(refresh, 200); return; }
     busy = true;
     var q = query(), at = Date.now();
-    Promise.all([getJSON('/api/v1/sessions' + (q ? '?' + q : '')), getJSON('/api/v1/stats')])
+    var params = [q, limitParam()].filter(Boolean).join('&');
+    Promise.all([getJSON('/api/v1/sessions' + (params ? '?' + params : ''), true), getJSON('/api/v1/stats')])
       .then(function (r) {
-        render(r[0], at);
-        renderStats(r[1], r[0].length, q !== '');
+        render(r[0].body, at);
+        renderStats(r[1], r[0].body.length, q !== '', r[0].total);
         document.querySelector('footer').classList.remove('offline');
         setText(document.getElementById('updated'), 'Live, updated ' + new Date().toLocaleTimeString());
       })
