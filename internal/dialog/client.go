@@ -33,7 +33,7 @@ const (
 	loudAfter  = 20 // consecutive refusals before the first loud log line
 	loudEvery  = 10 * time.Second
 	// lookupsRetryAfter: how long ends go unchecked after a lookup got no
-	// answer (stillTheDialog).
+	// answer (checkDialog).
 	lookupsRetryAfter = 5 * time.Second
 	readBufferSize    = 1 << 16
 )
@@ -143,9 +143,6 @@ type Client struct {
 	pending  int
 	closed   bool
 	lastWarn time.Time // of the passthrough warning
-	// lastVerifyWarn: of the warning that a lookup before an end found
-	// the proxy's socket gone.
-	lastVerifyWarn time.Time
 	// lookupsUnanswered: when a lookup before an end last got no usable
 	// answer (zero: the last one got one).
 	lookupsUnanswered time.Time
@@ -330,13 +327,8 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 	c.mu.Lock()
 	// A proxy that did not answer the last lookup is not asked for every
 	// request: each would wait its timeout and pace all the others.
-	verify := r.verify && c.opts.Flavor == Kamailio && !r.done &&
+	check := r.verify && c.opts.Flavor == Kamailio && !r.done &&
 		(c.lookupsUnanswered.IsZero() || time.Since(c.lookupsUnanswered) >= lookupsRetryAfter)
-	c.mu.Unlock()
-	if verify && !c.stillTheDialog(r) {
-		return true
-	}
-	c.mu.Lock()
 	if r.done {
 		c.mu.Unlock()
 		return true
@@ -366,10 +358,28 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 	backoff := minBackoff
 	var lastLoud time.Time
 	for tries := 1; ; tries++ {
-		err = c.sendto(b)
-		if err == nil {
-			*failingSince = time.Time{}
-			break
+		if check {
+			var v verdict
+			v, err = c.checkDialog(r)
+			if v == verdictSettled {
+				return true
+			}
+			check = v == verdictSocketGone
+		}
+		if !check {
+			err = c.sendto(b)
+			if err == nil {
+				*failingSince = time.Time{}
+				break
+			}
+			// A socket gone is a proxy restarting, and a new Kamailio's
+			// ids may name other calls: ask before the next try.
+			check = c.opts.Flavor == Kamailio && socketGone(err)
+			if check {
+				c.mu.Lock()
+				r.verify = true
+				c.mu.Unlock()
+			}
 		}
 		c.refused.Add(1)
 		now := time.Now()
@@ -398,28 +408,24 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 		if isRetryable(err) && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.ENOBUFS) {
 			// The socket is missing or refuses: the proxy is restarting.
 			backoff = min(2*backoff, 4*maxBackoff)
-			if c.opts.Flavor == Kamailio {
-				// A new Kamailio's ids may name other calls: ask first.
-				c.mu.Lock()
-				r.verify = true
-				c.mu.Unlock()
-				if !c.stillTheDialog(r) {
-					return true
-				}
-			}
 		} else {
 			backoff = min(2*backoff, maxBackoff)
 		}
 	}
 	c.sends.Add(1)
-	c.awaitAnswer(r, attempt, true)
+	c.awaitAnswer(r, attempt)
 	return true
 }
 
-// awaitAnswer puts r among the requests waiting for an answer to its
-// attempt (sent: false when the attempt was a lookup that got none), to
-// be sent again at its deadline, which grows with the attempts.
-func (c *Client) awaitAnswer(r *request, attempt int, sent bool) {
+// socketGone: the proxy's management socket is missing or refuses, as
+// while the proxy restarts.
+func socketGone(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// awaitAnswer puts r, just sent, among the requests waiting for an
+// answer, to be sent again at its deadline, which grows with the attempts.
+func (c *Client) awaitAnswer(r *request, attempt int) {
 	now := time.Now()
 	wait := c.opts.Timeout << min(attempt-1, 20)
 	if wait > c.opts.MaxRetryWait || wait <= 0 {
@@ -428,9 +434,7 @@ func (c *Client) awaitAnswer(r *request, attempt int, sent bool) {
 	c.mu.Lock()
 	first := false
 	if !r.done {
-		if sent {
-			r.sent = now
-		}
+		r.sent = now
 		r.deadline = now.Add(wait)
 		if r.hidx >= 0 { // re-queued while this attempt was on its way
 			heap.Fix(&c.waiting, r.hidx)
@@ -448,60 +452,52 @@ func (c *Client) awaitAnswer(r *request, attempt int, sent bool) {
 	}
 }
 
-// stillTheDialog asks Kamailio about r's Call-ID before an attempt that
-// may reach a restarted Kamailio (r.verify): true means send, the
-// Call-ID's dialog still has r's id. Otherwise r is settled as gone (no
-// dialog of that Call-ID, or one with another id: ours ended, and ending
-// that one would cut another call), or, without an answer, waits for its
-// next attempt.
-//
-// A proxy that is there but gives no usable answer to the lookup (mute,
-// or without the method) is sent the end all the same, as before there
-// was a lookup, and is not asked again for lookupsRetryAfter.
-func (c *Client) stillTheDialog(r *request) bool {
+// verdict is what a lookup before an end decided (checkDialog).
+type verdict int
+
+const (
+	verdictSend       verdict = iota // the same dialog, or the proxy gave no usable answer: send
+	verdictSettled                   // gone, or another call's now: settled, not sent
+	verdictSocketGone                // the proxy's socket is gone: ask again before the next try
+)
+
+// checkDialog asks Kamailio about r's Call-ID before an attempt that may
+// reach a restarted Kamailio (r.verify): the end is sent only if the
+// Call-ID's dialog still has r's id. No dialog of that Call-ID, or one
+// with another id (ours ended; ending that one would cut another call),
+// settles r as gone. A proxy that is there but gives no usable answer
+// (mute, or without the method) is sent the end all the same, as before
+// there were lookups, and is not asked again for lookupsRetryAfter.
+func (c *Client) checkDialog(r *request) (verdict, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 	f, err := c.Lookup(ctx, r.t.CallID)
 	cancel()
+	if err != nil && socketGone(err) {
+		return verdictSocketGone, err
+	}
 	c.mu.Lock()
+	c.lookupsUnanswered = time.Time{}
 	if err != nil {
 		c.lookupsUnanswered = time.Now()
-	} else {
-		c.lookupsUnanswered = time.Time{}
 	}
 	c.mu.Unlock()
 	switch {
-	case err != nil && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)):
-		// The proxy's socket is gone: it is restarting. Ask again later.
-		c.mu.Lock()
-		r.attempts++
-		attempt := r.attempts
-		loud := time.Since(c.lastVerifyWarn) >= loudEvery
-		if loud {
-			c.lastVerifyWarn = time.Now()
-		}
-		c.mu.Unlock()
-		if loud {
-			c.log.Error("proxy refuses end requests, still retrying: each is first checked to still name the same call (is it running? is socket_path its management socket?)",
-				"callid", r.t.CallID, "dialog", r.t.Dialog.String(), "err", err.Error(), "socket", c.opts.ProxySocket)
-		}
-		c.awaitAnswer(r, attempt, false)
-		return false
 	case err != nil:
 		c.log.Warn("no usable answer to a dialog lookup: ending the dialog without checking that its id still names the same call",
 			"callid", r.t.CallID, "dialog", r.t.Dialog.String(), "err", err.Error())
-		return true
+		return verdictSend, nil
 	case !f.Exists:
 		c.finish(r, outcomeGone, Gone, "found", "no dialog of this Call-ID on the proxy")
-		return false
+		return verdictSettled, nil
 	case !f.HasDialog || f.Dialog != r.t.Dialog:
 		c.finish(r, outcomeGone, Gone, "found", "the Call-ID's dialog is "+f.Dialog.String()+
 			", another one (the proxy restarted): not ended, it may be another call")
-		return false
+		return verdictSettled, nil
 	}
 	c.mu.Lock()
 	r.verify = false
 	c.mu.Unlock()
-	return true
+	return verdictSend, nil
 }
 
 func (c *Client) sendto(b []byte) error {
@@ -643,9 +639,6 @@ func (c *Client) janitor() {
 			if first == nil {
 				// Read under the lock: the sender updates them.
 				first, firstAttempts, firstSent = r, r.attempts, r.sent
-				if firstSent.IsZero() { // its attempts so far were lookups
-					firstSent = r.queued
-				}
 			}
 			expired++
 			r.verify = true // unanswered: the proxy may be restarting

@@ -1,6 +1,7 @@
 package dialog
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -73,6 +74,51 @@ func TestEndCheckedAfterPossibleRestart(t *testing.T) {
 			wantLookup := tt.flavor == Kamailio
 			if got := len(fake.Lookups()) > 0; got != wantLookup {
 				t.Errorf("looked up: %v, want %v", got, wantLookup)
+			}
+		})
+	}
+}
+
+// While Kamailio's socket is gone (it restarts), an end is held; once a
+// Kamailio is back, the end is sent only if the Call-ID's dialog still has
+// its id.
+func TestEndCheckedWhenProxySocketReturns(t *testing.T) {
+	ours := ID{Entry: 1079, ID: 6296}
+	for _, tt := range []struct {
+		name   string
+		listed dialogtest.Dialog
+		want   Outcome
+		ends   int
+	}{
+		{name: "same dialog", listed: dialogtest.Dialog{State: 4, Entry: ours.Entry, ID: ours.ID, StartTS: 1}, want: Confirmed, ends: 1},
+		{name: "another call has the id's Call-ID slot", listed: dialogtest.Dialog{State: 4, Entry: ours.Entry, ID: 9, StartTS: 1}, want: Gone},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			proxyPath := filepath.Join(dialogtest.SocketDir(t), "proxy.sock")
+			done := make(chan Outcome, 1)
+			h := newClient(t, Options{Flavor: Kamailio, ProxySocket: proxyPath, Timeout: 300 * time.Millisecond,
+				MaxRetryWait: time.Second, maxRefusedWait: 5 * time.Millisecond, OnDone: func(_ Target, o Outcome) { done <- o }})
+			h.client.End(Target{CallID: "c1", Dialog: ours})
+			for deadline := time.Now().Add(10 * time.Second); h.client.refused.Load() < 3; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no send refused")
+				}
+			}
+			fake := dialogtest.NewKamailio(t, proxyPath)
+			fake.SetDialog("c1", tt.listed)
+			select {
+			case o := <-done:
+				if o != tt.want {
+					t.Errorf("outcome %v, want %v\n%s", o, tt.want, h.logs)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("no outcome\n%s", h.logs)
+			}
+			if n := fake.Len(); n != tt.ends {
+				t.Errorf("the proxy got %d end requests, want %d", n, tt.ends)
+			}
+			if len(fake.Lookups()) == 0 {
+				t.Error("no lookup before the end")
 			}
 		})
 	}

@@ -156,15 +156,31 @@ type RPCSpy struct {
 	mu   sync.Mutex
 	reqs []RPCRequest
 	reps []string      // the proxy's replies, in order
-	peer *net.UnixAddr // the daemon's reply address
+	peer *net.UnixAddr // the last sender's address
+	// byID: each request's sender by its JSON-RPC id, as the proxy
+	// answers each sender (the daemon's dialog client and its probe send
+	// from two sockets).
+	byID map[string]*net.UnixAddr
 	wg   sync.WaitGroup
+}
+
+// rpcID is the JSON-RPC id of a request or reply, "" if none.
+func rpcID(b []byte) string {
+	var m struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(b, &m) != nil {
+		return ""
+	}
+	return string(m.ID)
 }
 
 // NewRPCSpy relays from a new socket in dir to target. It stops at the end
 // of the test.
 func NewRPCSpy(t testing.TB, dir, target string) *RPCSpy {
 	t.Helper()
-	s := &RPCSpy{Socket: filepath.Join(dir, "spy.sock"), EndMethod: "dlg.end_dlg", CheckEnd: checkKamailioEnd}
+	s := &RPCSpy{Socket: filepath.Join(dir, "spy.sock"), EndMethod: "dlg.end_dlg", CheckEnd: checkKamailioEnd,
+		byID: map[string]*net.UnixAddr{}}
 	var err error
 	s.down, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: s.Socket, Net: "unixgram"})
 	if err != nil {
@@ -193,6 +209,9 @@ func NewRPCSpy(t testing.TB, dir, target string) *RPCSpy {
 			s.mu.Lock()
 			s.reqs = append(s.reqs, r)
 			s.peer = from
+			if id := rpcID(buf[:n]); id != "" {
+				s.byID[id] = from
+			}
 			s.mu.Unlock()
 			if _, err := s.up.WriteToUnix(buf[:n], tgt); err != nil {
 				t.Logf("rpc spy: relay to kamailio: %v", err)
@@ -210,6 +229,9 @@ func NewRPCSpy(t testing.TB, dir, target string) *RPCSpy {
 			s.mu.Lock()
 			s.reps = append(s.reps, string(buf[:n]))
 			peer := s.peer
+			if p := s.byID[rpcID(buf[:n])]; p != nil {
+				peer = p
+			}
 			s.mu.Unlock()
 			if peer == nil {
 				continue

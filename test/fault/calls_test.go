@@ -36,6 +36,8 @@ type call struct {
 	ring     time.Duration
 	talk     time.Duration // when the caller hangs up, unless the daemon ends the call first
 	dialog   string        // "h_entry:h_id" given at start
+	entry    uint32        // of dialog, for the fake proxy's dialog list
+	hid      uint32
 
 	ended   chan struct{} // closed when the daemon asks to end the dialog
 	endOnce sync.Once
@@ -112,7 +114,8 @@ func (w *world) plan(rng *rand.Rand, n, nAccounts int, talkMin, talkMax time.Dur
 			account: account(rng.IntN(nAccounts)), kamailio: i%2 == 0,
 			ring:   time.Duration(rng.IntN(300)) * time.Millisecond,
 			talk:   talkMin + time.Duration(rng.Int64N(int64(talkMax-talkMin))),
-			dialog: fmt.Sprintf("%d:%d", 1+i%4096, 100000+i), ended: make(chan struct{})}
+			dialog: fmt.Sprintf("%d:%d", 1+i%4096, 100000+i), entry: uint32(1 + i%4096), hid: uint32(100000 + i),
+			ended: make(chan struct{})}
 		w.calls = append(w.calls, c)
 		w.byDialog[c.dialog] = c
 	}
@@ -182,6 +185,11 @@ func (w *world) run(c *call) {
 	c.mu.Lock()
 	c.initSent = time.Now()
 	c.mu.Unlock()
+	// The proxy's dialog exists before it sends init, is answered before
+	// it sends start, and is gone when it sends stop: a restarted daemon
+	// asks the proxy about calls restored ringing, and about dialogs it
+	// must end, by Call-ID.
+	w.dlg.SetDialog(c.id, dialogtest.Dialog{State: 2, Entry: c.entry, ID: c.hid})
 	reply, err := w.px.Call(w.initRequest(c))
 	c.mu.Lock()
 	c.initAt = time.Now()
@@ -192,6 +200,7 @@ func (w *world) run(c *call) {
 	switch {
 	case err != nil, reply == "Error":
 		// The proxy fails the call: nothing more comes for it.
+		w.dlg.DeleteDialog(c.id)
 		return
 	case reply != "Limited":
 		w.problem("call %s: init answered %q, want Limited or Error", c.id, reply)
@@ -201,6 +210,7 @@ func (w *world) run(c *call) {
 		return
 	}
 
+	w.dlg.SetDialog(c.id, dialogtest.Dialog{State: 4, Entry: c.entry, ID: c.hid, StartTS: time.Now().Unix()})
 	c.mu.Lock()
 	c.startLo = time.Now()
 	c.startedAfter = w.d.Runs()
@@ -225,6 +235,7 @@ func (w *world) run(c *call) {
 	c.mu.Lock()
 	c.stopFirst = time.Now()
 	c.mu.Unlock()
+	w.dlg.DeleteDialog(c.id)
 	reply, sent, answered, err := w.send(proxytest.Request("stop", "callid", c.id))
 	c.mu.Lock()
 	c.stopLast, c.stopHi, c.stopReply = sent, answered, reply
@@ -249,6 +260,7 @@ func (w *world) endDialog(r dialogtest.Request) {
 		c.mu.Unlock()
 		close(c.ended)
 	})
+	w.dlg.DeleteDialog(c.id)
 	reply, _, _, err := w.send(proxytest.Request("stop", "callid", c.id))
 	if err != nil {
 		reply = "error: " + err.Error()
