@@ -48,8 +48,9 @@ func (s *Spool) RetryNow() int {
 }
 
 // ErrInFlight is returned for a debit that is being sent right now (its
-// send starting, or in flight): its outcome decides what happens to it.
-var ErrInFlight = errors.New("this debit is being sent; try again in a moment")
+// send starting, or in flight): its outcome decides what happens to it;
+// or that is being recorded (a call's end between Op and Queue).
+var ErrInFlight = errors.New("this debit is being recorded or sent; try again in a moment")
 
 // Rerouted is what Reroute did.
 type Rerouted struct {
@@ -135,7 +136,10 @@ func (s *Spool) Drop(callID string) (int, error) {
 		if e == nil {
 			continue // delivered meanwhile
 		}
-		if w := s.workers[e.o.Engine]; w != nil && w.sending == id {
+		// Not queued yet: a call's end is between Op and Queue, its
+		// record maybe not written yet; dropped now, Queue would bring it
+		// back, or its record would land after the delete.
+		if w := s.workers[e.o.Engine]; e.in == nil || w != nil && w.sending == id {
 			s.mu.Unlock()
 			return 0, ErrInFlight
 		}
