@@ -275,9 +275,28 @@ func (s *Spool) Delivered() Counters {
 // either state, and its change is in the log after the snapshot's start,
 // which a load replays on top (each record is a whole put or a delete), as
 // for the session table (journal.snapshot).
-func (s *Spool) Dump(put func(key string, v []byte)) {
+func (s *Spool) Dump(put func(key string, v []byte)) { s.DumpUpTo(^uint64(0), put) }
+
+// LastID is the ID the last debit owed was given.
+func (s *Spool) LastID() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextID
+}
+
+// DumpUpTo is Dump of the debits with IDs up to last (LastID taken after
+// the log's rotation): a later one's record is in the log replayed on
+// top. A snapshot that copies the session table first takes last before
+// it: a call ending during that copy, its session already put, must not
+// have its debit put too, or a snapshot kept without the log after it
+// (a power cut within the flush interval) owes both: twice.
+func (s *Spool) DumpUpTo(last uint64, put func(key string, v []byte)) {
 	buf := make([]Owed, 0, walkChunk)
-	s.walk(func(e *entry, _ bool) { buf = append(buf, e.o) }, func() {
+	s.walk(func(e *entry, _ bool) {
+		if e.o.ID <= last {
+			buf = append(buf, e.o)
+		}
+	}, func() {
 		for _, o := range buf {
 			put(Key(o.ID), encode(o))
 		}

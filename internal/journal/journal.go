@@ -324,6 +324,13 @@ func (j *Journal) MaybeCompact(m *session.Manager) {
 // delete, so the replay ends in the state the table has.
 func (j *Journal) snapshot(m *session.Manager) error {
 	return j.log.Compact(func(put func(key string, v []byte)) {
+		// Debits owed from here on are in the log after the rotation;
+		// those of calls ended during the table's copy are left to it
+		// (debit.Spool.DumpUpTo).
+		var lastDebit uint64
+		if j.debits != nil {
+			lastDebit = j.debits.spool.LastID()
+		}
 		m.Each(func(sess *session.Session) {
 			put(sessionPrefix+sess.CallID, sess.Marshal())
 			if j.snapshotPut != nil {
@@ -337,7 +344,7 @@ func (j *Journal) snapshot(m *session.Manager) error {
 		}
 		j.askMu.Unlock()
 		if j.debits != nil {
-			j.debits.spool.Dump(put)
+			j.debits.spool.DumpUpTo(lastDebit, put)
 		}
 		j.ends.dump(put)
 		for k, v := range j.unknown {
