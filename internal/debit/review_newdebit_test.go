@@ -2,6 +2,7 @@ package debit
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/callcontrol/callcontrol/internal/rating"
@@ -65,5 +66,60 @@ func TestDropBetweenOpAndQueue(t *testing.T) {
 				t.Errorf("drop: %d, %v", n, dropErr)
 			}
 		})
+	}
+}
+
+// TestWalkAcrossSqueeze: holes squeezed out of the order (deleteLocked)
+// while a walk is between chunks make it neither skip nor repeat a debit
+// owed throughout: it resumes by ID, not by index.
+func TestWalkAcrossSqueeze(t *testing.T) {
+	const owed = 4000
+	restored := make([]Owed, owed)
+	for i := range restored {
+		restored[i] = Owed{ID: uint64(i + 1), Owed: rating.Owed{Engine: "a", Debit: rating.Debit{CallID: fmt.Sprint(i + 1), From: "sip:a@x", Duration: 1}}}
+	}
+	l, _, err := store.Open(t.TempDir(), store.Options{NoSync: true}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := New(l, newEngine(), restored, fast, nil, quiet())
+	defer s.Close()
+	gone := map[uint64]bool{}
+	chunks := 0
+	s.walked = func() {
+		if chunks++; chunks != 1 {
+			return
+		}
+		s.mu.Lock()
+		before := len(s.order)
+		// Three in four, on both sides of the walk's position: the order
+		// is squeezed.
+		for id := uint64(1); id <= owed; id++ {
+			if id%4 != 0 {
+				s.recs[id].dequeueLocked()
+				s.deleteLocked(id)
+				gone[id] = true
+			}
+		}
+		after := len(s.order)
+		s.mu.Unlock()
+		if after >= before {
+			t.Fatalf("order not squeezed: %d entries, then %d", before, after)
+		}
+	}
+	seen := map[uint64]int{}
+	var last uint64
+	for _, o := range s.Pending() {
+		if o.ID <= last {
+			t.Fatalf("out of order: %d after %d", o.ID, last)
+		}
+		last = o.ID
+		seen[o.ID]++
+	}
+	for id := uint64(1); id <= owed; id++ {
+		if !gone[id] && seen[id] != 1 {
+			t.Errorf("debit %d, owed throughout, seen %d times", id, seen[id])
+		}
 	}
 }
