@@ -211,11 +211,18 @@ func (m *Manager) answeredMeanwhileLocked(s *Session, f sipdialog.Found, log cal
 	if !s.HasDialog {
 		dialogID = ""
 	}
+	// The init's answer counted the party's calls already running: as a
+	// start whose re-ask fails does, none of them ends after this one.
+	shared := s.Prepaid && s.Owed && m.rater != nil && s.Limit != NoLimit
+	party, engine := s.Party, s.Engine
 	m.mu.Unlock()
 	log.Warn("call answered while the daemon was down (its start was lost): timed from the proxy's answer",
 		"answered", answered.UTC().Format(time.RFC3339), "answer_time_from_proxy", told, "limit", limit,
 		"ends", formatEnd(endAt), "dialogid", dialogID)
 	m.waitLogged(wait, s.CallID, time.Time{})
+	if shared {
+		m.retime(party, engine, max(int(endAt.Sub(now)/time.Second), 0), time.Time{}, true)
+	}
 	return missedAnswered
 }
 
