@@ -48,3 +48,47 @@ func TestMissedAnswerKeepsPartyOnOneBalance(t *testing.T) {
 		}
 	})
 }
+
+// A call answered while the daemon was down, 20 s into its setup, is not
+// a call "not answered within the setup time". If housekeeping reaches it
+// before the proxy's answer does (the proxy slow to answer after the
+// restart), it must still be timed from the proxy's answer and debited,
+// not cut a second later, free.
+func TestMissedAnswerAfterSetupTimeHousekeeping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: 3600, PrepaidLimit: NoLimit, SetupTime: 60 * time.Second,
+			StaleTimeout: 24 * time.Hour}, limited(3600))
+		now := time.Now()
+		s := &Session{CallID: "c1", Party: "alice@example.com", RURI: "sip:x@example.com", Engine: "engine1",
+			Prepaid: true, Owed: true, Limit: 3600, Cap: NoLimit, Created: now.Add(-100 * time.Second)}
+		ringing := Ringing([]*Session{s}, nil)
+		f.m.Restore([]*Session{s})
+		asked, answer := make(chan struct{}), make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f.m.FindMissedAnswers(context.Background(), lookerFunc(func(context.Context, string) (sipdialog.Found, error) {
+				close(asked)
+				<-answer
+				return sipdialog.Found{Exists: true, Answered: true, Dialog: sipdialog.ID{Entry: 2, ID: 2}, HasDialog: true,
+					AnsweredAt: now.Add(-80 * time.Second)}, nil
+			}), ringing)
+		}()
+		<-asked
+		f.m.Housekeep() // its setup time passed while the daemon was down
+		close(answer)
+		<-done
+		time.Sleep(10 * time.Second)
+		select {
+		case tg := <-f.ch:
+			t.Errorf("a call answered within its setup time, with 3500 s left, was cut (by %v after the restore): %+v",
+				time.Since(now), tg)
+		default:
+		}
+		for _, d := range f.j.Debits() {
+			if d.Debit.Duration == 0 && len(f.j.Debits()) == 1 {
+				t.Errorf("the call that talked is debited only a 0 s release: %+v", f.j.Debits())
+			}
+		}
+	})
+}
