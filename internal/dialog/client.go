@@ -361,8 +361,11 @@ func (c *Client) send(r *request, failingSince *time.Time) bool {
 		if check {
 			var v verdict
 			v, err = c.checkDialog(r)
-			if v == verdictSettled {
+			switch v {
+			case verdictSettled:
 				return true
+			case verdictClosing:
+				return false // unchecked, never: it stays in the state log
 			}
 			check = v == verdictSocketGone
 		}
@@ -459,6 +462,7 @@ const (
 	verdictSend       verdict = iota // the same dialog, or the proxy gave no usable answer: send
 	verdictSettled                   // gone, or another call's now: settled, not sent
 	verdictSocketGone                // the proxy's socket is gone: ask again before the next try
+	verdictClosing                   // the client stops: not sent
 )
 
 // checkDialog asks Kamailio about r's Call-ID before an attempt that may
@@ -472,6 +476,11 @@ func (c *Client) checkDialog(r *request) (verdict, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 	f, err := c.Lookup(ctx, r.t.CallID)
 	cancel()
+	select {
+	case <-c.done:
+		return verdictClosing, nil
+	default:
+	}
 	if err != nil && socketGone(err) {
 		return verdictSocketGone, err
 	}

@@ -151,6 +151,10 @@ type Manager struct {
 
 	unrated refusals      // inits answered Error because no engine could rate the call
 	listing chan struct{} // one slot: one listing at a time (see Walk)
+
+	// unheard: calls restored ringing the proxy has not yet answered a
+	// lookup about (missed.go); the setup time waits for its word.
+	unheard map[string]struct{}
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
@@ -979,6 +983,9 @@ func (m *Manager) Housekeep() {
 	for _, s := range m.calls {
 		switch {
 		case !s.InProgress() && now.Sub(s.Created) >= lim.SetupTime:
+			if _, waits := m.unheard[s.CallID]; waits {
+				continue // it may have been answered while the daemon was down
+			}
 			if e, ok := m.setupTimeLocked(s, now, lim); ok {
 				ended = append(ended, e)
 			}

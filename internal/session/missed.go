@@ -63,6 +63,8 @@ const (
 // after the restart, as Kamailio's processes wait 10 s before they try to
 // reach a daemon again.
 func (m *Manager) FindMissedAnswers(ctx context.Context, looker sipdialog.Looker, callIDs []string) {
+	m.setUnheard(callIDs, true)
+	defer m.setUnheard(callIDs, false)
 	wait := missedRetryFirst
 	var counts [missedGone + 1]atomic.Int64
 	for len(callIDs) > 0 {
@@ -128,6 +130,23 @@ func (m *Manager) FindMissedAnswers(ctx context.Context, looker sipdialog.Looker
 		"settled_by_the_proxy", counts[missedSettled].Load())
 }
 
+// setUnheard marks callIDs as not yet heard of from the proxy, or clears
+// the marks: housekeeping does not end a call at its setup time before the
+// proxy said whether it was answered while the daemon was down (it would
+// cut a call answered in time, released free).
+func (m *Manager) setUnheard(callIDs []string, on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !on {
+		m.unheard = nil
+		return
+	}
+	m.unheard = make(map[string]struct{}, len(callIDs))
+	for _, id := range callIDs {
+		m.unheard[id] = struct{}{}
+	}
+}
+
 // awaitsAnswer says whether a call is still ringing or kept to be ended
 // at answer.
 func (m *Manager) awaitsAnswer(callID string) bool {
@@ -143,6 +162,7 @@ func (m *Manager) awaitsAnswer(callID string) bool {
 func (m *Manager) missedAnswer(callID string, f sipdialog.Found) missedOutcome {
 	log := newCallLog(m.log, callID)
 	m.mu.Lock()
+	delete(m.unheard, callID) // the proxy's word came: the setup time applies again
 	if m.closed {
 		m.mu.Unlock()
 		return missedSettled
@@ -211,11 +231,18 @@ func (m *Manager) answeredMeanwhileLocked(s *Session, f sipdialog.Found, log cal
 	if !s.HasDialog {
 		dialogID = ""
 	}
+	// The init's answer counted the party's calls already running: as a
+	// start whose re-ask fails does, none of them ends after this one.
+	shared := s.Prepaid && s.Owed && m.rater != nil && s.Limit != NoLimit
+	party, engine := s.Party, s.Engine
 	m.mu.Unlock()
 	log.Warn("call answered while the daemon was down (its start was lost): timed from the proxy's answer",
 		"answered", answered.UTC().Format(time.RFC3339), "answer_time_from_proxy", told, "limit", limit,
 		"ends", formatEnd(endAt), "dialogid", dialogID)
 	m.waitLogged(wait, s.CallID, time.Time{})
+	if shared {
+		m.retime(party, engine, max(int(endAt.Sub(now)/time.Second), 0), time.Time{}, true)
+	}
 	return missedAnswered
 }
 
