@@ -153,8 +153,11 @@ type Manager struct {
 	listing chan struct{} // one slot: one listing at a time (see Walk)
 
 	// unheard: calls restored ringing the proxy has not yet answered a
-	// lookup about (missed.go); the setup time waits for its word.
-	unheard map[string]struct{}
+	// lookup about (missed.go); the setup time waits for its word, until
+	// unheardUntil (one more setup time: a proxy that never answers does
+	// not keep them ringing, counted, for ever).
+	unheard      map[string]struct{}
+	unheardUntil time.Time
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
@@ -983,7 +986,7 @@ func (m *Manager) Housekeep() {
 	for _, s := range m.calls {
 		switch {
 		case !s.InProgress() && now.Sub(s.Created) >= lim.SetupTime:
-			if _, waits := m.unheard[s.CallID]; waits {
+			if _, waits := m.unheard[s.CallID]; waits && now.Before(m.unheardUntil) {
 				continue // it may have been answered while the daemon was down
 			}
 			if e, ok := m.setupTimeLocked(s, now, lim); ok {

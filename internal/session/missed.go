@@ -142,6 +142,7 @@ func (m *Manager) setUnheard(callIDs []string, on bool) {
 		return
 	}
 	m.unheard = make(map[string]struct{}, len(callIDs))
+	m.unheardUntil = m.now().Add(m.Limits().SetupTime)
 	for _, id := range callIDs {
 		m.unheard[id] = struct{}{}
 	}

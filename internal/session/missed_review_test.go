@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -90,5 +91,44 @@ func TestMissedAnswerAfterSetupTimeHousekeeping(t *testing.T) {
 				t.Errorf("the call that talked is debited only a 0 s release: %+v", f.j.Debits())
 			}
 		}
+	})
+}
+
+// A proxy that never answers the lookups does not keep a call restored
+// ringing in the table for ever: one more setup time after the restore,
+// the setup time applies again (the call is released and, on Kamailio,
+// kept aside to be ended if it is answered).
+func TestUnheardRingingCallReleasedAfterOneMoreSetupTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: 3600, PrepaidLimit: NoLimit, SetupTime: 60 * time.Second,
+			StaleTimeout: 24 * time.Hour}, limited(3600))
+		now := time.Now()
+		s := &Session{CallID: "c1", Party: "alice@example.com", RURI: "sip:x@example.com", Engine: "engine1",
+			Prepaid: true, Owed: true, Limit: 3600, Cap: NoLimit, Created: now.Add(-100 * time.Second)}
+		ringing := Ringing([]*Session{s}, nil)
+		f.m.Restore([]*Session{s})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f.m.FindMissedAnswers(ctx, lookerFunc(func(context.Context, string) (sipdialog.Found, error) {
+				return sipdialog.Found{}, errors.New("proxy mute")
+			}), ringing)
+		}()
+		time.Sleep(30 * time.Second)
+		f.m.Housekeep()
+		if _, ok := f.m.Get("c1"); !ok {
+			t.Fatal("released 30 s after the restore, before the proxy's word and one more setup time")
+		}
+		time.Sleep(31 * time.Second)
+		f.m.Housekeep()
+		if _, ok := f.m.Get("c1"); ok {
+			t.Fatal("still ringing in the table one setup time after the restore, the proxy still mute")
+		}
+		if _, kept := f.m.AtAnswer("c1"); !kept {
+			t.Error("not kept aside to be ended if answered")
+		}
+		cancel()
+		<-done
 	})
 }
