@@ -152,6 +152,7 @@ type lookedUp struct {
 	HID     json.RawMessage `json:"h_id"`
 	CallID  *string         `json:"call-id"`
 	StartTS json.RawMessage `json:"start_ts"`
+	EndTS   json.RawMessage `json:"end_ts"` // of an ended dialog (state 5)
 	// OpenSIPS
 	ID        *string         `json:"ID"`
 	DBID      json.RawMessage `json:"db_id"`
@@ -192,8 +193,11 @@ func parseLookupReply(f Flavor, b []byte, callID string) (sipdialog.Found, error
 		if err != nil {
 			return sipdialog.Found{}, err
 		}
-		if found.Exists && (!best.Exists || found.Answered && !best.Answered) {
+		switch {
+		case found.Exists && (!best.Exists || found.Answered && !best.Answered):
 			best = found
+		case found.Ended && !best.Exists && !best.Ended:
+			best = found // kept only if no live one is listed
 		}
 	}
 	return best, nil
@@ -259,7 +263,7 @@ func (d lookedUp) found(f Flavor, callID string) (sipdialog.Found, error) {
 	case stateConfirmedNA, stateConfirmed:
 		out.Exists, out.Answered = true, true
 	case stateDeleted:
-		return sipdialog.Found{}, nil
+		out.Ended = true
 	default:
 		return sipdialog.Found{}, fmt.Errorf("dialog in unknown state %d", state)
 	}
@@ -267,8 +271,11 @@ func (d lookedUp) found(f Flavor, callID string) (sipdialog.Found, error) {
 	if f == OpenSIPS {
 		ts = d.TimeStart
 	}
-	if secs, ok := jsonUint(ts, 63); ok && secs > 0 && out.Answered {
+	if secs, ok := jsonUint(ts, 63); ok && secs > 0 && (out.Answered || out.Ended) {
 		out.AnsweredAt = time.Unix(int64(secs), 0)
+	}
+	if secs, ok := jsonUint(d.EndTS, 63); ok && secs > 0 && out.Ended {
+		out.EndedAt = time.Unix(int64(secs), 0)
 	}
 	switch f {
 	case Kamailio:

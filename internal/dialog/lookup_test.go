@@ -41,7 +41,8 @@ func TestLookupGolden(t *testing.T) {
 		{"kamailio-5.6.3-state2", Kamailio, callID, ringing(kam)},
 		{"kamailio-5.6.3-state3", Kamailio, callID, answered(kam, 1796072739)},
 		{"kamailio-5.6.3-state4", Kamailio, callID, answered(kam, 1796072739)},
-		{"kamailio-5.6.3-state5", Kamailio, callID, sipdialog.Found{}}, // ended, still listed
+		{"kamailio-5.6.3-state5", Kamailio, callID, sipdialog.Found{Ended: true, Dialog: ID{Entry: 1823, ID: 6494}, HasDialog: true,
+			AnsweredAt: time.Unix(1796072739, 0), EndedAt: time.Unix(1796072743, 0)}}, // ended, still listed: what it lasted
 		{"opensips-3.4.18-notfound", OpenSIPS, "nosuch@127.0.0.1", sipdialog.Found{}},
 		{"opensips-3.4.18-state2", OpenSIPS, callID, ringing(os34)},
 		{"opensips-3.4.18-state3", OpenSIPS, callID, answered(os34, 1796072750)},
@@ -169,11 +170,17 @@ func FuzzParseLookupReply(f *testing.F) {
 			}
 			return
 		}
-		if !got.Exists && got != (sipdialog.Found{}) {
+		if !got.Exists && !got.Ended && got != (sipdialog.Found{}) {
 			t.Fatalf("not found, yet %+v", got)
 		}
-		if !got.Answered && !got.AnsweredAt.IsZero() {
+		if got.Exists && got.Ended || got.Answered && got.Ended {
+			t.Fatalf("ended, yet live: %+v", got)
+		}
+		if !got.Answered && !got.Ended && !got.AnsweredAt.IsZero() {
 			t.Fatalf("ringing with an answer time: %+v", got)
+		}
+		if !got.Ended && !got.EndedAt.IsZero() {
+			t.Fatalf("an end time, not ended: %+v", got)
 		}
 	})
 }
@@ -197,7 +204,8 @@ func TestLookupAgainstFake(t *testing.T) {
 					sipdialog.Found{Exists: true, Answered: true, Dialog: d, HasDialog: true, AnsweredAt: time.Unix(1796072739, 0)}},
 				{"confirmed", &dialogtest.Dialog{State: 4, Entry: d.Entry, ID: d.ID, StartTS: 1796072739},
 					sipdialog.Found{Exists: true, Answered: true, Dialog: d, HasDialog: true, AnsweredAt: time.Unix(1796072739, 0)}},
-				{"ended", &dialogtest.Dialog{State: 5, Entry: d.Entry, ID: d.ID, StartTS: 1796072739}, sipdialog.Found{}},
+				{"ended", &dialogtest.Dialog{State: 5, Entry: d.Entry, ID: d.ID, StartTS: 1796072739, EndTS: 1796072743},
+					endedFound(flavor, d, 1796072739, 1796072743)},
 			}
 			for i, tt := range tests {
 				callID := fmt.Sprintf("call-%d@fake", i)
@@ -403,4 +411,13 @@ func TestLateLookupAnswerEndsNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// endedFound is what a lookup finds of an ended dialog: Kamailio still
+// lists it, with what it lasted; OpenSIPS answers 404.
+func endedFound(f Flavor, d ID, start, end int64) sipdialog.Found {
+	if f == OpenSIPS {
+		return sipdialog.Found{}
+	}
+	return sipdialog.Found{Ended: true, Dialog: d, HasDialog: true, AnsweredAt: time.Unix(start, 0), EndedAt: time.Unix(end, 0)}
 }

@@ -173,6 +173,8 @@ func (m *Manager) missedAnswer(callID string, f sipdialog.Found) missedOutcome {
 		case s.InProgress():
 			m.mu.Unlock()
 			return missedSettled
+		case !f.Exists && f.Ended && !f.AnsweredAt.IsZero() && !f.EndedAt.Before(f.AnsweredAt):
+			return m.answeredAndEndedMeanwhileLocked(s, f, log)
 		case !f.Exists:
 			// Its stop was lost as its start would have been: it failed
 			// or was canceled while the daemon was down.
@@ -209,14 +211,8 @@ func (m *Manager) missedAnswer(callID string, f sipdialog.Found) missedOutcome {
 // setup, the earliest it can have been. It releases the lock.
 func (m *Manager) answeredMeanwhileLocked(s *Session, f sipdialog.Found, log callLog) missedOutcome {
 	now := m.now()
-	answered := f.AnsweredAt
-	told := !answered.IsZero()
-	if !told || answered.Before(s.Created) {
-		answered = s.Created
-	}
-	if answered.After(now) {
-		answered = now
-	}
+	told := !f.AnsweredAt.IsZero()
+	answered := clampTime(f.AnsweredAt, s.Created, now) // not told: from its setup
 	s.Answered = answered
 	if f.HasDialog {
 		s.Dialog, s.HasDialog = f.Dialog, true
@@ -245,6 +241,38 @@ func (m *Manager) answeredMeanwhileLocked(s *Session, f sipdialog.Found, log cal
 		m.retime(party, engine, max(int(endAt.Sub(now)/time.Second), 0), time.Time{}, true)
 	}
 	return missedAnswered
+}
+
+// answeredAndEndedMeanwhileLocked ends a call the proxy still lists as
+// answered and ended while the daemon was down (Kamailio keeps an ended
+// dialog a while), debited what the proxy says it lasted, up to its
+// limit: released free, it would have talked for nothing. It releases
+// the lock.
+func (m *Manager) answeredAndEndedMeanwhileLocked(s *Session, f sipdialog.Found, log callLog) missedOutcome {
+	now := m.now()
+	answered := clampTime(f.AnsweredAt, s.Created, now)
+	ended := clampTime(f.EndedAt, answered, now)
+	s.Answered = answered
+	if s.Limit != NoLimit {
+		s.EndAt = answered.Add(time.Duration(s.Limit) * time.Second) // endLocked caps the duration there
+	}
+	e := m.endLocked(s, ended, false, "answered and ended while the daemon was down (the proxy's record)")
+	m.mu.Unlock()
+	log.Warn("call answered and ended while the daemon was down (its start and stop were lost): debited what the proxy says it lasted",
+		"answered", answered.UTC().Format(time.RFC3339), "ended", ended.UTC().Format(time.RFC3339), "duration", e.duration)
+	m.finish(e)
+	return missedGone
+}
+
+// clampTime is t, brought within [lo, hi].
+func clampTime(t, lo, hi time.Time) time.Time {
+	if t.Before(lo) {
+		t = lo
+	}
+	if t.After(hi) {
+		t = hi
+	}
+	return t
 }
 
 // formatEnd is an end time for a log line: "none" for a call without one.

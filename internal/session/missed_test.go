@@ -249,3 +249,44 @@ func TestFindMissedAnswersStopsWithContext(t *testing.T) {
 		}
 	})
 }
+
+// Kamailio still lists an ended dialog a while: a call answered and ended
+// while the daemon was down is debited what the proxy says it lasted (up
+// to its limit), not released free; no BYE is sent for it.
+func TestAnsweredAndEndedMeanwhileDebited(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		limit           int
+		answered, ended time.Duration // before the restore
+		debit           int
+	}{
+		{name: "talked 15 s", limit: 60, answered: 20 * time.Second, ended: 5 * time.Second, debit: 15},
+		{name: "talked past its limit", limit: 10, answered: 25 * time.Second, ended: 5 * time.Second, debit: 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFixture(t, Limits{Limit: tc.limit, PrepaidLimit: NoLimit}, limited(tc.limit))
+				restored := time.Now()
+				s := &Session{CallID: "c1", Party: "sip:alice@example.com", RURI: "sip:bob@example.com", Engine: "engine1",
+					Prepaid: true, Owed: true, Limit: tc.limit, Cap: NoLimit, Created: restored.Add(-30 * time.Second)}
+				ringing := Ringing([]*Session{s}, nil)
+				f.m.Restore([]*Session{s})
+				f.m.FindMissedAnswers(context.Background(), lookerFunc(func(context.Context, string) (sipdialog.Found, error) {
+					return sipdialog.Found{Ended: true, Dialog: sipdialog.ID{Entry: 1, ID: 2}, HasDialog: true,
+						AnsweredAt: restored.Add(-tc.answered), EndedAt: restored.Add(-tc.ended)}, nil
+				}), ringing)
+				if _, ok := f.m.Get("c1"); ok {
+					t.Fatal("still tracked")
+				}
+				select {
+				case tg := <-f.ch:
+					t.Fatalf("a BYE for a dialog that ended: %+v", tg)
+				default:
+				}
+				if d := f.j.Debits(); len(d) != 1 || d[0].Debit.Duration != tc.debit {
+					t.Fatalf("debits %+v, want one of %d s", d, tc.debit)
+				}
+			})
+		})
+	}
+}

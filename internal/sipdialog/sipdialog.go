@@ -100,6 +100,11 @@ type Found struct {
 	// AnsweredAt is when it was answered, by the proxy's clock (whole
 	// seconds); zero when not answered or not told.
 	AnsweredAt time.Time
+	// Ended: the proxy still lists the dialog, ended (Kamailio keeps an
+	// ended dialog a while); Exists is false. AnsweredAt and EndedAt,
+	// when set, say what it lasted.
+	Ended   bool
+	EndedAt time.Time
 }
 
 // Looker asks the proxy about the dialog of a Call-ID: after a restart,

@@ -20,6 +20,9 @@ type Dialog struct {
 	// StartTS is the answer time in Unix seconds; 0 while ringing, as the
 	// proxies show it.
 	StartTS int64
+	// EndTS is an ended dialog's (State 5) end in Unix seconds, as
+	// Kamailio lists it; 0: StartTS (or 1).
+	EndTS int64
 }
 
 // SetDialog makes the fake list d for callID from now on.
@@ -123,6 +126,9 @@ func (f *Fake) lookupReply(req Request, d Dialog, known bool) []byte {
 		var end int64
 		if d.State == 5 {
 			end = max(d.StartTS, 1)
+			if d.EndTS > 0 {
+				end = d.EndTS
+			}
 		}
 		return fmt.Appendf(nil, `{"jsonrpc":"2.0","result":{"h_entry":%d,"h_id":%d,"ref":1,"call-id":%s,`+
 			`"from_uri":"sip:caller@127.0.0.1","to_uri":"sip:callee@127.0.0.1","state":%d,"start_ts":%d,"init_ts":%d,`+
