@@ -111,6 +111,14 @@ func (w *world) checkTracked(killedAt time.Time, kill int) int {
 				if strings.Contains(reply, "callid: "+c.id+"\r\n") {
 					continue
 				}
+				// Its time may have run out while the daemon was down (the
+				// engine's limit can be below prepaid_limit): ended at the
+				// restore, its dialog end on its way to the fake proxy.
+				select {
+				case <-c.ended:
+					continue
+				case <-time.After(3 * time.Second):
+				}
 				c.mu.Lock()
 				stopped := !c.stopFirst.IsZero() && c.stopFirst.Before(at)
 				// Answered no earlier than the first start was sent, so it
