@@ -139,10 +139,7 @@ func encodeLookup(f Flavor, seq uint64, callID string) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("unknown flavor %v", f)
 	}
-	if len(b) > maxDatagram {
-		return nil, fmt.Errorf("request of %d bytes exceeds the %d byte datagram limit", len(b), maxDatagram)
-	}
-	return b, nil
+	return fitsDatagram(b)
 }
 
 // lookedUp is one dialog of a lookup answer, in either proxy's words.

@@ -88,6 +88,12 @@ func encodeRequest(f Flavor, key OpenSIPSKey, seq uint64, t Target) ([]byte, err
 	default:
 		return nil, fmt.Errorf("unknown flavor %v", f)
 	}
+	return fitsDatagram(b)
+}
+
+// fitsDatagram returns b, or an error if it is too long for one datagram
+// to the proxy.
+func fitsDatagram(b []byte) ([]byte, error) {
 	if len(b) > maxDatagram {
 		return nil, fmt.Errorf("request of %d bytes exceeds the %d byte datagram limit", len(b), maxDatagram)
 	}
