@@ -85,3 +85,43 @@ func TestConcurrentInitsOfOnePartyStayOnOneEngine(t *testing.T) {
 			s1.Engine, s2.Engine, a.Addr(), a.Sessions("alice@example.com"), b.Addr(), b.Sessions("alice@example.com"))
 	}
 }
+
+// The same split from a reload that adds an engine while the party's first
+// call is being asked: rendezvous hashing moves the party to the new engine
+// for its second call, as it has no tracked call yet.
+func TestReloadDuringInitKeepsPartyOnOneEngine(t *testing.T) {
+	a, b := ratingtest.New(t), ratingtest.New(t)
+	setUp := func(e *ratingtest.Engine) {
+		e.SetAccount("alice@example.com", ratingtest.Account{Balance: 10})
+		e.SetRate("", ratingtest.PerMinute(0.1))
+	}
+	setUp(a)
+	setUp(b)
+	pool := rating.NewPool([]string{a.Addr(), b.Addr()}, rating.Options{Timeout: 2 * time.Second}, nil)
+	t.Cleanup(pool.Close)
+	r := &askHookRater{Pool: pool}
+	m := NewManager(Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: 2 * time.Second, SetupTime: time.Hour, StaleTimeout: time.Hour},
+		r, &dialogtest.Ender[dialog.Target]{C: make(chan dialog.Target, 10)}, sessiontest.NewJournal(), slog.New(slog.DiscardHandler))
+	t.Cleanup(m.Shutdown)
+
+	r.beforeAsk = func(engine string) {
+		// The operator adds an engine (reload); the first try that moves
+		// alice's hash is the reload that happened.
+		for i := 0; i < 30 && pool.Pick("sip:alice@example.com") == engine; i++ {
+			c := ratingtest.New(t)
+			setUp(c)
+			pool.SetAddrs([]string{a.Addr(), b.Addr(), c.Addr()})
+		}
+		if got := m.Init(initReq("c2", "alice", "true"), time.Now()); got != ReplyLimited {
+			t.Errorf("init c2: %v", got)
+		}
+	}
+	if got := m.Init(initReq("c1", "alice", "true"), time.Now()); got != ReplyLimited {
+		t.Fatalf("init c1: %v", got)
+	}
+	s1, _ := m.Get("c1")
+	s2, _ := m.Get("c2")
+	if s1.Engine != s2.Engine {
+		t.Fatalf("one party's calls on two engines after a reload during its first init: c1 on %s, c2 on %s", s1.Engine, s2.Engine)
+	}
+}
