@@ -56,6 +56,8 @@ func (e *engines) rater() session.Rater {
 }
 
 func (e *engines) Pick(party string) string     { return e.pool.Pick(party) }
+func (e *engines) Reserve(party string) string  { return e.pool.Reserve(party) }
+func (e *engines) Unreserve(party string)       { e.pool.Unreserve(party) }
 func (e *engines) Acquire(party, engine string) { e.pool.Acquire(party, engine) }
 func (e *engines) Release(party string)         { e.pool.Release(party) }
 func (e *engines) MaxSessionTime(ctx context.Context, engine string, r rating.Request) (rating.MaxTime, error) {

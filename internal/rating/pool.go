@@ -31,6 +31,11 @@ type Pool struct {
 type affinity struct {
 	engine string
 	calls  int
+	// asking: inits of the party between Reserve and Unreserve. They hold
+	// the party on its engine while the engine is asked, before the call
+	// is tracked (Acquire): a second call of the party in that window
+	// must not be picked afresh onto another engine (a second balance).
+	asking int
 }
 
 // NewPool returns a pool over the engines at addrs (host[:port] each).
@@ -131,6 +136,47 @@ func (p *Pool) Pick(party string) string {
 	return best
 }
 
+// Reserve is Pick for an init: the party stays on the engine returned
+// until the init calls Unreserve, whatever the engines' health or a
+// reload does meanwhile, so its concurrent calls are all asked of one
+// engine, one balance.
+func (p *Pool) Reserve(party string) string {
+	for {
+		engine := p.Pick(party)
+		if engine == "" {
+			return ""
+		}
+		p.mu.Lock()
+		a := p.parties[party]
+		switch {
+		case a == nil:
+			p.parties[party] = &affinity{engine: engine, asking: 1}
+			p.refs[engine]++
+		case a.engine != engine:
+			// Another init reserved the party meanwhile: take its engine.
+			p.mu.Unlock()
+			continue
+		default:
+			a.asking++
+		}
+		p.mu.Unlock()
+		return engine
+	}
+}
+
+// Unreserve ends a Reserve: the party's engine stays while it has
+// tracked calls (Acquire) or other inits asking.
+func (p *Pool) Unreserve(party string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.parties[party]
+	if a == nil || a.asking == 0 {
+		return
+	}
+	a.asking--
+	p.forgetIfUnusedLocked(party, a)
+}
+
 // score is rendezvous hashing: removing an engine moves only its parties.
 func score(party, engine string) uint64 {
 	h := fnv.New64a()
@@ -167,10 +213,18 @@ func (p *Pool) Release(party string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	a := p.parties[party]
-	if a == nil {
+	if a == nil || a.calls == 0 {
 		return
 	}
-	if a.calls--; a.calls > 0 {
+	a.calls--
+	p.forgetIfUnusedLocked(party, a)
+}
+
+// forgetIfUnusedLocked drops the party's affinity once no call and no
+// init holds it, and its engine's connection once nothing uses a removed
+// engine.
+func (p *Pool) forgetIfUnusedLocked(party string, a *affinity) {
+	if a.calls > 0 || a.asking > 0 {
 		return
 	}
 	delete(p.parties, party)

@@ -208,6 +208,9 @@ func (m *Manager) Init(r *InitRequest, received time.Time) Reply {
 		d = m.persist(&c, log)
 	}
 	m.cleanUp(&c, r, d)
+	if c.reserved {
+		m.rater.(reserver).Unreserve(c.party) // after track's Acquire, if any
+	}
 	return d.reply
 }
 
@@ -229,6 +232,19 @@ type initCall struct {
 	// call to another destination, to be delivered before the engine is
 	// asked again (rate): the engine keys its sessions by CallId.
 	releaseFirst *Owed
+	// reserved: the party is held on its engine (reserver) until the
+	// init ends.
+	reserved bool
+}
+
+// reserver is a Rater that holds a party on the engine it picks until the
+// init that asked ends (rating.Pool): without it, a second call of the
+// party during the first one's round trip may be picked onto another
+// engine, if the first one's health or the engine list changed, and the
+// account would be counted on two balances.
+type reserver interface {
+	Reserve(party string) string
+	Unreserve(party string)
 }
 
 // initDecision is how an init ends: the reply, and what is left to undo.
@@ -385,6 +401,8 @@ func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
 	engine := c.carried
 	if c.releaseFirst != nil {
 		engine = c.releaseFirst.Engine // where the CallId is counted now
+	} else if rs, ok := m.rater.(reserver); ok && engine == "" {
+		engine, c.reserved = rs.Reserve(c.party), true
 	} else if engine == "" {
 		engine = m.rater.Pick(c.party)
 	}

@@ -67,7 +67,10 @@ func TestConcurrentInitsOfOnePartyStayOnOneEngine(t *testing.T) {
 		if err := first.Restart(true); err != nil {
 			t.Error(err)
 		}
-		if got := m.Init(initReq("c2", "alice", "true"), time.Now()); got != ReplyLimited {
+		// Held on the first call's engine, whose connection is in its
+		// reconnect backoff: refused (fail closed) or, if the engine is
+		// reached, rated there; never on the other engine.
+		if got := m.Init(initReq("c2", "alice", "true"), time.Now()); got != ReplyLimited && got != ReplyError {
 			t.Errorf("init c2: %v", got)
 		}
 		time.Sleep(3 * backoff) // the first call's turn on the connection comes after the backoff
@@ -77,8 +80,16 @@ func TestConcurrentInitsOfOnePartyStayOnOneEngine(t *testing.T) {
 	}
 	s1, ok1 := m.Get("c1")
 	s2, ok2 := m.Get("c2")
-	if !ok1 || !ok2 {
-		t.Fatalf("calls not tracked: c1 %v, c2 %v", ok1, ok2)
+	if !ok1 {
+		t.Fatal("c1 not tracked")
+	}
+	if !ok2 {
+		s2 = s1 // refused: check no other engine counts the party
+		for _, e := range []*ratingtest.Engine{a, b} {
+			if rating.NormalizeAddr(e.Addr()) != rating.NormalizeAddr(s1.Engine) && len(e.Sessions("alice@example.com")) > 0 {
+				t.Fatalf("c2 refused, yet engine %s counts %v besides c1's engine %s", e.Addr(), e.Sessions("alice@example.com"), s1.Engine)
+			}
+		}
 	}
 	if s1.Engine != s2.Engine {
 		t.Fatalf("one party's calls on two engines (two balances): c1 on %s, c2 on %s; engine %s counts %v, engine %s counts %v",
