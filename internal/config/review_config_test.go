@@ -35,3 +35,35 @@ func TestReviewRefusedNamingTheOption(t *testing.T) {
 		}
 	}
 }
+
+// --check-config prints Settings as they would be written in the file: a
+// value written back must mean what the file said (check_interval = 1.5
+// was printed as 1, proxy_timeout = 2.5 as 2).
+func TestReviewSettingsRoundTrip(t *testing.T) {
+	ini := "[CallControl]\ntimeout = 90.5\nsetup_time = 1.5\ncheck_interval = 1.5\nproxy_timeout = 2.5\nsync_interval = 1.5\n" +
+		"[CDRTool]\naddress = 127.0.0.1\ntimeout = 1.5\nrecheck_interval = 2.5\n"
+	c, _, err := Parse("f", []byte(ini), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	section := ""
+	for _, s := range c.Settings() {
+		if s.Section != section {
+			section = s.Section
+			b.WriteString("[" + section + "]\n")
+		}
+		if s.Value != "(set)" {
+			b.WriteString(s.Option + " = " + s.Value + "\n")
+		}
+	}
+	back, _, err := Parse("f", []byte(b.String()), "")
+	if err != nil {
+		t.Fatalf("settings do not parse back: %v\n%s", err, b.String())
+	}
+	back.CallControl.GroupDefault = c.CallControl.GroupDefault // group is written out
+	if back.CallControl != c.CallControl || back.CDRTool.Timeout != c.CDRTool.Timeout || back.CDRTool.RecheckInterval != c.CDRTool.RecheckInterval {
+		t.Errorf("settings printed:\n%s\nmean %+v %v %v,\nthe file said %+v %v %v", b.String(),
+			back.CallControl, back.CDRTool.Timeout, back.CDRTool.RecheckInterval, c.CallControl, c.CDRTool.Timeout, c.CDRTool.RecheckInterval)
+	}
+}
