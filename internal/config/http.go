@@ -46,6 +46,7 @@ func (p *parser) http(c *Config) {
 	}
 	if (h.User == "") != (h.PasswordHash == "") {
 		e, _ := p.get(s, "user")
+		e.name = "user" // named even when absent from the file
 		if h.User != "" {
 			e, _ = p.get(s, "password_hash")
 			e.name = "password_hash"

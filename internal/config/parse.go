@@ -517,7 +517,11 @@ func ParseAddresses(v string, defaultPort int) ([]string, error) {
 				return nil, fmt.Errorf("%q: not host[:port]", f)
 			}
 		}
-		// More than one colon and no brackets: a bare IPv6 address.
+		// More than one colon and no brackets: a bare IPv6 address, or
+		// a typo (host:9024:1) that must not pass for one.
+		if strings.Count(f, ":") > 1 && !strings.HasPrefix(f, "[") && net.ParseIP(host) == nil {
+			return nil, fmt.Errorf("%q: not host[:port] (an IPv6 address with a port is written [address]:port)", f)
+		}
 		n, err := parsePort(port)
 		if err != nil || n == 0 {
 			return nil, fmt.Errorf("%q: bad port", f)

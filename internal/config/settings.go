@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Setting is one option with its effective value, as it would be written in
@@ -28,21 +29,21 @@ func (c *Config) Settings() []Setting {
 		{"CallControl", "group", cc.Group},
 		{"CallControl", "limit", cc.Limit.String()},
 		{"CallControl", "prepaid_limit", cc.PrepaidLimit.String()},
-		{"CallControl", "timeout", seconds(cc.StaleTimeout.Seconds())},
-		{"CallControl", "setup_time", seconds(cc.SetupTime.Seconds())},
-		{"CallControl", "check_interval", seconds(cc.CheckInterval.Seconds())},
-		{"CallControl", "proxy_timeout", fmt.Sprint(cc.ProxyTimeout.Milliseconds())},
+		{"CallControl", "timeout", inUnit(cc.StaleTimeout, time.Second)},
+		{"CallControl", "setup_time", inUnit(cc.SetupTime, time.Second)},
+		{"CallControl", "check_interval", inUnit(cc.CheckInterval, time.Second)},
+		{"CallControl", "proxy_timeout", inUnit(cc.ProxyTimeout, time.Millisecond)},
 		{"CallControl", "state_dir", cc.StateDir},
 		{"CallControl", "control_socket", cc.ControlSocket},
 		{"CallControl", "control_group", cc.ControlGroup},
 		{"CallControl", "control_read_group", cc.ControlReadGroup},
 		{"CallControl", "sync", cc.Sync.String()},
-		{"CallControl", "sync_interval", fmt.Sprint(cc.SyncInterval.Milliseconds())},
+		{"CallControl", "sync_interval", inUnit(cc.SyncInterval, time.Millisecond)},
 		{"CallControl", "legacy_commands", yesNo(cc.LegacyCommands)},
 		{"CallControl", "state_failure", stateFailure(cc.RefuseNotDurable)},
 		{"CDRTool", "address", strings.Join(c.CDRTool.Addresses, " ")},
-		{"CDRTool", "timeout", fmt.Sprint(c.CDRTool.Timeout.Milliseconds())},
-		{"CDRTool", "recheck_interval", seconds(c.CDRTool.RecheckInterval.Seconds())},
+		{"CDRTool", "timeout", inUnit(c.CDRTool.Timeout, time.Millisecond)},
+		{"CDRTool", "recheck_interval", inUnit(c.CDRTool.RecheckInterval, time.Second)},
 		{"HTTP", "listen", c.HTTP.Listen},
 		{"HTTP", "user", c.HTTP.User},
 		{"HTTP", "password_hash", secret(c.HTTP.PasswordHash)},
@@ -101,8 +102,6 @@ func (c *Config) Changed(def *Config) []Setting {
 	}
 	return out
 }
-
-func seconds(s float64) string { return fmt.Sprint(int64(s)) }
 
 func stateFailure(refuse bool) string {
 	if refuse {

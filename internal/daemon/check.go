@@ -26,12 +26,18 @@ type CheckResult struct {
 // load with opts, without touching sockets or state, and checks it against
 // this host: groups that do not exist, socket directories that cannot be
 // made, engine names that do not resolve, a proxy management socket that is
-// not there. Those are warnings: the daemon starts with them.
+// not there. Those are warnings: the daemon starts with them. A proxy
+// socket group that does not exist is an error, as it is at the start.
 func CheckConfig(opts Options) CheckResult {
 	var warnings []string
 	collect := slog.New(&warnCollector{out: &warnings})
 	cfg, err := LoadConfig(opts, collect)
 	if err != nil {
+		return CheckResult{Warnings: warnings, Err: err}
+	}
+	// A proxy socket group that does not exist stops the start: refused
+	// here too, not passed with a warning.
+	if _, _, err := proxySocketGroup(cfg.CallControl, collect); err != nil {
 		return CheckResult{Warnings: warnings, Err: err}
 	}
 	warnings = append(warnings, hostWarnings(cfg)...)
@@ -74,7 +80,6 @@ func hostWarnings(cfg *config.Config) []string {
 	var w []string
 	cc := cfg.CallControl
 	groups := []struct{ option, name, effect string }{
-		{"group", cc.Group, "the proxy socket would be world-writable (0666)"},
 		{"control_group", cc.ControlGroup, "only root and the daemon's user could use the control socket"},
 		{"control_read_group", cc.ControlReadGroup, "nobody would get read-only access"},
 	}

@@ -269,6 +269,7 @@ func (d *Daemon) Reload() ([]string, error) {
 	d.mu.Lock()
 	old := d.cfg
 	changed := restartOnly(old, cfg)
+	keepInForce(old, cfg)
 	if old.CDRTool.Enabled() != cfg.CDRTool.Enabled() {
 		// Turning rating on or off takes a restart: the engines in
 		// force stay until then.
@@ -323,6 +324,20 @@ func restartOnly(old, cfg *config.Config) []string {
 		changed = append(changed, "[RadiusDatabase]/[RadiusAccounting]")
 	}
 	return changed
+}
+
+// keepInForce copies into cfg the restart-only options of old, the
+// configuration in force: d.cfg must say what the daemon does (readiness,
+// stats and the reload summary read it), and the next reload must still
+// name a change that waits for a restart.
+func keepInForce(old, cfg *config.Config) {
+	o, n := &old.CallControl, &cfg.CallControl
+	n.Socket, n.Group, n.GroupDefault, n.LegacyCommands = o.Socket, o.Group, o.GroupDefault, o.LegacyCommands
+	n.StateDir, n.Sync, n.SyncInterval, n.RefuseNotDurable = o.StateDir, o.Sync, o.SyncInterval, o.RefuseNotDurable
+	n.ControlSocket, n.ControlGroup, n.ControlReadGroup = o.ControlSocket, o.ControlGroup, o.ControlReadGroup
+	n.CheckInterval = o.CheckInterval
+	cfg.Proxy = old.Proxy
+	cfg.RadiusDatabase, cfg.RadiusAccounting = old.RadiusDatabase, old.RadiusAccounting
 }
 
 // Stop shuts down cleanly: no new requests, timers stopped, a compact

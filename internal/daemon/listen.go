@@ -21,30 +21,15 @@ import (
 // succeeds, starting fails. A stale socket file (nobody listening) is
 // replaced.
 func listenProxySocket(cc config.CallControl, log *slog.Logger) (net.Listener, error) {
-	path, group := cc.Socket, cc.Group
+	path := cc.Socket
 	// Without its group the proxy could not connect, and a socket open
 	// to everyone would hand every local user the proxy's commands.
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
 	}
-	gid := -1
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil && cc.GroupDefault {
-			// Not set in the file: the group of the proxy installed here.
-			if found := proxyGroups(); len(found) > 0 {
-				log.Info("[CallControl] group not set: using the installed proxy's group", "group", found[0], "default", group)
-				group = found[0]
-				g, err = user.LookupGroup(group)
-			}
-		}
-		switch {
-		case err != nil && cc.GroupDefault:
-			return nil, fmt.Errorf("[CallControl] group is not set and neither opensips nor kamailio is a group here: set it to the group the proxy runs as")
-		case err != nil:
-			return nil, fmt.Errorf("[CallControl] group = %q: no such group; %s", group, proxyGroupsHint())
-		}
-		gid, _ = strconv.Atoi(g.Gid)
+	group, gid, err := proxySocketGroup(cc, log)
+	if err != nil {
+		return nil, err
 	}
 	ln, err := unixsock.Listen(path, 0o660, gid)
 	if errors.Is(err, unixsock.ErrGroup) {
@@ -59,6 +44,33 @@ func listenProxySocket(cc config.CallControl, log *slog.Logger) (net.Listener, e
 		return nil, fmt.Errorf("[CallControl] socket = %q: %w", path, err)
 	}
 	return ln, nil
+}
+
+// proxySocketGroup resolves [CallControl] group as the proxy socket gets
+// it: the group and its gid (-1: leave as is), or why the start must stop.
+// --check-config asks it too, so it refuses what the start would.
+func proxySocketGroup(cc config.CallControl, log *slog.Logger) (string, int, error) {
+	group := cc.Group
+	if group == "" {
+		return "", -1, nil
+	}
+	g, err := user.LookupGroup(group)
+	if err != nil && cc.GroupDefault {
+		// Not set in the file: the group of the proxy installed here.
+		if found := proxyGroups(); len(found) > 0 {
+			log.Info("[CallControl] group not set: using the installed proxy's group", "group", found[0], "default", group)
+			group = found[0]
+			g, err = user.LookupGroup(group)
+		}
+	}
+	switch {
+	case err != nil && cc.GroupDefault:
+		return "", -1, fmt.Errorf("[CallControl] group is not set and neither opensips nor kamailio is a group here: set it to the group the proxy runs as")
+	case err != nil:
+		return "", -1, fmt.Errorf("[CallControl] group = %q: no such group; %s", group, proxyGroupsHint())
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	return group, gid, nil
 }
 
 // proxyGroups lists the groups of the supported proxies' packages that
