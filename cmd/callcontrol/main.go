@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/callcontrol/callcontrol/internal/config"
 	"io"
 	"os"
 	"path/filepath"
@@ -34,7 +35,8 @@ const (
 const defaultRuntimeDir = "/run/callcontrol"
 
 type options struct {
-	runtimeDir string
+	runtimeDir string // "" until --runtime-dir: defaultRuntimeDir
+	configDir  string // --config-dir: where config.ini names control_socket
 	socket     string
 	json       bool
 	timeout    time.Duration
@@ -42,18 +44,40 @@ type options struct {
 	yes        bool   // debits drop --yes
 }
 
+// socketPath is --socket; else config.ini's control_socket (from
+// --config-dir, or from the default config file unless --runtime-dir is
+// given), so reloads by the init script or systemd reach a daemon whose
+// control_socket is set; else the runtime directory's.
 func (o *options) socketPath() string {
 	if o.socket != "" {
 		return o.socket
 	}
-	return filepath.Join(o.runtimeDir, "control")
+	runtimeDir := o.runtimeDir
+	if runtimeDir == "" {
+		runtimeDir = defaultRuntimeDir
+	}
+	path := ""
+	switch {
+	case o.configDir != "":
+		path = filepath.Join(o.configDir, "config.ini")
+	case o.runtimeDir == "":
+		path = config.DefaultPath
+	}
+	if path != "" {
+		// Unreadable or refused: the daemon's own default is the best guess.
+		if cfg, _, err := config.LoadFile(path, runtimeDir, true); err == nil {
+			return cfg.CallControl.ControlSocket
+		}
+	}
+	return filepath.Join(runtimeDir, "control")
 }
 
 // addCommon registers the flags accepted both before and after the command.
 // Registering a flag stores its default, so the defaults are o's current
 // values: flags given before the command survive the second registration.
 func addCommon(fs *flag.FlagSet, o *options) {
-	fs.StringVar(&o.runtimeDir, "runtime-dir", o.runtimeDir, "the daemon's runtime `dir`ectory; the socket is DIR/control")
+	fs.StringVar(&o.runtimeDir, "runtime-dir", o.runtimeDir, "the daemon's runtime `dir`ectory; the socket is DIR/control (default "+defaultRuntimeDir+")")
+	fs.StringVar(&o.configDir, "config-dir", o.configDir, "read control_socket from `dir`/config.ini (default: "+config.DefaultPath+" unless --runtime-dir is given)")
 	fs.StringVar(&o.socket, "socket", o.socket, "control socket `path` (overrides --runtime-dir)")
 	fs.BoolVar(&o.json, "json", o.json, "print JSON for scripts instead of text (errors too)")
 	fs.BoolVar(&o.json, "j", o.json, "short for --json")
@@ -186,7 +210,7 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 }
 
 func run(args []string, e env) int {
-	o := options{runtimeDir: defaultRuntimeDir, timeout: 10 * time.Second}
+	o := options{timeout: 10 * time.Second}
 	fs := flag.NewFlagSet("callcontrol", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	addCommon(fs, &o)

@@ -13,7 +13,7 @@ import (
 // reloads come between: a second reload of the same file must still name
 // it, not answer "every change applied" (callcontrol reload and the init
 // script exit 0) while check_interval 7 is still not in force.
-func TestReviewSecondReloadStillNamesRestartOnly(t *testing.T) {
+func TestSecondReloadStillNamesRestartOnly(t *testing.T) {
 	e := newEnv(t, "", "")
 	e.writeConfig("check_interval = 7", "")
 	for i := 1; i <= 2; i++ {
@@ -30,7 +30,7 @@ func TestReviewSecondReloadStillNamesRestartOnly(t *testing.T) {
 // A reload that changes [CallControl] socket (restart-only) must not make
 // /readyz report the proxy socket in use as gone: the daemon still
 // serves the old one, and that is what readiness is about.
-func TestReviewReadyAfterReloadOfSocket(t *testing.T) {
+func TestReadyAfterReloadOfSocket(t *testing.T) {
 	e := newEnv(t, "", "")
 	if p := e.d.notReady(); len(p) != 0 {
 		t.Fatalf("not ready at start: %q", p)
@@ -54,7 +54,7 @@ func TestReviewReadyAfterReloadOfSocket(t *testing.T) {
 // A reload that changes [Kamailio] socket_path (restart-only: dialogs are
 // still ended through the old one) must not make stats report the new,
 // unused socket as the management socket.
-func TestReviewStatsManagementSocketAfterReload(t *testing.T) {
+func TestStatsManagementSocketAfterReload(t *testing.T) {
 	e := newEnv(t, "", "")
 	inUse := e.kam.Path()
 	if st := e.checked(); st.ManagementSocket.Path != inUse {

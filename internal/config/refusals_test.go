@@ -7,7 +7,7 @@ import (
 
 // A bad value is refused with one line naming the option: these were
 // accepted, or refused without the option's name.
-func TestReviewRefusedNamingTheOption(t *testing.T) {
+func TestRefusedNamingTheOption(t *testing.T) {
 	tests := []struct {
 		name, ini, want string
 	}{
@@ -39,7 +39,7 @@ func TestReviewRefusedNamingTheOption(t *testing.T) {
 // --check-config prints Settings as they would be written in the file: a
 // value written back must mean what the file said (check_interval = 1.5
 // was printed as 1, proxy_timeout = 2.5 as 2).
-func TestReviewSettingsRoundTrip(t *testing.T) {
+func TestSettingsRoundTrip(t *testing.T) {
 	ini := "[CallControl]\ntimeout = 90.5\nsetup_time = 1.5\ncheck_interval = 1.5\nproxy_timeout = 2.5\nsync_interval = 1.5\n" +
 		"[CDRTool]\naddress = 127.0.0.1\ntimeout = 1.5\nrecheck_interval = 2.5\n"
 	c, _, err := Parse("f", []byte(ini), "")

@@ -14,7 +14,7 @@ import (
 // group that does not exist stops the start (listenProxySocket), so the check
 // must exit 1 naming it, not 0 with a warning that the socket "would be
 // world-writable" (it never is).
-func TestReviewCheckConfigMissingProxyGroup(t *testing.T) {
+func TestCheckConfigMissingProxyGroup(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "mgmt.sock")
 	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The init script's reload and operator commands with [CallControl]
 # control_socket set (a documented option): they must reach the daemon.
-# Usage: test/review_initd_control_socket_test.sh [BUILD-DIR]
+# Usage: test/initd_control_socket_test.sh [BUILD-DIR]
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d /tmp/initd_ctl_test.XXXXXX)
