@@ -249,7 +249,12 @@ func (d *Daemon) housekeeping(ctx context.Context, interval time.Duration) {
 // changed options that apply only at a restart.
 func (d *Daemon) Reload() ([]string, error) {
 	d.notify("RELOADING=1\nSTATUS=reloading the configuration")
-	cfg, err := LoadConfig(d.opts, d.log)
+	// The file must be there: a default config.ini that went missing
+	// would otherwise reload as the defaults (limit None) in its place.
+	cfg, warnings, err := config.LoadFile(d.opts.ConfigPath(), d.opts.RuntimeDir, false)
+	for _, w := range warnings {
+		d.log.Warn(w)
+	}
 	if err != nil {
 		d.notify("READY=1\nSTATUS=reload refused: " + err.Error())
 		d.log.Error("reload refused: the configuration in force stays", "err", err)
