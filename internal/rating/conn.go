@@ -74,10 +74,14 @@ type Conn struct {
 	nc  net.Conn
 	br  *bufio.Reader
 
-	mu       sync.Mutex
-	live     net.Conn // == nc, readable without sem (for Close and stats)
-	failing  bool     // the last connect attempt failed
-	lastErr  error    // why, while failing
+	mu      sync.Mutex
+	live    net.Conn // == nc, readable without sem (for Close and stats)
+	failing bool     // the last connect attempt failed
+	lastErr error    // why, while failing
+	// silent counts requests in a row sent but not answered: an engine
+	// that accepts connections but never answers (hung) is passed over
+	// for new parties from silentLimit on, until a probe is answered.
+	silent   int
 	backoff  time.Duration
 	next     time.Time // no connect attempt before this
 	closed   bool
@@ -115,13 +119,22 @@ func (c *Conn) Connected() bool {
 	return c.live != nil
 }
 
+// silentLimit is how many requests in a row may go unanswered before the
+// engine counts as hung. One may be a slow answer to a tight deadline.
+const silentLimit = 2
+
+// probeRequest is what a probe of a hung engine sends: an unknown command,
+// which the engine answers `0` (rating-protocol.md).
+const probeRequest = "Probe\n"
+
 // Healthy reports whether new parties may be sent here: false while the
-// last connect attempt failed. It only reads the state; probeIfDue is
-// what brings a failing engine back.
+// last connect attempt failed, or while the engine leaves requests
+// unanswered. It only reads the state; probeIfDue is what brings the
+// engine back.
 func (c *Conn) Healthy() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.failing
+	return !c.failing && c.silent < silentLimit
 }
 
 // probeIfDue starts one connect attempt in the background when the last
@@ -131,7 +144,7 @@ func (c *Conn) Healthy() bool {
 func (c *Conn) probeIfDue() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.failing && !c.closed && !c.probing && !time.Now().Before(c.next) {
+	if (c.failing || c.silent >= silentLimit) && !c.closed && !c.probing && !time.Now().Before(c.next) {
 		c.probing = true
 		c.wg.Add(1)
 		go c.probe()
@@ -145,6 +158,16 @@ func (c *Conn) probe() {
 		c.probing = false
 		c.mu.Unlock()
 	}()
+	c.mu.Lock()
+	hung := !c.failing && c.silent >= silentLimit
+	c.mu.Unlock()
+	if hung {
+		// A connect would succeed: only an answer tells it is back.
+		ctx, cancel := context.WithTimeout(c.probeCtx, c.opts.Timeout)
+		_, _ = c.roundTrip(ctx, probeRequest) // an answer clears silent
+		cancel()
+		return
+	}
 	select {
 	case c.sem <- struct{}{}:
 	case <-c.probeCtx.Done():
@@ -305,14 +328,46 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, error) {
 	}
 	if err != nil {
 		c.drop() // a late reply must never answer the next request
+		c.unanswered()
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		c.log.Warn("rating request sent but no complete reply; connection dropped", "request", strings.TrimSuffix(line, "\n"), "err", err)
+		level := slog.LevelWarn
+		if line == probeRequest {
+			level = slog.LevelDebug // the probe of a hung engine: said once, by unanswered
+		}
+		c.log.Log(context.Background(), level, "rating request sent but no complete reply; connection dropped", "request", strings.TrimSuffix(line, "\n"), "err", err)
 		return "", fmt.Errorf("rating %s: no reply: %w", c.addr, err)
 	}
 	c.log.Debug("rating reply", "reply", reply)
+	c.mu.Lock()
+	if c.silent >= silentLimit {
+		c.log.Info("rating engine answers again")
+		c.backoff = 0
+	}
+	c.silent = 0
+	c.mu.Unlock()
 	return reply, nil
+}
+
+// unanswered counts a request sent and not answered; at silentLimit in a
+// row the engine is passed over for new parties and probed, with the
+// connect backoff, until it answers.
+func (c *Conn) unanswered() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.silent++; c.silent < silentLimit {
+		return
+	}
+	if c.backoff == 0 {
+		c.backoff = c.opts.MinBackoff
+	} else if c.backoff *= 2; c.backoff > c.opts.MaxBackoff {
+		c.backoff = c.opts.MaxBackoff
+	}
+	c.next = time.Now().Add(c.backoff)
+	if c.silent == silentLimit {
+		c.log.Warn("rating engine leaves requests unanswered: new parties go to other engines until it answers", "unanswered", c.silent)
+	}
 }
 
 // reusable checks an idle connection before a request is written on it, so
