@@ -65,7 +65,6 @@ fuzz:
 
 initd: build
 	test/initd_test.sh $(abspath $(BUILD))
-	test/initd_control_socket_test.sh $(abspath $(BUILD))
 
 # The systemd unit's directives and its systemd-analyze security score.
 systemd-unit:

@@ -153,5 +153,15 @@ contains "unreachable message names the socket" "$RUNDIR/control"
 check 7 "reload with the daemon down" "$script" reload
 check 2 "unknown action: usage" "$script" frobnicate
 
+# With [CallControl] control_socket set (a documented option) the script's
+# reload and operator commands must reach the daemon there.
+mkdir -p "$tmp/ctl"
+printf '[CallControl]\nstate_dir = %s\ncontrol_socket = %s\n' "$tmp/state" "$tmp/ctl/control" >"$tmp/etc/config.ini"
+check 0 "start with control_socket set" "$script" start
+truth "control socket where config.ini says" test -S "$tmp/ctl/control"
+check 0 "reload reaches the daemon at control_socket" "$script" reload
+check 0 "stats reaches the daemon at control_socket" "$script" stats
+check 0 "stop with control_socket set" "$script" stop
+
 echo "initd: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
