@@ -150,6 +150,7 @@ func (d *Daemon) start() (err error) {
 	d.state.ResendDialogEnds(d.dialogs, log)
 	d.sessions.Restore(sessions)
 	d.sessions.RestoreAtAnswer(atAnswer)
+	d.sessions.ExpectMissedAnswers(ringing)
 	d.sessions.ReleaseAsked(asked)
 	// Only now: a debit's reply re-times the party's calls, restored above.
 	d.state.DeliverDebits()

@@ -158,13 +158,18 @@ type Manager struct {
 	// not keep them ringing, counted, for ever).
 	unheard      map[string]struct{}
 	unheardUntil time.Time
+	// missedPending: the same calls until their lookups settle them,
+	// with the time of a stop the proxy sent meanwhile (zero if none);
+	// missedPoke wakes the lookups for such a stop.
+	missedPending map[string]time.Time
+	missedPoke    chan struct{}
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
 func NewManager(l Limits, rater Rater, ender sipdialog.Ender, j Journal, log *slog.Logger) *Manager {
 	m := &Manager{rater: rater, ender: ender, journal: j, log: log, now: time.Now,
 		calls: make(map[string]*Session), parties: make(map[string][]*Session), atAnswer: make(map[string]*Session),
-		listing: make(chan struct{}, 1)}
+		listing: make(chan struct{}, 1), missedPoke: make(chan struct{}, 1)}
 	m.recheck.init()
 	m.SetLimits(l)
 	return m
@@ -801,6 +806,21 @@ func (m *Manager) Stop(callID string) Reply {
 		return ReplyNotFound
 	}
 	now := m.now()
+	if at, pending := m.missedPending[callID]; pending && !s.InProgress() {
+		// Restored ringing, its start possibly lost: ended now it would
+		// be released free though it may have talked. The proxy is asked
+		// (missed.go), and settles what it is owed.
+		if at.IsZero() {
+			m.missedPending[callID] = now
+		}
+		m.mu.Unlock()
+		select {
+		case m.missedPoke <- struct{}{}:
+		default:
+		}
+		newCallLog(m.log, callID).Info("stop of a call restored ringing: held until the proxy says whether it was answered")
+		return ReplyOk
+	}
 	e := m.endLocked(s, now, false, "stop")
 	m.mu.Unlock()
 	// Ok to a stop promises the proxy nothing, so the reply does not

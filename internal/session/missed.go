@@ -63,19 +63,19 @@ const (
 // after the restart, as Kamailio's processes wait 10 s before they try to
 // reach a daemon again.
 func (m *Manager) FindMissedAnswers(ctx context.Context, looker sipdialog.Looker, callIDs []string) {
-	m.setUnheard(callIDs, true)
-	defer m.setUnheard(callIDs, false)
-	wait := missedRetryFirst
+	m.ExpectMissedAnswers(callIDs)
+	defer m.forgetMissedAnswers()
 	var counts [missedGone + 1]atomic.Int64
-	for len(callIDs) > 0 {
+	// round looks up ids, 8 at a time, and returns those left unsettled
+	// and how many of them the proxy gave no answer for.
+	round := func(ids []string) (again []string, failed int64) {
 		var (
-			mu     sync.Mutex
-			again  []string
-			failed atomic.Int64
-			wg     sync.WaitGroup
-			slots  = make(chan struct{}, missedLookups)
+			mu    sync.Mutex
+			nfail atomic.Int64
+			wg    sync.WaitGroup
+			slots = make(chan struct{}, missedLookups)
 		)
-		for _, id := range callIDs {
+		for _, id := range ids {
 			if !m.awaitsAnswer(id) {
 				continue
 			}
@@ -95,8 +95,12 @@ func (m *Manager) FindMissedAnswers(ctx context.Context, looker sipdialog.Looker
 				if err != nil {
 					if ctx.Err() == nil {
 						m.log.Debug("proxy gave no answer about a call restored ringing", "callid", id, "err", err.Error())
+						if m.stopHeldUnanswered(id) {
+							counts[missedSettled].Add(1)
+							return
+						}
 					}
-					failed.Add(1)
+					nfail.Add(1)
 				} else if o := m.missedAnswer(id, found); o != missedRinging {
 					counts[o].Add(1)
 					return
@@ -107,6 +111,11 @@ func (m *Manager) FindMissedAnswers(ctx context.Context, looker sipdialog.Looker
 			}()
 		}
 		wg.Wait()
+		return again, nfail.Load()
+	}
+	wait := missedRetryFirst
+	for len(callIDs) > 0 {
+		again, failed := round(callIDs)
 		if ctx.Err() != nil {
 			return
 		}
@@ -114,14 +123,32 @@ func (m *Manager) FindMissedAnswers(ctx context.Context, looker sipdialog.Looker
 		if len(callIDs) == 0 {
 			break
 		}
-		if n := failed.Load(); n > 0 {
+		if failed > 0 {
 			m.log.Warn("the proxy gave no answer about calls restored ringing: they may have been answered while the daemon was down and run without a timer; asking again",
-				"calls", n, "in", wait.String())
+				"calls", failed, "in", wait.String())
 		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return
+		// A stop held meanwhile (Stop) is asked about at once: Kamailio
+		// lists an ended dialog only a few seconds.
+		timer := time.NewTimer(wait)
+	waiting:
+		for {
+			select {
+			case <-timer.C:
+				break waiting
+			case <-m.missedPoke:
+				stopped := m.heldStops(callIDs)
+				if len(stopped) == 0 {
+					continue
+				}
+				round(stopped)
+				if ctx.Err() != nil {
+					timer.Stop()
+					return
+				}
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			}
 		}
 		wait = min(2*wait, missedRetryLongest)
 	}
@@ -130,22 +157,69 @@ func (m *Manager) FindMissedAnswers(ctx context.Context, looker sipdialog.Looker
 		"settled_by_the_proxy", counts[missedSettled].Load())
 }
 
-// setUnheard marks callIDs as not yet heard of from the proxy, or clears
-// the marks: housekeeping does not end a call at its setup time before the
-// proxy said whether it was answered while the daemon was down (it would
-// cut a call answered in time, released free).
-func (m *Manager) setUnheard(callIDs []string, on bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !on {
-		m.unheard = nil
+// ExpectMissedAnswers marks callIDs, restored ringing, as waiting for the
+// proxy's word (FindMissedAnswers): housekeeping does not end them at
+// their setup time before it came (it would cut a call answered in time,
+// released free), and a stop meanwhile is held for it. Call it after
+// Restore and before the proxy socket serves, so that no stop comes
+// unmarked; FindMissedAnswers marks them too, keeping what is marked.
+func (m *Manager) ExpectMissedAnswers(callIDs []string) {
+	if len(callIDs) == 0 {
 		return
 	}
-	m.unheard = make(map[string]struct{}, len(callIDs))
-	m.unheardUntil = m.now().Add(m.Limits().SetupTime)
-	for _, id := range callIDs {
-		m.unheard[id] = struct{}{}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.unheard == nil {
+		m.unheard = make(map[string]struct{}, len(callIDs))
+		m.missedPending = make(map[string]time.Time, len(callIDs))
+		m.unheardUntil = m.now().Add(m.Limits().SetupTime)
 	}
+	for _, id := range callIDs {
+		if _, marked := m.missedPending[id]; !marked {
+			m.unheard[id] = struct{}{}
+			m.missedPending[id] = time.Time{}
+		}
+	}
+}
+
+// forgetMissedAnswers clears the marks once the lookups are over.
+func (m *Manager) forgetMissedAnswers() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.unheard, m.missedPending = nil, nil
+}
+
+// heldStops lists those of callIDs whose stop Stop holds.
+func (m *Manager) heldStops(callIDs []string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []string
+	for _, id := range callIDs {
+		if at := m.missedPending[id]; !at.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// stopHeldUnanswered applies a held stop the proxy gave no word about as
+// it came: released, nothing owed being known (holding it longer would
+// keep the call counted for a proxy that may never answer). It says
+// whether there was one.
+func (m *Manager) stopHeldUnanswered(callID string) bool {
+	m.mu.Lock()
+	at := m.missedPending[callID]
+	s := m.calls[callID]
+	if m.closed || at.IsZero() || s == nil || s.InProgress() {
+		m.mu.Unlock()
+		return false
+	}
+	delete(m.missedPending, callID)
+	e := m.endLocked(s, at, false, "stop (the proxy said nothing of an answer while the daemon was down)")
+	m.mu.Unlock()
+	newCallLog(m.log, callID).Warn("stop of a call restored ringing: the proxy gave no word on whether it was answered while the daemon was down; released, nothing debited")
+	m.finish(e)
+	return true
 }
 
 // awaitsAnswer says whether a call is still ringing or kept to be ended
@@ -164,6 +238,8 @@ func (m *Manager) missedAnswer(callID string, f sipdialog.Found) missedOutcome {
 	log := newCallLog(m.log, callID)
 	m.mu.Lock()
 	delete(m.unheard, callID) // the proxy's word came: the setup time applies again
+	stoppedAt := m.missedPending[callID]
+	delete(m.missedPending, callID) // put back below if still ringing
 	if m.closed {
 		m.mu.Unlock()
 		return missedSettled
@@ -182,9 +258,22 @@ func (m *Manager) missedAnswer(callID string, f sipdialog.Found) missedOutcome {
 			m.mu.Unlock()
 			m.finish(e)
 			return missedGone
+		case !f.Answered && !stoppedAt.IsZero():
+			e := m.endLocked(s, stoppedAt, false, "stop (the proxy says it was never answered)")
+			m.mu.Unlock()
+			m.finish(e)
+			return missedGone
 		case !f.Answered:
+			if m.missedPending != nil {
+				m.missedPending[callID] = time.Time{}
+			}
 			m.mu.Unlock()
 			return missedRinging
+		case !stoppedAt.IsZero():
+			// Its start and its stop were missed, and the proxy still
+			// lists it answered: it talked from its answer to its stop.
+			f.Ended, f.EndedAt = true, stoppedAt
+			return m.answeredAndEndedMeanwhileLocked(s, f, log)
 		}
 		return m.answeredMeanwhileLocked(s, f, log)
 	}

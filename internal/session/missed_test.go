@@ -290,3 +290,95 @@ func TestAnsweredAndEndedMeanwhileDebited(t *testing.T) {
 		})
 	}
 }
+
+// A call restored ringing whose start is lost after the restart too (the
+// proxy's processes wait before they reach a restarted daemon again) and
+// whose stop comes between two lookups: the stop is held and the proxy
+// asked at once, so the call is debited what it lasted, not released
+// free; a proxy that gives no word about it gets the stop applied as it
+// came (nothing owed is known), not held for ever.
+func TestStopOfCallRestoredRingingAsksTheProxy(t *testing.T) {
+	const answeredAt, stoppedAt, purgedAt = 16 * time.Second, 28 * time.Second, 30 * time.Second
+	for _, tc := range []struct {
+		name       string
+		mute       bool // the proxy stops answering lookups after the stop
+		stillLive  bool // the proxy still lists it answered after the stop
+		neverAnswd bool // the proxy says it rang until its stop
+		debit      int
+	}{
+		{name: "answered and ended, still listed", debit: 12},
+		{name: "still listed answered after its stop", stillLive: true, debit: 12},
+		{name: "never answered", neverAnswd: true, debit: 0},
+		{name: "the proxy mute after the stop", mute: true, debit: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFixture(t, Limits{Limit: 60, PrepaidLimit: NoLimit}, limited(60))
+				restored := time.Now()
+				s := &Session{CallID: "c1", Party: "sip:alice@example.com", RURI: "sip:bob@example.com", Engine: "engine1",
+					Prepaid: true, Owed: true, Limit: 60, Cap: NoLimit, Created: restored.Add(-5 * time.Second)}
+				ringing := Ringing([]*Session{s}, nil)
+				f.m.Restore([]*Session{s})
+				dlg := sipdialog.ID{Entry: 1, ID: 2}
+				looker := lookerFunc(func(context.Context, string) (sipdialog.Found, error) {
+					at := time.Since(restored)
+					switch {
+					case tc.neverAnswd && at < purgedAt, at < answeredAt:
+						return sipdialog.Found{Exists: true, Dialog: dlg, HasDialog: true}, nil
+					case at < stoppedAt, tc.stillLive && at < purgedAt:
+						return sipdialog.Found{Exists: true, Answered: true, Dialog: dlg, HasDialog: true, AnsweredAt: restored.Add(answeredAt)}, nil
+					case tc.mute:
+						return sipdialog.Found{}, errors.New("proxy management socket: no answer")
+					case at < purgedAt: // Kamailio lists an ended dialog a few seconds
+						return sipdialog.Found{Ended: true, Dialog: dlg, HasDialog: true, AnsweredAt: restored.Add(answeredAt), EndedAt: restored.Add(stoppedAt)}, nil
+					}
+					return sipdialog.Found{}, nil
+				})
+				go func() {
+					time.Sleep(stoppedAt)
+					if got := f.m.Stop("c1"); got != ReplyOk {
+						t.Errorf("stop: %q", got)
+					}
+				}()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+				defer cancel()
+				f.m.FindMissedAnswers(ctx, looker, ringing)
+				if ctx.Err() != nil {
+					t.Fatal("the held stop was never settled")
+				}
+				if _, ok := f.m.Get("c1"); ok {
+					t.Fatal("still tracked after its stop")
+				}
+				if d := f.j.Debits(); len(d) != 1 || d[0].Debit.Duration != tc.debit {
+					t.Fatalf("debits %+v, want one of %d s", d, tc.debit)
+				}
+			})
+		})
+	}
+}
+
+// The daemon marks the calls restored ringing before the proxy socket
+// serves: a stop that comes before the lookups begin is held as well.
+func TestStopBeforeLookupsBeginIsHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, Limits{Limit: 60, PrepaidLimit: NoLimit}, limited(60))
+		restored := time.Now()
+		s := &Session{CallID: "c1", Party: "sip:alice@example.com", RURI: "sip:bob@example.com", Engine: "engine1",
+			Prepaid: true, Owed: true, Limit: 60, Cap: NoLimit, Created: restored.Add(-40 * time.Second)}
+		ringing := Ringing([]*Session{s}, nil)
+		f.m.Restore([]*Session{s})
+		f.m.ExpectMissedAnswers(ringing)
+		if got := f.m.Stop("c1"); got != ReplyOk {
+			t.Fatalf("stop: %q", got)
+		}
+		if _, ok := f.m.Get("c1"); !ok {
+			t.Fatal("the stop was not held for the proxy's word")
+		}
+		f.m.FindMissedAnswers(context.Background(), lookerFunc(func(context.Context, string) (sipdialog.Found, error) {
+			return sipdialog.Found{Ended: true, AnsweredAt: restored.Add(-30 * time.Second), EndedAt: restored}, nil
+		}), ringing)
+		if d := f.j.Debits(); len(d) != 1 || d[0].Debit.Duration != 30 {
+			t.Fatalf("debits %+v, want one of 30 s", d)
+		}
+	})
+}
