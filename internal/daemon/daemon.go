@@ -274,14 +274,10 @@ func (d *Daemon) Reload() ([]string, error) {
 	source := applyDefaultEngine(cfg, d.opts.host, d.log, inForce)
 	d.mu.Lock()
 	old := d.cfg
-	changed := restartOnly(old, cfg)
-	keepInForce(old, cfg)
 	if old.CDRTool.Enabled() != cfg.CDRTool.Enabled() {
-		// Turning rating on or off takes a restart: the engines in
-		// force stay until then.
-		cfg.CDRTool.Addresses = old.CDRTool.Addresses
-		source = ""
+		source = "" // the engines in force stay (restartOnly)
 	}
+	changed := keepRestartOnly(old, cfg)
 	d.cfg = cfg
 	d.mu.Unlock()
 	if source != "" {
@@ -304,46 +300,74 @@ func (d *Daemon) Reload() ([]string, error) {
 	return changed, nil
 }
 
-// restartOnly lists options that changed but apply only at a restart.
-func restartOnly(old, cfg *config.Config) []string {
+// restartOnly are the options a reload cannot apply, in groups named as
+// the reload's warning names them. Each keep puts back into cfg the values
+// of old, the configuration in force, and says whether cfg had others:
+// d.cfg must say what the daemon does (readiness, stats and the reload
+// summary read it), and the next reload must still name a change that
+// waits for a restart.
+var restartOnly = []struct {
+	name string
+	keep func(old, cfg *config.Config) (changed bool)
+}{
+	{"[CallControl] socket/group/legacy_commands", func(old, cfg *config.Config) bool {
+		o, n := &old.CallControl, &cfg.CallControl
+		n.GroupDefault = o.GroupDefault // follows group
+		return anyOf(keep(&n.Socket, o.Socket), keep(&n.Group, o.Group), keep(&n.LegacyCommands, o.LegacyCommands))
+	}},
+	{"[CallControl] state_dir/sync/sync_interval/state_failure", func(old, cfg *config.Config) bool {
+		o, n := &old.CallControl, &cfg.CallControl
+		return anyOf(keep(&n.StateDir, o.StateDir), keep(&n.Sync, o.Sync), keep(&n.SyncInterval, o.SyncInterval),
+			keep(&n.RefuseNotDurable, o.RefuseNotDurable))
+	}},
+	{"[CallControl] control_socket/control_group/control_read_group", func(old, cfg *config.Config) bool {
+		o, n := &old.CallControl, &cfg.CallControl
+		return anyOf(keep(&n.ControlSocket, o.ControlSocket), keep(&n.ControlGroup, o.ControlGroup),
+			keep(&n.ControlReadGroup, o.ControlReadGroup))
+	}},
+	{"[CallControl] check_interval", func(old, cfg *config.Config) bool {
+		return keep(&cfg.CallControl.CheckInterval, old.CallControl.CheckInterval)
+	}},
+	{"[CDRTool] address (turning rating on or off)", func(old, cfg *config.Config) bool {
+		if old.CDRTool.Enabled() == cfg.CDRTool.Enabled() {
+			return false // the engines themselves reload
+		}
+		cfg.CDRTool.Addresses = old.CDRTool.Addresses
+		return true
+	}},
+	{"[OpenSIPS]/[Kamailio]", func(old, cfg *config.Config) bool { return keep(&cfg.Proxy, old.Proxy) }},
+	{"[RadiusDatabase]/[RadiusAccounting]", func(old, cfg *config.Config) bool {
+		return anyOf(keep(&cfg.RadiusDatabase, old.RadiusDatabase), keep(&cfg.RadiusAccounting, old.RadiusAccounting))
+	}},
+}
+
+// keepRestartOnly puts the restart-only options in force back into cfg
+// and names the groups that had changed.
+func keepRestartOnly(old, cfg *config.Config) []string {
 	var changed []string
-	o, n := old.CallControl, cfg.CallControl
-	if o.Socket != n.Socket || o.Group != n.Group || o.LegacyCommands != n.LegacyCommands {
-		changed = append(changed, "[CallControl] socket/group/legacy_commands")
-	}
-	if o.StateDir != n.StateDir || o.Sync != n.Sync || o.SyncInterval != n.SyncInterval || o.RefuseNotDurable != n.RefuseNotDurable {
-		changed = append(changed, "[CallControl] state_dir/sync/sync_interval/state_failure")
-	}
-	if o.ControlSocket != n.ControlSocket || o.ControlGroup != n.ControlGroup || o.ControlReadGroup != n.ControlReadGroup {
-		changed = append(changed, "[CallControl] control_socket/control_group/control_read_group")
-	}
-	if o.CheckInterval != n.CheckInterval {
-		changed = append(changed, "[CallControl] check_interval")
-	}
-	if old.CDRTool.Enabled() != cfg.CDRTool.Enabled() {
-		changed = append(changed, "[CDRTool] address (turning rating on or off)")
-	}
-	if old.Proxy != cfg.Proxy {
-		changed = append(changed, "[OpenSIPS]/[Kamailio]")
-	}
-	if old.RadiusDatabase != cfg.RadiusDatabase || old.RadiusAccounting != cfg.RadiusAccounting {
-		changed = append(changed, "[RadiusDatabase]/[RadiusAccounting]")
+	for _, o := range restartOnly {
+		if o.keep(old, cfg) {
+			changed = append(changed, o.name)
+		}
 	}
 	return changed
 }
 
-// keepInForce copies into cfg the restart-only options of old, the
-// configuration in force: d.cfg must say what the daemon does (readiness,
-// stats and the reload summary read it), and the next reload must still
-// name a change that waits for a restart.
-func keepInForce(old, cfg *config.Config) {
-	o, n := &old.CallControl, &cfg.CallControl
-	n.Socket, n.Group, n.GroupDefault, n.LegacyCommands = o.Socket, o.Group, o.GroupDefault, o.LegacyCommands
-	n.StateDir, n.Sync, n.SyncInterval, n.RefuseNotDurable = o.StateDir, o.Sync, o.SyncInterval, o.RefuseNotDurable
-	n.ControlSocket, n.ControlGroup, n.ControlReadGroup = o.ControlSocket, o.ControlGroup, o.ControlReadGroup
-	n.CheckInterval = o.CheckInterval
-	cfg.Proxy = old.Proxy
-	cfg.RadiusDatabase, cfg.RadiusAccounting = old.RadiusDatabase, old.RadiusAccounting
+// keep sets *dst to inForce and says whether it was something else.
+func keep[T comparable](dst *T, inForce T) bool {
+	differed := *dst != inForce
+	*dst = inForce
+	return differed
+}
+
+// anyOf is a || that evaluates every operand (each keep must run).
+func anyOf(bs ...bool) bool {
+	for _, b := range bs {
+		if b {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop shuts down cleanly: no new requests, timers stopped, a compact
