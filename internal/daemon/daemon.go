@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/callcontrol/callcontrol/internal/config"
 	"github.com/callcontrol/callcontrol/internal/debit"
 	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/gcpace"
 	"github.com/callcontrol/callcontrol/internal/journal"
 	"github.com/callcontrol/callcontrol/internal/metrics"
 	"github.com/callcontrol/callcontrol/internal/proxy"
@@ -170,6 +172,8 @@ func (d *Daemon) start() (err error) {
 		go func() { defer d.wg.Done(); d.sessions.FindMissedAnswers(ctx, d.dialogs, ringing) }()
 	}
 	d.wg.Add(1)
+	go func() { defer d.wg.Done(); paceGC(ctx, len(sessions), log) }()
+	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.housekeeping(ctx, cc.CheckInterval) }()
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.watchState(ctx) }()
@@ -188,6 +192,22 @@ func (d *Daemon) start() (err error) {
 	warnReadableSecrets(log, cfg)
 	log.Info("callcontrold ready", "socket", cc.Socket, "control", cc.ControlSocket)
 	return nil
+}
+
+// paceGC keeps the heap near the table's size (internal/gcpace) until ctx
+// ends. After a big restore it first hands back to the system the memory
+// the restore used on its way (the records read, decoded and dropped):
+// the runtime would otherwise return it slowly, and the daemon would look
+// half as big again as its table for minutes.
+func paceGC(ctx context.Context, restored int, log *slog.Logger) {
+	if restored >= 50_000 {
+		debug.FreeOSMemory()
+	}
+	if gcpace.OperatorTuned() {
+		log.Info("GOGC or GOMEMLIMIT is set: the garbage collector's pace is left to it")
+		return
+	}
+	gcpace.Run(ctx, gcpace.Runtime{}, gcpace.Default, 2*time.Second)
 }
 
 func limits(cfg *config.Config) session.Limits {
