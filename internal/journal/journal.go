@@ -331,8 +331,10 @@ func (j *Journal) snapshot(m *session.Manager) error {
 		if j.debits != nil {
 			lastDebit = j.debits.spool.LastID()
 		}
+		var rec []byte // put copies it: one buffer serves every session
 		m.Each(func(sess *session.Session) {
-			put(sessionPrefix+sess.CallID, sess.Marshal())
+			rec = sess.AppendRecord(rec[:0])
+			put(sessionPrefix+sess.CallID, rec)
 			if j.snapshotPut != nil {
 				j.snapshotPut()
 			}

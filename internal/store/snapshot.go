@@ -80,21 +80,8 @@ func (l *Log) Compact(dump func(put func(key string, v []byte))) error {
 	}
 	base := res.seq
 
-	buf := make([]byte, snapHeader, 1<<20)
-	copy(buf, snapMagic)
-	var count uint64
-	dump(func(key string, v []byte) {
-		var start int
-		buf, start = beginFrame(buf)
-		buf = appendOp(buf, Put(key, v))
-		buf = endFrame(buf, start)
-		count++
-	})
-	binary.LittleEndian.PutUint64(buf[8:], base)
-	binary.LittleEndian.PutUint64(buf[16:], count)
-	binary.LittleEndian.PutUint32(buf[24:], crc32.Checksum(buf[:24], castagnoli))
-
-	if err := l.writeSnapshot(buf); err != nil {
+	count, err := l.writeSnapshot(base, dump)
+	if err != nil {
 		return err
 	}
 	l.removeSegmentsBefore(base)
@@ -102,20 +89,54 @@ func (l *Log) Compact(dump func(put func(key string, v []byte))) error {
 	l.stats.Compactions++
 	l.stats.SnapRecords = int(count)
 	l.statsMu.Unlock()
-	l.log.Info("store: snapshot written", "records", count, "bytes", len(buf), "segment", base)
+	l.log.Info("store: snapshot written", "records", count, "segment", base)
 	l.healed(failuresAt, count)
 	return nil
 }
 
-// writeSnapshot replaces the snapshot so that a crash at any point leaves
-// either the old one or the new one, complete.
-func (l *Log) writeSnapshot(buf []byte) error {
+// snapChunk is how much of a snapshot is built in memory before it is
+// written: a snapshot of a million sessions is some 250 MB, which built
+// whole (and doubled on its way by append) was the daemon's biggest
+// allocation.
+const snapChunk = 1 << 20
+
+// writeSnapshot writes the records dump puts as the snapshot following
+// segment base, a chunk at a time, and replaces the snapshot so that a
+// crash at any point leaves either the old one or the new one, complete.
+// It returns the records written.
+func (l *Log) writeSnapshot(base uint64, dump func(put func(key string, v []byte))) (count uint64, err error) {
 	tmp := filepath.Join(l.dir, snapTmpName)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return fmt.Errorf("store: snapshot: %w", err)
+		return 0, fmt.Errorf("store: snapshot: %w", err)
 	}
-	_, err = f.Write(buf)
+	buf := make([]byte, snapHeader, snapChunk+snapChunk/4) // the header is written last, in place
+	var werr error
+	dump(func(key string, v []byte) {
+		var start int
+		buf, start = beginFrame(buf)
+		buf = appendOp(buf, Put(key, v))
+		buf = endFrame(buf, start)
+		count++
+		if len(buf) >= snapChunk {
+			if werr == nil {
+				_, werr = f.Write(buf)
+			}
+			buf = buf[:0]
+		}
+	})
+	err = werr
+	if err == nil {
+		_, err = f.Write(buf)
+	}
+	if err == nil {
+		var h [snapHeader]byte
+		copy(h[:], snapMagic)
+		binary.LittleEndian.PutUint64(h[8:], base)
+		binary.LittleEndian.PutUint64(h[16:], count)
+		binary.LittleEndian.PutUint32(h[24:], crc32.Checksum(h[:24], castagnoli))
+		_, err = f.WriteAt(h[:], 0)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -130,9 +151,9 @@ func (l *Log) writeSnapshot(buf []byte) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("store: snapshot: %w", err)
+		return 0, fmt.Errorf("store: snapshot: %w", err)
 	}
-	return nil
+	return count, nil
 }
 
 func (l *Log) removeSegmentsBefore(base uint64) {
