@@ -38,12 +38,12 @@ import (
 )
 
 func main() {
-	what := flag.String("run", "proxy,daemon,memory,timers,restart", "comma-separated: proxy, daemon, prepaid, memory, timers, restart, listing, ctllist")
+	what := flag.String("run", "proxy,daemon,memory,timers,restart", "comma-separated: proxy, daemon, prepaid, memory, daemonmem, timers, restart, listing, ctllist")
 	conns := flag.Int("conns", 32, "proxy, load: client connections")
 	connsList := flag.String("daemon-conns", "1,32", "daemon: comma-separated client connection counts, each measured in turn")
 	syncs := flag.String("sync", "interval,no,yes", "daemon: comma-separated [CallControl] sync settings, one daemon each (interval/100ms sets sync_interval too)")
 	dur := flag.Duration("duration", 5*time.Second, "proxy: how long each run lasts")
-	sessions := flag.Int("sessions", 1_000_000, "memory: sessions to hold")
+	sessions := flag.Int("sessions", 1_000_000, "memory, daemonmem: sessions to hold")
 	timers := flag.Int("timers", 100_000, "timers: timers firing within one second")
 	saved := flag.Int("saved", 100_000, "restart, listing, ctllist: sessions saved before the start")
 	cli := flag.String("cli", "build/callcontrol", "ctllist: the CLI binary")
@@ -112,6 +112,8 @@ func main() {
 			benchListing(*bin, *saved, *listers, *dur)
 		case "ctllist":
 			benchControlListing(*bin, *cli, *saved)
+		case "daemonmem":
+			benchDaemonMemory(*bin, *sessions, *dur)
 		default:
 			fmt.Fprintln(os.Stderr, "unknown benchmark", w)
 			return

@@ -85,7 +85,7 @@ func (m *Manager) Terminate(callID string) TerminateResult {
 // two batches would leave the end without it.
 func (m *Manager) keepForAnswerLocked(s *Session, why string) *Session {
 	g := *s
-	g.timer, g.Owed, g.Engine, g.EndAtAnswer = nil, false, "", why
+	g.timerAt, g.Owed, g.Engine, g.EndAtAnswer = 0, false, "", why
 	m.atAnswer[s.CallID] = &g
 	return &g
 }
@@ -101,7 +101,7 @@ func (m *Manager) endAtAnswerLaterLocked(s *Session, why string) Wait {
 		debit = m.owed(s, 0)
 	}
 	g := *s
-	g.timer, g.Owed, g.Engine, g.EndAtAnswer = nil, false, "", why
+	g.timerAt, g.Owed, g.Engine, g.EndAtAnswer = 0, false, "", why
 	m.atAnswer[s.CallID] = &g
 	return m.journal.EndAtAnswer(s.CallID, debit, &g)
 }

@@ -33,8 +33,9 @@ func (m *Manager) WithCall(callID string, f func(s *Session)) {
 	f(m.calls[callID])
 }
 
-// StopTimer stops the session's timer, as if it were about to fire.
-func (s *Session) StopTimer() { s.timer.Stop() }
+// StopTimerLocked stops the session's timer, as if it were about to
+// fire (in WithCall).
+func (m *Manager) StopTimerLocked(s *Session) { m.stopTimerLocked(s) }
 
 // OrderAndTable counts the sessions the listing order holds and those the
 // table holds.

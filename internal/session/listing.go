@@ -88,7 +88,7 @@ func (m *Manager) eachCopy(gone func() bool, f func(s *Session)) bool {
 	buf := make([]Session, 0, listChunk)
 	return m.eachChunked(gone, func(s *Session) {
 		buf = append(buf, *s)
-		buf[len(buf)-1].timer = nil
+		buf[len(buf)-1].timerAt = 0
 	}, func() {
 		for i := range buf {
 			f(&buf[i])

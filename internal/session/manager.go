@@ -148,6 +148,7 @@ type Manager struct {
 	order    order // the calls again, in the order added: for listings
 	closed   bool
 	recheck  rechecks
+	timers   timers
 
 	unrated refusals      // inits answered Error because no engine could rate the call
 	listing chan struct{} // one slot: one listing at a time (see Walk)
@@ -988,9 +989,7 @@ func (m *Manager) addLocked(s *Session) {
 func (m *Manager) removeLocked(s *Session) {
 	delete(m.calls, s.CallID)
 	m.order.remove(s)
-	if s.timer != nil {
-		s.timer.Stop()
-	}
+	m.stopTimerLocked(s)
 	calls := m.parties[s.Party]
 	for i, c := range calls {
 		if c == s {
@@ -1116,11 +1115,7 @@ func (m *Manager) Shutdown() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	for _, s := range m.calls {
-		if s.timer != nil {
-			s.timer.Stop()
-		}
-	}
+	m.stopAllTimersLocked()
 }
 
 // Get returns a copy of one session.
@@ -1132,7 +1127,7 @@ func (m *Manager) Get(callID string) (Session, bool) {
 		return Session{}, false
 	}
 	c := *s
-	c.timer = nil
+	c.timerAt = 0
 	return c, true
 }
 

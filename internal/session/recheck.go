@@ -99,19 +99,14 @@ func (m *Manager) armLocked(s *Session, now time.Time) {
 	if !s.checkAt.IsZero() && s.checkAt.Before(at) {
 		at = s.checkAt
 	}
-	d := max(at.Sub(now), 0)
-	if s.timer == nil {
-		s.timer = time.AfterFunc(d, func() { m.expire(s) })
-	} else {
-		s.timer.Reset(d)
-	}
+	m.setTimerLocked(s, at, now)
 }
 
 // spreadCheckLocked moves s's first re-ask to a random moment before the
 // one scheduled: calls restored together at a restart would otherwise all
 // ask within the same tenth of a step.
 func (m *Manager) spreadCheckLocked(s *Session, now time.Time) {
-	if s.checkAt.IsZero() || s.timer == nil {
+	if s.checkAt.IsZero() || s.timerAt == 0 {
 		return
 	}
 	span := s.checkAt.Sub(now) - minRecheckStep
@@ -120,7 +115,7 @@ func (m *Manager) spreadCheckLocked(s *Session, now time.Time) {
 	}
 	s.checkAt = now.Add(minRecheckStep + rand.N(span))
 	if s.checkAt.Before(s.EndAt) {
-		s.timer.Reset(s.checkAt.Sub(now))
+		m.setTimerLocked(s, s.checkAt, now)
 	}
 }
 

@@ -40,7 +40,7 @@ type Session struct {
 	Answered time.Time // zero until start
 	EndAt    time.Time // zero unless answered with a limit
 
-	timer   *time.Timer
+	timerAt int       // its slot in the manager's timers (timers.go), plus 1; 0 if none
 	checkAt time.Time // next re-ask of the engine (recheck.go), zero if none
 	seq     uint64    // place in the manager's order (listing.go)
 }

@@ -545,7 +545,7 @@ func TestRetimeLeavesDueCallsAlone(t *testing.T) {
 	f.m.Start("c1", "1:1", time.Now())
 	due := time.Now().Add(-time.Millisecond)
 	f.m.WithCall("c1", func(s *Session) {
-		s.StopTimer() // as if the timer were about to fire
+		f.m.StopTimerLocked(s) // as if the timer were about to fire
 		s.EndAt = due
 	})
 	f.m.Retime("sip:alice@example.com", "engine1", 1)
