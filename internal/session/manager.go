@@ -306,12 +306,13 @@ func (m *Manager) read(c *initCall, r *InitRequest, log callLog) initDecision {
 	}
 	party, err := BillingParty(r.From, r.Diverter)
 	if err != nil {
-		log.Warn("init refused: no billing party", "from", r.From, "diverter", r.Diverter)
+		log.Warn("init refused: no billing party", "from", r.From, "diverter", r.Diverter, "to", r.RURI)
 		return answer(ReplyError)
 	}
 	c.party = party
 	if r.CallLimit != "" && r.CallLimit != "None" { // spares Atoi's error, an allocation, on every call
 		c.callLimit, _ = strconv.Atoi(r.CallLimit)
+		c.callLimit = max(c.callLimit, 0) // only a call_limit above 0 limits (behaviour.md)
 	}
 	c.token = r.CallToken
 	if c.token == "" {
@@ -345,10 +346,14 @@ func (m *Manager) admit(c *initCall, r *InitRequest, log callLog) initDecision {
 		// engine counted it for another destination, release that first.
 		m.removeLocked(old)
 		var debit *Owed
+		// rate asks the engine again unless the proxy now says postpaid (or
+		// no engine is configured): then what it counts for the old request
+		// is released here, as nothing else would ever debit it.
+		asksAgain := m.rater != nil && !strings.EqualFold(r.Prepaid, "false")
 		if old.Owed {
-			if old.RURI != r.RURI || old.Diverter != r.Diverter || old.Party != party {
+			if !asksAgain || old.RURI != r.RURI || old.Diverter != r.Diverter || old.Party != party {
 				debit = m.owed(old, 0)
-				if _, ok := m.rater.(releaser); ok && !strings.EqualFold(r.Prepaid, "false") {
+				if _, ok := m.rater.(releaser); ok && asksAgain {
 					// rate asks the engine again: it delivers this first.
 					c.releaseFirst, debit = debit, nil
 				}

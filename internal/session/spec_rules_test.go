@@ -1,0 +1,213 @@
+package session_test
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/rating"
+	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
+	. "github.com/callcontrol/callcontrol/internal/session"
+)
+
+// Tests from the spec-conformance review of behaviour.md, one per rule
+// that had no test or that the code did not follow.
+
+// behaviour.md, "Deciding at init" 1, and rating-protocol.md: a call set up
+// again (serial fork, same token) is a new request; every MaxSessionTime
+// that returned a number is followed by exactly one DebitBalance. When the
+// second init does not ask the engine again (the proxy now says prepaid:
+// false), what the engine counts for the first one must still be released:
+// otherwise the account keeps a phantom session that shortens its other
+// calls and may answer Locked until the engine purges it.
+func TestSerialForkReleasesWhatTheEngineCounts(t *testing.T) {
+	tests := []struct {
+		name      string
+		prepaid   string // of the second init
+		ruri      string // of the second init, "" the same destination
+		callLimit string // of the second init
+		want      Reply
+	}{
+		{"asked again, same destination", "true", "", "", ReplyLimited},
+		{"asked again, other destination", "unknown", "sip:0031650999999@example.com", "", ReplyLimited},
+		{"postpaid now, same destination, forgotten", "false", "", "", ReplyNoLimit},
+		{"postpaid now, same destination, counted for call_limit", "false", "", "2", ReplyLimited},
+		{"postpaid now, other destination", "false", "sip:0031650999999@example.com", "", ReplyNoLimit},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := ratingtest.New(t) // outside the bubble: its listener is real I/O
+			e.SetAccount(account, ratingtest.Account{Balance: 1})
+			e.SetRate("", ratingtest.PerMinute(0.10))
+			synctest.Test(t, func(t *testing.T) {
+				e.SetClock(time.Now)
+				var wg sync.WaitGroup
+				d := newDaemon(e, 0, &cutRecorder{}, &wg)
+				first := &InitRequest{CallID: "fork", RURI: "sip:0031650222333@example.com", Diverter: "None",
+					SourceIP: "10.0.0.1", From: "<sip:" + account + ">;tag=a", FromTag: "a", Prepaid: "true"}
+				if got := d.m.Init(first, time.Now()); got != ReplyLimited {
+					t.Fatalf("first init: %s", got)
+				}
+				again := *first
+				again.Prepaid, again.CallLimit = tt.prepaid, tt.callLimit
+				if tt.ruri != "" {
+					again.RURI = tt.ruri
+				}
+				if got := d.m.Init(&again, time.Now()); got != tt.want {
+					t.Fatalf("init again: %s, want %s", got, tt.want)
+				}
+				if tt.want == ReplyLimited {
+					d.m.Start("fork", "1:2", time.Now())
+					time.Sleep(10 * time.Second)
+					d.m.Stop("fork")
+				}
+				synctest.Wait()
+				wg.Wait()
+				if s := e.Sessions(account); len(s) != 0 {
+					t.Errorf("the engine still counts %v: the first question was never released", s)
+				}
+				d.m.Shutdown()
+			})
+		})
+	}
+}
+
+// behaviour.md, "Deciding at init" 4: Limited when a limit applies or
+// call_limit > 0, otherwise No limit and the call is forgotten. A
+// call_limit that is not above 0 limits nothing.
+func TestCallLimitNotAboveZeroLimitsNothing(t *testing.T) {
+	tests := []struct {
+		callLimit string
+		want      Reply
+	}{
+		{"", ReplyNoLimit},
+		{"0", ReplyNoLimit},
+		{"-1", ReplyNoLimit},
+		{"None", ReplyNoLimit},
+		{"garbage", ReplyNoLimit},
+		{"1", ReplyLimited},
+	}
+	for _, tt := range tests {
+		t.Run(tt.callLimit, func(t *testing.T) {
+			f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, nil)
+			r := initReq("c1", "alice", "false")
+			r.CallLimit = tt.callLimit
+			if got := f.m.Init(r, time.Now()); got != tt.want {
+				t.Fatalf("call_limit %q: %s, want %s", tt.callLimit, got, tt.want)
+			}
+			if _, tracked := f.m.Get("c1"); tracked != (tt.want == ReplyLimited) {
+				t.Fatalf("tracked %v", tracked)
+			}
+		})
+	}
+}
+
+// decisionLines returns the lines at INFO or above that name callID.
+func decisionLines(buf *syncBuffer, callID string) []string {
+	var out []string
+	for _, level := range []string{"INFO", "WARN", "ERROR"} {
+		for _, l := range buf.lines(level) {
+			if strings.Contains(l, "callid="+callID+" ") || strings.HasSuffix(l, "callid="+callID) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// hasAll reports whether one of lines holds every key (as "key=").
+func hasAll(lines []string, keys ...string) bool {
+	for _, l := range lines {
+		ok := true
+		for _, k := range keys {
+			if !strings.Contains(l, " "+k+"=") {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// behaviour.md, "Logging": every decision and action goes to the log (at
+// INFO or above: syslog's default) with the Call-ID, the caller and the
+// destination, and for ended calls the reason and duration (the price
+// comes with the debit's delivery, internal/debit). One row per decision
+// of an init, and per way a call ends.
+func TestEveryDecisionLoggedWithCallerAndDestination(t *testing.T) {
+	locked := func(rating.Request) (rating.MaxTime, error) {
+		return rating.MaxTime{Kind: rating.Locked, Prepaid: true}, nil
+	}
+	initC1 := func(prepaid string) func(f *fixture) {
+		return func(f *fixture) { f.m.Init(initReq("c1", "alice", prepaid), time.Now()) }
+	}
+	answered := func(f *fixture) {
+		f.m.Init(initReq("c1", "alice", "true"), time.Now())
+		f.m.Start("c1", "1:2", time.Now())
+	}
+	tests := []struct {
+		name   string
+		answer func(rating.Request) (rating.MaxTime, error)
+		setup  func(f *fixture) // not logged
+		act    func(f *fixture) // acts on call "c1"; its lines are read
+		keys   []string         // besides callid
+	}{
+		{"init Limited", limited(60), nil, initC1("true"), []string{"party", "to", "limit"}},
+		{"init No limit", nil, nil, initC1("false"), []string{"party", "to"}},
+		{"init No credit", limited(0), nil, initC1("true"), []string{"party", "to"}},
+		{"init Locked", locked, nil, initC1("true"), []string{"party", "to"}},
+		{"init Error: cannot be rated", nil, nil, initC1("true"), []string{"party", "to"}},
+		{"init Error: no billing party", nil, nil, func(f *fixture) {
+			r := initReq("c1", "alice", "false")
+			r.From = `"nobody"`
+			f.m.Init(r, time.Now())
+		}, []string{"from", "to"}},
+		{"init Duplicated callid", nil, func(f *fixture) {
+			r := initReq("c1", "alice", "false")
+			r.CallLimit = "5"
+			f.m.Init(r, time.Now())
+		}, func(f *fixture) {
+			r := initReq("c1", "alice", "false")
+			r.CallLimit, r.CallToken = "5", "other"
+			f.m.Init(r, time.Now())
+		}, []string{"party", "to"}},
+		{"init Call limit reached", nil, func(f *fixture) {
+			r := initReq("c0", "alice", "false")
+			r.CallLimit = "1"
+			f.m.Init(r, time.Now())
+		}, func(f *fixture) {
+			r := initReq("c1", "alice", "false")
+			r.CallLimit = "1"
+			f.m.Init(r, time.Now())
+		}, []string{"party", "to", "call_limit"}},
+		{"ended by stop", limited(60), answered, func(f *fixture) { f.m.Stop("c1") },
+			[]string{"party", "to", "reason", "duration"}},
+		{"ended by operator", limited(60), answered, func(f *fixture) { f.m.Terminate("c1") },
+			[]string{"party", "to", "reason", "duration"}},
+		{"ringing, ordered ended by an operator (Kamailio: at answer)", limited(60), initC1("true"),
+			func(f *fixture) { f.m.Terminate("c1") }, []string{"party", "to"}},
+		{"not answered within the setup time (Kamailio)", limited(60), func(f *fixture) {
+			f.m.Init(initReq("c1", "alice", "true"), time.Now().Add(-2*time.Hour))
+		}, func(f *fixture) { f.m.Housekeep() }, []string{"party", "to"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, Limits{Limit: NoLimit, PrepaidLimit: NoLimit}, tt.answer)
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			var buf syncBuffer
+			f.m.SetLog(slog.New(slog.NewTextHandler(&buf, nil)))
+			tt.act(f)
+			if lines := decisionLines(&buf, "c1"); !hasAll(lines, tt.keys...) {
+				t.Fatalf("no line at INFO or above names callid, %s:\n%s", strings.Join(tt.keys, ", "), strings.Join(lines, "\n"))
+			}
+		})
+	}
+}
