@@ -1,6 +1,8 @@
 package session_test
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -208,6 +210,73 @@ func TestEveryDecisionLoggedWithCallerAndDestination(t *testing.T) {
 			if lines := decisionLines(&buf, "c1"); !hasAll(lines, tt.keys...) {
 				t.Fatalf("no line at INFO or above names callid, %s:\n%s", strings.Join(tt.keys, ", "), strings.Join(lines, "\n"))
 			}
+		})
+	}
+}
+
+// barrierRater answers no MaxSessionTime until n have been asked: n inits
+// on n proxy connections all pass admission before any is tracked.
+type barrierRater struct {
+	*engineRater
+	mu      sync.Mutex
+	waiting int
+	n       int
+	open    chan struct{}
+}
+
+func (b *barrierRater) MaxSessionTime(ctx context.Context, engine string, q rating.Request) (rating.MaxTime, error) {
+	b.mu.Lock()
+	if b.waiting++; b.waiting == b.n {
+		close(b.open)
+	}
+	b.mu.Unlock()
+	<-b.open
+	return b.engineRater.MaxSessionTime(ctx, engine, q)
+}
+
+// behaviour.md, "Deciding at init" 4, with parallel inits: a party at its
+// call_limit is answered Call limit reached, and what was asked of the
+// engine for it is released, also when the inits race on several proxy
+// connections (the limit is checked again when the call is tracked).
+func TestParallelInitsKeepTheCallLimit(t *testing.T) {
+	tests := []struct{ inits, callLimit int }{
+		{5, 1},
+		{5, 2},
+		{4, 4},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d inits, call_limit %d", tt.inits, tt.callLimit), func(t *testing.T) {
+			e := ratingtest.New(t)
+			e.SetAccount(account, ratingtest.Account{Balance: 100})
+			e.SetRate("", ratingtest.PerMinute(0.10))
+			synctest.Test(t, func(t *testing.T) {
+				e.SetClock(time.Now)
+				var wg sync.WaitGroup
+				d := newDaemon(e, 0, &cutRecorder{}, &wg)
+				d.m.SetRater(&barrierRater{engineRater: d.rater, n: tt.inits, open: make(chan struct{})})
+				replies := make(chan Reply, tt.inits)
+				for i := range tt.inits {
+					go func() {
+						id := fmt.Sprint("p", i)
+						replies <- d.m.Init(&InitRequest{CallID: id, RURI: "sip:0031650222333@example.com", Diverter: "None",
+							SourceIP: "10.0.0.1", From: "<sip:" + account + ">;tag=" + id, FromTag: id, Prepaid: "true",
+							CallLimit: fmt.Sprint(tt.callLimit)}, time.Now())
+					}()
+				}
+				counts := map[Reply]int{}
+				for range tt.inits {
+					counts[<-replies]++
+				}
+				if counts[ReplyLimited] != tt.callLimit || counts[ReplyCallLimitReached] != tt.inits-tt.callLimit {
+					t.Fatalf("replies %v, want %d Limited and the rest Call limit reached", counts, tt.callLimit)
+				}
+				synctest.Wait()
+				wg.Wait()
+				if s := e.Sessions(account); len(s) != tt.callLimit {
+					t.Errorf("the engine counts %v, want only the %d calls answered Limited", s, tt.callLimit)
+				}
+				d.m.Shutdown()
+			})
 		})
 	}
 }
