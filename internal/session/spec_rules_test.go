@@ -280,3 +280,89 @@ func TestParallelInitsKeepTheCallLimit(t *testing.T) {
 		})
 	}
 }
+
+// behaviour.md, "After init" and "Housekeeping": each way a prepaid call
+// ends asks for a BYE or not as the rule says, and owes exactly one
+// debit: the real duration (stop, operator), exactly the limit (timer), or
+// 0 s for a call never answered (setup time); the proxy's stop that
+// follows changes nothing. A repeated start changes nothing either: it
+// does not re-ask the engine (which would restart its clock).
+func TestEveryEndDebitsOnce(t *testing.T) {
+	tests := []struct {
+		name     string
+		early    bool // the proxy can end a ringing call (OpenSIPS)
+		answer   int  // the engine's seconds
+		answered bool
+		act      func(f *fixture)
+		bye      bool
+		debit    int
+		stop     Reply // the proxy's stop after the end
+	}{
+		{"stop after 42 s", false, 600, true, func(f *fixture) {
+			time.Sleep(42 * time.Second)
+			f.m.Stop("c1")
+		}, false, 42, ReplyNotFound},
+		{"timer: exactly the limit", false, 5, true, func(f *fixture) {
+			time.Sleep(time.Minute)
+		}, true, 5, ReplyNotFound},
+		{"operator after 42 s", false, 600, true, func(f *fixture) {
+			time.Sleep(42 * time.Second)
+			f.m.Terminate("c1")
+		}, true, 42, ReplyNotFound},
+		{"setup time, Kamailio: released, ended if answered", false, 600, false, func(f *fixture) {
+			time.Sleep(91 * time.Second)
+			f.m.Housekeep()
+		}, false, 0, ReplyOk},
+		{"setup time, OpenSIPS: released and CANCELed", true, 600, false, func(f *fixture) {
+			time.Sleep(91 * time.Second)
+			f.m.Housekeep()
+		}, true, 0, ReplyOk},
+		{"stop before an answer (486)", false, 600, false, func(f *fixture) {
+			time.Sleep(3 * time.Second)
+			f.m.Stop("c1")
+		}, false, 0, ReplyNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				lim := Limits{Limit: NoLimit, PrepaidLimit: NoLimit, SetupTime: 90 * time.Second, StaleTimeout: 24 * time.Hour}
+				f := newFixture(t, lim, limited(tt.answer))
+				if tt.early {
+					f = newEarlyFixture(t, lim, limited(tt.answer))
+				}
+				if got := f.m.Init(initReq("c1", "alice", "true"), time.Now()); got != ReplyLimited {
+					t.Fatalf("init: %s", got)
+				}
+				if tt.answered {
+					f.m.Start("c1", "1:2", time.Now())
+					if got := f.m.Start("c1", "1:2", time.Now()); got != ReplyOk {
+						t.Fatalf("repeated start: %s", got)
+					}
+					if n := len(f.r.requests); n != 2 {
+						t.Fatalf("the engine was asked %d times, want init and one re-ask at start", n)
+					}
+				}
+				tt.act(f)
+				synctest.Wait()
+				select {
+				case tg := <-f.ch:
+					if !tt.bye {
+						t.Fatalf("dialog end sent: %+v", tg)
+					}
+				default:
+					if tt.bye {
+						t.Fatal("no dialog end sent")
+					}
+				}
+				if got := f.m.Stop("c1"); got != tt.stop {
+					t.Errorf("the proxy's stop after the end: %s, want %s", got, tt.stop)
+				}
+				synctest.Wait()
+				d := f.j.Debits()
+				if len(d) != 1 || d[0].Debit.CallID != "c1" || d[0].Debit.Duration != tt.debit {
+					t.Fatalf("debits %+v, want one of %d s", d, tt.debit)
+				}
+			})
+		})
+	}
+}
