@@ -99,6 +99,14 @@ func (m *Manager) armLocked(s *Session, now time.Time) {
 	if !s.checkAt.IsZero() && s.checkAt.Before(at) {
 		at = s.checkAt
 	}
+	if s.InProgress() && !m.canEndEarly() {
+		// Kamailio answers OK to an end request sent before the ACK
+		// confirms the dialog, but sends no BYE: a call due that soon
+		// (a limit of 0, a re-ask at start answering 0) would talk on
+		// unlimited. It is ended once the ACK can have come, and still
+		// debited its limit (expire ends it at EndAt).
+		at = later(at, s.Answered.Add(atAnswerDelay))
+	}
 	d := max(at.Sub(now), 0)
 	if s.timer == nil {
 		s.timer = time.AfterFunc(d, func() { m.expire(s) })
@@ -225,4 +233,11 @@ func (m *Manager) stopRechecks() {
 	m.mu.Unlock()
 	m.recheck.stop()
 	m.recheck.wg.Wait()
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
