@@ -150,9 +150,10 @@ func TestEveryDecisionLoggedWithCallerAndDestination(t *testing.T) {
 	initC1 := func(prepaid string) func(f *fixture) {
 		return func(f *fixture) { f.m.Init(initReq("c1", "alice", prepaid), time.Now()) }
 	}
-	answered := func(f *fixture) {
+	answered := func(f *fixture) { // 42 s ago
 		f.m.Init(initReq("c1", "alice", "true"), time.Now())
 		f.m.Start("c1", "1:2", time.Now())
+		f.m.WithCall("c1", func(s *Session) { s.Answered = s.Answered.Add(-42 * time.Second) })
 	}
 	tests := []struct {
 		name   string
@@ -440,6 +441,55 @@ func TestCallDueBeforeTheACKEndedOnceConfirmed(t *testing.T) {
 					t.Fatalf("debits %+v for a postpaid call", d)
 				case tt.debit >= 0 && (len(d) != 1 || d[0].Debit.Duration != tt.debit):
 					t.Fatalf("debits %+v, want one of %d s", d, tt.debit)
+				}
+			})
+		})
+	}
+}
+
+// behaviour.md, "Operator terminate": end the dialog through the proxy,
+// debit the real duration. On Kamailio an end request before the ACK is
+// answered OK and sends no BYE (see TestCallDueBeforeTheACKEndedOnceConfirmed):
+// a call terminated within a second of its answer would be closed here,
+// the operator told it ended, and talk on unlimited. Its end is asked for
+// once the ACK can have come; the debit is the time until the terminate.
+func TestTerminateJustAfterTheAnswer(t *testing.T) {
+	tests := []struct {
+		name     string
+		early    bool
+		after    time.Duration // from the answer to the terminate
+		endAfter time.Duration // from the answer to the end request
+	}{
+		{"kamailio, 200 ms after the answer", false, 200 * time.Millisecond, AtAnswerDelay},
+		{"kamailio, 5 s after the answer", false, 5 * time.Second, 5 * time.Second},
+		{"opensips, 200 ms after the answer", true, 200 * time.Millisecond, 200 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				lim := Limits{Limit: NoLimit, PrepaidLimit: NoLimit, SetupTime: 90 * time.Second, StaleTimeout: 24 * time.Hour}
+				f := newFixture(t, lim, limited(600))
+				if tt.early {
+					f = newEarlyFixture(t, lim, limited(600))
+				}
+				f.m.Init(initReq("c1", "alice", "true"), time.Now())
+				answered := time.Now()
+				f.m.Start("c1", "1079:6296", answered)
+				time.Sleep(tt.after)
+				if res := f.m.Terminate("c1"); res != TerminateRequested {
+					t.Fatalf("terminate: %v", res)
+				}
+				waitEnd(t, f, 10*time.Second)
+				if took := time.Since(answered); took != tt.endAfter {
+					t.Fatalf("end asked for %v after the answer, want %v", took, tt.endAfter)
+				}
+				if got := f.m.Stop("c1"); got != ReplyNotFound {
+					t.Errorf("the proxy's stop after the end: %s", got)
+				}
+				synctest.Wait()
+				want := int((tt.after + time.Second/2) / time.Second)
+				if d := f.j.Debits(); len(d) != 1 || d[0].Debit.Duration != want {
+					t.Fatalf("debits %+v, want one of %d s", d, want)
 				}
 			})
 		})
