@@ -336,6 +336,13 @@ func (m *Manager) admit(c *initCall, r *InitRequest, log callLog) initDecision {
 		m.mu.Unlock()
 		return answer(ReplyError)
 	}
+	if g := m.atAnswer[r.CallID]; g != nil && g.Token != c.token {
+		// Kept aside to be ended at answer: the Call-ID is still in use
+		// by that call, ringing at the proxy.
+		m.mu.Unlock()
+		log.Info("init refused: duplicated callid", "token", c.token, "known_token", g.Token, "known_state", "ended at answer")
+		return answer(ReplyDuplicatedCallID)
+	}
 	if old := m.calls[r.CallID]; old != nil {
 		if old.Token != c.token || old.InProgress() {
 			m.mu.Unlock()

@@ -51,16 +51,16 @@ func TestStartLoggedWithItsLimit(t *testing.T) {
 }
 
 // FAILING ON PURPOSE (spec review, not fixed): behaviour.md, "Deciding at
-// init" 1: a known Call-ID with another call_token is answered Duplicated
-// callid; with the same token (a serial fork) the call is set up again. A
-// ringing call an operator terminated on Kamailio leaves the table and is
-// kept aside to be ended when answered (ends.go), and admit looks only at
-// the table: a second init of that Call-ID is taken for a new call, and
-// its `start` finds the new session, so the operator's order is lost and
-// the call runs on its own limit (the operator was told it would be ended
-// the moment it is answered). What the fork should get is not sure: a
-// setup-time release must let a fork to voicemail through, an operator's
-// order should not; so this is reported, not fixed.
+// init" 1: with the same call_token (a serial fork) the call is set up
+// again. A ringing call an operator terminated on Kamailio leaves the
+// table and is kept aside to be ended when answered (ends.go), and admit
+// sets a fork of it up as a new call: its `start` finds the new session,
+// so the operator's order is lost and the call runs on its own limit (the
+// operator was told it would be ended the moment it is answered). What the
+// fork should get is not sure: a setup-time release must let a fork to
+// voicemail through, an operator's order should not; so this is reported,
+// not fixed. (Another token is answered Duplicated callid:
+// TestInitOfACallIDKeptAsideWithAnotherToken.)
 func TestInitAgainAfterTerminateWhileRinging(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -68,7 +68,6 @@ func TestInitAgainAfterTerminateWhileRinging(t *testing.T) {
 		exact bool // the init must be answered want; else Limited must be ended at answer
 		want  Reply
 	}{
-		{"another call reusing the Call-ID", "other", true, ReplyDuplicatedCallID},
 		{"the same call forked (same token)", "", false, ReplyLimited},
 	}
 	for _, tt := range tests {

@@ -495,3 +495,40 @@ func TestTerminateJustAfterTheAnswer(t *testing.T) {
 		})
 	}
 }
+
+// behaviour.md, "Deciding at init" 1: a known Call-ID with another
+// call_token is answered Duplicated callid, also when the call it names
+// is ringing, kept aside to be ended at answer (an operator's terminate
+// or the setup time on Kamailio): it is still in use at the proxy.
+func TestInitOfACallIDKeptAsideWithAnotherToken(t *testing.T) {
+	tests := []struct {
+		name string
+		keep func(f *fixture)
+	}{
+		{"terminated by an operator", func(f *fixture) { f.m.Terminate("c1") }},
+		{"past the setup time", func(f *fixture) {
+			f.m.WithCall("c1", func(s *Session) { s.Created = s.Created.Add(-2 * time.Hour) })
+			f.m.Housekeep()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, Limits{Limit: 3600, PrepaidLimit: NoLimit}, nil) // Kamailio: ends no ringing call
+			if got := f.m.Init(initReq("c1", "alice", "false"), time.Now()); got != ReplyLimited {
+				t.Fatalf("init: %s", got)
+			}
+			tt.keep(f)
+			if _, kept := f.m.AtAnswer("c1"); !kept {
+				t.Fatal("not kept aside")
+			}
+			again := initReq("c1", "alice", "false")
+			again.CallToken = "other"
+			if got := f.m.Init(again, time.Now()); got != ReplyDuplicatedCallID {
+				t.Fatalf("init with another token: %s, want %s", got, ReplyDuplicatedCallID)
+			}
+			if _, kept := f.m.AtAnswer("c1"); !kept {
+				t.Fatal("the call kept aside was dropped")
+			}
+		})
+	}
+}
