@@ -69,10 +69,10 @@ func (m *Manager) Terminate(callID string) TerminateResult {
 	}
 	now := m.now()
 	if s.InProgress() && !m.canEndEarly() && now.Before(s.Answered.Add(atAnswerDelay)) {
-		// Answered under a second ago: Kamailio would answer an end
-		// request OK before the ACK and send no BYE. The call is ended
-		// by its timer once the ACK can have come (armLocked), debited
-		// until now.
+		// Answered under a second ago: Kamailio may answer an end
+		// request OK and send no BYE this close to the answer
+		// (atAnswerDelay). The call is ended by its timer a second
+		// after the answer (armLocked), debited until now.
 		if s.EndAt.IsZero() || now.Before(s.EndAt) {
 			s.endByOperator = true
 			m.setEndLocked(s, now)

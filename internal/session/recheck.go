@@ -100,11 +100,12 @@ func (m *Manager) armLocked(s *Session, now time.Time) {
 		at = s.checkAt
 	}
 	if s.InProgress() && !m.canEndEarly() {
-		// Kamailio answers OK to an end request sent before the ACK
-		// confirms the dialog, but sends no BYE: a call due that soon
-		// (a limit of 0, a re-ask at start answering 0) would talk on
-		// unlimited. It is ended once the ACK can have come, and still
-		// debited its limit (expire ends it at EndAt).
+		// Kamailio may answer OK to an end request that arrives right
+		// at the answer and send no BYE (atAnswerDelay): a call due that
+		// soon (a limit of 0, a re-ask at start answering 0) could talk
+		// on unlimited. It is ended atAnswerDelay after the answer, as a
+		// call ordered ended while ringing is, and still debited its
+		// limit (expire ends it at EndAt).
 		at = later(at, s.Answered.Add(atAnswerDelay))
 	}
 	d := max(at.Sub(now), 0)

@@ -370,16 +370,18 @@ func TestEveryEndDebitsOnce(t *testing.T) {
 }
 
 // behaviour.md, "After init": the timer fires, the dialog is ended through
-// the proxy (BYE to both ends) and the limit is debited. Kamailio 5.6
-// sends `start` on the 200 OK, before the ACK, and answers OK to a
-// dlg.end_dlg sent before the ACK confirms the dialog but sends no BYE
-// (README, "what the peers do"; ends.go atAnswerDelay): a call due within
-// that second, a limit of 0 or a prepaid re-ask at start answering 0 (the
-// party's other calls spent the credit while it rang), would be dropped
-// from the table, debited, and talk on unlimited. Its end is asked for
-// once the ACK can have confirmed the dialog, and it is still debited
-// exactly its limit. OpenSIPS sends BYEs for a dialog not yet ACKed
-// (dlg_end_dlg: only early dialogs are CANCELed): its calls end at once.
+// the proxy (BYE to both ends) and the limit is debited. Kamailio 5.6 may
+// answer OK to a dlg.end_dlg that arrives right at the answer and send no
+// BYE (README, "what the peers do"; ends.go atAnswerDelay, which is why a
+// call ordered ended while ringing is ended 1 s after its start): a call
+// due within that second, a limit of 0 or a prepaid re-ask at start
+// answering 0 (the party's other calls spent the credit while it rang),
+// would then be dropped from the table, debited, and talk on unlimited.
+// Its end is asked for 1 s after the answer, as for a call ordered ended
+// while ringing, and it is still debited exactly its limit. OpenSIPS
+// sends BYEs for a dialog not yet ACKed (dlg_end_dlg: only early dialogs
+// are CANCELed): its calls end at once. test/e2e TestLimitZeroCall runs
+// limit = 0 through a real Kamailio.
 func TestCallDueBeforeTheACKEndedOnceConfirmed(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -448,11 +450,12 @@ func TestCallDueBeforeTheACKEndedOnceConfirmed(t *testing.T) {
 }
 
 // behaviour.md, "Operator terminate": end the dialog through the proxy,
-// debit the real duration. On Kamailio an end request before the ACK is
-// answered OK and sends no BYE (see TestCallDueBeforeTheACKEndedOnceConfirmed):
-// a call terminated within a second of its answer would be closed here,
-// the operator told it ended, and talk on unlimited. Its end is asked for
-// once the ACK can have come; the debit is the time until the terminate.
+// debit the real duration. On Kamailio an end request right at the answer
+// may be answered OK without a BYE (see
+// TestCallDueBeforeTheACKEndedOnceConfirmed): a call terminated within a
+// second of its answer would be closed here, the operator told it ended,
+// and talk on. Its end is asked for 1 s after the answer; the debit is
+// the time until the terminate.
 func TestTerminateJustAfterTheAnswer(t *testing.T) {
 	tests := []struct {
 		name     string
