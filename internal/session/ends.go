@@ -59,10 +59,12 @@ func (m *Manager) Terminate(callID string) TerminateResult {
 		return TerminateUnknown
 	}
 	if !s.InProgress() && !m.canEndEarly() {
+		party, to := s.Party, s.RURI
 		wait := m.endAtAnswerLaterLocked(s, EndAtAnswerOperator)
 		m.mu.Unlock()
 		m.waitLogged(wait, callID, time.Time{})
-		m.log.Info("call is ringing and the proxy can end it only once answered: it will be ended then", "callid", callID)
+		m.log.Info("call is ringing and the proxy can end it only once answered: it will be ended then",
+			"callid", callID, "party", party, "to", to)
 		return TerminateAtAnswer
 	}
 	var keep *Session
@@ -180,7 +182,7 @@ func (m *Manager) setupTimeLocked(s *Session, now time.Time, lim Limits) (ending
 	}
 	m.endAtAnswerLaterLocked(s, EndAtAnswerSetupTime) // lands in order; nobody waits on housekeeping
 	logLine(m.log, slog.LevelInfo, "call not answered within the setup time: released; it is ended if it is answered later",
-		[]slog.Attr{slog.String("callid", s.CallID), slog.String("party", s.Party)}, nil, nil)
+		[]slog.Attr{slog.String("callid", s.CallID), slog.String("party", s.Party), slog.String("to", s.RURI)}, nil, nil)
 	return ending{}, false
 }
 

@@ -312,12 +312,13 @@ func (m *Manager) read(c *initCall, r *InitRequest, log callLog) initDecision {
 	}
 	party, err := BillingParty(r.From, r.Diverter)
 	if err != nil {
-		log.Warn("init refused: no billing party", "from", r.From, "diverter", r.Diverter)
+		log.Warn("init refused: no billing party", "from", r.From, "diverter", r.Diverter, "to", r.RURI)
 		return answer(ReplyError)
 	}
 	c.party = party
 	if r.CallLimit != "" && r.CallLimit != "None" { // spares Atoi's error, an allocation, on every call
 		c.callLimit, _ = strconv.Atoi(r.CallLimit)
+		c.callLimit = max(c.callLimit, 0) // only a call_limit above 0 limits (behaviour.md)
 	}
 	c.token = r.CallToken
 	if c.token == "" {
@@ -341,6 +342,13 @@ func (m *Manager) admit(c *initCall, r *InitRequest, log callLog) initDecision {
 		m.mu.Unlock()
 		return answer(ReplyError)
 	}
+	if g := m.atAnswer[r.CallID]; g != nil && g.Token != c.token {
+		// Kept aside to be ended at answer: the Call-ID is still in use
+		// by that call, ringing at the proxy.
+		m.mu.Unlock()
+		log.Info("init refused: duplicated callid", "token", c.token, "known_token", g.Token, "known_state", "ended at answer")
+		return answer(ReplyDuplicatedCallID)
+	}
 	if old := m.calls[r.CallID]; old != nil {
 		if old.Token != c.token || old.InProgress() {
 			m.mu.Unlock()
@@ -351,10 +359,14 @@ func (m *Manager) admit(c *initCall, r *InitRequest, log callLog) initDecision {
 		// engine counted it for another destination, release that first.
 		m.removeLocked(old)
 		var debit *Owed
+		// rate asks the engine again unless the proxy now says postpaid (or
+		// no engine is configured): then what it counts for the old request
+		// is released here, as nothing else would ever debit it.
+		asksAgain := m.rater != nil && !strings.EqualFold(r.Prepaid, "false")
 		if old.Owed {
-			if old.RURI != r.RURI || old.Diverter != r.Diverter || old.Party != party {
+			if !asksAgain || old.RURI != r.RURI || old.Diverter != r.Diverter || old.Party != party {
 				debit = m.owed(old, 0)
-				if _, ok := m.rater.(releaser); ok && !strings.EqualFold(r.Prepaid, "false") {
+				if _, ok := m.rater.(releaser); ok && asksAgain {
 					// rate asks the engine again: it delivers this first.
 					c.releaseFirst, debit = debit, nil
 				}
