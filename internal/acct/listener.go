@@ -13,11 +13,20 @@ import (
 	"layeh.com/radius/rfc2866"
 )
 
-// Non-standard plain attributes from FreeRADIUS's dictionary.openser.
+// Non-standard plain attributes. The SIP ones have two numberings:
+// FreeRADIUS's dictionary.openser (Kamailio's too) and OpenSIPS's own
+// dictionary.opensips, which an OpenSIPS sending accounting must use: its
+// acc module needs Sip-Call-Duration and the other CDR attributes, which
+// dictionary.openser lacks.
 const (
+	attrSipMethod       radius.Type = 101
 	attrSipResponseCode radius.Type = 102
 	attrSipToTag        radius.Type = 104
 	attrSipFromTag      radius.Type = 105
+	// dictionary.opensips (OpenSIPS 3.x etc/).
+	attrOpenSIPSSipMethod  radius.Type = 204
+	attrOpenSIPSSipFromTag radius.Type = 206
+	attrOpenSIPSSipToTag   radius.Type = 207
 	// attrSipCallDuration is where OpenSIPS's acc module puts a CDR's
 	// duration (dictionary.opensips, 227); it sends no Acct-Session-Time.
 	attrSipCallDuration radius.Type = 227
@@ -30,8 +39,13 @@ type acctRecord struct {
 	fromTag     string
 	hasFromTag  bool
 	toTag       string
-	sessionTime int // DurationUnknown when the packet carries none
+	sessionTime int    // DurationUnknown when the packet carries none
+	sipMethod   uint32 // Sip-Method, the proxy's method bit; 0 when absent or malformed
 }
+
+// sipMethodCancel is Sip-Method's value for CANCEL (METHOD_CANCEL in
+// OpenSIPS's and Kamailio's parser/msg_parser.h).
+const sipMethodCancel = 2
 
 // extractRecord reads the attributes we use from an Accounting-Request.
 // A missing or malformed Acct-Status-Type yields status 0, which is ignored.
@@ -41,11 +55,16 @@ func extractRecord(p *radius.Packet) acctRecord {
 		r.status = v
 	}
 	r.callID = rfc2866.AcctSessionID_GetString(p)
-	if v, ok := p.Attributes.Lookup(attrSipFromTag); ok {
+	if v, ok := lookupEither(p, attrSipFromTag, attrOpenSIPSSipFromTag); ok {
 		r.fromTag, r.hasFromTag = radius.String(v), true
 	}
-	if v, ok := p.Attributes.Lookup(attrSipToTag); ok {
+	if v, ok := lookupEither(p, attrSipToTag, attrOpenSIPSSipToTag); ok {
 		r.toTag = radius.String(v)
+	}
+	if v, ok := lookupEither(p, attrSipMethod, attrOpenSIPSSipMethod); ok {
+		if n, err := radius.Integer(v); err == nil {
+			r.sipMethod = n
+		}
 	}
 	r.sessionTime = DurationUnknown
 	if v, err := rfc2866.AcctSessionTime_Lookup(p); err == nil {
@@ -56,6 +75,16 @@ func extractRecord(p *radius.Packet) acctRecord {
 		}
 	}
 	return r
+}
+
+// lookupEither returns the first attribute of type a, else of type b: one
+// SIP attribute under its dictionary.openser and dictionary.opensips
+// numbers.
+func lookupEither(p *radius.Packet, a, b radius.Type) (radius.Attribute, bool) {
+	if v, ok := p.Attributes.Lookup(a); ok {
+		return v, true
+	}
+	return p.Attributes.Lookup(b)
 }
 
 // Listener receives RADIUS accounting live and closes tracked calls on Stop.
@@ -130,6 +159,13 @@ func (l *Listener) serveRADIUS(w radius.ResponseWriter, r *radius.Request) {
 		l.log.Warn("radius: cannot answer", "from", r.RemoteAddr.String(), "err", err)
 	}
 	if rec.status != rfc2866.AcctStatusType_Value_Stop || rec.callID == "" {
+		return
+	}
+	if rec.sipMethod == sipMethodCancel {
+		// The acc modules report a CANCEL as a Stop. It ends no call
+		// that was answered (it may have crossed the 200 OK), and the
+		// proxy itself reports a call it cancelled before the answer.
+		l.log.Debug("radius: stop for a CANCEL, ignored", "callid", rec.callID, "from_tag", rec.fromTag)
 		return
 	}
 	// End looks the call up itself: no scan of every tracked call per
