@@ -2,6 +2,7 @@ package acct
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -207,8 +208,8 @@ func (c *verifyingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, addr, err
 		}
-		if n >= 20 && radius.Code(b[0]) == radius.CodeAccountingRequest && radius.IsAuthenticRequest(b[:n], c.secret) {
-			return n, addr, nil
+		if length, ok := signedLength(b[:n], c.secret); ok {
+			return length, addr, nil
 		}
 		if now := time.Now(); now.Sub(c.lastWarn) >= time.Second {
 			c.log.Warn("radius: dropped a datagram that is not an Accounting-Request signed with our secret",
@@ -218,4 +219,19 @@ func (c *verifyingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			c.suppressed++
 		}
 	}
+}
+
+// signedLength reports whether b is an Accounting-Request signed with
+// secret, and its length: octets past the Length field are padding, not
+// signed by the sender and ignored (RFC 2865 section 3); a Length past
+// the datagram's end, or under the header's 20 octets, is malformed.
+func signedLength(b, secret []byte) (int, bool) {
+	if len(b) < 20 || radius.Code(b[0]) != radius.CodeAccountingRequest {
+		return 0, false
+	}
+	length := int(binary.BigEndian.Uint16(b[2:4]))
+	if length < 20 || length > len(b) {
+		return 0, false
+	}
+	return length, radius.IsAuthenticRequest(b[:length], secret)
 }

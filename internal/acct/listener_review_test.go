@@ -3,6 +3,7 @@ package acct
 import (
 	"net"
 	"testing"
+	"time"
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2866"
@@ -116,4 +117,113 @@ func TestCancelStopDoesNotEndCall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestListenerIgnoresPaddingAfterLength: RFC 2865 section 3 (and 2866):
+// octets past the Length field are padding, ignored on reception; the
+// sender signed only Length octets. A signed Stop with padding after it
+// is answered and ends its call; one whose Length runs past the datagram
+// is dropped unanswered.
+func TestListenerIgnoresPaddingAfterLength(t *testing.T) {
+	tests := []struct {
+		name     string
+		edit     func([]byte) []byte
+		answered bool
+	}{
+		{"exact", func(b []byte) []byte { return b }, true},
+		{"zero padding", func(b []byte) []byte { return append(b, 0, 0, 0, 0) }, true},
+		{"garbage padding", func(b []byte) []byte { return append(b, "garbage"...) }, true},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker(Call{CallID: "c", FromTag: "caller"})
+			logs := &lineLog{}
+			l := startListenerLogged(t, tr, logs.logger())
+			p := stopWith("c", str(attrSipFromTag, "caller"), num(attrSipCallDuration, 12))
+			b := tt.edit(mustEncode(t, p))
+			if !tt.answered {
+				conn := udpTo(t, l.Addr().String())
+				if _, err := conn.Write(b); err != nil {
+					t.Fatal(err)
+				}
+				waitLogged(t, logs, "radius: dropped a datagram")
+				if got := tr.Closed(); len(got) != 0 {
+					t.Errorf("a dropped request ended %+v", got)
+				}
+				return
+			}
+			conn := udpTo(t, l.Addr().String())
+			if _, err := conn.Write(b); err != nil {
+				t.Fatal(err)
+			}
+			conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			buf := make([]byte, 4096)
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("not answered: %v\n%s", err, logs)
+			}
+			if !radius.IsAuthenticResponse(buf[:n], b, []byte(secret)) || radius.Code(buf[0]) != radius.CodeAccountingResponse {
+				t.Fatalf("answer is not an Accounting-Response signed for the request")
+			}
+			want := Outcome{CallID: "c", FromTag: "caller", Kind: Terminated, Duration: 12}
+			if got := tr.waitClosed(t, 1); len(got) != 1 || got[0] != want {
+				t.Errorf("closed %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+func udpTo(t *testing.T, addr string) *net.UDPConn {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func waitLogged(t *testing.T, logs *lineLog, line string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); logs.count(line) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not logged:\n%s", line, logs)
+		}
+	}
+}
+
+// FuzzSignedLength: the read loop's check of each datagram never panics,
+// never passes on more than the datagram, and passes exactly what the
+// sender signed.
+func FuzzSignedLength(f *testing.F) {
+	signed := mustEncodeF(f, stopWith("c", str(attrSipFromTag, "f")))
+	f.Add(signed)
+	f.Add(append(append([]byte(nil), signed...), 0, 0, 0))
+	f.Add(signed[:19])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		length, ok := signedLength(b, []byte(secret))
+		if !ok {
+			return
+		}
+		if length < 20 || length > len(b) {
+			t.Fatalf("length %d of a %d-octet datagram", length, len(b))
+		}
+		if !radius.IsAuthenticRequest(b[:length], []byte(secret)) {
+			t.Fatalf("passed an unsigned request")
+		}
+	})
+}
+
+func mustEncodeF(f *testing.F, p *radius.Packet) []byte {
+	b, err := p.Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
 }
