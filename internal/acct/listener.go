@@ -180,14 +180,19 @@ func (l *Listener) serveRADIUS(w radius.ResponseWriter, r *radius.Request) {
 		// The callee's BYE: its From is the callee, so the call's From
 		// tag is the Stop's To tag (OpenSIPS swaps them only with
 		// detect_direction).
-		ended = l.tracker.End(Outcome{CallID: rec.callID, FromTag: rec.toTag, Kind: Terminated, Duration: rec.sessionTime})
+		fromTag = rec.toTag
+		ended = l.tracker.End(Outcome{CallID: rec.callID, FromTag: fromTag, Kind: Terminated, Duration: rec.sessionTime})
 	}
 	if !ended {
-		l.log.Debug("radius: stop for an untracked call, ignored", "callid", rec.callID, "from_tag", rec.fromTag)
+		l.log.Debug("radius: stop for an untracked call, ignored", "callid", rec.callID, "from_tag", rec.fromTag, "to_tag", rec.toTag)
 		return
 	}
-	l.log.Info("radius accounting says call ended", "callid", rec.callID, "from_tag", rec.fromTag,
-		"reason", Terminated.String(), "duration", rec.sessionTime)
+	var duration any = rec.sessionTime
+	if rec.sessionTime == DurationUnknown {
+		duration = "unknown" // the session layer debits what it measured
+	}
+	l.log.Info("radius accounting says call ended", "callid", rec.callID, "from_tag", fromTag,
+		"reason", Terminated.String(), "duration", duration)
 }
 
 // verifyingConn drops, with a log line naming the sender, every datagram

@@ -2,6 +2,7 @@ package acct
 
 import (
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,4 +227,50 @@ func mustEncodeF(f *testing.F, p *radius.Packet) []byte {
 		f.Fatal(err)
 	}
 	return b
+}
+
+// TestListenerEndLogLine: the line saying a call ended names the call's
+// own From tag (for the callee's BYE, the Stop's To tag) and never prints
+// the "unknown" marker -1 as a duration.
+func TestListenerEndLogLine(t *testing.T) {
+	tests := []struct {
+		name string
+		p    *radius.Packet
+		want []string
+		not  []string
+	}{
+		{"caller's BYE, no duration", stopWith("c", str(attrSipFromTag, "caller"), str(attrSipToTag, "callee")),
+			[]string{"from_tag=caller", "duration=unknown"}, []string{"duration=-1"}},
+		{"callee's BYE", stopWith("c", str(attrSipFromTag, "callee"), str(attrSipToTag, "caller")),
+			[]string{"from_tag=caller"}, []string{"from_tag=callee", "duration=-1"}},
+		{"CDR", stopWith("c", str(attrSipFromTag, "caller"), num(attrSipCallDuration, 61)),
+			[]string{"from_tag=caller", "duration=61"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker(Call{CallID: "c", FromTag: "caller"})
+			logs := &lineLog{}
+			l := &Listener{tracker: tr, log: logs.logger()}
+			l.serveRADIUS(&recordingWriter{}, &radius.Request{Packet: tt.p, RemoteAddr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
+			var line string
+			for _, s := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(s, "radius accounting says call ended") {
+					line = s
+				}
+			}
+			if line == "" {
+				t.Fatalf("no end logged:\n%s", logs)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("%q lacks %q", line, w)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(line, n) {
+					t.Errorf("%q has %q", line, n)
+				}
+			}
+		})
+	}
 }
