@@ -132,6 +132,9 @@ func (l *Listener) Serve(ctx context.Context) error {
 	if errors.Is(err, radius.ErrServerShutdown) {
 		return nil
 	}
+	// Said here: the daemon runs Serve in the background.
+	l.log.Error("radius accounting listener stopped: calls that end unseen are no longer noticed through it",
+		"listen", l.conn.LocalAddr().String(), "err", err)
 	return err
 }
 

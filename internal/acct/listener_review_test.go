@@ -1,6 +1,7 @@
 package acct
 
 import (
+	"context"
 	"net"
 	"strings"
 	"testing"
@@ -272,5 +273,45 @@ func TestListenerEndLogLine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestListenerSaysWhenItDies: the daemon starts Serve in the background
+// and nobody reads its error, so a listener that stops on a read error
+// (not on Close) must say so itself: from then on calls that end unseen
+// are no longer noticed through it.
+func TestListenerSaysWhenItDies(t *testing.T) {
+	logs := &lineLog{}
+	l, err := NewListener("127.0.0.1:0", secret, newTracker(), logs.logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan error, 1)
+	go func() { done <- l.Serve(context.Background()) }()
+	// A read error that is not a shutdown: the socket fails under Serve.
+	waitServing(t, l)
+	l.conn.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Serve returned nil after its socket failed")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "radius accounting listener stopped") {
+		t.Errorf("no error logged:\n%s", logs)
+	}
+}
+
+// waitServing waits until l answers a request.
+func waitServing(t *testing.T, l *Listener) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := radius.Client{Retry: 200 * time.Millisecond}
+	if _, err := c.Exchange(ctx, acctPacket(secret, rfc2866.AcctStatusType_Value_InterimUpdate, "probe", "", -1), l.Addr().String()); err != nil {
+		t.Fatalf("listener not serving: %v", err)
 	}
 }
