@@ -2,6 +2,9 @@ package acct
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -314,4 +317,104 @@ func waitServing(t *testing.T, l *Listener) {
 	if _, err := c.Exchange(ctx, acctPacket(secret, rfc2866.AcctStatusType_Value_InterimUpdate, "probe", "", -1), l.Addr().String()); err != nil {
 		t.Fatalf("listener not serving: %v", err)
 	}
+}
+
+// TestOnlyStopEndsCalls: every other status is answered and ends
+// nothing. Accounting-On/Off say the sender (re)started: a proxy restart
+// does not end the calls it carried (their media goes on; the dialogs may
+// be restored), and each call that did end has its own Stop. Unknown
+// attributes, vendor-specific ones included, change nothing.
+func TestOnlyStopEndsCalls(t *testing.T) {
+	withStatus := func(status uint32, attrs ...attr) *radius.Packet {
+		p := radius.New(radius.CodeAccountingRequest, []byte(secret))
+		p.Add(rfc2866.AcctStatusType_Type, radius.NewInteger(status))
+		rfc2866.AcctSessionID_AddString(p, "c")
+		for _, a := range attrs {
+			p.Add(a.t, a.v)
+		}
+		return p
+	}
+	vsa, err := radius.NewVendorSpecific(9, radius.Attribute{1, 4, 'x', 'y'})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		p     *radius.Packet
+		ended bool
+	}{
+		{"start", withStatus(1, str(attrSipFromTag, "caller")), false},
+		{"interim", withStatus(3, str(attrSipFromTag, "caller")), false},
+		{"accounting-on", withStatus(7), false},
+		{"accounting-off", withStatus(8), false},
+		{"failed", withStatus(15, str(attrSipFromTag, "caller")), false},
+		{"unknown status", withStatus(99, str(attrSipFromTag, "caller")), false},
+		{"no status", withoutStatus(stopWith("c", str(attrSipFromTag, "caller"))), false},
+		{"stop, unknown attributes", withStatus(2, str(attrSipFromTag, "caller"), attr{26, vsa}, str(240, "x"), attr{200, nil}), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker(Call{CallID: "c", FromTag: "caller"})
+			l := &Listener{tracker: tr, log: testLogger(t)}
+			w := &recordingWriter{}
+			l.serveRADIUS(w, &radius.Request{Packet: tt.p, RemoteAddr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
+			if got := len(tr.Closed()) == 1; got != tt.ended {
+				t.Errorf("ended %v, want %v", got, tt.ended)
+			}
+			if len(w.answers) != 1 || w.answers[0].Code != radius.CodeAccountingResponse {
+				t.Errorf("answers %+v, want one Accounting-Response", w.answers)
+			}
+		})
+	}
+}
+
+func withoutStatus(p *radius.Packet) *radius.Packet {
+	p.Attributes.Del(rfc2866.AcctStatusType_Type)
+	return p
+}
+
+// FuzzListenerRequest: any attributes a signed Accounting-Request carries
+// are handled without a panic, answered exactly once, and end at most the
+// one call they name.
+func FuzzListenerRequest(f *testing.F) {
+	for _, p := range []*radius.Packet{
+		stopWith("c", str(attrSipFromTag, "caller"), num(attrSipCallDuration, 3)),
+		stopWith("c", str(attrOpenSIPSSipFromTag, "callee"), str(attrOpenSIPSSipToTag, "caller"), num(attrOpenSIPSSipMethod, 8)),
+		stopWith("c", num(attrSipMethod, 2)),
+	} {
+		f.Add(mustEncodeF(f, p)[20:])
+	}
+	f.Fuzz(func(t *testing.T, attrs []byte) {
+		if len(attrs) > radius.MaxPacketLength-20 {
+			return
+		}
+		b := make([]byte, 20+len(attrs))
+		b[0] = byte(radius.CodeAccountingRequest)
+		binary.BigEndian.PutUint16(b[2:4], uint16(len(b)))
+		copy(b[20:], attrs)
+		h := md5.New()
+		h.Write(b[:4])
+		h.Write(make([]byte, 16))
+		h.Write(b[20:])
+		h.Write([]byte(secret))
+		h.Sum(b[4:4:20])
+		length, ok := signedLength(b, []byte(secret))
+		if !ok || length != len(b) {
+			t.Fatalf("a signed request was refused")
+		}
+		p, err := radius.Parse(b[:length], []byte(secret))
+		if err != nil {
+			return // the server drops it, unanswered
+		}
+		tr := newTracker(Call{CallID: "c", FromTag: "caller"}, Call{CallID: "d", FromTag: "caller"})
+		l := &Listener{tracker: tr, log: slog.New(slog.DiscardHandler)}
+		w := &recordingWriter{}
+		l.serveRADIUS(w, &radius.Request{Packet: p, RemoteAddr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
+		if len(w.answers) != 1 {
+			t.Fatalf("%d answers", len(w.answers))
+		}
+		if closed := tr.Closed(); len(closed) > 1 {
+			t.Fatalf("one request ended %+v", closed)
+		}
+	})
 }
