@@ -117,3 +117,44 @@ func TestRadiusStopDebitsOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadOfRadiusOptionsWaitsForRestart: [RadiusAccounting] and
+// [RadiusDatabase] apply at a restart. A reload that changes them says
+// so, every time, and the listener in force goes on as it was: still
+// answering requests signed with the old secret at the old address.
+func TestReloadOfRadiusOptionsWaitsForRestart(t *testing.T) {
+	radiusAddr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	otherAddr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	tests := []struct {
+		name, sections string
+	}{
+		{"new secret", "[RadiusAccounting]\nlisten = " + radiusAddr + "\nsecret = new\n"},
+		{"new address", "[RadiusAccounting]\nlisten = " + otherAddr + "\nsecret = old\n"},
+		{"listener off", ""},
+		{"database on", "[RadiusAccounting]\nlisten = " + radiusAddr + "\nsecret = old\n[RadiusDatabase]\nhost = 127.0.0.1:1\nuser = u\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, "", "[RadiusAccounting]\nlisten = "+radiusAddr+"\nsecret = old\n")
+			e.writeConfig("", tt.sections)
+			for i := 1; i <= 2; i++ {
+				restart, err := e.ctl().Reload()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(strings.Join(restart, " "), "[RadiusAccounting]") {
+					t.Fatalf("reload %d: restart needed %q, want the radius options named", i, restart)
+				}
+			}
+			// Signed with the old secret: a listener that took the new
+			// secret, or moved, would drop it unanswered.
+			p := radius.New(radius.CodeAccountingRequest, []byte("old"))
+			rfc2866.AcctStatusType_Add(p, rfc2866.AcctStatusType_Value_InterimUpdate)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if _, err := (&radius.Client{Retry: 300 * time.Millisecond}).Exchange(ctx, p, radiusAddr); err != nil {
+				t.Errorf("the listener in force did not answer a request signed with its secret: %v", err)
+			}
+		})
+	}
+}
