@@ -31,6 +31,9 @@ const (
 	// attrSipCallDuration is where OpenSIPS's acc module puts a CDR's
 	// duration (dictionary.opensips, 227); it sends no Acct-Session-Time.
 	attrSipCallDuration radius.Type = 227
+	// attrMediaInfo is MediaProxy's Media-Info (its radius/dictionary,
+	// 234): "timeout" when the media stopped.
+	attrMediaInfo radius.Type = 234
 )
 
 // acctRecord is what a Stop tells us.
@@ -42,6 +45,8 @@ type acctRecord struct {
 	toTag       string
 	sessionTime int    // DurationUnknown when the packet carries none
 	sipMethod   uint32 // Sip-Method, the proxy's method bit; 0 when absent or malformed
+	// mediaTimeout: MediaProxy's Media-Info says "timeout".
+	mediaTimeout bool
 }
 
 // sipMethodCancel is Sip-Method's value for CANCEL (METHOD_CANCEL in
@@ -67,6 +72,9 @@ func extractRecord(p *radius.Packet) acctRecord {
 			r.sipMethod = n
 		}
 	}
+	if v, ok := p.Attributes.Lookup(attrMediaInfo); ok {
+		r.mediaTimeout = radius.String(v) == "timeout"
+	}
 	r.sessionTime = DurationUnknown
 	if v, err := rfc2866.AcctSessionTime_Lookup(p); err == nil {
 		r.sessionTime = int(uint32(v))
@@ -88,7 +96,8 @@ func lookupEither(p *radius.Packet, a, b radius.Type) (radius.Attribute, bool) {
 	return p.Attributes.Lookup(b)
 }
 
-// Listener receives RADIUS accounting live and closes tracked calls on Stop.
+// Listener receives RADIUS accounting live and closes tracked calls on
+// Stop, and on MediaProxy's Interim-Update saying the media timed out.
 type Listener struct {
 	tracker Tracker
 	log     *slog.Logger
@@ -162,40 +171,56 @@ func (l *Listener) serveRADIUS(w radius.ResponseWriter, r *radius.Request) {
 	if err := w.Write(r.Response(radius.CodeAccountingResponse)); err != nil {
 		l.log.Warn("radius: cannot answer", "from", r.RemoteAddr.String(), "err", err)
 	}
-	if rec.status != rfc2866.AcctStatusType_Value_Stop || rec.callID == "" {
+	if rec.callID == "" {
 		return
 	}
-	if rec.sipMethod == sipMethodCancel {
+	var o Outcome
+	switch {
+	case rec.status == rfc2866.AcctStatusType_Value_Stop && rec.sipMethod == sipMethodCancel:
 		// The acc modules report a CANCEL as a Stop. It ends no call
 		// that was answered (it may have crossed the 200 OK), and the
 		// proxy itself reports a call it cancelled before the answer.
 		l.log.Debug("radius: stop for a CANCEL, ignored", "callid", rec.callID, "from_tag", rec.fromTag)
 		return
+	case rec.status == rfc2866.AcctStatusType_Value_Stop:
+		o = Outcome{CallID: rec.callID, Kind: Terminated, Duration: rec.sessionTime}
+	case rec.status == rfc2866.AcctStatusType_Value_InterimUpdate && rec.mediaTimeout:
+		// MediaProxy saw the media stop: nobody sent a BYE. The
+		// session layer ends the dialog and debits until now.
+		o = Outcome{CallID: rec.callID, Kind: TimedOut}
+	default:
+		return
 	}
 	// End looks the call up itself: no scan of every tracked call per
 	// packet. Without Sip-From-Tag, any From tag matches.
-	fromTag := ""
 	if rec.hasFromTag {
-		fromTag = rec.fromTag
+		o.FromTag = rec.fromTag
 	}
-	ended := l.tracker.End(Outcome{CallID: rec.callID, FromTag: fromTag, Kind: Terminated, Duration: rec.sessionTime})
+	ended := l.tracker.End(o)
 	if !ended && rec.hasFromTag && rec.toTag != "" {
 		// The callee's BYE: its From is the callee, so the call's From
 		// tag is the Stop's To tag (OpenSIPS swaps them only with
 		// detect_direction).
-		fromTag = rec.toTag
-		ended = l.tracker.End(Outcome{CallID: rec.callID, FromTag: fromTag, Kind: Terminated, Duration: rec.sessionTime})
+		o.FromTag = rec.toTag
+		ended = l.tracker.End(o)
 	}
 	if !ended {
-		l.log.Debug("radius: stop for an untracked call, ignored", "callid", rec.callID, "from_tag", rec.fromTag, "to_tag", rec.toTag)
+		what := "stop"
+		if o.Kind == TimedOut {
+			what = "media timeout"
+		}
+		l.log.Debug("radius: "+what+" for an untracked call, ignored", "callid", rec.callID, "from_tag", rec.fromTag, "to_tag", rec.toTag)
 		return
 	}
-	var duration any = rec.sessionTime
-	if rec.sessionTime == DurationUnknown {
+	var duration any = o.Duration
+	switch {
+	case o.Kind == TimedOut:
+		duration = "until now"
+	case o.Duration == DurationUnknown:
 		duration = "unknown" // the session layer debits what it measured
 	}
-	l.log.Info("radius accounting says call ended", "callid", rec.callID, "from_tag", fromTag,
-		"reason", Terminated.String(), "duration", duration)
+	l.log.Info("radius accounting says call ended", "callid", rec.callID, "from_tag", o.FromTag,
+		"reason", o.Kind.String(), "duration", duration)
 }
 
 // verifyingConn drops, with a log line naming the sender, every datagram

@@ -325,15 +325,7 @@ func waitServing(t *testing.T, l *Listener) {
 // be restored), and each call that did end has its own Stop. Unknown
 // attributes, vendor-specific ones included, change nothing.
 func TestOnlyStopEndsCalls(t *testing.T) {
-	withStatus := func(status uint32, attrs ...attr) *radius.Packet {
-		p := radius.New(radius.CodeAccountingRequest, []byte(secret))
-		p.Add(rfc2866.AcctStatusType_Type, radius.NewInteger(status))
-		rfc2866.AcctSessionID_AddString(p, "c")
-		for _, a := range attrs {
-			p.Add(a.t, a.v)
-		}
-		return p
-	}
+	withStatus := withStatusAttrs
 	vsa, err := radius.NewVendorSpecific(9, radius.Attribute{1, 4, 'x', 'y'})
 	if err != nil {
 		t.Fatal(err)
@@ -417,4 +409,60 @@ func FuzzListenerRequest(f *testing.F) {
 			t.Fatalf("one request ended %+v", closed)
 		}
 	})
+}
+
+// TestMediaTimeoutEndsCall: MediaProxy reports each media session's end
+// with an Interim-Update ("Update") carrying Media-Info (234, its
+// radius/dictionary), "timeout" when the media stopped and no BYE came
+// (mediaproxy/interfaces/accounting/radius.py). That is the radacct row's
+// MediaInfo = 'timeout' live: the call timed out, its dialog is ended (BYE
+// both ways) and it is debited until now.
+func TestMediaTimeoutEndsCall(t *testing.T) {
+	update := func(attrs ...attr) *radius.Packet {
+		p := radius.New(radius.CodeAccountingRequest, []byte(secret))
+		rfc2866.AcctStatusType_Add(p, rfc2866.AcctStatusType_Value_InterimUpdate)
+		rfc2866.AcctSessionID_AddString(p, "c")
+		rfc2866.AcctSessionTime_Add(p, 40)
+		for _, a := range attrs {
+			p.Add(a.t, a.v)
+		}
+		return p
+	}
+	timedOut := []Outcome{{CallID: "c", FromTag: "caller", Kind: TimedOut, Duration: 0}}
+	tests := []struct {
+		name string
+		p    *radius.Packet
+		want []Outcome
+	}{
+		{"timeout, opensips tags", update(str(attrMediaInfo, "timeout"), str(attrOpenSIPSSipFromTag, "caller"), str(attrOpenSIPSSipToTag, "callee")), timedOut},
+		{"timeout, openser tags", update(str(attrMediaInfo, "timeout"), str(attrSipFromTag, "caller"), str(attrSipToTag, "callee")), timedOut},
+		{"media ended by a BYE", update(str(attrMediaInfo, ""), str(attrSipFromTag, "caller")), nil},
+		{"no media info", update(str(attrSipFromTag, "caller")), nil},
+		{"timeout, earlier call", update(str(attrMediaInfo, "timeout"), str(attrSipFromTag, "old"), str(attrSipToTag, "oldto")), nil},
+		{"timeout in a Start", withStatusAttrs(1, str(attrMediaInfo, "timeout"), str(attrSipFromTag, "caller")), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracker(Call{CallID: "c", FromTag: "caller"})
+			l := &Listener{tracker: tr, log: testLogger(t)}
+			w := &recordingWriter{}
+			l.serveRADIUS(w, &radius.Request{Packet: tt.p, RemoteAddr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
+			if got := tr.Closed(); len(got) != len(tt.want) || (len(got) == 1 && got[0] != tt.want[0]) {
+				t.Errorf("closed %+v, want %+v", got, tt.want)
+			}
+			if len(w.answers) != 1 || w.answers[0].Code != radius.CodeAccountingResponse {
+				t.Errorf("answers %+v, want one Accounting-Response", w.answers)
+			}
+		})
+	}
+}
+
+func withStatusAttrs(status uint32, attrs ...attr) *radius.Packet {
+	p := radius.New(radius.CodeAccountingRequest, []byte(secret))
+	p.Add(rfc2866.AcctStatusType_Type, radius.NewInteger(status))
+	rfc2866.AcctSessionID_AddString(p, "c")
+	for _, a := range attrs {
+		p.Add(a.t, a.v)
+	}
+	return p
 }
