@@ -37,30 +37,7 @@ func TestRadiusStopDebitsOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			eng := ratingtest.New(t)
-			eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 100})
-			eng.SetRate("0031", ratingtest.PerMinute(0.10))
-			radiusAddr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
-			var logs logBuffer
-			dir := dialogtest.SocketDir(t)
-			e := &env{t: t, dir: dir, sock: filepath.Join(dir, "run", "socket"), control: filepath.Join(dir, "run", "control")}
-			e.kam = dialogtest.NewKamailio(t, filepath.Join(dir, "kam.sock"))
-			e.writeConfig("limit = 600", fmt.Sprintf("[CDRTool]\naddress = %s\n[RadiusAccounting]\nlisten = %s\nsecret = %s\n",
-				eng.Addr(), radiusAddr, secret))
-			e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run"), host: noDomainHost}
-			d, err := Start(e.opts, slog.New(logfmt.New(&logs, logfmt.Options{Level: slog.LevelDebug})))
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.d = d
-			t.Cleanup(func() { e.d.Stop() })
-
-			if got := e.call(strings.Replace(initReq("c", "alice"), "fromtag: ft", "fromtag: caller", 1)); got != "Limited" {
-				t.Fatalf("init: %q", got)
-			}
-			if got := e.call("start\ncallid: c\ndialogid: 3:4"); got != "Ok" {
-				t.Fatalf("start: %q", got)
-			}
+			e, eng, radiusAddr, logs := startRadiusDaemon(t, secret)
 			stop := radius.New(radius.CodeAccountingRequest, []byte(secret))
 			rfc2866.AcctStatusType_Add(stop, rfc2866.AcctStatusType_Value_Stop)
 			rfc2866.AcctSessionID_AddString(stop, "c")
@@ -156,5 +133,62 @@ func TestReloadOfRadiusOptionsWaitsForRestart(t *testing.T) {
 				t.Errorf("the listener in force did not answer a request signed with its secret: %v", err)
 			}
 		})
+	}
+}
+
+// startRadiusDaemon starts a daemon with a rating engine and a RADIUS
+// listener on secret, logging at debug level, with one answered call "c"
+// of alice (From tag "caller").
+func startRadiusDaemon(t *testing.T, secret string) (*env, *ratingtest.Engine, string, *logBuffer) {
+	t.Helper()
+	eng := ratingtest.New(t)
+	eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 100})
+	eng.SetRate("0031", ratingtest.PerMinute(0.10))
+	radiusAddr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	logs := &logBuffer{}
+	dir := dialogtest.SocketDir(t)
+	e := &env{t: t, dir: dir, sock: filepath.Join(dir, "run", "socket"), control: filepath.Join(dir, "run", "control")}
+	e.kam = dialogtest.NewKamailio(t, filepath.Join(dir, "kam.sock"))
+	e.writeConfig("limit = 600", fmt.Sprintf("[CDRTool]\naddress = %s\n[RadiusAccounting]\nlisten = %s\nsecret = %s\n",
+		eng.Addr(), radiusAddr, secret))
+	e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run"), host: noDomainHost}
+	d, err := Start(e.opts, slog.New(logfmt.New(logs, logfmt.Options{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.d = d
+	t.Cleanup(func() { e.d.Stop() })
+	if got := e.call(strings.Replace(initReq("c", "alice"), "fromtag: ft", "fromtag: caller", 1)); got != "Limited" {
+		t.Fatalf("init: %q", got)
+	}
+	if got := e.call("start\ncallid: c\ndialogid: 3:4"); got != "Ok" {
+		t.Fatalf("start: %q", got)
+	}
+	return e, eng, radiusAddr, logs
+}
+
+// TestRadiusMediaTimeoutEndsDialog: MediaProxy's Interim-Update saying
+// the media timed out ends the call through the daemon: its dialog is
+// ended at the proxy (nobody sent a BYE) and it is debited.
+func TestRadiusMediaTimeoutEndsDialog(t *testing.T) {
+	const secret = "s3cret"
+	e, eng, radiusAddr, _ := startRadiusDaemon(t, secret)
+	p := radius.New(radius.CodeAccountingRequest, []byte(secret))
+	rfc2866.AcctStatusType_Add(p, rfc2866.AcctStatusType_Value_InterimUpdate)
+	rfc2866.AcctSessionID_AddString(p, "c")
+	p.Add(206, radius.Attribute("caller"))  // dictionary.opensips's Sip-From-Tag
+	p.Add(234, radius.Attribute("timeout")) // MediaProxy's Media-Info
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := (&radius.Client{Retry: 500 * time.Millisecond}).Exchange(ctx, p, radiusAddr); err != nil {
+		t.Fatalf("not answered: %v", err)
+	}
+	e.kam.WaitFor(1, 20*time.Second)
+	e.waitNoDebitOwed()
+	if d := eng.Debited("c"); len(d) != 1 {
+		t.Fatalf("debited %v, want once", d)
+	}
+	if got := e.call("stop\ncallid: c"); got != "Not found" {
+		t.Fatalf("the call is still tracked: stop answered %q", got)
 	}
 }
