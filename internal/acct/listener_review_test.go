@@ -139,6 +139,14 @@ func TestListenerIgnoresPaddingAfterLength(t *testing.T) {
 		{"zero padding", func(b []byte) []byte { return append(b, 0, 0, 0, 0) }, true},
 		{"garbage padding", func(b []byte) []byte { return append(b, "garbage"...) }, true},
 		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }, false},
+		// Past the 4096 octets a RADIUS packet may have: the read loop
+		// gets the first 4096, padding is still padding.
+		{"huge padding", func(b []byte) []byte { return append(b, make([]byte, 6000)...) }, true},
+		{"huge length", func(b []byte) []byte {
+			b = append(b, make([]byte, 6000)...)
+			binary.BigEndian.PutUint16(b[2:4], 5000)
+			return b
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
