@@ -4,12 +4,18 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/acct/accttest"
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2866"
 )
@@ -473,4 +479,70 @@ func withStatusAttrs(status uint32, attrs ...attr) *radius.Packet {
 		p.Add(a.t, a.v)
 	}
 	return p
+}
+
+// radclientOpenSIPSDict names, for radclient, the attributes as OpenSIPS's
+// dictionary.opensips and MediaProxy's radius/dictionary number them
+// (prefixed: the default dictionary has other Sip-* names).
+const radclientOpenSIPSDict = `$INCLUDE /usr/share/freeradius/dictionary
+ATTRIBUTE	OSIPS-Sip-Method	204	integer
+ATTRIBUTE	OSIPS-Sip-From-Tag	206	string
+ATTRIBUTE	OSIPS-Sip-To-Tag	207	string
+ATTRIBUTE	OSIPS-Sip-Call-Duration	227	integer
+ATTRIBUTE	MP-Media-Info	234	string
+`
+
+// TestListenerRadclientOpenSIPSAndMediaProxy: requests as OpenSIPS and
+// MediaProxy word them, sent by a real RADIUS client (radclient), end
+// what they should and nothing else.
+func TestListenerRadclientOpenSIPSAndMediaProxy(t *testing.T) {
+	if _, err := exec.LookPath("radclient"); err != nil {
+		accttest.Require(t, errors.New("package internal/acct: radclient not found: install the Debian package freeradius-utils"))
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dictionary"), []byte(radclientOpenSIPSDict), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr := newTracker(
+		Call{CallID: "callee-bye", FromTag: "caller"},
+		Call{CallID: "cdr", FromTag: "caller"},
+		Call{CallID: "reused", FromTag: "caller"},
+		Call{CallID: "cancel", FromTag: "caller"},
+		Call{CallID: "media", FromTag: "caller"},
+		Call{CallID: "media-bye", FromTag: "caller"},
+	)
+	l := startListener(t, tr)
+	// What must end nothing goes first, so that its handlers have long
+	// run when the last call ends (the listener answers, then ends).
+	requests := []string{
+		`Acct-Status-Type = Stop, Acct-Session-Id = "reused", OSIPS-Sip-Method = 8, OSIPS-Sip-From-Tag = "old", OSIPS-Sip-To-Tag = "oldto"`,
+		`Acct-Status-Type = Stop, Acct-Session-Id = "cancel", OSIPS-Sip-Method = 2, OSIPS-Sip-From-Tag = "caller"`,
+		`Acct-Status-Type = Interim-Update, Acct-Session-Id = "media-bye", Acct-Session-Time = 40, OSIPS-Sip-From-Tag = "caller", OSIPS-Sip-To-Tag = "callee", MP-Media-Info = ""`,
+		`Acct-Status-Type = Stop, Acct-Session-Id = "callee-bye", OSIPS-Sip-Method = 8, OSIPS-Sip-From-Tag = "callee", OSIPS-Sip-To-Tag = "caller"`,
+		`Acct-Status-Type = Stop, Acct-Session-Id = "cdr", OSIPS-Sip-Method = 1, OSIPS-Sip-From-Tag = "caller", OSIPS-Sip-To-Tag = "callee", OSIPS-Sip-Call-Duration = 61`,
+		`Acct-Status-Type = Interim-Update, Acct-Session-Id = "media", Acct-Session-Time = 40, OSIPS-Sip-From-Tag = "caller", OSIPS-Sip-To-Tag = "callee", MP-Media-Info = "timeout"`,
+	}
+	for _, attrs := range requests {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		cmd := exec.CommandContext(ctx, "radclient", "-D", "/usr/share/freeradius", "-d", dir,
+			"-r", "2", "-t", "1", "-x", l.Addr().String(), "acct", secret)
+		cmd.Stdin = strings.NewReader(attrs + "\n")
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), "Accounting-Response") {
+			t.Fatalf("radclient: %v\n%s", err, out)
+		}
+	}
+	want := []Outcome{
+		{CallID: "callee-bye", FromTag: "caller", Kind: Terminated, Duration: DurationUnknown},
+		{CallID: "cdr", FromTag: "caller", Kind: Terminated, Duration: 61},
+		{CallID: "media", FromTag: "caller", Kind: TimedOut},
+	}
+	got := tr.waitClosed(t, len(want))
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("closed:\n got %+v\nwant %+v", got, want)
+	}
+	if left := tr.TrackedCalls(); len(left) != 3 {
+		t.Errorf("left tracked: %+v", left)
+	}
 }
