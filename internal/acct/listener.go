@@ -2,6 +2,7 @@ package acct
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,14 +14,26 @@ import (
 	"layeh.com/radius/rfc2866"
 )
 
-// Non-standard plain attributes from FreeRADIUS's dictionary.openser.
+// Non-standard plain attributes. The SIP ones have two numberings:
+// FreeRADIUS's dictionary.openser (Kamailio's too) and OpenSIPS's own
+// dictionary.opensips, which an OpenSIPS sending accounting must use: its
+// acc module needs Sip-Call-Duration and the other CDR attributes, which
+// dictionary.openser lacks.
 const (
+	attrSipMethod       radius.Type = 101
 	attrSipResponseCode radius.Type = 102
 	attrSipToTag        radius.Type = 104
 	attrSipFromTag      radius.Type = 105
+	// dictionary.opensips (OpenSIPS 3.x etc/).
+	attrOpenSIPSSipMethod  radius.Type = 204
+	attrOpenSIPSSipFromTag radius.Type = 206
+	attrOpenSIPSSipToTag   radius.Type = 207
 	// attrSipCallDuration is where OpenSIPS's acc module puts a CDR's
 	// duration (dictionary.opensips, 227); it sends no Acct-Session-Time.
 	attrSipCallDuration radius.Type = 227
+	// attrMediaInfo is MediaProxy's Media-Info (its radius/dictionary,
+	// 234): "timeout" when the media stopped.
+	attrMediaInfo radius.Type = 234
 )
 
 // acctRecord is what a Stop tells us.
@@ -30,8 +43,15 @@ type acctRecord struct {
 	fromTag     string
 	hasFromTag  bool
 	toTag       string
-	sessionTime int // DurationUnknown when the packet carries none
+	sessionTime int    // DurationUnknown when the packet carries none
+	sipMethod   uint32 // Sip-Method, the proxy's method bit; 0 when absent or malformed
+	// mediaTimeout: MediaProxy's Media-Info says "timeout".
+	mediaTimeout bool
 }
+
+// sipMethodCancel is Sip-Method's value for CANCEL (METHOD_CANCEL in
+// OpenSIPS's and Kamailio's parser/msg_parser.h).
+const sipMethodCancel = 2
 
 // extractRecord reads the attributes we use from an Accounting-Request.
 // A missing or malformed Acct-Status-Type yields status 0, which is ignored.
@@ -41,11 +61,19 @@ func extractRecord(p *radius.Packet) acctRecord {
 		r.status = v
 	}
 	r.callID = rfc2866.AcctSessionID_GetString(p)
-	if v, ok := p.Attributes.Lookup(attrSipFromTag); ok {
+	if v, ok := lookupEither(p, attrSipFromTag, attrOpenSIPSSipFromTag); ok {
 		r.fromTag, r.hasFromTag = radius.String(v), true
 	}
-	if v, ok := p.Attributes.Lookup(attrSipToTag); ok {
+	if v, ok := lookupEither(p, attrSipToTag, attrOpenSIPSSipToTag); ok {
 		r.toTag = radius.String(v)
+	}
+	if v, ok := lookupEither(p, attrSipMethod, attrOpenSIPSSipMethod); ok {
+		if n, err := radius.Integer(v); err == nil {
+			r.sipMethod = n
+		}
+	}
+	if v, ok := p.Attributes.Lookup(attrMediaInfo); ok {
+		r.mediaTimeout = radius.String(v) == "timeout"
 	}
 	r.sessionTime = DurationUnknown
 	if v, err := rfc2866.AcctSessionTime_Lookup(p); err == nil {
@@ -58,7 +86,18 @@ func extractRecord(p *radius.Packet) acctRecord {
 	return r
 }
 
-// Listener receives RADIUS accounting live and closes tracked calls on Stop.
+// lookupEither returns the first attribute of type a, else of type b: one
+// SIP attribute under its dictionary.openser and dictionary.opensips
+// numbers.
+func lookupEither(p *radius.Packet, a, b radius.Type) (radius.Attribute, bool) {
+	if v, ok := p.Attributes.Lookup(a); ok {
+		return v, true
+	}
+	return p.Attributes.Lookup(b)
+}
+
+// Listener receives RADIUS accounting live and closes tracked calls on
+// Stop, and on MediaProxy's Interim-Update saying the media timed out.
 type Listener struct {
 	tracker Tracker
 	log     *slog.Logger
@@ -102,6 +141,9 @@ func (l *Listener) Serve(ctx context.Context) error {
 	if errors.Is(err, radius.ErrServerShutdown) {
 		return nil
 	}
+	// Said here: the daemon runs Serve in the background.
+	l.log.Error("radius accounting listener stopped: calls that end unseen are no longer noticed through it",
+		"listen", l.conn.LocalAddr().String(), "err", err)
 	return err
 }
 
@@ -129,28 +171,56 @@ func (l *Listener) serveRADIUS(w radius.ResponseWriter, r *radius.Request) {
 	if err := w.Write(r.Response(radius.CodeAccountingResponse)); err != nil {
 		l.log.Warn("radius: cannot answer", "from", r.RemoteAddr.String(), "err", err)
 	}
-	if rec.status != rfc2866.AcctStatusType_Value_Stop || rec.callID == "" {
+	if rec.callID == "" {
+		return
+	}
+	var o Outcome
+	switch {
+	case rec.status == rfc2866.AcctStatusType_Value_Stop && rec.sipMethod == sipMethodCancel:
+		// The acc modules report a CANCEL as a Stop. It ends no call
+		// that was answered (it may have crossed the 200 OK), and the
+		// proxy itself reports a call it cancelled before the answer.
+		l.log.Debug("radius: stop for a CANCEL, ignored", "callid", rec.callID, "from_tag", rec.fromTag)
+		return
+	case rec.status == rfc2866.AcctStatusType_Value_Stop:
+		o = Outcome{CallID: rec.callID, Kind: Terminated, Duration: rec.sessionTime}
+	case rec.status == rfc2866.AcctStatusType_Value_InterimUpdate && rec.mediaTimeout:
+		// MediaProxy saw the media stop: nobody sent a BYE. The
+		// session layer ends the dialog and debits until now.
+		o = Outcome{CallID: rec.callID, Kind: TimedOut}
+	default:
 		return
 	}
 	// End looks the call up itself: no scan of every tracked call per
 	// packet. Without Sip-From-Tag, any From tag matches.
-	fromTag := ""
 	if rec.hasFromTag {
-		fromTag = rec.fromTag
+		o.FromTag = rec.fromTag
 	}
-	ended := l.tracker.End(Outcome{CallID: rec.callID, FromTag: fromTag, Kind: Terminated, Duration: rec.sessionTime})
+	ended := l.tracker.End(o)
 	if !ended && rec.hasFromTag && rec.toTag != "" {
 		// The callee's BYE: its From is the callee, so the call's From
 		// tag is the Stop's To tag (OpenSIPS swaps them only with
 		// detect_direction).
-		ended = l.tracker.End(Outcome{CallID: rec.callID, FromTag: rec.toTag, Kind: Terminated, Duration: rec.sessionTime})
+		o.FromTag = rec.toTag
+		ended = l.tracker.End(o)
 	}
 	if !ended {
-		l.log.Debug("radius: stop for an untracked call, ignored", "callid", rec.callID, "from_tag", rec.fromTag)
+		what := "stop"
+		if o.Kind == TimedOut {
+			what = "media timeout"
+		}
+		l.log.Debug("radius: "+what+" for an untracked call, ignored", "callid", rec.callID, "from_tag", rec.fromTag, "to_tag", rec.toTag)
 		return
 	}
-	l.log.Info("radius accounting says call ended", "callid", rec.callID, "from_tag", rec.fromTag,
-		"reason", Terminated.String(), "duration", rec.sessionTime)
+	var duration any = o.Duration
+	switch {
+	case o.Kind == TimedOut:
+		duration = "until now"
+	case o.Duration == DurationUnknown:
+		duration = "unknown" // the session layer debits what it measured
+	}
+	l.log.Info("radius accounting says call ended", "callid", rec.callID, "from_tag", o.FromTag,
+		"reason", o.Kind.String(), "duration", duration)
 }
 
 // verifyingConn drops, with a log line naming the sender, every datagram
@@ -171,8 +241,8 @@ func (c *verifyingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, addr, err
 		}
-		if n >= 20 && radius.Code(b[0]) == radius.CodeAccountingRequest && radius.IsAuthenticRequest(b[:n], c.secret) {
-			return n, addr, nil
+		if length, ok := signedLength(b[:n], c.secret); ok {
+			return length, addr, nil
 		}
 		if now := time.Now(); now.Sub(c.lastWarn) >= time.Second {
 			c.log.Warn("radius: dropped a datagram that is not an Accounting-Request signed with our secret",
@@ -182,4 +252,19 @@ func (c *verifyingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			c.suppressed++
 		}
 	}
+}
+
+// signedLength reports whether b is an Accounting-Request signed with
+// secret, and its length: octets past the Length field are padding, not
+// signed by the sender and ignored (RFC 2865 section 3); a Length past
+// the datagram's end, or under the header's 20 octets, is malformed.
+func signedLength(b, secret []byte) (int, bool) {
+	if len(b) < 20 || radius.Code(b[0]) != radius.CodeAccountingRequest {
+		return 0, false
+	}
+	length := int(binary.BigEndian.Uint16(b[2:4]))
+	if length < 20 || length > len(b) {
+		return 0, false
+	}
+	return length, radius.IsAuthenticRequest(b[:length], secret)
 }
