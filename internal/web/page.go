@@ -204,7 +204,7 @@ func (s *Server) terminateForm(w http.ResponseWriter, r *http.Request) {
 		info, ok := s.opts.Backend.Session(callID)
 		if !ok {
 			res := terminated{CallID: callID, Message: notFound(callID)}
-			s.render(w, r, http.StatusNotFound, pageData{Result: &res, Sessions: []control.SessionInfo{}})
+			s.render(w, r, http.StatusNotFound, pageData{Result: &res, Filter: filterFrom(r)})
 			return
 		}
 		s.render(w, r, http.StatusOK, pageData{Confirm: &info})
