@@ -1,11 +1,20 @@
 package web
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/control"
+	"github.com/callcontrol/callcontrol/internal/control/controltest"
+	"github.com/chromedp/chromedp"
 )
 
 // Review of the web side door (operators' view). Each test names what an
@@ -77,5 +86,165 @@ func TestReviewNotFoundTerminatePageStillListsTheCalls(t *testing.T) {
 	}
 	if strings.Contains(body, `<p id="empty" class="empty">`) {
 		t.Errorf("the page says there are no calls while two are up:\n%s", body)
+	}
+}
+
+// browser opens a headless chromium (Debian's; CI=true makes its absence
+// a failure, as in the daemon's browser test).
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	exe := ""
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			exe = p
+			break
+		}
+	}
+	if exe == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium not found: CI needs it for the page's tests (scripts/deps.sh installs it)")
+		}
+		t.Skip("chromium not installed (scripts/deps.sh installs it)")
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// live opens path and waits until the script has refreshed the page once.
+func live(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('updated').textContent.startsWith('Live, updated')`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("the script never refreshed the page: %v", err)
+	}
+}
+
+// End on a call the proxy has not confirmed ending (or a ringing call
+// ended only at answer) must not be shown as a success: the server's
+// script-less page colours it "bad" (Terminated false); the script
+// coloured every 200 green.
+func TestReviewPageDoesNotShowAnUnconfirmedEndAsDone(t *testing.T) {
+	ctx := browser(t)
+	for _, outcome := range []string{control.TerminatePending, control.TerminateAtAnswer} {
+		b := fakeBackend()
+		b.SetTerminateOutcome(control.TerminateInfo{Outcome: outcome, Detail: "the proxy has not confirmed yet"})
+		ts := newServer(t, b, "", "")
+		live(t, ctx, ts.URL+"/")
+		if err := chromedp.Do(ctx,
+			chromedp.Click(`tr[data-callid="a/1@host"] button`),
+			chromedp.WaitVisible(`#confirm-end`),
+			chromedp.Click(`#confirm-end`),
+			chromedp.WaitVisible(`#result`),
+		); err != nil {
+			t.Fatal(err)
+		}
+		cls, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('result').className`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('result').textContent`))
+		if strings.Contains(cls, "ok") {
+			t.Errorf("%s: the result %q is shown as a success (class %q)", outcome, msg, cls)
+		}
+	}
+}
+
+// The page's ?limit= (how many calls it shows) stays when the operator
+// filters: the script dropped it from the address, and from then on
+// showed up to 1000 calls.
+func TestReviewPageKeepsItsLimitWhenFiltering(t *testing.T) {
+	ctx := browser(t)
+	var list []control.SessionInfo
+	for i := range 3 {
+		list = append(list, control.SessionInfo{CallID: fmt.Sprintf("c%d@host", i), Party: "alice@example.com",
+			Destination: "sip:100@example.com", State: "in-progress", Limit: 600, Remaining: 420})
+	}
+	ts := newServer(t, controltest.New(control.Stats{Sessions: map[string]int{"in-progress": 3}, Parties: 1}, list...), "", "")
+	live(t, ctx, ts.URL+"/?limit=1")
+	rows := func() int {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#calls tbody tr').length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := rows(); n != 1 {
+		t.Fatalf("?limit=1 shows %d rows", n)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(function () {
+		var f = document.getElementById('filter');
+		f.elements.party.value = 'alice';
+		window.testRefreshed = false;
+		var g = window.fetch;
+		window.fetch = function (url) {
+			var p = g.apply(this, arguments);
+			if (String(url).indexOf('party=alice') >= 0) p.then(function () { setTimeout(function () { window.testRefreshed = true; }, 100); });
+			return p;
+		};
+		f.requestSubmit();
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.testRefreshed`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("the filter never refreshed: %v", err)
+	}
+	loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
+	count, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('count').textContent`))
+	if n := rows(); n != 1 || !strings.Contains(loc, "limit=1") || !strings.Contains(count, "1 oldest shown of 3 matching") {
+		t.Errorf("after filtering: %d rows, address %q, count %q", n, loc, count)
+	}
+}
+
+// A Call-ID, party and destination come from the network: markup in them
+// is shown as text by the page and by its script, never run.
+func TestReviewPageShowsMarkupFromTheNetworkAsText(t *testing.T) {
+	ctx := browser(t)
+	evil := `<img src=x onerror="window.pwned=1">"'` + "`"
+	b := controltest.New(control.Stats{Sessions: map[string]int{"in-progress": 1, "pending": 1}, Parties: 2},
+		control.SessionInfo{CallID: evil + "@host", Party: evil + "@example.com", Destination: "sip:" + evil,
+			State: "in-progress", Limit: 600, Remaining: 420},
+		control.SessionInfo{CallID: "2" + evil, Party: evil, Destination: evil, State: "pending", Limit: -1, Remaining: -1})
+	ts := newServer(t, b, "", "")
+	// The server renders the call in progress; the script builds the
+	// pending one's row when the filter lets it in.
+	live(t, ctx, ts.URL+"/?state=in-progress")
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(function () {
+		var f = document.getElementById('filter');
+		f.elements.state.value = '';
+		f.requestSubmit();
+		return true;
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll('#calls tbody tr').length === 2`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#calls tbody tr:nth-child(1) button`),
+		chromedp.WaitVisible(`#confirm-end`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`String(window.pwned) + ' ' + document.querySelectorAll('main img, dialog img').length + ' ' +
+		document.querySelectorAll('#calls tbody tr')[1].cells[0].textContent + ' ' + document.getElementById('confirm-text').textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "undefined 0 " + evil + "@host " + evil + " \u2192 " + evil + " (2" + evil + ")"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }

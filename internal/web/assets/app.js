@@ -189,7 +189,8 @@
 
   filterForm.addEventListener('submit', function (ev) {
     ev.preventDefault();
-    var q = query();
+    // The page's ?limit= stays in the address: refresh reads it there.
+    var q = [query(), limitParam()].filter(Boolean).join('&');
     history.replaceState(null, '', q ? '?' + q : location.pathname);
     refresh();
   });
@@ -229,7 +230,9 @@
       method: 'POST', body: body, credentials: 'same-origin',
       headers: { Accept: 'application/json' }
     }).then(function (r) {
-      return r.json().then(function (b) { say(b.message || b.error, r.ok); });
+      // Green only when the call is over, as on the script-less page: an
+      // end asked but not confirmed, or due at answer, is not done yet.
+      return r.json().then(function (b) { say(b.message || b.error, r.ok && b.terminated === true); });
     }).catch(function (err) {
       say('Could not reach callcontrold: ' + err.message + '. The call may still be up.', false);
     }).then(function () {
