@@ -182,7 +182,7 @@ func (s *Server) apiSession(w http.ResponseWriter, r *http.Request) {
 		case res.Outcome == control.TerminateFailed:
 			writeError(w, http.StatusInternalServerError, control.CodeFailed, res.Message)
 		default:
-			writeJSON(w, http.StatusOK, res)
+			writeJSON(w, res.status(), res)
 		}
 		return
 	}
@@ -245,6 +245,16 @@ func (s *Server) terminate(r *http.Request, callID string) terminated {
 		res.Message = fmt.Sprintf("Call %s: asked the proxy to end it, not confirmed yet: %s.", callID, detail)
 	}
 	return res
+}
+
+// status is a terminate's HTTP status when the call is known and the end
+// did not fail: 202 Accepted while the proxy has not confirmed (the CLI
+// exits 3 for it: asked, kept and re-sent, not done yet).
+func (t terminated) status() int {
+	if t.Outcome == control.TerminatePending {
+		return http.StatusAccepted
+	}
+	return http.StatusOK
 }
 
 func user(r *http.Request) string {

@@ -211,7 +211,7 @@ func (s *Server) terminateForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := s.terminate(r, callID)
-	status := http.StatusOK
+	status := res.status()
 	failed := res.Outcome == control.TerminateFailed
 	switch {
 	case !res.found:

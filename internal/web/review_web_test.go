@@ -248,3 +248,24 @@ func TestReviewPageShowsMarkupFromTheNetworkAsText(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+// A DELETE the proxy has not confirmed within the wait is not a success:
+// `callcontrol terminate` exits 3 for it, and a script reading the API
+// must not take 200 OK for an ended call. 202 Accepted says what
+// happened: asked, kept and re-sent, not done yet.
+func TestReviewDeleteNotConfirmedIsAcceptedNotOK(t *testing.T) {
+	b := fakeBackend()
+	b.SetTerminateOutcome(control.TerminateInfo{Outcome: control.TerminatePending, Detail: "the proxy has not confirmed yet"})
+	ts := newServer(t, b, "", "")
+	resp, body := do(t, ts, req{method: "DELETE", path: "/api/v1/sessions/a/1@host"})
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(body, `"terminated": false`) {
+		t.Errorf("DELETE, not confirmed: %d %s", resp.StatusCode, body)
+	}
+	_, page := do(t, ts, req{method: "GET", path: "/"})
+	token := tokenRE.FindStringSubmatch(page)[1]
+	resp, body = do(t, ts, req{method: "POST", path: "/terminate", header: map[string]string{"Accept": "application/json"},
+		body: url.Values{"call_id": {"b-2@host"}, "token": {token}, "confirm": {"yes"}}.Encode()})
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(body, `"terminated": false`) {
+		t.Errorf("the page's End, not confirmed: %d %s", resp.StatusCode, body)
+	}
+}
