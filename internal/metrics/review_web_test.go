@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -55,5 +57,61 @@ func TestReviewMetricsFollowConventions(t *testing.T) {
 				t.Errorf("promtool check metrics: %s", line)
 			}
 		}
+	}
+}
+
+// The sample alert "rating engine down" must fire for an engine that is
+// unreachable, and not for one that is merely idle (its connection was
+// dropped after a timeout and is reopened by the next prepaid call:
+// callcontrol_engines_up counts it out, callcontrol_engine_up says 1).
+// promtool test rules evaluates the real rules file.
+func TestReviewRatingEngineDownAlertIgnoresIdleEngines(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool not found (scripts/deps.sh installs Debian's prometheus)")
+		}
+		t.Skip("promtool not installed")
+	}
+	rules, err := filepath.Abs(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test := `rule_files: [` + rules + `]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'callcontrol_engines{instance="a"}'
+        values: '2x10'
+      - series: 'callcontrol_engines_up{instance="a"}'
+        values: '1x10'
+      - series: 'callcontrol_engine_up{instance="a",engine="10.0.0.1:9024"}'
+        values: '1x10'
+      - series: 'callcontrol_engine_up{instance="a",engine="10.0.0.2:9024"}'
+        values: '1x10'
+      - series: 'callcontrol_engines{instance="b"}'
+        values: '2x10'
+      - series: 'callcontrol_engines_up{instance="b"}'
+        values: '1x10'
+      - series: 'callcontrol_engine_up{instance="b",engine="10.0.0.1:9024"}'
+        values: '1x10'
+      - series: 'callcontrol_engine_up{instance="b",engine="10.0.0.2:9024"}'
+        values: '0x10'
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: CallcontrolRatingEngineDown
+        exp_alerts:
+          - exp_labels: {severity: critical, instance: b, engine: "10.0.0.2:9024"}
+            exp_annotations:
+              summary: "Rating engine 10.0.0.2:9024 unreachable from b"
+              description: "Prepaid calls are refused or fail over; debits wait on disk until the engine is back."
+`
+	f := filepath.Join(t.TempDir(), "engine_down_test.yml")
+	if err := os.WriteFile(f, []byte(test), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "test", "rules", f).CombinedOutput(); err != nil {
+		t.Errorf("promtool test rules: %v\n%s", err, out)
 	}
 }
