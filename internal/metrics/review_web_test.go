@@ -115,3 +115,25 @@ tests:
 		t.Errorf("promtool test rules: %v\n%s", err, out)
 	}
 }
+
+// The help of the dialog end counters says what they count (the daemon
+// adds dialog.Counts: Retried = refused sends + timeouts; Failed =
+// Refused + Unendable): timeouts are retried, not failed, and nothing is
+// given up.
+func TestReviewDialogEndCountersHelpSaysWhatTheyCount(t *testing.T) {
+	help := map[string]string{}
+	for _, m := range metricList() {
+		s := m.desc.String()
+		name := s[strings.Index(s, `fqName: "`)+9:]
+		name = name[:strings.Index(name, `"`)]
+		h := s[strings.Index(s, `help: "`)+7:]
+		help[name] = h[:strings.Index(h, `"`)]
+	}
+	retried, failed := help[Namespace+"_dialog_ends_retried_total"], help[Namespace+"_dialog_ends_failed_total"]
+	if !strings.Contains(retried, "no answer") {
+		t.Errorf("retried: %q does not say it counts requests sent again for want of an answer", retried)
+	}
+	if strings.Contains(failed, "in time") || strings.Contains(failed, "given up") {
+		t.Errorf("failed: %q counts what it does not (timeouts are retried; nothing is given up)", failed)
+	}
+}
