@@ -269,3 +269,28 @@ func TestReviewDeleteNotConfirmedIsAcceptedNotOK(t *testing.T) {
 		t.Errorf("the page's End, not confirmed: %d %s", resp.StatusCode, body)
 	}
 }
+
+// The page's "Rating engines N/M up" counts an idle engine (its connection
+// dropped after a timeout, reopened by the next prepaid call) as up, as
+// callcontrol_engine_up and the sample alert do: it showed "1/2 up" in
+// warning colours for two working engines. Server-rendered and script.
+func TestReviewEnginesChipCountsIdleEnginesUp(t *testing.T) {
+	stats := control.Stats{Sessions: map[string]int{}, EnginesUp: 1, EnginesTotal: 3, StateSync: true,
+		Engines: []control.EngineStatus{{Address: "10.0.0.1:9024", State: control.EngineConnected},
+			{Address: "10.0.0.2:9024", State: control.EngineIdle},
+			{Address: "10.0.0.3:9024", State: control.EngineUnreachable, Cause: "connection refused"}}}
+	ts := newServer(t, controltest.New(stats), "", "")
+	_, body := do(t, ts, req{method: "GET", path: "/"})
+	if !strings.Contains(body, `<li id="engines" class="chip warn"><span>Rating engines</span> <b>2/3 up</b>`) {
+		t.Errorf("server-rendered chip:\n%s", body[strings.Index(body, `<ul id="status"`):strings.Index(body, "</ul>")])
+	}
+	ctx := browser(t)
+	live(t, ctx, ts.URL+"/")
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('engines').className + ' ' + document.querySelector('#engines b').textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "chip warn 2/3 up" {
+		t.Errorf("script's chip: %q", got)
+	}
+}
