@@ -113,7 +113,7 @@ type Stats struct {
 const (
 	EngineConnected   = "connected"   // a connection is open
 	EngineIdle        = "idle"        // not connected now, no failure
-	EngineUnreachable = "unreachable" // the last connect failed: Cause says why
+	EngineUnreachable = "unreachable" // the last connect failed, or requests go unanswered: Cause says why
 )
 
 // EngineStatus is one rating engine's state.

@@ -60,8 +60,9 @@ const sessionsChunk = 256
 // manager restores saved ones in that order too), never holding it whole.
 func (b backend) Sessions(prefix string, f func([]control.SessionInfo) error) error {
 	now := time.Now()
-	// Parties are folded as the engine folds them; so is the prefix.
-	folded := session.FoldParty(strings.TrimPrefix(prefix, "sip:"))
+	// Parties are folded as the engine folds them; so is the prefix,
+	// before its scheme ("SIP:" too) is cut.
+	folded := strings.TrimPrefix(session.FoldParty(prefix), "sip:")
 	chunk := make([]control.SessionInfo, 0, sessionsChunk)
 	var err error
 	flush := func() {

@@ -33,8 +33,8 @@ type State struct {
 	DialogEndsOldest    time.Duration // age of the oldest unconfirmed dialog end
 	DialogEndsSent      uint64        // handed to the proxy's management socket
 	DialogEndsConfirmed uint64        // the proxy ended the dialog, or had it ended already
-	DialogEndsRetried   uint64        // sends the socket refused, retried
-	DialogEndsFailed    uint64        // refused by the proxy, unanswered, given up or abandoned
+	DialogEndsRetried   uint64        // sends the socket refused, and requests sent again for no answer
+	DialogEndsFailed    uint64        // refused by the proxy, or no dialog id it can use
 
 	AccountingPolls  uint64
 	AccountingErrors uint64
@@ -111,9 +111,9 @@ func metricList() []metric {
 			func(s *State) float64 { return float64(s.DialogEndsSent) }),
 		m("dialog_ends_confirmed_total", "Dialog ends the proxy confirmed (ended, or already gone).", counter, nil,
 			func(s *State) float64 { return float64(s.DialogEndsConfirmed) }),
-		m("dialog_ends_retried_total", "Dialog end sends the management socket refused (full or absent) and that were retried.", counter, nil,
+		m("dialog_ends_retried_total", "Dialog end sends the management socket refused (full or absent), and requests sent again for no answer in time.", counter, nil,
 			func(s *State) float64 { return float64(s.DialogEndsRetried) }),
-		m("dialog_ends_failed_total", "Dialog ends the proxy refused, did not answer in time, or that were given up: those calls may still be up.", counter, nil,
+		m("dialog_ends_failed_total", "Dialog ends the proxy refused (an error other than not found), and calls with no dialog id the proxy can use: those calls may still be up.", counter, nil,
 			func(s *State) float64 { return float64(s.DialogEndsFailed) }),
 		m("accounting_polls_total", "Rounds of radacct polling.", counter, nil,
 			func(s *State) float64 { return float64(s.AccountingPolls) }),

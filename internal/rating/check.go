@@ -14,7 +14,7 @@ import (
 // Engine states as operators see them (EngineState.State).
 const (
 	StateConnected   = "connected"   // a connection is open
-	StateUnreachable = "unreachable" // the last connect failed: Cause says why
+	StateUnreachable = "unreachable" // the last connect failed, or requests go unanswered: Cause says why
 	StateIdle        = "idle"        // no connection yet (or dropped), no failure
 )
 
@@ -31,6 +31,10 @@ func (c *Conn) State() EngineState {
 	defer c.mu.Unlock()
 	st := EngineState{Address: c.addr, State: StateIdle}
 	switch {
+	case c.silent >= silentLimit:
+		// It may accept connections (a probe's is open): it is passed
+		// over for new parties all the same, so it is not up.
+		st.State, st.Cause = StateUnreachable, hungCause
 	case c.live != nil:
 		st.State = StateConnected
 	case c.failing:
@@ -38,6 +42,9 @@ func (c *Conn) State() EngineState {
 	}
 	return st
 }
+
+// hungCause is the Cause of an engine that leaves requests unanswered.
+const hungCause = "requests go unanswered (the engine accepts connections but does not reply)"
 
 // check connects now, even during the backoff, unless a usable connection
 // is open; it returns why the engine cannot be reached, or nil.

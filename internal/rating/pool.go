@@ -275,12 +275,13 @@ func (p *Pool) DebitBalance(ctx context.Context, engine string, d Debit) (DebitR
 	return c.DebitBalance(ctx, d)
 }
 
-// Connected reports how many configured engines have an open connection.
+// Connected reports how many configured engines have an open connection
+// and answer on it (a hung engine is not counted: it is passed over).
 func (p *Pool) Connected() (up, total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, a := range p.addrs {
-		if p.conns[a].Connected() {
+		if c := p.conns[a]; c.Connected() && c.Healthy() { // a hung engine's probe connection is not up
 			up++
 		}
 	}

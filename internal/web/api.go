@@ -103,22 +103,25 @@ func limitFrom(r *http.Request) (int, error) {
 type listing struct {
 	Sessions []control.SessionInfo
 	// Matched counts the sessions matching; -1 when the walk stopped
-	// at limit without a filter (the table's size is then the count,
-	// known from Stats without walking on).
+	// at limit without a party filter (the count is then the table's
+	// size, or its count in that state, known from Stats without
+	// walking on).
 	Matched int
+	// State is the state filter, for total.
+	State string
 }
 
 // errEnough ends a walk that has all it needs.
 var errEnough = errors.New("enough sessions")
 
 func (f filter) sessions(b control.Backend, limit int) (listing, error) {
-	l := listing{Sessions: make([]control.SessionInfo, 0, min(limit, 256))}
+	l := listing{Sessions: make([]control.SessionInfo, 0, min(limit, 256)), State: f.State}
 	err := b.Sessions(f.Party, func(chunk []control.SessionInfo) error {
 		for _, s := range chunk {
 			if f.State != "" && s.State != f.State {
 				continue
 			}
-			if len(l.Sessions) == limit && f == (filter{}) {
+			if len(l.Sessions) == limit && f.Party == "" {
 				return errEnough
 			}
 			l.Matched++
@@ -134,13 +137,18 @@ func (f filter) sessions(b control.Backend, limit int) (listing, error) {
 	return l, err
 }
 
-// total is how many sessions match: Matched, or the table's size.
+// total is how many sessions match: Matched, or the table's size (in the
+// filter's state).
 func (l listing) total(st func() control.Stats) int {
 	if l.Matched >= 0 {
 		return l.Matched
 	}
 	s := st().Sessions
-	return max(s["pending"]+s["in-progress"], len(l.Sessions))
+	n := s["pending"] + s["in-progress"]
+	if l.State != "" {
+		n = s[l.State]
+	}
+	return max(n, len(l.Sessions))
 }
 
 // apiSessions lists sessions: the same JSON as `callcontrol --json
@@ -182,7 +190,7 @@ func (s *Server) apiSession(w http.ResponseWriter, r *http.Request) {
 		case res.Outcome == control.TerminateFailed:
 			writeError(w, http.StatusInternalServerError, control.CodeFailed, res.Message)
 		default:
-			writeJSON(w, http.StatusOK, res)
+			writeJSON(w, res.status(), res)
 		}
 		return
 	}
@@ -245,6 +253,16 @@ func (s *Server) terminate(r *http.Request, callID string) terminated {
 		res.Message = fmt.Sprintf("Call %s: asked the proxy to end it, not confirmed yet: %s.", callID, detail)
 	}
 	return res
+}
+
+// status is a terminate's HTTP status when the call is known and the end
+// did not fail: 202 Accepted while the proxy has not confirmed (the CLI
+// exits 3 for it: asked, kept and re-sent, not done yet).
+func (t terminated) status() int {
+	if t.Outcome == control.TerminatePending {
+		return http.StatusAccepted
+	}
+	return http.StatusOK
 }
 
 func user(r *http.Request) string {

@@ -90,13 +90,14 @@ type pageData struct {
 type chip struct{ ID, Label, Value, Class string }
 
 func chips(st control.Stats) []chip {
-	engines := chip{ID: "engines", Label: "Rating engines", Value: fmt.Sprintf("%d/%d up", st.EnginesUp, st.EnginesTotal), Class: "good"}
+	up := enginesUp(st)
+	engines := chip{ID: "engines", Label: "Rating engines", Value: fmt.Sprintf("%d/%d up", up, st.EnginesTotal), Class: "good"}
 	switch {
 	case st.EnginesTotal == 0:
 		engines.Value, engines.Class = "none (all calls postpaid)", "muted"
-	case st.EnginesUp == 0:
+	case up == 0:
 		engines.Class = "bad"
-	case st.EnginesUp < st.EnginesTotal:
+	case up < st.EnginesTotal:
 		engines.Class = "warn"
 	}
 	dialogs := chip{ID: "dialogs", Label: "Dialog ends pending", Value: fmt.Sprint(st.DialogEndsPending), Class: "good"}
@@ -115,6 +116,22 @@ func chips(st control.Stats) []chip {
 		state.Value, state.Class = "not fsynced (sync = no)", "warn"
 	}
 	return []chip{engines, dialogs, debits, state}
+}
+
+// enginesUp counts the engines not unreachable: an idle one (connection
+// dropped, reopened by the next prepaid call) is up, as
+// callcontrol_engine_up says; EnginesUp counts open connections only.
+func enginesUp(st control.Stats) int {
+	if len(st.Engines) == 0 {
+		return st.EnginesUp
+	}
+	up := 0
+	for _, e := range st.Engines {
+		if e.State != control.EngineUnreachable {
+			up++
+		}
+	}
+	return up
 }
 
 // countLine says how many calls are shown and tracked; matched is how many
@@ -204,14 +221,14 @@ func (s *Server) terminateForm(w http.ResponseWriter, r *http.Request) {
 		info, ok := s.opts.Backend.Session(callID)
 		if !ok {
 			res := terminated{CallID: callID, Message: notFound(callID)}
-			s.render(w, r, http.StatusNotFound, pageData{Result: &res, Sessions: []control.SessionInfo{}})
+			s.render(w, r, http.StatusNotFound, pageData{Result: &res, Filter: filterFrom(r)})
 			return
 		}
 		s.render(w, r, http.StatusOK, pageData{Confirm: &info})
 		return
 	}
 	res := s.terminate(r, callID)
-	status := http.StatusOK
+	status := res.status()
 	failed := res.Outcome == control.TerminateFailed
 	switch {
 	case !res.found:

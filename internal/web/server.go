@@ -240,6 +240,12 @@ func (s *Server) Handler() http.Handler {
 	// one call's URL is routed here, before the mux cleans it.
 	oneSession := authed(s.apiSession)
 	routes := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostAllowed(r) {
+			s.log.Warn("http: request for a foreign host name refused", "remote", r.RemoteAddr, "host", r.Host, "path", r.URL.Path)
+			writeError(w, http.StatusForbidden, control.CodeDenied, fmt.Sprintf(
+				"Host %q refused: without [HTTP] user/password_hash only an IP address or localhost is served (a web page could reach the daemon through DNS rebinding); a reverse proxy must pass the upstream's Host, or set user and password_hash", r.Host))
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, sessionPrefix) {
 			oneSession.ServeHTTP(w, r)
 			return
@@ -247,6 +253,28 @@ func (s *Server) Handler() http.Handler {
 		mux.ServeHTTP(w, r)
 	})
 	return securityHeaders(cop.Handler(routes))
+}
+
+// hostAllowed guards a listener without authentication against DNS
+// rebinding: a web page whose own name is made to resolve to 127.0.0.1 is
+// same-origin for the browser, so only the Host header tells its requests
+// apart. Without credentials, only an IP address, localhost or the
+// configured listen host is served; the health checks answer any name.
+func (s *Server) hostAllowed(r *http.Request) bool {
+	if s.auth.Load() != nil || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		return true
+	}
+	host := r.Host // empty only from non-browser HTTP/1.0 clients
+	if host == "" {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	listen, _, _ := net.SplitHostPort(s.opts.Listen)
+	return net.ParseIP(host) != nil || host == "localhost" || strings.HasSuffix(host, ".localhost") ||
+		(listen != "" && host == strings.ToLower(listen))
 }
 
 // sessionPrefix starts the URL of one session: the rest is its Call-ID.

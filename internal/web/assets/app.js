@@ -123,9 +123,11 @@
   // matched: how many match the filter (X-Total-Count), more than shown
   // when the page's limit cut the list.
   function renderStats(st, shown, filtered, matched) {
+    // Up: not unreachable (an idle engine is up), as enginesUp in page.go.
+    var up = st.engines ? st.engines.filter(function (e) { return e.state !== 'unreachable'; }).length : st.engines_up;
     var e = st.engines_total === 0 ? ['none (all calls postpaid)', 'muted'] :
-      [st.engines_up + '/' + st.engines_total + ' up',
-        st.engines_up === 0 ? 'bad' : st.engines_up < st.engines_total ? 'warn' : 'good'];
+      [up + '/' + st.engines_total + ' up',
+        up === 0 ? 'bad' : up < st.engines_total ? 'warn' : 'good'];
     chip('engines', e[0], e[1]);
     chip('dialogs', String(st.dialog_ends_pending), st.dialog_ends_pending > 0 ? 'warn' : 'good');
     chip('debits', String(st.debits_waiting), st.debits_waiting > 0 ? 'warn' : 'good');
@@ -189,7 +191,8 @@
 
   filterForm.addEventListener('submit', function (ev) {
     ev.preventDefault();
-    var q = query();
+    // The page's ?limit= stays in the address: refresh reads it there.
+    var q = [query(), limitParam()].filter(Boolean).join('&');
     history.replaceState(null, '', q ? '?' + q : location.pathname);
     refresh();
   });
@@ -229,7 +232,9 @@
       method: 'POST', body: body, credentials: 'same-origin',
       headers: { Accept: 'application/json' }
     }).then(function (r) {
-      return r.json().then(function (b) { say(b.message || b.error, r.ok); });
+      // Green only when the call is over, as on the script-less page: an
+      // end asked but not confirmed, or due at answer, is not done yet.
+      return r.json().then(function (b) { say(b.message || b.error, r.ok && b.terminated === true); });
     }).catch(function (err) {
       say('Could not reach callcontrold: ' + err.message + '. The call may still be up.', false);
     }).then(function () {
