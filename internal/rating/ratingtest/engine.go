@@ -153,6 +153,15 @@ func (e *Engine) Restart(keepSessions bool) error {
 	return e.listen(addr)
 }
 
+// ForgetSessions drops every session in progress, balances kept: what a
+// restart does to the real engine (Restart(false)), for tests on a fake
+// clock, where the listener cannot be opened again.
+func (e *Engine) ForgetSessions() {
+	e.mu.Lock()
+	e.sessions = make(map[string]*session)
+	e.mu.Unlock()
+}
+
 // Hang makes the engine read requests (and record them) without ever
 // answering or acting on them, until Hang(false).
 func (e *Engine) Hang(on bool) {
