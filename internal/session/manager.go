@@ -618,9 +618,13 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	wait := m.journal.Save(s)
 	req := rating.Request{CallID: s.CallID, From: s.Party, To: s.RURI, Gateway: s.SourceIP,
 		Application: s.Application, Duration: capOrDefault(s.Cap), Connected: true}
-	engine, party, limit := s.Engine, s.Party, s.Limit
+	engine, party, limit, created := s.Engine, s.Party, s.Limit, s.Created
 	m.mu.Unlock()
 	if m.waitLogged(wait, callID, by) {
+		// No time left to re-ask: the answer at init holds the party.
+		if limit != NoLimit {
+			m.holdToInitAnswer(party, engine, created, limit, by)
+		}
 		return m.startLate(log)
 	}
 
@@ -634,8 +638,8 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	}
 	// Without a new number, the answer at init is the best there is: the
 	// engine gave it counting the party's calls already running, so they
-	// end no later than this one (only sooner: an engine at the party's
-	// parallel-call maximum answers the re-ask Locked).
+	// end no later than it said then (only sooner: an engine at the
+	// party's parallel-call maximum answers the re-ask Locked).
 	if err == nil && mt.Kind == rating.Limited {
 		m.retime(party, engine, mt.Seconds, by, false)
 	} else {
@@ -645,7 +649,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 			log.Info("re-ask at start did not give a number; the call keeps its limit", "answer", mt.Kind)
 		}
 		if limit != NoLimit {
-			m.retime(party, engine, limit, by, true)
+			m.holdToInitAnswer(party, engine, created, limit, by)
 		}
 	}
 	log.debug("call answered", slog.String("party", party), slog.Bool("prepaid", true))
@@ -697,6 +701,24 @@ func (m *Manager) Retime(party, engine string, seconds int) {
 // retime is Retime waiting for the records until by at the most (zero:
 // no bound). onlySooner moves no call's end later.
 func (m *Manager) retime(party, engine string, seconds int, by time.Time, onlySooner bool) {
+	m.retimeFrom(party, engine, seconds, time.Time{}, by, onlySooner)
+}
+
+// holdToInitAnswer brings the party's calls no later than the answer the
+// engine gave at the init of a call (asked at created, limit seconds)
+// whose start got no new number: that answer counted the calls already
+// answered then, and the new one from its init, so those calls end by
+// created+limit. Brought only to "limit seconds from now" (the new call's
+// own end, from its answer), they would talk the new call's ring time
+// more than the balance holds. Calls answered since keep to limit seconds
+// from now at the most, as before.
+func (m *Manager) holdToInitAnswer(party, engine string, created time.Time, limit int, by time.Time) {
+	m.retimeFrom(party, engine, limit, created, by, true)
+}
+
+// retimeFrom is retime where the calls answered before from (if set) take
+// seconds from that moment instead of from now.
+func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Time, onlySooner bool) {
 	now := m.now()
 	m.mu.Lock()
 	if m.closed { // a debit reply during shutdown arms nothing
@@ -714,7 +736,11 @@ func (m *Manager) retime(party, engine string, seconds int, by time.Time, onlySo
 			// seconds leaves a second of credit) must not move it.
 			continue
 		}
-		end := now.Add(time.Duration(seconds) * time.Second)
+		base := now
+		if !from.IsZero() && s.Answered.Before(from) {
+			base = from
+		}
+		end := base.Add(time.Duration(seconds) * time.Second)
 		if onlySooner && !s.EndAt.IsZero() && !end.Before(s.EndAt) {
 			continue
 		}

@@ -229,9 +229,10 @@ func (m *Manager) answeredMeanwhileLocked(s *Session, f sipdialog.Found, log cal
 		dialogID = ""
 	}
 	// The init's answer counted the party's calls already running: as a
-	// start whose re-ask fails does, none of them ends after this one.
+	// start whose re-ask fails does, none of them ends after this one, nor
+	// after the end that answer gave (holdToInitAnswer).
 	shared := s.Prepaid && s.Owed && m.rater != nil && s.Limit != NoLimit
-	party, engine := s.Party, s.Engine
+	party, engine, created := s.Party, s.Engine, s.Created
 	m.mu.Unlock()
 	log.Warn("call answered while the daemon was down (its start was lost): timed from the proxy's answer",
 		"answered", answered.UTC().Format(time.RFC3339), "answer_time_from_proxy", told, "limit", limit,
@@ -239,6 +240,7 @@ func (m *Manager) answeredMeanwhileLocked(s *Session, f sipdialog.Found, log cal
 	m.waitLogged(wait, s.CallID, time.Time{})
 	if shared {
 		m.retime(party, engine, max(int(endAt.Sub(now)/time.Second), 0), time.Time{}, true)
+		m.holdToInitAnswer(party, engine, created, limit, time.Time{}) // the calls answered before its init
 	}
 	return missedAnswered
 }
