@@ -741,6 +741,11 @@ func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Ti
 			base = from
 		}
 		end := base.Add(time.Duration(seconds) * time.Second)
+		if end.Before(now) {
+			// Talked past it already (from is long ago): cut now, and
+			// debit what it talked, which an end in the past would cap.
+			end = now
+		}
 		if onlySooner && !s.EndAt.IsZero() && !end.Before(s.EndAt) {
 			continue
 		}

@@ -128,3 +128,43 @@ func TestMissedAnswerHoldsPartyToInitAnswer(t *testing.T) {
 		}
 	})
 }
+
+// The hold must not end a call in the past: c2 rings longer (15 s) than
+// the engine gave at its init (10 s), so c1 has talked past that end by
+// the time c2 is answered (its re-ask Locked). c1 is cut then, and
+// debited what it talked, not that end: a debit capped at an end already
+// past would not bill the last 5 s.
+func TestHoldToInitAnswerNeverEndsACallInThePast(t *testing.T) {
+	e := ratingtest.New(t)
+	e.SetAccount(account, ratingtest.Account{Balance: 0.05, MaxParallel: 2}) // 30 s alone
+	e.SetRate("", ratingtest.PerMinute(0.10))
+	synctest.Test(t, func(t *testing.T) {
+		e.SetClock(time.Now)
+		rec := &cutRecorder{}
+		var wg sync.WaitGroup
+		d := newDaemon(e, 0, rec, &wg)
+		t0 := time.Now()
+		call(t, d, "c1")
+		time.Sleep(10 * time.Second)
+		req := &session.InitRequest{CallID: "c2", RURI: "sip:0031650222333@example.com", Diverter: "None",
+			SourceIP: "10.0.0.1", From: "<sip:" + account + ">;tag=c2", FromTag: "c2", Prepaid: "true"}
+		if got := d.m.Init(req, time.Now()); got != session.ReplyLimited {
+			t.Fatalf("init c2: %s", got)
+		}
+		time.Sleep(15 * time.Second)
+		if got := d.m.Start("c2", "1:3", time.Now()); got != session.ReplyOk {
+			t.Fatalf("start c2: %s", got)
+		}
+		synctest.Wait()
+		if at, ok := rec.at("c1"); !ok || at.Sub(t0) != 25*time.Second {
+			t.Errorf("c1 cut at +%v (cut: %v), want at c2's start, +25 s", at.Sub(t0), ok)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		d.m.Shutdown()
+		wg.Wait()
+		if got := e.Debited("c1"); len(got) != 1 || got[0] != 25 {
+			t.Errorf("c1 debited %v, want the 25 s it talked", got)
+		}
+	})
+}
