@@ -701,7 +701,7 @@ func (m *Manager) Retime(party, engine string, seconds int) {
 // retime is Retime waiting for the records until by at the most (zero:
 // no bound). onlySooner moves no call's end later.
 func (m *Manager) retime(party, engine string, seconds int, by time.Time, onlySooner bool) {
-	m.retimeFrom(party, engine, seconds, time.Time{}, by, onlySooner)
+	m.retimeFrom(party, engine, seconds, time.Time{}, by, onlySooner, 0)
 }
 
 // holdToInitAnswer brings the party's calls no later than the answer the
@@ -713,12 +713,13 @@ func (m *Manager) retime(party, engine string, seconds int, by time.Time, onlySo
 // more than the balance holds. Calls answered since keep to limit seconds
 // from now at the most, as before.
 func (m *Manager) holdToInitAnswer(party, engine string, created time.Time, limit int, by time.Time) {
-	m.retimeFrom(party, engine, limit, created, by, true)
+	m.retimeFrom(party, engine, limit, created, by, true, 0)
 }
 
 // retimeFrom is retime where the calls answered before from (if set) take
-// seconds from that moment instead of from now.
-func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Time, onlySooner bool) {
+// seconds from that moment instead of from now, and the calls due within
+// spare from now are left as they are.
+func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Time, onlySooner bool, spare time.Duration) {
 	now := m.now()
 	m.mu.Lock()
 	if m.closed { // a debit reply during shutdown arms nothing
@@ -730,7 +731,7 @@ func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Ti
 		if !s.Prepaid || !s.Owed || !s.InProgress() || s.Engine != engine {
 			continue
 		}
-		if !s.EndAt.IsZero() && !s.EndAt.After(now) {
+		if !s.EndAt.IsZero() && !s.EndAt.After(now.Add(spare)) {
 			// Due: its timer is about to end it with the party's other
 			// calls. A late answer (a debit reply rounded to whole
 			// seconds leaves a second of credit) must not move it.

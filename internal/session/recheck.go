@@ -203,11 +203,16 @@ func (m *Manager) runProbe(p probe) {
 		// The release's reply carries the shared end (Debited).
 		m.journal.Release(id, release)
 		if mt.Seconds == 0 {
-			// The engine counts the probe as one more session, so 0 means
-			// the account's calls have under about 2 s left, not none: end
-			// them within a step, never sooner than their timers would.
-			log.Info("re-ask: the account's credit is nearly spent; its calls end within a step", "party", p.party, "engine", p.engine)
-			m.retime(p.party, p.engine, int(minRecheckStep/time.Second), time.Time{}, true)
+			// The engine counts the probe as one more session at this
+			// call's price, so 0 means the account's calls have under 2 s
+			// left (left < prices + probe's, and the probe's is one of
+			// them), maybe none. A call whose timer says more than that
+			// is behind the engine (calls on another proxy spent the
+			// credit): it ends now, as the credit may be gone. One whose
+			// timer says 2 s or less keeps it: the probe alone may have
+			// made the 0, for a call with that much left.
+			log.Info("re-ask: the account's credit is spent or nearly; its calls past 2 s end now", "party", p.party, "engine", p.engine)
+			m.retimeFrom(p.party, p.engine, 0, time.Time{}, time.Time{}, true, minRecheckStep)
 		}
 	default:
 		// Locked (the account is at its parallel maximum), or no number:
