@@ -170,8 +170,18 @@ func NewManager(l Limits, rater Rater, ender sipdialog.Ender, j Journal, log *sl
 	return m
 }
 
-// SetLimits applies new limits to calls set up from now on.
-func (m *Manager) SetLimits(l Limits) { m.limits.Store(&l) }
+// SetLimits applies new limits to calls set up from now on. Re-asks
+// turned on, or made more frequent, also reach the calls in progress
+// (rearmChecks): with several proxies a call that does not ask talks on
+// its own end, past the account's shared one.
+func (m *Manager) SetLimits(l Limits) {
+	old := m.limits.Swap(&l)
+	if old == nil || m.rater == nil || l.RecheckInterval <= 0 ||
+		(old.RecheckInterval > 0 && l.RecheckInterval >= old.RecheckInterval) {
+		return
+	}
+	m.rearmChecks()
+}
 
 // Limits returns the limits in force.
 func (m *Manager) Limits() Limits { return *m.limits.Load() }

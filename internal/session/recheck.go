@@ -124,6 +124,25 @@ func (m *Manager) spreadCheckLocked(s *Session, now time.Time) {
 	}
 }
 
+// rearmChecks brings each call in progress's next re-ask to within a step
+// of the interval now in force, when that is sooner than the one armed;
+// spread as at a restore, so they do not all ask at once. The table is
+// walked in chunks, the lock released between them.
+func (m *Manager) rearmChecks() {
+	m.eachChunked(nil, func(s *Session) {
+		if s.timer == nil || !s.InProgress() || s.EndAt.IsZero() {
+			return
+		}
+		now := m.now()
+		next := m.nextCheck(s, now)
+		if next.IsZero() || (!s.checkAt.IsZero() && !next.Before(s.checkAt)) {
+			return
+		}
+		m.armLocked(s, now)
+		m.spreadCheckLocked(s, now)
+	}, nil)
+}
+
 // probe is what a re-ask needs of a call, copied under the lock.
 type probe struct {
 	callID, party, ruri, sourceIP, app, engine string
