@@ -628,13 +628,11 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	wait := m.journal.Save(s)
 	req := rating.Request{CallID: s.CallID, From: s.Party, To: s.RURI, Gateway: s.SourceIP,
 		Application: s.Application, Duration: capOrDefault(s.Cap), Connected: true}
-	engine, party, limit, created := s.Engine, s.Party, s.Limit, s.Created
+	engine, party, limit, created, capSecs := s.Engine, s.Party, s.Limit, s.Created, s.Cap
 	m.mu.Unlock()
 	if m.waitLogged(wait, callID, by) {
 		// No time left to re-ask: the answer at init holds the party.
-		if limit != NoLimit {
-			m.holdToInitAnswer(party, engine, created, limit, by)
-		}
+		m.holdToInitAnswer(party, engine, created, limit, capSecs, by)
 		return m.startLate(log)
 	}
 
@@ -658,9 +656,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 		} else {
 			log.Info("re-ask at start did not give a number; the call keeps its limit", "answer", mt.Kind)
 		}
-		if limit != NoLimit {
-			m.holdToInitAnswer(party, engine, created, limit, by)
-		}
+		m.holdToInitAnswer(party, engine, created, limit, capSecs, by)
 	}
 	log.debug("call answered", slog.String("party", party), slog.Bool("prepaid", true))
 	return ReplyOk
@@ -721,9 +717,21 @@ func (m *Manager) retime(party, engine string, seconds int, by time.Time, onlySo
 // created+limit. Brought only to "limit seconds from now" (the new call's
 // own end, from its answer), they would talk the new call's ring time
 // more than the balance holds. Calls answered since keep to limit seconds
-// from now at the most, as before.
-func (m *Manager) holdToInitAnswer(party, engine string, created time.Time, limit int, by time.Time) {
+// from now at the most, as before. A limit that is the call's cap is not
+// the engine's answer (that was more, by how much is not kept): the call
+// ends before the account's calls do, and its debit's reply re-times
+// them; held to its cap, they would be cut early.
+func (m *Manager) holdToInitAnswer(party, engine string, created time.Time, limit, cap int, by time.Time) {
+	if !engineLimited(limit, cap) {
+		return
+	}
 	m.retimeFrom(party, engine, limit, created, by, true, 0)
+}
+
+// engineLimited reports whether a prepaid call's limit is the engine's
+// answer, not its cap (nor none).
+func engineLimited(limit, cap int) bool {
+	return limit != NoLimit && (cap == NoLimit || limit < cap)
 }
 
 // retimeFrom is retime where the calls answered before from (if set) take

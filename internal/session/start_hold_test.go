@@ -100,33 +100,46 @@ func TestStartWithoutNumberHoldsPartyToInitAnswer(t *testing.T) {
 // The same hold for a call answered while the daemon was down: b was set
 // up 30 s before the restore (the engine's answer, 298 s, counted a and b
 // from then) and answered 20 s before it. a, answered before b's init,
-// ends by b's init + 298 s, not by b's own end (10 s later).
+// ends by b's init + 298 s, not by b's own end (10 s later). Unless 298 s
+// is b's cap (prepaid_limit), not the engine's answer: then a keeps its
+// end, and b's debit re-times it.
 func TestMissedAnswerHoldsPartyToInitAnswer(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := newFixture(t, session.Limits{Limit: session.NoLimit, PrepaidLimit: session.NoLimit}, limited(298))
-		now := time.Now()
-		party := "alice@example.com"
-		a := &session.Session{CallID: "a", Party: party, RURI: "sip:x@example.com", Engine: "engine1",
-			Prepaid: true, Owed: true, Limit: 600, Cap: session.NoLimit, Created: now.Add(-110 * time.Second),
-			Answered: now.Add(-100 * time.Second), EndAt: now.Add(500 * time.Second),
-			Dialog: sipdialog.ID{Entry: 1, ID: 1}, HasDialog: true}
-		b := &session.Session{CallID: "b", Party: party, RURI: "sip:y@example.com", Engine: "engine1",
-			Prepaid: true, Owed: true, Limit: 298, Cap: session.NoLimit, Created: now.Add(-30 * time.Second)}
-		ringing := session.Ringing([]*session.Session{a, b}, nil)
-		f.m.Restore([]*session.Session{a, b})
-		f.m.FindMissedAnswers(context.Background(), lookerFunc(func(context.Context, string) (sipdialog.Found, error) {
-			return sipdialog.Found{Exists: true, Answered: true, Dialog: sipdialog.ID{Entry: 2, ID: 2}, HasDialog: true,
-				AnsweredAt: now.Add(-20 * time.Second)}, nil
-		}), ringing)
-		ga, _ := f.m.Get("a")
-		gb, _ := f.m.Get("b")
-		if want := b.Created.Add(298 * time.Second); ga.EndAt.After(want) {
-			t.Errorf("a ends %v after the end the engine gave at b's init (b ends %v after it)", ga.EndAt.Sub(want), gb.EndAt.Sub(want))
-		}
-		if want := now.Add(-20 * time.Second).Add(298 * time.Second); !gb.EndAt.Equal(want) {
-			t.Errorf("b ends %v, want its 298 s from its answer", gb.EndAt.Sub(want))
-		}
-	})
+	for _, tc := range []struct {
+		name  string
+		cap   int
+		aEnds time.Duration // from the restore
+	}{
+		{"engine's answer", session.NoLimit, 268 * time.Second},
+		{"b's cap", 298, 500 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFixture(t, session.Limits{Limit: session.NoLimit, PrepaidLimit: session.NoLimit}, limited(298))
+				now := time.Now()
+				party := "alice@example.com"
+				a := &session.Session{CallID: "a", Party: party, RURI: "sip:x@example.com", Engine: "engine1",
+					Prepaid: true, Owed: true, Limit: 600, Cap: session.NoLimit, Created: now.Add(-110 * time.Second),
+					Answered: now.Add(-100 * time.Second), EndAt: now.Add(500 * time.Second),
+					Dialog: sipdialog.ID{Entry: 1, ID: 1}, HasDialog: true}
+				b := &session.Session{CallID: "b", Party: party, RURI: "sip:y@example.com", Engine: "engine1",
+					Prepaid: true, Owed: true, Limit: 298, Cap: tc.cap, Created: now.Add(-30 * time.Second)}
+				ringing := session.Ringing([]*session.Session{a, b}, nil)
+				f.m.Restore([]*session.Session{a, b})
+				f.m.FindMissedAnswers(context.Background(), lookerFunc(func(context.Context, string) (sipdialog.Found, error) {
+					return sipdialog.Found{Exists: true, Answered: true, Dialog: sipdialog.ID{Entry: 2, ID: 2}, HasDialog: true,
+						AnsweredAt: now.Add(-20 * time.Second)}, nil
+				}), ringing)
+				ga, _ := f.m.Get("a")
+				gb, _ := f.m.Get("b")
+				if d := ga.EndAt.Sub(now.Add(tc.aEnds)); d < -time.Second || d > time.Second {
+					t.Errorf("a ends %v from the restore, want %v", ga.EndAt.Sub(now), tc.aEnds)
+				}
+				if want := now.Add(-20 * time.Second).Add(298 * time.Second); !gb.EndAt.Equal(want) {
+					t.Errorf("b ends %v, want its 298 s from its answer", gb.EndAt.Sub(want))
+				}
+			})
+		})
+	}
 }
 
 // The hold must not end a call in the past: c2 rings longer (15 s) than
@@ -167,4 +180,53 @@ func TestHoldToInitAnswerNeverEndsACallInThePast(t *testing.T) {
 			t.Errorf("c1 debited %v, want the 25 s it talked", got)
 		}
 	})
+}
+
+// The hold is the engine's answer, not the call's own cap: with
+// prepaid_limit 60 s, c2 is limited to 60 s although the engine gave the
+// account's calls 295 s at its init. When its start gets no number, c1
+// must not be cut at c2's cap: c2 ends first, and its debit's reply
+// re-times c1.
+func TestHoldToInitAnswerIsNotTheNewCallsCap(t *testing.T) {
+	for _, reply := range []string{"Locked", "fails"} {
+		t.Run(reply, func(t *testing.T) {
+			e := ratingtest.New(t)
+			e.SetAccount(account, ratingtest.Account{Balance: 1.00, MaxParallel: map[string]int{"Locked": 2, "fails": 0}[reply]})
+			e.SetRate("", ratingtest.PerMinute(0.10))
+			synctest.Test(t, func(t *testing.T) {
+				e.SetClock(time.Now)
+				rec := &cutRecorder{}
+				var wg sync.WaitGroup
+				d := newDaemon(e, 0, rec, &wg)
+				t0 := time.Now()
+				call(t, d, "c1") // before the cap: 600 s
+				lim := d.m.Limits()
+				lim.PrepaidLimit = 60
+				d.m.SetLimits(lim)
+				time.Sleep(10 * time.Second)
+				req := &session.InitRequest{CallID: "c2", RURI: "sip:0031650222333@example.com", Diverter: "None",
+					SourceIP: "10.0.0.1", From: "<sip:" + account + ">;tag=c2", FromTag: "c2", Prepaid: "true"}
+				if got := d.m.Init(req, time.Now()); got != session.ReplyLimited {
+					t.Fatalf("init c2: %s", got)
+				}
+				time.Sleep(5 * time.Second)
+				d.rater.fail.Store(reply == "fails")
+				if got := d.m.Start("c2", "1:3", time.Now()); got != session.ReplyOk {
+					t.Fatalf("start c2: %s", got)
+				}
+				d.rater.fail.Store(false)
+				time.Sleep(time.Hour)
+				synctest.Wait()
+				if at, _ := rec.at("c2"); at.Sub(t0) != 75*time.Second {
+					t.Errorf("c2 cut at +%v, want its 60 s cap from +15 s", at.Sub(t0))
+				}
+				// c2 talked 60 s: 600 - 60 = 540 s of c1's talk in all.
+				if at, _ := rec.at("c1"); at.Sub(t0) < 535*time.Second || at.Sub(t0) > 541*time.Second {
+					t.Errorf("c1 cut at +%v, want about +540 s (the balance less c2's 60 s)", at.Sub(t0))
+				}
+				d.m.Shutdown()
+				wg.Wait()
+			})
+		})
+	}
 }
