@@ -176,8 +176,18 @@ func NewManager(l Limits, rater Rater, ender sipdialog.Ender, j Journal, log *sl
 	return m
 }
 
-// SetLimits applies new limits to calls set up from now on.
-func (m *Manager) SetLimits(l Limits) { m.limits.Store(&l) }
+// SetLimits applies new limits to calls set up from now on. Re-asks
+// turned on, or made more frequent, also reach the calls in progress
+// (rearmChecks): with several proxies a call that does not ask talks on
+// its own end, past the account's shared one.
+func (m *Manager) SetLimits(l Limits) {
+	old := m.limits.Swap(&l)
+	if old == nil || m.rater == nil || l.RecheckInterval <= 0 ||
+		(old.RecheckInterval > 0 && l.RecheckInterval >= old.RecheckInterval) {
+		return
+	}
+	m.rearmChecks()
+}
 
 // Limits returns the limits in force.
 func (m *Manager) Limits() Limits { return *m.limits.Load() }
@@ -636,9 +646,11 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	wait := m.journal.Save(s)
 	req := rating.Request{CallID: s.CallID, From: s.Party, To: s.RURI, Gateway: s.SourceIP,
 		Application: s.Application, Duration: capOrDefault(s.Cap), Connected: true}
-	engine, party, limit := s.Engine, s.Party, s.Limit
+	engine, party, limit, created, capSecs := s.Engine, s.Party, s.Limit, s.Created, s.Cap
 	m.mu.Unlock()
 	if m.waitLogged(wait, callID, by) {
+		// No time left to re-ask: the answer at init holds the party.
+		m.holdToInitAnswer(party, engine, created, limit, capSecs, by)
 		return m.startLate(log)
 	}
 
@@ -652,8 +664,8 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	}
 	// Without a new number, the answer at init is the best there is: the
 	// engine gave it counting the party's calls already running, so they
-	// end no later than this one (only sooner: an engine at the party's
-	// parallel-call maximum answers the re-ask Locked).
+	// end no later than it said then (only sooner: an engine at the
+	// party's parallel-call maximum answers the re-ask Locked).
 	if err == nil && mt.Kind == rating.Limited {
 		m.retime(party, engine, mt.Seconds, by, false)
 	} else {
@@ -662,9 +674,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 		} else {
 			log.Info("re-ask at start did not give a number; the call keeps its limit", "answer", mt.Kind)
 		}
-		if limit != NoLimit {
-			m.retime(party, engine, limit, by, true)
-		}
+		m.holdToInitAnswer(party, engine, created, limit, capSecs, by)
 	}
 	log.debug("call answered", slog.String("party", party), slog.Bool("prepaid", true))
 	return ReplyOk
@@ -715,6 +725,37 @@ func (m *Manager) Retime(party, engine string, seconds int) {
 // retime is Retime waiting for the records until by at the most (zero:
 // no bound). onlySooner moves no call's end later.
 func (m *Manager) retime(party, engine string, seconds int, by time.Time, onlySooner bool) {
+	m.retimeFrom(party, engine, seconds, time.Time{}, by, onlySooner, 0)
+}
+
+// holdToInitAnswer brings the party's calls no later than the answer the
+// engine gave at the init of a call (asked at created, limit seconds)
+// whose start got no new number: that answer counted the calls already
+// answered then, and the new one from its init, so those calls end by
+// created+limit. Brought only to "limit seconds from now" (the new call's
+// own end, from its answer), they would talk the new call's ring time
+// more than the balance holds. Calls answered since keep to limit seconds
+// from now at the most, as before. A limit that is the call's cap is not
+// the engine's answer (that was more, by how much is not kept): the call
+// ends before the account's calls do, and its debit's reply re-times
+// them; held to its cap, they would be cut early.
+func (m *Manager) holdToInitAnswer(party, engine string, created time.Time, limit, cap int, by time.Time) {
+	if !engineLimited(limit, cap) {
+		return
+	}
+	m.retimeFrom(party, engine, limit, created, by, true, 0)
+}
+
+// engineLimited reports whether a prepaid call's limit is the engine's
+// answer, not its cap (nor none).
+func engineLimited(limit, cap int) bool {
+	return limit != NoLimit && (cap == NoLimit || limit < cap)
+}
+
+// retimeFrom is retime where the calls answered before from (if set) take
+// seconds from that moment instead of from now, and the calls due within
+// spare from now are left as they are.
+func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Time, onlySooner bool, spare time.Duration) {
 	now := m.now()
 	m.mu.Lock()
 	if m.closed { // a debit reply during shutdown arms nothing
@@ -726,13 +767,22 @@ func (m *Manager) retime(party, engine string, seconds int, by time.Time, onlySo
 		if !s.Prepaid || !s.Owed || !s.InProgress() || s.Engine != engine {
 			continue
 		}
-		if !s.EndAt.IsZero() && !s.EndAt.After(now) {
+		if !s.EndAt.IsZero() && !s.EndAt.After(now.Add(spare)) {
 			// Due: its timer is about to end it with the party's other
 			// calls. A late answer (a debit reply rounded to whole
 			// seconds leaves a second of credit) must not move it.
 			continue
 		}
-		end := now.Add(time.Duration(seconds) * time.Second)
+		base := now
+		if !from.IsZero() && s.Answered.Before(from) {
+			base = from
+		}
+		end := base.Add(time.Duration(seconds) * time.Second)
+		if end.Before(now) {
+			// Talked past it already (from is long ago): cut now, and
+			// debit what it talked, which an end in the past would cap.
+			end = now
+		}
 		if onlySooner && !s.EndAt.IsZero() && !end.Before(s.EndAt) {
 			continue
 		}

@@ -318,9 +318,12 @@ func (m *Manager) answeredMeanwhileLocked(s *Session, f sipdialog.Found, log cal
 		dialogID = ""
 	}
 	// The init's answer counted the party's calls already running: as a
-	// start whose re-ask fails does, none of them ends after this one.
-	shared := s.Prepaid && s.Owed && m.rater != nil && s.Limit != NoLimit
-	party, engine := s.Party, s.Engine
+	// start whose re-ask fails does, none of them ends after this one, nor
+	// after the end that answer gave (holdToInitAnswer); unless this call's
+	// limit is its cap, not that answer: it ends first, and its debit's
+	// reply re-times them.
+	shared := s.Prepaid && s.Owed && m.rater != nil && engineLimited(s.Limit, s.Cap)
+	party, engine, created, capSecs := s.Party, s.Engine, s.Created, s.Cap
 	m.mu.Unlock()
 	log.Warn("call answered while the daemon was down (its start was lost): timed from the proxy's answer",
 		"answered", answered.UTC().Format(time.RFC3339), "answer_time_from_proxy", told, "limit", limit,
@@ -328,6 +331,7 @@ func (m *Manager) answeredMeanwhileLocked(s *Session, f sipdialog.Found, log cal
 	m.waitLogged(wait, s.CallID, time.Time{})
 	if shared {
 		m.retime(party, engine, max(int(endAt.Sub(now)/time.Second), 0), time.Time{}, true)
+		m.holdToInitAnswer(party, engine, created, limit, capSecs, time.Time{}) // the calls answered before its init
 	}
 	return missedAnswered
 }

@@ -119,6 +119,25 @@ func (m *Manager) spreadCheckLocked(s *Session, now time.Time) {
 	}
 }
 
+// rearmChecks brings each call in progress's next re-ask to within a step
+// of the interval now in force, when that is sooner than the one armed;
+// spread as at a restore, so they do not all ask at once. The table is
+// walked in chunks, the lock released between them.
+func (m *Manager) rearmChecks() {
+	m.eachChunked(nil, func(s *Session) {
+		if s.timer == nil || !s.InProgress() || s.EndAt.IsZero() {
+			return
+		}
+		now := m.now()
+		next := m.nextCheck(s, now)
+		if next.IsZero() || (!s.checkAt.IsZero() && !next.Before(s.checkAt)) {
+			return
+		}
+		m.armLocked(s, now)
+		m.spreadCheckLocked(s, now)
+	}, nil)
+}
+
 // probe is what a re-ask needs of a call, copied under the lock.
 type probe struct {
 	callID, party, ruri, sourceIP, app, engine string
@@ -198,11 +217,16 @@ func (m *Manager) runProbe(p probe) {
 		// The release's reply carries the shared end (Debited).
 		m.journal.Release(id, release)
 		if mt.Seconds == 0 {
-			// The engine counts the probe as one more session, so 0 means
-			// the account's calls have under about 2 s left, not none: end
-			// them within a step, never sooner than their timers would.
-			log.Info("re-ask: the account's credit is nearly spent; its calls end within a step", "party", p.party, "engine", p.engine)
-			m.retime(p.party, p.engine, int(minRecheckStep/time.Second), time.Time{}, true)
+			// The engine counts the probe as one more session at this
+			// call's price, so 0 means the account's calls have under 2 s
+			// left (left < prices + probe's, and the probe's is one of
+			// them), maybe none. A call whose timer says more than that
+			// is behind the engine (calls on another proxy spent the
+			// credit): it ends now, as the credit may be gone. One whose
+			// timer says 2 s or less keeps it: the probe alone may have
+			// made the 0, for a call with that much left.
+			log.Info("re-ask: the account's credit is spent or nearly; its calls past 2 s end now", "party", p.party, "engine", p.engine)
+			m.retimeFrom(p.party, p.engine, 0, time.Time{}, time.Time{}, true, minRecheckStep)
 		}
 	default:
 		// Locked (the account is at its parallel maximum), or no number:

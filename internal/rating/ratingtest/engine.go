@@ -153,6 +153,15 @@ func (e *Engine) Restart(keepSessions bool) error {
 	return e.listen(addr)
 }
 
+// ForgetSessions drops every session in progress, balances kept: what a
+// restart does to the real engine (Restart(false)), for tests on a fake
+// clock, where the listener cannot be opened again.
+func (e *Engine) ForgetSessions() {
+	e.mu.Lock()
+	e.sessions = make(map[string]*session)
+	e.mu.Unlock()
+}
+
 // Hang makes the engine read requests (and record them) without ever
 // answering or acting on them, until Hang(false).
 func (e *Engine) Hang(on bool) {
@@ -387,20 +396,12 @@ func (e *Engine) maxSessionTimeLocked(p map[string]string, now time.Time) string
 	if r.free {
 		return "none\ntype=prepaid"
 	}
-	old := e.sessions[callID]
 	s := &session{callID: callID, account: name, price: r.perSecond, start: now, cap: capSecs}
 	// A re-ask restarts that session's clock: it takes part afresh.
 	e.sessions[callID] = s
-	t := e.commonLocked(name, now)
-	if t <= 0 {
-		if old != nil {
-			e.sessions[callID] = old
-		} else {
-			delete(e.sessions, callID)
-		}
-		return "0\ntype=prepaid"
-	}
-	return strconv.Itoa(t) + "\ntype=prepaid"
+	// Counted even when it answers 0: every number, 0 included, is owed
+	// a DebitBalance (rating-protocol.md), and the session counts until.
+	return strconv.Itoa(e.commonLocked(name, now)) + "\ntype=prepaid"
 }
 
 func (e *Engine) debitLocked(p map[string]string, now time.Time) string {

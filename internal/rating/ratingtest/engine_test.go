@@ -128,6 +128,25 @@ func TestProtocol(t *testing.T) {
 			},
 		},
 		{
+			// rating-protocol.md: every number, 0 included, is owed one
+			// DebitBalance; until then the engine counts the session.
+			name: "a 0 answer is counted until its debit",
+			setup: func(e *Engine) {
+				e.SetAccount("alice@example.com", Account{Balance: 0.001, MaxParallel: 1}) // 0.6 s
+				e.SetRate("", PerMinute(0.10))
+			},
+			steps: []step{
+				{req: "MaxSessionTime CallId=a " + alice + " " + nl + " Duration=36000", want: "0\ntype=prepaid\n\n"},
+				{req: "MaxSessionTime CallId=b " + alice + " " + nl + " Duration=36000", want: "Locked\ntype=prepaid\n\n"},
+				{req: "DebitBalance CallId=a " + alice + " " + nl + " Duration=0", want: "Ok\nMaxSessionTime=0\n0.0000\nDuration=0\nRate=0.1000/min\n\n"},
+			},
+			after: func(t *testing.T, e *Engine) {
+				if s := e.Sessions("alice@example.com"); len(s) != 0 {
+					t.Errorf("sessions %v after the release", s)
+				}
+			},
+		},
+		{
 			name: "purge 120 s after time ran out",
 			setup: func(e *Engine) {
 				e.SetAccount("alice@example.com", Account{Balance: 1})
