@@ -125,7 +125,7 @@ func (m *Manager) spreadCheckLocked(s *Session, now time.Time) {
 // walked in chunks, the lock released between them.
 func (m *Manager) rearmChecks() {
 	m.eachChunked(nil, func(s *Session) {
-		if s.timer == nil || !s.InProgress() || s.EndAt.IsZero() {
+		if s.timerAt == 0 || !s.InProgress() || s.EndAt.IsZero() {
 			return
 		}
 		now := m.now()
