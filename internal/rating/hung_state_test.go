@@ -14,7 +14,7 @@ import (
 // `callcontrol stats`, the page's chip and callcontrol_engine_up /
 // callcontrol_engines_up showed it "connected" (while a probe's
 // connection was open) or "idle" (no failure), and engine_up 1.
-func TestReviewAHungEngineIsNotShownUp(t *testing.T) {
+func TestAHungEngineIsNotShownUp(t *testing.T) {
 	a, b := ratingtest.New(t), ratingtest.New(t)
 	p := NewPool([]string{a.Addr(), b.Addr()}, Options{Timeout: 100 * time.Millisecond, MinBackoff: time.Hour, MaxBackoff: time.Hour}, testLog(t))
 	t.Cleanup(p.Close)

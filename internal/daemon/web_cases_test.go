@@ -13,7 +13,7 @@ import (
 // none do (the scheme is case-insensitive, RFC 3261 19.1.4; parties are
 // folded): the page's filter and `callcontrol sessions SIP:alice` found
 // nothing.
-func TestReviewPartyPrefixSchemeAnyCase(t *testing.T) {
+func TestPartyPrefixSchemeAnyCase(t *testing.T) {
 	e := newEnv(t, "limit = 3600", "")
 	t0 := time.Now().Add(-time.Minute)
 	var saved []*session.Session

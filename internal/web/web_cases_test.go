@@ -27,7 +27,7 @@ import (
 // (Sec-Fetch-Site and Origin agree) and lets the page read the calls and
 // the form token and end calls. The Host header gives it away: a request
 // for a name other than a loopback address or localhost is refused.
-func TestReviewNoAuthRefusesAForeignHostName(t *testing.T) {
+func TestNoAuthRefusesAForeignHostName(t *testing.T) {
 	b := fakeBackend()
 	ts := newServer(t, b, "", "")
 	port := ts.URL[strings.LastIndex(ts.URL, ":"):]
@@ -72,7 +72,7 @@ func TestReviewNoAuthRefusesAForeignHostName(t *testing.T) {
 // Without JavaScript, End on a call that ended meanwhile answers "does not
 // exist" on a page that must still list the calls in progress: it said
 // "No calls." above an empty table while calls were up.
-func TestReviewNotFoundTerminatePageStillListsTheCalls(t *testing.T) {
+func TestNotFoundTerminatePageStillListsTheCalls(t *testing.T) {
 	b := fakeBackend()
 	ts := newServer(t, b, "", "")
 	_, page := do(t, ts, req{method: "GET", path: "/"})
@@ -135,7 +135,7 @@ func live(t *testing.T, ctx context.Context, url string) {
 // ended only at answer) must not be shown as a success: the server's
 // script-less page colours it "bad" (Terminated false); the script
 // coloured every 200 green.
-func TestReviewPageDoesNotShowAnUnconfirmedEndAsDone(t *testing.T) {
+func TestPageDoesNotShowAnUnconfirmedEndAsDone(t *testing.T) {
 	ctx := browser(t)
 	for _, outcome := range []string{control.TerminatePending, control.TerminateAtAnswer} {
 		b := fakeBackend()
@@ -164,7 +164,7 @@ func TestReviewPageDoesNotShowAnUnconfirmedEndAsDone(t *testing.T) {
 // The page's ?limit= (how many calls it shows) stays when the operator
 // filters: the script dropped it from the address, and from then on
 // showed up to 1000 calls.
-func TestReviewPageKeepsItsLimitWhenFiltering(t *testing.T) {
+func TestPageKeepsItsLimitWhenFiltering(t *testing.T) {
 	ctx := browser(t)
 	var list []control.SessionInfo
 	for i := range 3 {
@@ -210,7 +210,7 @@ func TestReviewPageKeepsItsLimitWhenFiltering(t *testing.T) {
 
 // A Call-ID, party and destination come from the network: markup in them
 // is shown as text by the page and by its script, never run.
-func TestReviewPageShowsMarkupFromTheNetworkAsText(t *testing.T) {
+func TestPageShowsMarkupFromTheNetworkAsText(t *testing.T) {
 	ctx := browser(t)
 	evil := `<img src=x onerror="window.pwned=1">"'` + "`"
 	b := controltest.New(control.Stats{Sessions: map[string]int{"in-progress": 1, "pending": 1}, Parties: 2},
@@ -254,7 +254,7 @@ func TestReviewPageShowsMarkupFromTheNetworkAsText(t *testing.T) {
 // `callcontrol terminate` exits 3 for it, and a script reading the API
 // must not take 200 OK for an ended call. 202 Accepted says what
 // happened: asked, kept and re-sent, not done yet.
-func TestReviewDeleteNotConfirmedIsAcceptedNotOK(t *testing.T) {
+func TestDeleteNotConfirmedIsAcceptedNotOK(t *testing.T) {
 	b := fakeBackend()
 	b.SetTerminateOutcome(control.TerminateInfo{Outcome: control.TerminatePending, Detail: "the proxy has not confirmed yet"})
 	ts := newServer(t, b, "", "")
@@ -275,7 +275,7 @@ func TestReviewDeleteNotConfirmedIsAcceptedNotOK(t *testing.T) {
 // dropped after a timeout, reopened by the next prepaid call) as up, as
 // callcontrol_engine_up and the sample alert do: it showed "1/2 up" in
 // warning colours for two working engines. Server-rendered and script.
-func TestReviewEnginesChipCountsIdleEnginesUp(t *testing.T) {
+func TestEnginesChipCountsIdleEnginesUp(t *testing.T) {
 	stats := control.Stats{Sessions: map[string]int{}, EnginesUp: 1, EnginesTotal: 3, StateSync: true,
 		Engines: []control.EngineStatus{{Address: "10.0.0.1:9024", State: control.EngineConnected},
 			{Address: "10.0.0.2:9024", State: control.EngineIdle},
@@ -312,7 +312,7 @@ func (w *walkCounter) Sessions(prefix string, f func([]control.SessionInfo) erro
 // A state filter (no party) needs no walk of the whole table to say how
 // many match: Stats counts by state. The page asks every 2 s; with
 // ?state= it copied every session of a million-call table each time.
-func TestReviewStateFilterStopsAtTheLimit(t *testing.T) {
+func TestStateFilterStopsAtTheLimit(t *testing.T) {
 	w := &walkCounter{Backend: manyBackend()}
 	ts := newServer(t, w, "", "")
 	resp, body := do(t, ts, req{method: "GET", path: "/api/v1/sessions?state=pending&limit=10"})

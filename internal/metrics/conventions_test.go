@@ -16,7 +16,7 @@ import (
 // Every metric /metrics serves follows Prometheus' naming conventions
 // (promlint: counters end in _total, units in base units, help present),
 // and the text exposition is one promtool accepts.
-func TestReviewMetricsFollowConventions(t *testing.T) {
+func TestMetricsFollowConventions(t *testing.T) {
 	m := New("test", func() State {
 		return State{Started: time.Unix(1700000000, 0), Engines: []Engine{{Address: "10.0.0.1:9024", State: "connected"}},
 			SessionsPending: 1, SessionsInProgress: 2}
@@ -65,7 +65,7 @@ func TestReviewMetricsFollowConventions(t *testing.T) {
 // dropped after a timeout and is reopened by the next prepaid call:
 // callcontrol_engines_up counts it out, callcontrol_engine_up says 1).
 // promtool test rules evaluates the real rules file.
-func TestReviewRatingEngineDownAlertIgnoresIdleEngines(t *testing.T) {
+func TestRatingEngineDownAlertIgnoresIdleEngines(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -120,7 +120,7 @@ tests:
 // adds dialog.Counts: Retried = refused sends + timeouts; Failed =
 // Refused + Unendable): timeouts are retried, not failed, and nothing is
 // given up.
-func TestReviewDialogEndCountersHelpSaysWhatTheyCount(t *testing.T) {
+func TestDialogEndCountersHelpSaysWhatTheyCount(t *testing.T) {
 	help := map[string]string{}
 	for _, m := range metricList() {
 		s := m.desc.String()
