@@ -125,6 +125,12 @@ func (d *Daemon) start() (err error) {
 		}
 	}
 	cc := cfg.CallControl
+	ctx, cancel := context.WithCancel(context.Background())
+	d.ctx, d.cancel = ctx, cancel
+	// Before the restore: a big one is paced too (its records, decoded
+	// and dropped, would otherwise let the heap double).
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); paceGC(ctx, log) }()
 
 	// The socket comes first: a second daemon must fail before it touches
 	// the first one's state.
@@ -164,15 +170,18 @@ func (d *Daemon) start() (err error) {
 	if d.control, err = startControl(d); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.ctx, d.cancel = ctx, cancel
 	d.startChecks(ctx)
 	if len(ringing) > 0 {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); d.sessions.FindMissedAnswers(ctx, d.dialogs, ringing) }()
 	}
-	d.wg.Add(1)
-	go func() { defer d.wg.Done(); paceGC(ctx, len(sessions), log) }()
+	if len(sessions) >= 50_000 {
+		// The memory the restore used on its way goes back to the system
+		// now: the runtime would return it slowly, and the daemon would
+		// look half as big again as its table for minutes.
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); debug.FreeOSMemory() }()
+	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.housekeeping(ctx, cc.CheckInterval) }()
 	d.wg.Add(1)
@@ -195,14 +204,8 @@ func (d *Daemon) start() (err error) {
 }
 
 // paceGC keeps the heap near the table's size (internal/gcpace) until ctx
-// ends. After a big restore it first hands back to the system the memory
-// the restore used on its way (the records read, decoded and dropped):
-// the runtime would otherwise return it slowly, and the daemon would look
-// half as big again as its table for minutes.
-func paceGC(ctx context.Context, restored int, log *slog.Logger) {
-	if restored >= 50_000 {
-		debug.FreeOSMemory()
-	}
+// ends.
+func paceGC(ctx context.Context, log *slog.Logger) {
 	if gcpace.OperatorTuned() {
 		log.Info("GOGC or GOMEMLIMIT is set: the garbage collector's pace is left to it")
 		return
