@@ -34,7 +34,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
-	shellcheck init.d/callcontrol scripts/*.sh test/*.sh
+	shellcheck init.d/callcontrol scripts/*.sh test/*.sh .ci/run debian/postinst debian/postrm
 
 # OpenSIPS 3.4 and 3.6 for the end-to-end tests, built from ../shared/peers
 # into a cache outside the clone (nothing to do when cached). Without the

@@ -27,11 +27,16 @@ corpus_count() {
 	fi
 }
 
-for pkg in $("$GO" list ./...); do
+# An assignment, not the for list: a failing go list must fail the run,
+# not leave it with nothing to fuzz and "all targets ran".
+pkgs=$("$GO" list ./...) || { echo "fuzz: $GO list ./... failed"; exit 1; }
+ran=0
+for pkg in $pkgs; do
 	dir=$("$GO" list -f '{{.Dir}}' "$pkg")
 	targets=$(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/func //' || true)
 	for f in $targets; do
 		echo "fuzz $pkg $f"
+		ran=$((ran + 1))
 		for attempt in 1 2; do
 			before=$(corpus_count "$dir" "$f")
 			if "$GO" test -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" "$pkg" >"$out" 2>&1; then
@@ -50,4 +55,8 @@ for pkg in $("$GO" list ./...); do
 		done
 	done
 done
-echo "fuzz: all targets ran for $FUZZTIME each"
+if [ "$ran" -eq 0 ]; then
+	echo "fuzz: no fuzz target found: nothing was fuzzed"
+	exit 1
+fi
+echo "fuzz: all $ran targets ran for $FUZZTIME each"

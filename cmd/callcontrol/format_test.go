@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	_ "time/tzdata" // Europe/Amsterdam without the system's time zone data
 
 	"github.com/callcontrol/callcontrol/internal/control"
 )
@@ -48,9 +49,11 @@ var owed = []control.DebitInfo{
 }
 
 func amsterdam(t *testing.T) *time.Location {
+	// time/tzdata (imported by this test) has it where the system has no
+	// time zone data: the check never depends on the machine.
 	loc, err := time.LoadLocation("Europe/Amsterdam")
 	if err != nil {
-		t.Skip("no time zone data:", err)
+		t.Fatal(err)
 	}
 	return loc
 }

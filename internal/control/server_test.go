@@ -407,10 +407,24 @@ func TestAllowed(t *testing.T) {
 			}
 		})
 	}
-	// Supplementary groups come from the user database: find a user listed
-	// as a member of some group whose primary gid differs.
+	// Supplementary groups come from the user database: as root (CI),
+	// make a user listed as a member of another user's group; otherwise
+	// find such a user. A fresh machine may list none: CI must not skip
+	// the case for that.
 	uid, gid, ok := supplementaryMember()
+	if os.Geteuid() == 0 {
+		owner := testuser.Create(t)
+		g, err := user.LookupGroupId(strconv.Itoa(int(owner.GID)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		member := testuser.Create(t, g.Name)
+		uid, gid, ok = member.UID, int(owner.GID), true
+	}
 	if !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no user with a supplementary group here, and not root to make one")
+		}
 		t.Log("no user with a supplementary group here; skipping that case")
 		return
 	}
@@ -451,11 +465,14 @@ func supplementaryMember() (uint32, int, bool) {
 // credential check, not the file mode, is what refuses.
 func TestRealPeerCredentials(t *testing.T) {
 	if os.Getuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root to run a child as another uid")
+		}
 		t.Skip("needs root to run a child as another uid")
 	}
 	nogroup, err := user.LookupGroupId("65534")
 	if err != nil {
-		t.Skip("no group 65534:", err)
+		t.Fatal("no group 65534 (Debian's nogroup):", err)
 	}
 	// t.TempDir's parents are 0700: the child could not reach the socket.
 	dir, err := os.MkdirTemp("", "controltest")

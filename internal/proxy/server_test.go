@@ -110,6 +110,12 @@ func (h slowHandler) Handle(r *proxy.Request, _ time.Time) string {
 func TestSlowConnectionDelaysNoOther(t *testing.T) {
 	h := slowHandler{release: make(chan struct{})}
 	path, _ := startServer(t, limits(60), h)
+	// Released before the server is closed (cleanups run last first): a
+	// failure below must not leave Close waiting on the stalled request
+	// until the test binary's timeout.
+	var release sync.Once
+	releaseSlow := func() { release.Do(func() { close(h.release) }) }
+	t.Cleanup(releaseSlow)
 	slow := dial(t, path)
 	if err := slow.Send("stop\r\ncallid: slow\r\n\r\n"); err != nil {
 		t.Fatal(err)
@@ -121,7 +127,7 @@ func TestSlowConnectionDelaysNoOther(t *testing.T) {
 			t.Fatalf("got %q", got)
 		}
 	}
-	close(h.release)
+	releaseSlow()
 	if got, err := slow.Reply(); got != "Ok" {
 		t.Fatalf("slow: got %q, %v", got, err)
 	}

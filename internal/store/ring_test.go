@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,6 +252,11 @@ func TestWaitWrittenBeforeTheFsync(t *testing.T) {
 	l, _ := mustOpen(t, dir, Options{})
 	defer l.Close()
 	release := make(chan struct{})
+	// Released before Close (deferred later, run first): after a failure
+	// below, Close would wait on the held fsync until the test timeout.
+	var released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	defer free()
 	l.beforeSync = func() { <-release } // set before the Apply that wakes the writer
 	c := l.Apply(Put("k", []byte("v")))
 	if err := c.WaitWritten(time.Now().Add(10 * time.Second)); err != nil {
@@ -264,7 +270,7 @@ func TestWaitWrittenBeforeTheFsync(t *testing.T) {
 	l2, live := mustOpen(t, killedCopy(t, dir), Options{})
 	equalMaps(t, live, map[string]string{"k": "v"})
 	l2.Close()
-	close(release)
+	free()
 	mustWait(t, c)
 }
 

@@ -11,8 +11,8 @@ import (
 
 // The daemon starts before Kamailio here, so its start-time check of the
 // management socket fails with one WARNING naming the cause and the
-// option; a reload once Kamailio runs checks again, and the real Kamailio
-// answers core.version.
+// option; the daemon's rechecks and, once Kamailio runs, a reload check
+// again, and the real Kamailio answers core.version.
 func TestManagementSocketCheckAgainstKamailio(t *testing.T) {
 	s := StartStack(t, StackConfig{Limit: "60", Extra: "[CDRTool]\naddress =\n"})
 	if s.Daemon == nil {
@@ -31,16 +31,22 @@ func TestManagementSocketCheckAgainstKamailio(t *testing.T) {
 	if w := d.LogLines("calls the proxy flags prepaid will be refused"); len(w) != 1 {
 		t.Fatalf("no-engine warning lines: %q", w)
 	}
+	// The daemon's own rechecks (check_interval) find Kamailio too, and
+	// stop once it answered: only after that does a new answer show
+	// that the reload checked again.
+	answers := func() []string { return d.LogLines(`msg="proxy management socket answers"`) }
+	harness.WaitFor(t, "a check that Kamailio answers", d.Proc(), 15*time.Second, func() bool { return len(answers()) > 0 })
+	before := len(answers())
 	if err := d.Proc().Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	harness.WaitFor(t, "check after reload", d.Proc(), 10*time.Second, func() bool {
-		return len(d.LogLines(`msg="proxy management socket answers"`)) > 0
+		return len(answers()) > before
 	})
-	ok := d.LogLines(`msg="proxy management socket answers"`)
-	t.Logf("start: %q; after reload: %q", d.LogLines(`msg="proxy management socket check failed`), ok)
-	if !strings.Contains(ok[0], `version="kamailio 5.`) {
-		t.Fatalf("answer from the real Kamailio: %q", ok[0])
+	ok := answers()
+	t.Logf("start: %q; answers: %q", d.LogLines(`msg="proxy management socket check failed`), ok)
+	if !strings.Contains(ok[before], `version="kamailio 5.`) {
+		t.Fatalf("answer from the real Kamailio: %q", ok[before])
 	}
 	if n := s.Spy.Count("core.version"); n < 1 {
 		t.Fatalf("core.version requests seen by the spy: %d", n)

@@ -298,7 +298,13 @@ func TestFullDiskRefuseMode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(ini, []byte(strings.Replace(string(b), "sync = yes\n", "sync = yes\nstate_failure = refuse\n", 1)), 0o644)
+		refuse := strings.Replace(string(b), "sync = yes\n", "sync = yes\nstate_failure = refuse\n", 1)
+		if refuse == string(b) {
+			t.Fatalf("config.ini has no \"sync = yes\" line to put state_failure = refuse after:\n%s", b)
+		}
+		if err := os.WriteFile(ini, []byte(refuse), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	})
 	w.calls("before", 20)
 	filler := fill(t, state)
@@ -314,7 +320,9 @@ func TestFullDiskRefuseMode(t *testing.T) {
 		case reply == "Error":
 			refused++
 		case reply == "Limited":
-			w.px.Call(proxytest.Request("start", "callid", id, "dialogid", fmt.Sprintf("1:%d", i)))
+			if reply, err := w.px.Call(proxytest.Request("start", "callid", id, "dialogid", fmt.Sprintf("1:%d", i))); err != nil || reply != "Ok" {
+				t.Fatalf("start %s: %q %v", id, reply, err)
+			}
 			w.answered = append(w.answered, id)
 		default:
 			t.Fatalf("init %s: %q", id, reply)

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -47,6 +48,12 @@ func NewDaemon(t testing.TB, dir string) *Daemon {
 	}
 	t.Cleanup(func() {
 		d.Kill()
+		// A race-enabled daemon reports a data race on its stderr (the
+		// log) and runs on; its exit status would say so only at a clean
+		// exit, and most tests end it with SIGKILL.
+		if b, _ := os.ReadFile(d.log); bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+			t.Error("callcontrold reported a data race (its log below)")
+		}
 		if t.Failed() {
 			DumpLog(t, "callcontrold", d.log)
 		}

@@ -280,6 +280,17 @@ func TestStopRestartHang(t *testing.T) {
 	e.SetDelay(time.Hour)
 	c, _ = dial(t, e)
 	io.WriteString(c, "x\n")
-	time.Sleep(20 * time.Millisecond)
-	e.Stop()
+	// Recorded before the delay: from then on the answer is being held.
+	for deadline := time.Now().Add(10 * time.Second); len(e.Requests()) < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the delayed request was never read: %q", e.Requests())
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { e.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop still waits on an answer delayed by an hour")
+	}
 }
