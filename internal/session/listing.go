@@ -204,15 +204,3 @@ func (m *Manager) eachChunked(gone func() bool, visit func(s *Session), flush fu
 		}
 	}
 }
-
-// count tallies the sessions in chunks, without copying them.
-func (m *Manager) count() (pending, inProgress int) {
-	m.eachChunked(nil, func(s *Session) {
-		if s.InProgress() {
-			inProgress++
-		} else {
-			pending++
-		}
-	}, nil)
-	return pending, inProgress
-}

@@ -149,6 +149,7 @@ type Manager struct {
 	closed   bool
 	recheck  rechecks
 	timers   timers
+	answered int // calls in the table answered: Counts needs no walk
 
 	unrated refusals      // inits answered Error because no engine could rate the call
 	listing chan struct{} // one slot: one listing at a time (see Walk)
@@ -616,7 +617,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 		return ReplyOk
 	}
 	now := m.now()
-	s.Answered = now
+	m.answerLocked(s, now)
 	if id, err := sipdialog.ParseID(dialogID); err == nil {
 		s.Dialog, s.HasDialog = id, true
 	} else if m.canEndEarly() {
@@ -1041,6 +1042,9 @@ func (m *Manager) setEndLocked(s *Session, end time.Time) {
 
 func (m *Manager) addLocked(s *Session) {
 	m.calls[s.CallID] = s
+	if s.InProgress() {
+		m.answered++
+	}
 	m.parties[s.Party] = append(m.parties[s.Party], s)
 	m.order.add(s)
 	if s.Engine != "" && m.rater != nil {
@@ -1048,8 +1052,19 @@ func (m *Manager) addLocked(s *Session) {
 	}
 }
 
+// answerLocked marks s, in the table, answered at at.
+func (m *Manager) answerLocked(s *Session, at time.Time) {
+	if !s.InProgress() {
+		m.answered++
+	}
+	s.Answered = at
+}
+
 func (m *Manager) removeLocked(s *Session) {
 	delete(m.calls, s.CallID)
+	if s.InProgress() {
+		m.answered--
+	}
 	m.order.remove(s)
 	m.stopTimerLocked(s)
 	calls := m.parties[s.Party]
@@ -1073,33 +1088,62 @@ func (m *Manager) removeLocked(s *Session) {
 
 // Housekeep drops calls never answered within the setup time (0 s debit)
 // and ends answered calls without a timer older than the stale timeout.
+// It finds them a chunk of the table at a time, and ends them a chunk at a
+// time, letting the proxy's requests in between: a million calls are never
+// scanned in one hold of the lock those requests take.
 func (m *Manager) Housekeep() {
 	lim := m.Limits()
 	now := m.now()
-	var ended []ending
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return
-	}
-	for _, s := range m.calls {
-		switch {
-		case !s.InProgress() && now.Sub(s.Created) >= lim.SetupTime:
-			if _, waits := m.unheard[s.CallID]; waits && now.Before(m.unheardUntil) {
-				continue // it may have been answered while the daemon was down
+	var due []*Session
+	m.eachChunked(nil, func(s *Session) {
+		if m.housekeepDueLocked(s, now, lim) {
+			due = append(due, s) // checked again below: it may end meanwhile
+		}
+	}, nil)
+	for len(due) > 0 {
+		chunk := due[:min(len(due), listChunk)]
+		due = due[len(chunk):]
+		var ended []ending
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return
+		}
+		for _, s := range chunk {
+			if m.calls[s.CallID] != s || !m.housekeepDueLocked(s, now, lim) {
+				continue
 			}
-			if e, ok := m.setupTimeLocked(s, now, lim); ok {
+			if s.InProgress() {
+				ended = append(ended, m.endLocked(s, now, true, "stale"))
+			} else if e, ok := m.setupTimeLocked(s, now, lim); ok {
 				ended = append(ended, e)
 			}
-		case s.InProgress() && s.EndAt.IsZero() && now.Sub(s.Created) >= lim.StaleTimeout:
-			ended = append(ended, m.endLocked(s, now, true, "stale"))
+		}
+		m.mu.Unlock()
+		for _, e := range ended {
+			m.finish(e)
 		}
 	}
-	m.expireAtAnswerLocked(now, lim)
-	m.mu.Unlock()
-	for _, e := range ended {
-		m.finish(e)
+	m.mu.Lock()
+	if !m.closed {
+		m.expireAtAnswerLocked(now, lim)
 	}
+	m.mu.Unlock()
+}
+
+// housekeepDueLocked says whether housekeeping ends s: ringing past the
+// setup time (unless the proxy has yet to say whether it was answered
+// while the daemon was down), or answered with no end past the stale
+// timeout.
+func (m *Manager) housekeepDueLocked(s *Session, now time.Time, lim Limits) bool {
+	switch {
+	case !s.InProgress() && now.Sub(s.Created) >= lim.SetupTime:
+		_, waits := m.unheard[s.CallID]
+		return !waits || !now.Before(m.unheardUntil)
+	case s.InProgress() && s.EndAt.IsZero() && now.Sub(s.Created) >= lim.StaleTimeout:
+		return true
+	}
+	return false
 }
 
 // Restore loads sessions saved before a restart: timers re-armed from
@@ -1195,9 +1239,7 @@ func (m *Manager) Get(callID string) (Session, bool) {
 
 // Counts returns how many sessions and parties are tracked.
 func (m *Manager) Counts() (pending, inProgress, parties int) {
-	pending, inProgress = m.count()
 	m.mu.Lock()
-	parties = len(m.parties)
-	m.mu.Unlock()
-	return pending, inProgress, parties
+	defer m.mu.Unlock()
+	return len(m.calls) - m.answered, m.answered, len(m.parties)
 }

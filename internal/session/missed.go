@@ -302,7 +302,7 @@ func (m *Manager) answeredMeanwhileLocked(s *Session, f sipdialog.Found, log cal
 	now := m.now()
 	told := !f.AnsweredAt.IsZero()
 	answered := clampTime(f.AnsweredAt, s.Created, now) // not told: from its setup
-	s.Answered = answered
+	m.answerLocked(s, answered)
 	if f.HasDialog {
 		s.Dialog, s.HasDialog = f.Dialog, true
 	}
@@ -345,7 +345,7 @@ func (m *Manager) answeredAndEndedMeanwhileLocked(s *Session, f sipdialog.Found,
 	now := m.now()
 	answered := clampTime(f.AnsweredAt, s.Created, now)
 	ended := clampTime(f.EndedAt, answered, now)
-	s.Answered = answered
+	m.answerLocked(s, answered)
 	if s.Limit != NoLimit {
 		s.EndAt = answered.Add(time.Duration(s.Limit) * time.Second) // endLocked caps the duration there
 	}

@@ -140,6 +140,7 @@ func newFixture(t *testing.T, lim Limits, answer func(rating.Request) (rating.Ma
 	}
 	f.m = NewManager(lim, r, &dialogtest.Ender[dialog.Target]{C: f.ch}, f.j, slog.New(slog.DiscardHandler))
 	t.Cleanup(f.m.Shutdown)
+	t.Cleanup(func() { checkCounts(t, f.m) }) // runs first
 	return f
 }
 
@@ -593,5 +594,15 @@ func TestReleaseAsked(t *testing.T) {
 	}
 	if _, ok := f.m.Get("kept"); !ok {
 		t.Fatal("the session beside its mark was dropped")
+	}
+}
+
+// checkCounts checks the manager's counters of ringing and answered calls
+// against a walk of its table.
+func checkCounts(t *testing.T, m *Manager) {
+	t.Helper()
+	pending, inProgress, _ := m.Counts()
+	if wp, wi := m.WalkCounts(); pending != wp || inProgress != wi {
+		t.Errorf("Counts says %d ringing and %d answered; the table holds %d and %d", pending, inProgress, wp, wi)
 	}
 }
