@@ -79,29 +79,37 @@ func (m *Manager) wakeAtLocked(at, now int64) {
 	t.wakeAt = at
 }
 
-// fireTimers runs on the wake-up: it takes every call due off the heap,
-// sets the wake-up for the next, and expires those due.
+// fireTimers runs on the wake-up: it takes the calls due off the heap,
+// listChunk at a time per hold of the lock (100,000 may be due together:
+// the proxy's requests get in between), expires them, and sets the
+// wake-up for the next.
 func (m *Manager) fireTimers() {
-	m.mu.Lock()
-	t := &m.timers
-	t.wakeAt = 0
-	if m.closed {
+	for {
+		m.mu.Lock()
+		t := &m.timers
+		t.wakeAt = 0
+		if m.closed {
+			m.mu.Unlock()
+			return
+		}
+		now := m.now().UnixNano()
+		var due []*Session
+		for len(t.heap) > 0 && t.heap[0].at <= now && len(due) < listChunk {
+			s := t.heap[0].s
+			m.stopTimerLocked(s)
+			due = append(due, s)
+		}
+		more := len(t.heap) > 0 && t.heap[0].at <= now
+		if len(t.heap) > 0 && !more {
+			m.wakeAtLocked(t.heap[0].at, now)
+		}
 		m.mu.Unlock()
-		return
-	}
-	now := m.now().UnixNano()
-	var due []*Session
-	for len(t.heap) > 0 && t.heap[0].at <= now {
-		s := t.heap[0].s
-		m.stopTimerLocked(s)
-		due = append(due, s)
-	}
-	if len(t.heap) > 0 {
-		m.wakeAtLocked(t.heap[0].at, now)
-	}
-	m.mu.Unlock()
-	for _, s := range due {
-		go m.expire(s)
+		for _, s := range due {
+			go m.expire(s)
+		}
+		if !more {
+			return
+		}
 	}
 }
 
