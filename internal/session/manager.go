@@ -150,6 +150,7 @@ type Manager struct {
 	recheck  rechecks
 	timers   timers
 	answered int // calls in the table answered: Counts needs no walk
+	noDialog noDialogWatch
 
 	unrated refusals      // inits answered Error because no engine could rate the call
 	listing chan struct{} // one slot: one listing at a time (see Walk)
@@ -618,6 +619,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	}
 	now := m.now()
 	m.answerLocked(s, now)
+	m.noDialog.answered = true
 	if id, err := sipdialog.ParseID(dialogID); err == nil {
 		s.Dialog, s.HasDialog = id, true
 	} else if m.canEndEarly() {
@@ -885,8 +887,13 @@ func (m *Manager) Stop(callID string) Reply {
 		newCallLog(m.log, callID).Info("stop of a call restored ringing: held until the proxy says whether it was answered")
 		return ReplyOk
 	}
+	tell := m.noDialog.stoppedLocked(s, now)
 	e := m.endLocked(s, now, false, "stop")
 	m.mu.Unlock()
+	if tell {
+		m.log.Error("no call has been answered, and calls end within 20 ms of their init: the proxy makes no dialogs for them, so none is limited (Kamailio: the dialog module's dlg_flag is not set)",
+			"calls", quickStopsToTell, "fix", `set modparam("dialog", "dlg_flag", N) in kamailio.cfg`)
+	}
 	// Ok to a stop promises the proxy nothing, so the reply does not
 	// outwait its deadline for the record (and its debit) to be durable.
 	m.finishBy(e, answerBy(now, m.Limits().ProxyTimeout))

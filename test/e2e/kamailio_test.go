@@ -25,6 +25,10 @@ type KamailioConfig struct {
 	// Kamailio's own directory. Set it when the daemon must know the path
 	// before Kamailio starts.
 	RPCSocket string
+	// NoDialogFlag leaves out the dialog module's dlg_flag (the modparam,
+	// and the setflag before call_control()): the misconfiguration that
+	// makes no dialogs, so that no call is limited.
+	NoDialogFlag bool
 }
 
 // Kamailio is a running Kamailio on 127.0.0.1:Port.
@@ -71,6 +75,9 @@ func StartKamailio(t testing.TB, cfg KamailioConfig) *Kamailio {
 		}
 		if cfg.CCTimeoutMS > 0 {
 			args = append(args, "-A", "CC_TIMEOUT="+strconv.Itoa(cfg.CCTimeoutMS))
+		}
+		if cfg.NoDialogFlag {
+			args = append(args, "-A", "NO_DLG_FLAG")
 		}
 		k.Proc = harness.StartProc(t, "kamailio", filepath.Join(dir, fmt.Sprintf("kamailio-%d.log", attempt)), bin, args...)
 		// Ready when the SIP port is bound and the RPC process answers.

@@ -14,6 +14,9 @@ type StackConfig struct {
 	// OpenSIPS, if set, puts OpenSIPS in front of the daemon instead of
 	// Kamailio.
 	OpenSIPS *OpenSIPSConfig
+	// NoDialogFlag: Kamailio's route does not set the dialog module's
+	// dlg_flag (KamailioConfig.NoDialogFlag).
+	NoDialogFlag bool
 }
 
 // Stack is callcontrold with a proxy (Kamailio or OpenSIPS) in front of it, and an
@@ -55,7 +58,7 @@ func StartStack(t testing.TB, cfg StackConfig) *Stack {
 		s.OpenSIPS = StartOpenSIPS(t, o)
 		s.Proxy = s.OpenSIPS
 	} else {
-		s.Kamailio = StartKamailio(t, KamailioConfig{CCSocket: s.Socket, RPCSocket: s.KamRPC})
+		s.Kamailio = StartKamailio(t, KamailioConfig{CCSocket: s.Socket, RPCSocket: s.KamRPC, NoDialogFlag: cfg.NoDialogFlag})
 		s.Proxy = s.Kamailio
 	}
 	return s
