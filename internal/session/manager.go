@@ -174,6 +174,7 @@ func NewManager(l Limits, rater Rater, ender sipdialog.Ender, j Journal, log *sl
 		calls: make(map[string]*Session), parties: make(map[string][]*Session), atAnswer: make(map[string]*Session),
 		listing: make(chan struct{}, 1), missedPoke: make(chan struct{}, 1)}
 	m.recheck.init()
+	m.timers.base = time.Now()
 	m.SetLimits(l)
 	return m
 }

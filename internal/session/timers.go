@@ -10,22 +10,31 @@ import "time"
 // function would be: an end waits for its journal write (an fsync with
 // sync = yes), which must not hold up the next call's.
 //
+// Times are kept as nanoseconds since base, the manager's creation, taken
+// from the monotonic clock where the time has it (what the calls of this
+// run got): a step of the system's clock neither ends calls early nor
+// lets them run late. A time restored from disk has no monotonic reading
+// and counts by the wall clock, as it must.
+//
 // Every method is called with the manager's lock held.
 type timers struct {
+	base   time.Time
 	heap   []timerSlot
 	wake   *time.Timer
-	wakeAt int64 // unix nanoseconds wake is set for; 0 when not set
+	wakeAt int64 // since base, when wake is set for; 0 when not set
 }
 
 type timerSlot struct {
-	at int64 // unix nanoseconds
+	at int64 // nanoseconds since base
 	s  *Session
 }
+
+func (t *timers) since(at time.Time) int64 { return int64(at.Sub(t.base)) }
 
 // set arms s's timer for at, moving it if armed already.
 func (m *Manager) setTimerLocked(s *Session, at, now time.Time) {
 	t := &m.timers
-	a := at.UnixNano()
+	a := t.since(at)
 	if i := s.timerAt - 1; i >= 0 {
 		old := t.heap[i].at
 		t.heap[i].at = a
@@ -40,7 +49,7 @@ func (m *Manager) setTimerLocked(s *Session, at, now time.Time) {
 		t.up(len(t.heap) - 1)
 	}
 	if top := t.heap[0].at; t.wakeAt == 0 || top < t.wakeAt {
-		m.wakeAtLocked(top, now.UnixNano())
+		m.wakeAtLocked(top, t.since(now))
 	}
 }
 
@@ -92,7 +101,7 @@ func (m *Manager) fireTimers() {
 			m.mu.Unlock()
 			return
 		}
-		now := m.now().UnixNano()
+		now := t.since(m.now())
 		var due []*Session
 		for len(t.heap) > 0 && t.heap[0].at <= now && len(due) < listChunk {
 			s := t.heap[0].s
