@@ -93,6 +93,9 @@ func (d *Daemon) notReady() []string {
 		problems = append(problems, "the proxy socket is not served yet")
 	} else if fi, err := os.Stat(sock); err != nil || fi.Mode().Type() != fs.ModeSocket {
 		problems = append(problems, fmt.Sprintf("the proxy socket %s is gone: the proxy cannot connect (restart callcontrold)", sock))
+	} else if since, err := d.proxySrv.AcceptFailing(); !since.IsZero() {
+		problems = append(problems, fmt.Sprintf("the proxy socket %s has accepted no connection since %s: %v (a proxy that connects now is not served)",
+			sock, since.UTC().Format(time.RFC3339), err))
 	}
 	if st := d.state.Stats(); st.Failing {
 		problems = append(problems, fmt.Sprintf("the state log's last write failed (%d errors since start): calls are not durable, check the disk of %s",

@@ -53,7 +53,12 @@ type Server struct {
 	stop   context.CancelFunc
 
 	requests atomic.Uint64
+	accepts  unixsock.AcceptHealth
 }
+
+// AcceptFailing returns since when accepting connections has failed (out
+// of file descriptors, say), and why; zero and nil while it works.
+func (s *Server) AcceptFailing() (since time.Time, err error) { return s.accepts.Failing() }
 
 // NewServer serves ln with h. With debug set, every request and reply is
 // logged (the wire traffic).
@@ -67,7 +72,7 @@ func (s *Server) Requests() uint64 { return s.requests.Load() }
 
 // Serve accepts connections until Close; it returns nil after Close.
 func (s *Server) Serve() error {
-	unixsock.Serve(s.ctx, s.ln, s.log, "proxy socket", func(c net.Conn) {
+	unixsock.ServeReporting(s.ctx, s.ln, s.log, "proxy socket", &s.accepts, func(c net.Conn) {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -27,6 +28,37 @@ const (
 // would leave the daemon running but deaf. A run of failures is logged
 // once when it starts, at error level, and once when accepting works again.
 func Serve(ctx context.Context, ln net.Listener, log *slog.Logger, name string, handle func(net.Conn)) {
+	ServeReporting(ctx, ln, log, name, nil, handle)
+}
+
+// AcceptHealth is what ServeReporting says of its accept loop, for a
+// readiness check: a daemon whose socket accepts nothing is not ready,
+// though it runs. The zero value is ready to use.
+type AcceptHealth struct {
+	mu    sync.Mutex
+	since time.Time
+	err   error
+}
+
+// Failing returns since when accepting has failed, and the last error;
+// zero and nil while it works.
+func (h *AcceptHealth) Failing() (since time.Time, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.since, h.err
+}
+
+func (h *AcceptHealth) set(since time.Time, err error) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.since, h.err = since, err
+	h.mu.Unlock()
+}
+
+// ServeReporting is Serve that also keeps health (nil: none) up to date.
+func ServeReporting(ctx context.Context, ln net.Listener, log *slog.Logger, name string, health *AcceptHealth, handle func(net.Conn)) {
 	var (
 		backoff  time.Duration
 		failures int
@@ -38,6 +70,7 @@ func Serve(ctx context.Context, ln net.Listener, log *slog.Logger, name string, 
 			if failures > 0 {
 				log.Info(name+": accepting connections again", "failed_accepts", failures, "after", time.Since(since).Round(time.Millisecond))
 				backoff, failures = 0, 0
+				health.set(time.Time{}, nil)
 			}
 			handle(c)
 			continue
@@ -49,6 +82,7 @@ func Serve(ctx context.Context, ln net.Listener, log *slog.Logger, name string, 
 			since = time.Now()
 			log.Error(name+": accept failed; retrying with backoff until it works (logged again only then)", "err", err, "max_backoff", maxBackoff)
 		}
+		health.set(since, err)
 		failures++
 		backoff = min(max(2*backoff, firstBackoff), maxBackoff)
 		t := time.NewTimer(backoff)

@@ -171,3 +171,29 @@ func TestServeStopsOnClose(t *testing.T) {
 	ln.Close()
 	<-done
 }
+
+// While accepting fails, the health says since when and why; once a
+// connection is accepted again, it says nothing.
+func TestServeReportsAFailingAcceptLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ln := newFakeListener(append(errs(syscall.EMFILE, 9), nil)...)
+		var h AcceptHealth
+		began := time.Now()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ServeReporting(context.Background(), ln, slog.New(slog.DiscardHandler), "s", &h, func(c net.Conn) { c.Close() })
+		}()
+		time.Sleep(100 * time.Millisecond) // within the failures' backoff
+		if since, err := h.Failing(); !since.Equal(began) || err == nil {
+			t.Fatalf("while failing: since %v (want %v), err %v", since, began, err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if since, err := h.Failing(); !since.IsZero() || err != nil {
+			t.Fatalf("after a connection was accepted: since %v, err %v", since, err)
+		}
+		ln.Close()
+		<-done
+	})
+}
