@@ -926,13 +926,27 @@ type ending struct {
 	reason   string
 	duration int
 	bye      bool
+	target   sipdialog.Target // the dialog to end, when bye
 	debit    bool
 }
 
 func (m *Manager) finish(e ending) { m.finishBy(e, time.Time{}) }
 
-// finishBy is finish waiting for the journal until by at the most.
+// byeWriteBound is the longest the request to end a dialog waits for its
+// batch to be written: on a disk that does not write, the call is cut
+// all the same.
+const byeWriteBound = 50 * time.Millisecond
+
+// finishBy is finish waiting for the journal until by at the most. The
+// request to end the dialog leaves once its batch (the call's end, its
+// debit and the request's own record) is written, or a kill -9 right
+// after it could leave a call the proxy ended restored as in progress
+// (TestReviewByeLeavesAfterItsRecordIsWritten).
 func (m *Manager) finishBy(e ending, by time.Time) {
+	if e.bye {
+		_ = e.wait(time.Now().Add(byeWriteBound)) // a failure is logged below
+		m.ender.End(e.target)
+	}
 	m.logEnded(e)
 	m.waitLogged(e.wait, e.s.CallID, by)
 }
@@ -991,26 +1005,26 @@ func (m *Manager) finishKeepingLocked(s *Session, duration int, bye bool, reason
 		debit = m.owed(s, duration)
 	}
 	// The end, its debit and the request to end the dialog are staged in
-	// the journal in one batch before the request is queued, so whoever
-	// sees the BYE can also see the debit owed, and a crash loses neither.
+	// the journal in one batch; the request is handed to the proxy once
+	// that batch is written (finishBy), outside the lock, so whoever sees
+	// the BYE can also see the debit owed, and a crash loses neither.
 	bye = bye && (s.InProgress() || m.canEndEarly())
 	var wait Wait
+	var t sipdialog.Target
 	switch {
 	case bye:
-		var t sipdialog.Target
 		target := sipdialog.Target{CallID: s.CallID, Dialog: s.Dialog, NoID: !s.HasDialog}
 		if keep != nil {
 			wait, t = m.journal.EndWithByeAtAnswer(s.CallID, debit, target, keep)
 		} else {
 			wait, t = m.journal.EndWithBye(s.CallID, debit, target)
 		}
-		m.ender.End(t)
 	case keep != nil:
 		wait = m.journal.EndAtAnswer(s.CallID, debit, keep)
 	default:
 		wait = m.journal.End(s.CallID, debit)
 	}
-	return ending{s: s, wait: wait, reason: reason, duration: duration, bye: bye, debit: debit != nil}
+	return ending{s: s, wait: wait, reason: reason, duration: duration, bye: bye, target: t, debit: debit != nil}
 }
 
 func (m *Manager) owed(s *Session, duration int) *Owed {
