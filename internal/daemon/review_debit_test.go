@@ -80,3 +80,41 @@ func TestReviewDebitOwedAcrossARunWithoutEngine(t *testing.T) {
 		t.Fatalf("call a debited %v, want once; engine saw %q", got, eng.Requests())
 	}
 }
+
+// TestReviewDebitOwedToEngineRemovedAtRestart: a prepaid call ends while
+// its engine is down; the daemon is restarted with that engine replaced
+// by another in the configuration. The debit never reached the old
+// engine, so the new one, which does not know the call, is sent it with
+// Force=1 after its Failed: debited once, there.
+func TestReviewDebitOwedToEngineRemovedAtRestart(t *testing.T) {
+	oldEng := ratingtest.New(t)
+	newEng := ratingtest.New(t)
+	for _, eng := range []*ratingtest.Engine{oldEng, newEng} {
+		eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 1})
+		eng.SetRate("0031", ratingtest.PerMinute(0.10))
+	}
+	e := newEnv(t, "", "[CDRTool]\naddress = "+oldEng.Addr()+"\ntimeout = 300\nrecheck_interval = 0\n")
+	if got := e.call(initReq("p1", "alice")); got != "Limited" {
+		t.Fatalf("init: %q", got)
+	}
+	if got := e.call("start\ncallid: p1\ndialogid: 1:1"); got != "Ok" {
+		t.Fatalf("start: %q", got)
+	}
+	time.Sleep(1100 * time.Millisecond) // a billed second
+	oldEng.Stop()
+	if got := e.call("stop\ncallid: p1"); got != "Ok" {
+		t.Fatal(got)
+	}
+	e.d.Stop()
+	e.d = nil
+
+	e.writeConfig("", "[CDRTool]\naddress = "+newEng.Addr()+"\ntimeout = 300\nrecheck_interval = 0\n")
+	e.start()
+	e.waitNoDebitOwed()
+	if d := newEng.Debited("p1"); len(d) != 1 || d[0] != 1 {
+		t.Fatalf("new engine debited %v, want 1 s once; it saw %q", d, newEng.Requests())
+	}
+	if d := oldEng.Debited("p1"); len(d) != 0 {
+		t.Fatalf("old engine debited %v", d)
+	}
+}
