@@ -944,8 +944,16 @@ const byeWriteBound = 50 * time.Millisecond
 // (TestReviewByeLeavesAfterItsRecordIsWritten).
 func (m *Manager) finishBy(e ending, by time.Time) {
 	if e.bye {
+		// The Wait's deadline does not bound it on every journal (without
+		// fsync the waiter copies its batch itself, and drains a full ring
+		// to a disk that may be stalled): a timer sends the request at
+		// the bound if the write has not returned by then.
+		var once sync.Once
+		bye := func() { once.Do(func() { m.ender.End(e.target) }) }
+		t := time.AfterFunc(byeWriteBound, bye)
 		_ = e.wait(time.Now().Add(byeWriteBound)) // a failure is logged below
-		m.ender.End(e.target)
+		t.Stop()
+		bye()
 	}
 	m.logEnded(e)
 	m.waitLogged(e.wait, e.s.CallID, by)
