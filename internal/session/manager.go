@@ -301,6 +301,14 @@ func letGoOf(reply Reply, engine string) initDecision {
 func (m *Manager) cleanUp(c *initCall, r *InitRequest, d initDecision) {
 	switch d.cleanup {
 	case letGo:
+		if c.releaseFirst != nil {
+			// Refused before rate delivered it (the call limit of the
+			// party the call is now billed to): the call's old session
+			// is gone, so the earlier question is owed here, durably
+			// (TestReviewSerialForkRefusedAtCallLimitReleasesTheFirstQuestion).
+			m.journal.Release(r.CallID, c.releaseFirst)
+			c.releaseFirst = nil
+		}
 		if d.engine == "" {
 			if c.asked {
 				m.journal.Settle(r.CallID)
@@ -448,8 +456,10 @@ func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
 			m.waitLogged(asked, r.CallID, by)
 			m.refuseUnrated(log, engine, err)
 			m.journal.Release(r.CallID, c.releaseFirst) // owed durably; clears the mark
+			c.releaseFirst = nil
 			return answer(ReplyError)
 		}
+		c.releaseFirst = nil // delivered
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), by)
 	mt, err := m.rater.MaxSessionTime(ctx, engine, rating.Request{CallID: r.CallID, From: c.party, To: r.RURI,
