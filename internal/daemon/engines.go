@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -87,7 +88,10 @@ func (e *engines) count(engine, request string, err error, t0 time.Time) {
 // DebitBalance delivers a debit for the spool.
 func (e *engines) DebitBalance(ctx context.Context, engine string, d rating.Debit) (rating.DebitReply, error) {
 	if e.pool == nil {
-		return rating.DebitReply{}, errNoRating
+		// Certainly not sent: the spool must not take it for fate
+		// unknown, or the engine's Failed, once it is back, would drop
+		// it as already applied (TestReviewDebitOwedAcrossARunWithoutEngine).
+		return rating.DebitReply{}, fmt.Errorf("%w: %w", rating.ErrNotSent, errNoRating)
 	}
 	ctx, cancel := context.WithTimeout(ctx, debitTimeout)
 	defer cancel()

@@ -303,6 +303,14 @@ func letGoOf(reply Reply, engine string) initDecision {
 func (m *Manager) cleanUp(c *initCall, r *InitRequest, d initDecision) {
 	switch d.cleanup {
 	case letGo:
+		if c.releaseFirst != nil {
+			// Refused before rate delivered it (the call limit of the
+			// party the call is now billed to): the call's old session
+			// is gone, so the earlier question is owed here, durably
+			// (TestReviewSerialForkRefusedAtCallLimitReleasesTheFirstQuestion).
+			m.journal.Release(r.CallID, c.releaseFirst)
+			c.releaseFirst = nil
+		}
 		if d.engine == "" {
 			if c.asked {
 				m.journal.Settle(r.CallID)
@@ -450,8 +458,10 @@ func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
 			m.waitLogged(asked, r.CallID, by)
 			m.refuseUnrated(log, engine, err)
 			m.journal.Release(r.CallID, c.releaseFirst) // owed durably; clears the mark
+			c.releaseFirst = nil
 			return answer(ReplyError)
 		}
+		c.releaseFirst = nil // delivered
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), by)
 	mt, err := m.rater.MaxSessionTime(ctx, engine, rating.Request{CallID: r.CallID, From: c.party, To: r.RURI,
@@ -934,13 +944,35 @@ type ending struct {
 	reason   string
 	duration int
 	bye      bool
+	target   sipdialog.Target // the dialog to end, when bye
 	debit    bool
 }
 
 func (m *Manager) finish(e ending) { m.finishBy(e, time.Time{}) }
 
-// finishBy is finish waiting for the journal until by at the most.
+// byeWriteBound is the longest the request to end a dialog waits for its
+// batch to be written: on a disk that does not write, the call is cut
+// all the same.
+const byeWriteBound = 50 * time.Millisecond
+
+// finishBy is finish waiting for the journal until by at the most. The
+// request to end the dialog leaves once its batch (the call's end, its
+// debit and the request's own record) is written, or a kill -9 right
+// after it could leave a call the proxy ended restored as in progress
+// (TestReviewByeLeavesAfterItsRecordIsWritten).
 func (m *Manager) finishBy(e ending, by time.Time) {
+	if e.bye {
+		// The Wait's deadline does not bound it on every journal (without
+		// fsync the waiter copies its batch itself, and drains a full ring
+		// to a disk that may be stalled): a timer sends the request at
+		// the bound if the write has not returned by then.
+		var once sync.Once
+		bye := func() { once.Do(func() { m.ender.End(e.target) }) }
+		t := time.AfterFunc(byeWriteBound, bye)
+		_ = e.wait(time.Now().Add(byeWriteBound)) // a failure is logged below
+		t.Stop()
+		bye()
+	}
 	m.logEnded(e)
 	m.waitLogged(e.wait, e.s.CallID, by)
 }
@@ -999,26 +1031,26 @@ func (m *Manager) finishKeepingLocked(s *Session, duration int, bye bool, reason
 		debit = m.owed(s, duration)
 	}
 	// The end, its debit and the request to end the dialog are staged in
-	// the journal in one batch before the request is queued, so whoever
-	// sees the BYE can also see the debit owed, and a crash loses neither.
+	// the journal in one batch; the request is handed to the proxy once
+	// that batch is written (finishBy), outside the lock, so whoever sees
+	// the BYE can also see the debit owed, and a crash loses neither.
 	bye = bye && (s.InProgress() || m.canEndEarly())
 	var wait Wait
+	var t sipdialog.Target
 	switch {
 	case bye:
-		var t sipdialog.Target
 		target := sipdialog.Target{CallID: s.CallID, Dialog: s.Dialog, NoID: !s.HasDialog}
 		if keep != nil {
 			wait, t = m.journal.EndWithByeAtAnswer(s.CallID, debit, target, keep)
 		} else {
 			wait, t = m.journal.EndWithBye(s.CallID, debit, target)
 		}
-		m.ender.End(t)
 	case keep != nil:
 		wait = m.journal.EndAtAnswer(s.CallID, debit, keep)
 	default:
 		wait = m.journal.End(s.CallID, debit)
 	}
-	return ending{s: s, wait: wait, reason: reason, duration: duration, bye: bye, debit: debit != nil}
+	return ending{s: s, wait: wait, reason: reason, duration: duration, bye: bye, target: t, debit: debit != nil}
 }
 
 func (m *Manager) owed(s *Session, duration int) *Owed {
