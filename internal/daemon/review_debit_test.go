@@ -14,7 +14,7 @@ import (
 // debit certainly never leaves, and must say so (rating.ErrNotSent), or
 // the spool takes it for fate unknown (debit/doc.go) and marks it
 // attempted for good.
-func TestReviewNoEngineDebitIsNotSent(t *testing.T) {
+func TestNoEngineDebitIsNotSent(t *testing.T) {
 	e := &engines{}
 	_, err := e.DebitBalance(context.Background(), "10.0.0.1:9024", rating.Debit{CallID: "a", From: "sip:alice@example.com",
 		To: "sip:1@example.com", Gateway: "10.0.0.1", Application: "audio", Duration: 60})
@@ -32,7 +32,7 @@ func TestReviewNoEngineDebitIsNotSent(t *testing.T) {
 // (rating-protocol.md) and the call debited once. It was dropped as
 // "already applied" instead: the run without an engine had marked it as
 // possibly sent.
-func TestReviewDebitOwedAcrossARunWithoutEngine(t *testing.T) {
+func TestDebitOwedAcrossARunWithoutEngine(t *testing.T) {
 	eng := ratingtest.New(t)
 	eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 1})
 	eng.SetRate("0031", ratingtest.PerMinute(0.10))
@@ -86,7 +86,7 @@ func TestReviewDebitOwedAcrossARunWithoutEngine(t *testing.T) {
 // by another in the configuration. The debit never reached the old
 // engine, so the new one, which does not know the call, is sent it with
 // Force=1 after its Failed: debited once, there.
-func TestReviewDebitOwedToEngineRemovedAtRestart(t *testing.T) {
+func TestDebitOwedToEngineRemovedAtRestart(t *testing.T) {
 	oldEng := ratingtest.New(t)
 	newEng := ratingtest.New(t)
 	for _, eng := range []*ratingtest.Engine{oldEng, newEng} {

@@ -28,7 +28,7 @@ import (
 // The power cut: the ring is never fsync'd, and a segment written since
 // the last flush is lost (all of them, unless everything written was
 // flushed: the flushed part of a segment is not told apart here).
-func TestReviewSnapshotCallEndedBeforeItsChunkKeepsItsDebit(t *testing.T) {
+func TestSnapshotCallEndedBeforeItsChunkKeepsItsDebit(t *testing.T) {
 	dir := t.TempDir()
 	opts := store.Options{NoSync: true, FlushEvery: time.Hour} // no flush but the snapshot's within the test
 	j, err := Open(dir, Options{Store: opts}, quiet())

@@ -22,7 +22,7 @@ import (
 // Either way the restarted daemon sends it again without Force=1
 // (rating-protocol.md: a Failed then means it was applied), and the call
 // is debited exactly once.
-func TestReviewKill9AroundADebit(t *testing.T) {
+func TestKill9AroundADebit(t *testing.T) {
 	for _, when := range []string{"in flight", "answered"} {
 		t.Run(strings.ReplaceAll(when, " ", "_"), func(t *testing.T) {
 			eng := ratingtest.New(t)

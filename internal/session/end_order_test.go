@@ -25,7 +25,7 @@ import (
 // timeout. On a disk that does not write at all the request still goes,
 // after a short bound (TestStalledDiskStartAnswersErrorInTimeAndKeepsTheCall):
 // a call is never left uncut for the disk's sake.
-func TestReviewByeLeavesAfterItsRecordIsWritten(t *testing.T) {
+func TestByeLeavesAfterItsRecordIsWritten(t *testing.T) {
 	for _, how := range []string{"operator", "timer"} {
 		t.Run(how, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -72,7 +72,7 @@ func TestReviewByeLeavesAfterItsRecordIsWritten(t *testing.T) {
 // limit), the call's old session is gone and nothing ever released the
 // first question: the engine counts alice's session until it purges it,
 // 120 s after its cap, shortening or Locking her other calls meanwhile.
-func TestReviewSerialForkRefusedAtCallLimitReleasesTheFirstQuestion(t *testing.T) {
+func TestSerialForkRefusedAtCallLimitReleasesTheFirstQuestion(t *testing.T) {
 	eng := ratingtest.New(t)
 	eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 10})
 	eng.SetAccount("bob@example.com", ratingtest.Account{Balance: 10})
