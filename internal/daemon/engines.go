@@ -90,7 +90,7 @@ func (e *engines) DebitBalance(ctx context.Context, engine string, d rating.Debi
 	if e.pool == nil {
 		// Certainly not sent: the spool must not take it for fate
 		// unknown, or the engine's Failed, once it is back, would drop
-		// it as already applied (TestReviewDebitOwedAcrossARunWithoutEngine).
+		// it as already applied (TestDebitOwedAcrossARunWithoutEngine).
 		return rating.DebitReply{}, fmt.Errorf("%w: %w", rating.ErrNotSent, errNoRating)
 	}
 	ctx, cancel := context.WithTimeout(ctx, debitTimeout)

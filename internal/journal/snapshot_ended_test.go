@@ -16,7 +16,7 @@ import (
 	"github.com/callcontrol/callcontrol/internal/store/storetest"
 )
 
-// TestReviewSnapshotCallEndedBeforeItsChunkKeepsItsDebit: a call that
+// TestSnapshotCallEndedBeforeItsChunkKeepsItsDebit: a call that
 // ends while the snapshot walks the table, before its chunk is copied,
 // is in the snapshot neither as a call nor as a debit (its ID is after
 // the walk's start: DumpUpTo leaves it to the log). The snapshot then

@@ -15,7 +15,7 @@ import (
 	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 )
 
-// TestReviewByeLeavesAfterItsRecordIsWritten: the call's end, its debit
+// TestByeLeavesAfterItsRecordIsWritten: the call's end, its debit
 // and the request to end its dialog are one batch in the journal, so a
 // kill -9 loses all three or none. The request must not reach the proxy
 // before that batch is written: a kill -9 in between leaves a call the
@@ -64,7 +64,7 @@ func TestByeLeavesAfterItsRecordIsWritten(t *testing.T) {
 	}
 }
 
-// TestReviewSerialForkRefusedAtCallLimitReleasesTheFirstQuestion: a call
+// TestSerialForkRefusedAtCallLimitReleasesTheFirstQuestion: a call
 // set up again for another destination owes the engine a 0 s debit for
 // its first question (behaviour.md), held (releaseFirst) to be delivered
 // before the engine is asked again. Refused at the call limit before that

@@ -307,7 +307,7 @@ func (m *Manager) cleanUp(c *initCall, r *InitRequest, d initDecision) {
 			// Refused before rate delivered it (the call limit of the
 			// party the call is now billed to): the call's old session
 			// is gone, so the earlier question is owed here, durably
-			// (TestReviewSerialForkRefusedAtCallLimitReleasesTheFirstQuestion).
+			// (TestSerialForkRefusedAtCallLimitReleasesTheFirstQuestion).
 			m.journal.Release(r.CallID, c.releaseFirst)
 			c.releaseFirst = nil
 		}
@@ -959,7 +959,7 @@ const byeWriteBound = 50 * time.Millisecond
 // request to end the dialog leaves once its batch (the call's end, its
 // debit and the request's own record) is written, or a kill -9 right
 // after it could leave a call the proxy ended restored as in progress
-// (TestReviewByeLeavesAfterItsRecordIsWritten).
+// (TestByeLeavesAfterItsRecordIsWritten).
 func (m *Manager) finishBy(e ending, by time.Time) {
 	if e.bye {
 		// The Wait's deadline does not bound it on every journal (without

@@ -11,7 +11,7 @@ import (
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 )
 
-// TestReviewKill9AroundADebit: callcontrold is killed with SIGKILL at two
+// TestKill9AroundADebit: callcontrold is killed with SIGKILL at two
 // moments of one debit's delivery, and started again on its state:
 //
 //   - in flight: the engine got the DebitBalance and applies it, but its

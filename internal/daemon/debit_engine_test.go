@@ -10,7 +10,7 @@ import (
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 )
 
-// TestReviewNoEngineDebitIsNotSent: with no rating engine configured a
+// TestNoEngineDebitIsNotSent: with no rating engine configured a
 // debit certainly never leaves, and must say so (rating.ErrNotSent), or
 // the spool takes it for fate unknown (debit/doc.go) and marks it
 // attempted for good.
@@ -23,7 +23,7 @@ func TestNoEngineDebitIsNotSent(t *testing.T) {
 	}
 }
 
-// TestReviewDebitOwedAcrossARunWithoutEngine: a prepaid call ends while
+// TestDebitOwedAcrossARunWithoutEngine: a prepaid call ends while
 // its engine is down, so its debit is owed across a restart; the daemon
 // is restarted once with [CDRTool] removed (the debit is tried there,
 // and cannot leave), then again with the engine back, which has
@@ -81,7 +81,7 @@ func TestDebitOwedAcrossARunWithoutEngine(t *testing.T) {
 	}
 }
 
-// TestReviewDebitOwedToEngineRemovedAtRestart: a prepaid call ends while
+// TestDebitOwedToEngineRemovedAtRestart: a prepaid call ends while
 // its engine is down; the daemon is restarted with that engine replaced
 // by another in the configuration. The debit never reached the old
 // engine, so the new one, which does not know the call, is sent it with
