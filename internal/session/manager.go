@@ -902,7 +902,7 @@ func (m *Manager) Stop(callID string) Reply {
 	e := m.endLocked(s, now, false, "stop")
 	m.mu.Unlock()
 	if tell {
-		m.log.Error("no call has been answered, and calls end within 20 ms of their init: the proxy makes no dialogs for them, so none is limited (Kamailio: the dialog module's dlg_flag is not set)",
+		m.log.Error("no call has been answered, and calls end within 20 ms of their init: unless they all failed that fast, the proxy makes no dialogs for them and none is limited (Kamailio: the dialog module's dlg_flag is not set)",
 			"calls", quickStopsToTell, "fix", `set modparam("dialog", "dlg_flag", N) in kamailio.cfg`)
 	}
 	// Ok to a stop promises the proxy nothing, so the reply does not
