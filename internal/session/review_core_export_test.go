@@ -45,7 +45,7 @@ func (m *Manager) CheckTimers() error {
 			return fmt.Errorf("%s says slot %d, not its own", id, i)
 		}
 	}
-	if len(t.heap) > 0 && (t.wakeAt == 0 || t.wakeAt > t.heap[0].at) && !m.closed {
+	if len(t.heap) > 0 && (!t.wakeSet || t.wakeAt > t.heap[0].at) && !m.closed {
 		return fmt.Errorf("wake-up at %d, after the earliest timer at %d", t.wakeAt, t.heap[0].at)
 	}
 	return nil

@@ -1,6 +1,9 @@
 package session
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // The calls' timers: one heap for the table, not a runtime timer per call.
 // A runtime timer with its function cost about 150 bytes per call, a fifth
@@ -11,21 +14,46 @@ import "time"
 // sync = yes), which must not hold up the next call's.
 //
 // Every method is called with the manager's lock held.
+//
+// Times are kept as nanoseconds since base, the manager's clock at the
+// first timer, taken with Time.Sub: on the monotonic clock, as a
+// time.AfterFunc of EndAt.Sub(now) was. On the wall clock (UnixNano), a
+// step of the system clock made them disagree with expire, which reads the
+// monotonic one: stepped forward, every call armed before the step fired
+// again and again until its end, and calls armed after it waited for the
+// earlier wake-up (TestWallClockStepForwardKeepsTimers).
 type timers struct {
-	heap   []timerSlot
-	wake   *time.Timer
-	wakeAt int64 // unix nanoseconds wake is set for; 0 when not set
+	heap    []timerSlot
+	base    time.Time
+	wake    *time.Timer
+	wakeSet bool  // wake is set, for wakeAt
+	wakeAt  int64 // since base
 }
 
 type timerSlot struct {
-	at int64 // unix nanoseconds
+	at int64 // since base
 	s  *Session
+}
+
+// since is at in the timers' frame.
+func (t *timers) since(at, now time.Time) int64 {
+	if t.base.IsZero() {
+		t.base = now
+	}
+	n, d := now.Sub(t.base), at.Sub(now)
+	switch {
+	case d > 0 && n > math.MaxInt64-d:
+		return math.MaxInt64
+	case d < 0 && n < math.MinInt64-d:
+		return math.MinInt64
+	}
+	return int64(n + d)
 }
 
 // set arms s's timer for at, moving it if armed already.
 func (m *Manager) setTimerLocked(s *Session, at, now time.Time) {
 	t := &m.timers
-	a := at.UnixNano()
+	a := t.since(at, now)
 	if i := s.timerAt - 1; i >= 0 {
 		old := t.heap[i].at
 		t.heap[i].at = a
@@ -39,8 +67,8 @@ func (m *Manager) setTimerLocked(s *Session, at, now time.Time) {
 		s.timerAt = len(t.heap)
 		t.up(len(t.heap) - 1)
 	}
-	if top := t.heap[0].at; t.wakeAt == 0 || top < t.wakeAt {
-		m.wakeAtLocked(top, now.UnixNano())
+	if top := t.heap[0].at; !t.wakeSet || top < t.wakeAt {
+		m.wakeAtLocked(top, t.since(now, now))
 	}
 }
 
@@ -76,7 +104,7 @@ func (m *Manager) wakeAtLocked(at, now int64) {
 	} else {
 		t.wake.Reset(d)
 	}
-	t.wakeAt = at
+	t.wakeAt, t.wakeSet = at, true
 }
 
 // fireTimers runs on the wake-up: it takes every call due off the heap,
@@ -84,12 +112,13 @@ func (m *Manager) wakeAtLocked(at, now int64) {
 func (m *Manager) fireTimers() {
 	m.mu.Lock()
 	t := &m.timers
-	t.wakeAt = 0
+	t.wakeSet = false
 	if m.closed {
 		m.mu.Unlock()
 		return
 	}
-	now := m.now().UnixNano()
+	clock := m.now()
+	now := t.since(clock, clock)
 	var due []*Session
 	for len(t.heap) > 0 && t.heap[0].at <= now {
 		s := t.heap[0].s
@@ -110,7 +139,7 @@ func (m *Manager) stopAllTimersLocked() {
 	if m.timers.wake != nil {
 		m.timers.wake.Stop()
 	}
-	m.timers.wakeAt = 0
+	m.timers.wakeSet = false
 }
 
 func (t *timers) less(i, j int) bool { return t.heap[i].at < t.heap[j].at }
