@@ -50,3 +50,15 @@ func (m *Manager) CheckTimers() error {
 	}
 	return nil
 }
+
+// FireTimers runs one wake-up of the timers now, as the runtime timer
+// does, and returns how many timers it took off the heap.
+func (m *Manager) FireTimers() (popped int) {
+	m.mu.Lock()
+	before := len(m.timers.heap)
+	m.mu.Unlock()
+	m.fireTimers()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return before - len(m.timers.heap)
+}

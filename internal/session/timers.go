@@ -119,8 +119,11 @@ func (m *Manager) fireTimers() {
 	}
 	clock := m.now()
 	now := t.since(clock, clock)
+	// At most a chunk per hold of the lock: the proxy's requests wait on
+	// it, and 100,000 calls due together took ~15 ms to pop. The wake-up
+	// set below for a top still due fires again at once for the rest.
 	var due []*Session
-	for len(t.heap) > 0 && t.heap[0].at <= now {
+	for len(t.heap) > 0 && t.heap[0].at <= now && len(due) < listChunk {
 		s := t.heap[0].s
 		m.stopTimerLocked(s)
 		due = append(due, s)
