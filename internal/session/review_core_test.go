@@ -228,3 +228,52 @@ func TestTimersDueTogetherPoppedInChunks(t *testing.T) {
 		}
 	})
 }
+
+// Housekeeping walks the table in chunks while the proxy's requests change
+// it in between: calls answered, stopped and set up again meanwhile. No
+// call's dialog is ended twice, the counters match the table, and the
+// timers stay true.
+func TestHousekeepWhileTheTableChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, rec := newRecorded(t)
+		const n = 4 * ListChunk
+		old := time.Now().Add(-48 * time.Hour) // past the setup time and the stale timeout
+		for i := 0; i < n; i++ {
+			id := fmt.Sprint("c", i)
+			r := initReq(id, fmt.Sprint("u", i), "false")
+			m.Init(r, old)
+			if i%3 == 0 {
+				m.Start(id, "1:2", old)
+			}
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := n - 1; i >= 0; i-- {
+				id := fmt.Sprint("c", i)
+				switch i % 4 {
+				case 0:
+					m.Stop(id)
+				case 1:
+					m.Start(id, "1:2", time.Now())
+				case 2:
+					m.Stop(id)
+					m.Init(initReq(id, fmt.Sprint("u", i), "false"), time.Now())
+				}
+			}
+		}()
+		m.Housekeep()
+		<-done
+		m.Housekeep()
+		time.Sleep(3 * time.Hour)
+		synctest.Wait()
+		for i := 0; i < n; i++ {
+			if got := rec.of(fmt.Sprint("c", i)); len(got) > 1 {
+				t.Errorf("c%d's dialog ended %d times", i, len(got))
+			}
+		}
+		if err := m.CheckTimers(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
