@@ -62,3 +62,13 @@ func (m *Manager) FireTimers() (popped int) {
 	defer m.mu.Unlock()
 	return before - len(m.timers.heap)
 }
+
+// SetEndSeenAt re-arms the tracked call's timer for end as armLocked does
+// with a now read before the lock was taken (retimeFrom, Restore).
+func (m *Manager) SetEndSeenAt(callID string, end, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.calls[callID]
+	s.EndAt = end
+	m.armLocked(s, now)
+}

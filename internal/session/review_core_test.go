@@ -277,3 +277,22 @@ func TestHousekeepWhileTheTableChanges(t *testing.T) {
 		}
 	})
 }
+
+// A timer armed with a now read a while before (retimeFrom reads the clock
+// before it waits for the lock; Restore before it re-arms a whole table)
+// still fires at its time: the wake-up is set from the clock as it is.
+func TestTimerArmedWithAStaleNowFiresOnTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, rec := newRecorded(t)
+		m.Init(initReq("c", "u", "false"), time.Now())
+		m.Start("c", "1:2", time.Now())
+		time.Sleep(10 * time.Second)
+		end := time.Now().Add(5 * time.Second)
+		m.SetEndSeenAt("c", end, time.Now().Add(-10*time.Second))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got := rec.of("c"); len(got) != 1 || !got[0].Equal(end) {
+			t.Fatalf("ended at %v, want once at %v", got, end)
+		}
+	})
+}

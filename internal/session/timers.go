@@ -68,7 +68,12 @@ func (m *Manager) setTimerLocked(s *Session, at, now time.Time) {
 		t.up(len(t.heap) - 1)
 	}
 	if top := t.heap[0].at; !t.wakeSet || top < t.wakeAt {
-		m.wakeAtLocked(top, t.since(now, now))
+		// From the clock as it is, not now: callers read it before they
+		// took the lock (or re-armed a whole table), and a wake-up set
+		// from that is late by as much, for every call due before it
+		// (TestTimerArmedWithAStaleNowFiresOnTime).
+		clock := m.now()
+		m.wakeAtLocked(top, t.since(clock, clock))
 	}
 }
 
