@@ -174,7 +174,6 @@ func NewManager(l Limits, rater Rater, ender sipdialog.Ender, j Journal, log *sl
 		calls: make(map[string]*Session), parties: make(map[string][]*Session), atAnswer: make(map[string]*Session),
 		listing: make(chan struct{}, 1), missedPoke: make(chan struct{}, 1)}
 	m.recheck.init()
-	m.timers.base = time.Now()
 	m.SetLimits(l)
 	return m
 }
@@ -628,6 +627,15 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 		m.mu.Unlock()
 		return ReplyOk
 	}
+	if at := m.missedPending[callID]; !at.IsZero() {
+		// Its stop came first and is held for the proxy's word (missed.go):
+		// the call is over, and timed from now it would run to its limit,
+		// debited for it. The proxy's record settles what it talked.
+		m.mu.Unlock()
+		m.pokeMissed()
+		log.Info("start of a call whose stop is held: settled by the proxy's word, as its stop")
+		return ReplyOk
+	}
 	now := m.now()
 	m.answerLocked(s, now)
 	m.noDialog.answered = true
@@ -891,10 +899,7 @@ func (m *Manager) Stop(callID string) Reply {
 			m.missedPending[callID] = now
 		}
 		m.mu.Unlock()
-		select {
-		case m.missedPoke <- struct{}{}:
-		default:
-		}
+		m.pokeMissed()
 		newCallLog(m.log, callID).Info("stop of a call restored ringing: held until the proxy says whether it was answered")
 		return ReplyOk
 	}

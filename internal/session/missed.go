@@ -375,3 +375,11 @@ func formatEnd(t time.Time) string {
 	}
 	return t.UTC().Format(time.RFC3339)
 }
+
+// pokeMissed wakes FindMissedAnswers for a stop held meanwhile.
+func (m *Manager) pokeMissed() {
+	select {
+	case m.missedPoke <- struct{}{}:
+	default:
+	}
+}

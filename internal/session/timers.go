@@ -1,6 +1,9 @@
 package session
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // The calls' timers: one heap for the table, not a runtime timer per call.
 // A runtime timer with its function cost about 150 bytes per call, a fifth
@@ -10,31 +13,47 @@ import "time"
 // function would be: an end waits for its journal write (an fsync with
 // sync = yes), which must not hold up the next call's.
 //
-// Times are kept as nanoseconds since base, the manager's creation, taken
-// from the monotonic clock where the time has it (what the calls of this
-// run got): a step of the system's clock neither ends calls early nor
-// lets them run late. A time restored from disk has no monotonic reading
-// and counts by the wall clock, as it must.
-//
 // Every method is called with the manager's lock held.
+//
+// Times are kept as nanoseconds since base, the manager's clock at the
+// first timer, taken with Time.Sub: on the monotonic clock, as a
+// time.AfterFunc of EndAt.Sub(now) was. On the wall clock (UnixNano), a
+// step of the system clock made them disagree with expire, which reads the
+// monotonic one: stepped forward, every call armed before the step fired
+// again and again until its end, and calls armed after it waited for the
+// earlier wake-up (TestWallClockStepForwardKeepsTimers).
 type timers struct {
-	base   time.Time
-	heap   []timerSlot
-	wake   *time.Timer
-	wakeAt int64 // since base, when wake is set for; 0 when not set
+	heap    []timerSlot
+	base    time.Time
+	wake    *time.Timer
+	wakeSet bool  // wake is set, for wakeAt
+	wakeAt  int64 // since base
 }
 
 type timerSlot struct {
-	at int64 // nanoseconds since base
+	at int64 // since base
 	s  *Session
 }
 
-func (t *timers) since(at time.Time) int64 { return int64(at.Sub(t.base)) }
+// since is at in the timers' frame.
+func (t *timers) since(at, now time.Time) int64 {
+	if t.base.IsZero() {
+		t.base = now
+	}
+	n, d := now.Sub(t.base), at.Sub(now)
+	switch {
+	case d > 0 && n > math.MaxInt64-d:
+		return math.MaxInt64
+	case d < 0 && n < math.MinInt64-d:
+		return math.MinInt64
+	}
+	return int64(n + d)
+}
 
 // set arms s's timer for at, moving it if armed already.
 func (m *Manager) setTimerLocked(s *Session, at, now time.Time) {
 	t := &m.timers
-	a := t.since(at)
+	a := t.since(at, now)
 	if i := s.timerAt - 1; i >= 0 {
 		old := t.heap[i].at
 		t.heap[i].at = a
@@ -48,8 +67,13 @@ func (m *Manager) setTimerLocked(s *Session, at, now time.Time) {
 		s.timerAt = len(t.heap)
 		t.up(len(t.heap) - 1)
 	}
-	if top := t.heap[0].at; t.wakeAt == 0 || top < t.wakeAt {
-		m.wakeAtLocked(top, t.since(now))
+	if top := t.heap[0].at; !t.wakeSet || top < t.wakeAt {
+		// From the clock as it is, not now: callers read it before they
+		// took the lock (or re-armed a whole table), and a wake-up set
+		// from that is late by as much, for every call due before it
+		// (TestTimerArmedWithAStaleNowFiresOnTime).
+		clock := m.now()
+		m.wakeAtLocked(top, t.since(clock, clock))
 	}
 }
 
@@ -85,40 +109,36 @@ func (m *Manager) wakeAtLocked(at, now int64) {
 	} else {
 		t.wake.Reset(d)
 	}
-	t.wakeAt = at
+	t.wakeAt, t.wakeSet = at, true
 }
 
-// fireTimers runs on the wake-up: it takes the calls due off the heap,
-// listChunk at a time per hold of the lock (100,000 may be due together:
-// the proxy's requests get in between), expires them, and sets the
-// wake-up for the next.
+// fireTimers runs on the wake-up: it takes every call due off the heap,
+// sets the wake-up for the next, and expires those due.
 func (m *Manager) fireTimers() {
-	for {
-		m.mu.Lock()
-		t := &m.timers
-		t.wakeAt = 0
-		if m.closed {
-			m.mu.Unlock()
-			return
-		}
-		now := t.since(m.now())
-		var due []*Session
-		for len(t.heap) > 0 && t.heap[0].at <= now && len(due) < listChunk {
-			s := t.heap[0].s
-			m.stopTimerLocked(s)
-			due = append(due, s)
-		}
-		more := len(t.heap) > 0 && t.heap[0].at <= now
-		if len(t.heap) > 0 && !more {
-			m.wakeAtLocked(t.heap[0].at, now)
-		}
+	m.mu.Lock()
+	t := &m.timers
+	t.wakeSet = false
+	if m.closed {
 		m.mu.Unlock()
-		for _, s := range due {
-			go m.expire(s)
-		}
-		if !more {
-			return
-		}
+		return
+	}
+	clock := m.now()
+	now := t.since(clock, clock)
+	// At most a chunk per hold of the lock: the proxy's requests wait on
+	// it, and 100,000 calls due together took ~15 ms to pop. The wake-up
+	// set below for a top still due fires again at once for the rest.
+	var due []*Session
+	for len(t.heap) > 0 && t.heap[0].at <= now && len(due) < listChunk {
+		s := t.heap[0].s
+		m.stopTimerLocked(s)
+		due = append(due, s)
+	}
+	if len(t.heap) > 0 {
+		m.wakeAtLocked(t.heap[0].at, now)
+	}
+	m.mu.Unlock()
+	for _, s := range due {
+		go m.expire(s)
 	}
 }
 
@@ -127,7 +147,7 @@ func (m *Manager) stopAllTimersLocked() {
 	if m.timers.wake != nil {
 		m.timers.wake.Stop()
 	}
-	m.timers.wakeAt = 0
+	m.timers.wakeSet = false
 }
 
 func (t *timers) less(i, j int) bool { return t.heap[i].at < t.heap[j].at }
