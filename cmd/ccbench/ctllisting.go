@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/callcontrol/callcontrol/internal/control"
 )
 
 // benchControlListing starts the daemon binary holding n saved sessions
@@ -33,18 +32,8 @@ func benchControlListing(bin, cli string, n int) {
 		panic(err)
 	}
 	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	for t0 := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := control.Dial(ctl, 5*time.Second); err == nil {
-			st, err := c.Stats()
-			c.Close()
-			if err == nil && st.Sessions["in-progress"]+st.Sessions["pending"] == n {
-				break
-			}
-		}
-		if time.Since(t0) > 60*time.Second {
-			fmt.Println("the daemon did not answer with its sessions within 60 s")
-			return
-		}
+	if !waitSessions(ctl, n) {
+		return
 	}
 	pid := cmd.Process.Pid
 	fmt.Printf("daemon RSS before listing: %s\n", procField(pid, "VmRSS:"))
