@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
 )
 
 // benchControlListing starts the daemon binary holding n saved sessions
