@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -81,7 +82,8 @@ type Daemon struct {
 	ctx    context.Context // done at stop
 	cancel context.CancelFunc
 
-	stopErr error // what a stop could not save (state.Close)
+	stopErr  error       // what a stop could not save (state.Close)
+	stopping atomic.Bool // Stop began: readiness says so, not why
 }
 
 // ConfigPath is where the daemon reads its configuration.
@@ -396,6 +398,7 @@ func anyOf(bs ...bool) bool {
 // Stop shuts down cleanly: no new requests, timers stopped, a compact
 // snapshot written, sockets removed.
 func (d *Daemon) Stop() {
+	d.stopping.Store(true)
 	d.log.Info("callcontrold stopping")
 	d.notify("STOPPING=1")
 	d.stop()

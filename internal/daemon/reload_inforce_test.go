@@ -82,3 +82,13 @@ func TestStatsManagementSocketAfterReload(t *testing.T) {
 		t.Errorf("stats management socket %s, but dialogs are still ended through %s", st.ManagementSocket.Path, inUse)
 	}
 }
+
+// During a clean stop /readyz says the daemon is stopping, not that its
+// socket is gone and it needs a restart.
+func TestNotReadyWhileStoppingSaysSo(t *testing.T) {
+	e := newEnv(t, "", "")
+	e.d.stopping.Store(true) // as Stop sets it first
+	if p := e.d.notReady(); len(p) != 1 || !strings.Contains(p[0], "stopping") {
+		t.Fatalf("not ready while stopping: %q, want that it stops", p)
+	}
+}

@@ -85,6 +85,9 @@ func (w *webDoor) close() {
 // notReady lists what keeps the daemon from serving calls: the proxy
 // socket gone or not served, or a state log that does not write.
 func (d *Daemon) notReady() []string {
+	if d.stopping.Load() {
+		return []string{"callcontrold is stopping"}
+	}
 	var problems []string
 	d.mu.Lock()
 	sock, stateDir := d.cfg.CallControl.Socket, d.cfg.CallControl.StateDir
