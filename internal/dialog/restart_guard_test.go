@@ -1,6 +1,7 @@
 package dialog
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -104,8 +105,15 @@ func TestEndCheckedWhenProxySocketReturns(t *testing.T) {
 					t.Fatal("no send refused")
 				}
 			}
-			fake := dialogtest.NewKamailio(t, proxyPath)
+			// The fake lists the dialog before the client can reach it: it
+			// is made aside, then moved into place (the client retries
+			// every 5 ms, and a lookup before SetDialog found nothing).
+			aside := proxyPath + ".new"
+			fake := dialogtest.NewKamailio(t, aside)
 			fake.SetDialog("c1", tt.listed)
+			if err := os.Rename(aside, proxyPath); err != nil {
+				t.Fatal(err)
+			}
 			select {
 			case o := <-done:
 				if o != tt.want {
