@@ -155,17 +155,14 @@ type Manager struct {
 	unrated refusals      // inits answered Error because no engine could rate the call
 	listing chan struct{} // one slot: one listing at a time (see Walk)
 
-	// unheard: calls restored ringing the proxy has not yet answered a
-	// lookup about (missed.go); the setup time waits for its word, until
-	// unheardUntil (one more setup time: a proxy that never answers does
-	// not keep them ringing, counted, for ever).
-	unheard      map[string]struct{}
+	// missed: calls restored ringing, until the proxy's word settles
+	// them (missed.go). Until it first answered a lookup about one, the
+	// setup time waits for its word, up to unheardUntil (one more setup
+	// time: a proxy that never answers does not keep them ringing,
+	// counted, for ever). missedPoke wakes the lookups for a stop held.
+	missed       map[string]missedMark
 	unheardUntil time.Time
-	// missedPending: the same calls until their lookups settle them,
-	// with the time of a stop the proxy sent meanwhile (zero if none);
-	// missedPoke wakes the lookups for such a stop.
-	missedPending map[string]time.Time
-	missedPoke    chan struct{}
+	missedPoke   chan struct{}
 }
 
 // NewManager returns an empty table. rater may be nil (postpaid only).
@@ -627,7 +624,7 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 		m.mu.Unlock()
 		return ReplyOk
 	}
-	if at := m.missedPending[callID]; !at.IsZero() {
+	if at := m.missed[callID].stoppedAt; !at.IsZero() {
 		// Its stop came first and is held for the proxy's word (missed.go):
 		// the call is over, and timed from now it would run to its limit,
 		// debited for it. The proxy's record settles what it talked.
@@ -891,12 +888,13 @@ func (m *Manager) Stop(callID string) Reply {
 		return ReplyNotFound
 	}
 	now := m.now()
-	if at, pending := m.missedPending[callID]; pending && !s.InProgress() {
+	if mark, pending := m.missed[callID]; pending && !s.InProgress() {
 		// Restored ringing, its start possibly lost: ended now it would
 		// be released free though it may have talked. The proxy is asked
 		// (missed.go), and settles what it is owed.
-		if at.IsZero() {
-			m.missedPending[callID] = now
+		if mark.stoppedAt.IsZero() {
+			mark.stoppedAt = now
+			m.missed[callID] = mark
 		}
 		m.mu.Unlock()
 		m.pokeMissed()
@@ -1183,8 +1181,8 @@ func (m *Manager) Housekeep() {
 func (m *Manager) housekeepDueLocked(s *Session, now time.Time, lim Limits) bool {
 	switch {
 	case !s.InProgress() && now.Sub(s.Created) >= lim.SetupTime:
-		_, waits := m.unheard[s.CallID]
-		return !waits || !now.Before(m.unheardUntil)
+		mark, pending := m.missed[s.CallID]
+		return !pending || mark.heard || !now.Before(m.unheardUntil)
 	case s.InProgress() && s.EndAt.IsZero() && now.Sub(s.Created) >= lim.StaleTimeout:
 		return true
 	}

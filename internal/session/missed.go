@@ -169,24 +169,28 @@ func (m *Manager) ExpectMissedAnswers(callIDs []string) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.unheard == nil {
-		m.unheard = make(map[string]struct{}, len(callIDs))
-		m.missedPending = make(map[string]time.Time, len(callIDs))
+	if m.missed == nil {
+		m.missed = make(map[string]missedMark, len(callIDs))
 		m.unheardUntil = m.now().Add(m.Limits().SetupTime)
 	}
 	for _, id := range callIDs {
-		if _, marked := m.missedPending[id]; !marked {
-			m.unheard[id] = struct{}{}
-			m.missedPending[id] = time.Time{}
+		if _, marked := m.missed[id]; !marked {
+			m.missed[id] = missedMark{}
 		}
 	}
+}
+
+// missedMark is where a call restored ringing stands with the proxy.
+type missedMark struct {
+	heard     bool      // the proxy answered a lookup: still ringing
+	stoppedAt time.Time // its stop, held for the proxy's word; zero if none
 }
 
 // forgetMissedAnswers clears the marks once the lookups are over.
 func (m *Manager) forgetMissedAnswers() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.unheard, m.missedPending = nil, nil
+	m.missed = nil
 }
 
 // heldStops lists those of callIDs whose stop Stop holds.
@@ -195,7 +199,7 @@ func (m *Manager) heldStops(callIDs []string) []string {
 	defer m.mu.Unlock()
 	var ids []string
 	for _, id := range callIDs {
-		if at := m.missedPending[id]; !at.IsZero() {
+		if !m.missed[id].stoppedAt.IsZero() {
 			ids = append(ids, id)
 		}
 	}
@@ -208,13 +212,13 @@ func (m *Manager) heldStops(callIDs []string) []string {
 // whether there was one.
 func (m *Manager) stopHeldUnanswered(callID string) bool {
 	m.mu.Lock()
-	at := m.missedPending[callID]
+	at := m.missed[callID].stoppedAt
 	s := m.calls[callID]
 	if m.closed || at.IsZero() || s == nil || s.InProgress() {
 		m.mu.Unlock()
 		return false
 	}
-	delete(m.missedPending, callID)
+	delete(m.missed, callID)
 	e := m.endLocked(s, at, false, "stop (the proxy said nothing of an answer while the daemon was down)")
 	m.mu.Unlock()
 	newCallLog(m.log, callID).Warn("stop of a call restored ringing: the proxy gave no word on whether it was answered while the daemon was down; released, nothing debited")
@@ -237,9 +241,8 @@ func (m *Manager) awaitsAnswer(callID string) bool {
 func (m *Manager) missedAnswer(callID string, f sipdialog.Found) missedOutcome {
 	log := newCallLog(m.log, callID)
 	m.mu.Lock()
-	delete(m.unheard, callID) // the proxy's word came: the setup time applies again
-	stoppedAt := m.missedPending[callID]
-	delete(m.missedPending, callID) // put back below if still ringing
+	stoppedAt := m.missed[callID].stoppedAt
+	delete(m.missed, callID) // put back below, heard, if still ringing
 	if m.closed {
 		m.mu.Unlock()
 		return missedSettled
@@ -264,8 +267,8 @@ func (m *Manager) missedAnswer(callID string, f sipdialog.Found) missedOutcome {
 			m.finish(e)
 			return missedGone
 		case !f.Answered:
-			if m.missedPending != nil {
-				m.missedPending[callID] = time.Time{}
+			if m.missed != nil {
+				m.missed[callID] = missedMark{heard: true} // the setup time applies again
 			}
 			m.mu.Unlock()
 			return missedRinging

@@ -112,8 +112,8 @@ func (m *Manager) wakeAtLocked(at, now int64) {
 	t.wakeAt, t.wakeSet = at, true
 }
 
-// fireTimers runs on the wake-up: it takes every call due off the heap,
-// sets the wake-up for the next, and expires those due.
+// fireTimers runs on the wake-up: it takes the calls due off the heap (a
+// chunk at a time), sets the wake-up for the next, and expires those due.
 func (m *Manager) fireTimers() {
 	m.mu.Lock()
 	t := &m.timers
