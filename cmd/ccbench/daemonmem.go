@@ -35,10 +35,7 @@ func benchDaemonMemory(bin string, n int, dur time.Duration) {
 		"[CallControl]\nsocket = %s\nlimit = 36000\nstate_dir = %s/state\ngroup = nogroup\n[Kamailio]\nsocket_path = %s/kam.sock\n",
 		sock, dir, dir)), 0o644)
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "--no-fork", "--config-dir", dir, "--runtime-dir", dir)
-		if os.Getenv("CCBENCH_DAEMON_LOG") != "" {
-			cmd.Stderr = os.Stderr
-		}
+		cmd := daemonCmd(bin, dir)
 		if err := cmd.Start(); err != nil {
 			panic(err)
 		}

@@ -370,11 +370,17 @@ func savedDaemon(bin, name string, n int, extra string) (dir, sock string, cmd *
 	os.WriteFile(filepath.Join(dir, "config.ini"), []byte(fmt.Sprintf(
 		"[CallControl]\nsocket = %s\nlimit = 3600\nstate_dir = %s\ngroup = nogroup\n%s[Kamailio]\nsocket_path = %s/kam.sock\n",
 		sock, state, extra, dir)), 0o644)
-	cmd = exec.Command(bin, "--no-fork", "--config-dir", dir, "--runtime-dir", dir)
+	return dir, sock, daemonCmd(bin, dir)
+}
+
+// daemonCmd is the daemon binary in the foreground with its configuration
+// and runtime files in dir; its log goes to stderr with CCBENCH_DAEMON_LOG.
+func daemonCmd(bin, dir string) *exec.Cmd {
+	cmd := exec.Command(bin, "--no-fork", "--config-dir", dir, "--runtime-dir", dir)
 	if os.Getenv("CCBENCH_DAEMON_LOG") != "" {
 		cmd.Stderr = os.Stderr
 	}
-	return dir, sock, cmd
+	return cmd
 }
 
 func benchRestart(bin string, n int) {
