@@ -254,3 +254,74 @@ func TestShutdownIsAStoppingPoint(t *testing.T) {
 		}
 	})
 }
+
+// TestSerialForkOfACallKeptAside: a ringing call kept aside to be ended at
+// answer, set up again with the same token (a serial fork after the
+// ringing branch failed, to voicemail say). An operator's terminate must
+// reach the fork too: it is refused, and the call stays kept aside. A call
+// kept aside at the end of its setup time was only slow to answer: its
+// fork is set up as a call.
+func TestSerialForkOfACallKeptAside(t *testing.T) {
+	tests := []struct {
+		name  string
+		early bool // OpenSIPS: the ringing call was CANCELed by Call-ID
+		keep  func(f *fixture)
+		want  Reply
+	}{
+		{"kamailio, terminated by an operator", false, func(f *fixture) { f.m.Terminate("c1") }, ReplyError},
+		{"opensips, terminated by an operator", true, func(f *fixture) { f.m.Terminate("c1") }, ReplyError},
+		{"kamailio, past the setup time", false, func(f *fixture) {
+			f.m.WithCall("c1", func(s *Session) { s.Created = s.Created.Add(-2 * time.Hour) })
+			f.m.Housekeep()
+		}, ReplyLimited},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				lim := Limits{Limit: NoLimit, PrepaidLimit: NoLimit}
+				asked := 0
+				answer := func(rating.Request) (rating.MaxTime, error) {
+					asked++
+					return rating.MaxTime{Kind: rating.Limited, Seconds: 600, Prepaid: true}, nil
+				}
+				f := newFixture(t, lim, answer)
+				if tt.early {
+					f = newEarlyFixture(t, lim, answer)
+				}
+				if got := f.m.Init(initReq("c1", "alice", "true"), time.Now()); got != ReplyLimited {
+					t.Fatalf("init: %s", got)
+				}
+				tt.keep(f)
+				synctest.Wait()
+				for len(f.ch) > 0 {
+					<-f.ch // OpenSIPS's end by Call-ID
+				}
+				if _, kept := f.m.AtAnswer("c1"); !kept {
+					t.Fatal("not kept aside")
+				}
+				askedBefore := asked
+				if got := f.m.Init(initReq("c1", "alice", "true"), time.Now()); got != tt.want {
+					t.Fatalf("init of the serial fork: %s, want %s", got, tt.want)
+				}
+				if tt.want != ReplyError {
+					return
+				}
+				if asked != askedBefore {
+					t.Fatal("the refused fork was rated")
+				}
+				if _, tracked := f.m.Get("c1"); tracked {
+					t.Fatal("the refused fork is tracked")
+				}
+				if g, kept := f.m.AtAnswer("c1"); !kept || g.EndAtAnswer != EndAtAnswerOperator {
+					t.Fatalf("kept aside: %+v %v, want still to be ended at answer", g, kept)
+				}
+				if got := f.m.Start("c1", "1079:6296", time.Now()); got != ReplyOk {
+					t.Fatalf("start: %q", got)
+				}
+				if tg := waitEnd(t, f, 5*time.Second); tg.CallID != "c1" || tg.Dialog != (dialog.ID{Entry: 1079, ID: 6296}) {
+					t.Fatalf("ended %+v, want the answered call ended by its dialog", tg)
+				}
+			})
+		})
+	}
+}

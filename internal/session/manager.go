@@ -365,6 +365,13 @@ func (m *Manager) admit(c *initCall, r *InitRequest, log callLog) initDecision {
 		m.mu.Unlock()
 		log.Info("init refused: duplicated callid", "token", c.token, "known_token", g.Token, "known_state", "ended at answer")
 		return answer(ReplyDuplicatedCallID)
+	} else if g != nil && g.EndAtAnswer == EndAtAnswerOperator {
+		// The same call set up again (serial fork) after an operator
+		// ended it while ringing: the order covers the fork. (One kept
+		// aside at its setup time was only slow: its fork may go on.)
+		m.mu.Unlock()
+		log.Info("init refused: the call was terminated by an operator while ringing; its serial fork is not set up")
+		return answer(ReplyError)
 	}
 	if old := m.calls[r.CallID]; old != nil {
 		if old.Token != c.token || old.InProgress() {
