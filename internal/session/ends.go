@@ -88,8 +88,24 @@ func (m *Manager) Terminate(callID string) TerminateResult {
 func (m *Manager) keepForAnswerLocked(s *Session, why string) *Session {
 	g := *s
 	g.timerAt, g.Owed, g.Engine, g.EndAtAnswer = 0, false, "", why
-	m.atAnswer[s.CallID] = &g
+	m.keepAsideLocked(&g)
 	return &g
+}
+
+// keepAsideLocked adds g to the calls kept to be ended at answer, in place
+// of any kept under its Call-ID.
+func (m *Manager) keepAsideLocked(g *Session) {
+	m.unkeepLocked(g.CallID)
+	m.atAnswer[g.CallID] = g
+	m.aside.add(g)
+}
+
+// unkeepLocked forgets the call kept aside under callID, if any.
+func (m *Manager) unkeepLocked(callID string) {
+	if g := m.atAnswer[callID]; g != nil {
+		delete(m.atAnswer, callID)
+		m.aside.remove(g)
+	}
 }
 
 // endAtAnswerLaterLocked takes a ringing call out of the table (releasing
@@ -104,7 +120,7 @@ func (m *Manager) endAtAnswerLaterLocked(s *Session, why string) Wait {
 	}
 	g := *s
 	g.timerAt, g.Owed, g.Engine, g.EndAtAnswer = 0, false, "", why
-	m.atAnswer[s.CallID] = &g
+	m.keepAsideLocked(&g)
 	return m.journal.EndAtAnswer(s.CallID, debit, &g)
 }
 
@@ -131,7 +147,7 @@ func (m *Manager) endAtAnswerLocked(g *Session, dialogID string, by time.Time, l
 // parsed (hasID false: none usable), for a `start` or for the proxy's word
 // that the call was answered while the daemon was down.
 func (m *Manager) endAnsweredAtAnswerLocked(g *Session, id sipdialog.ID, hasID bool, by time.Time, log callLog) Reply {
-	delete(m.atAnswer, g.CallID)
+	m.unkeepLocked(g.CallID) // before addLocked: g.seq is its place aside until then
 	now := m.now()
 	g.Answered = now
 	g.Dialog, g.HasDialog = id, hasID
@@ -153,18 +169,32 @@ func (m *Manager) dropAtAnswerLocked(callID string) bool {
 	if _, ok := m.atAnswer[callID]; !ok {
 		return false
 	}
-	delete(m.atAnswer, callID)
+	m.unkeepLocked(callID)
 	m.journal.DropAtAnswer(callID)
 	return true
 }
 
-// expireAtAnswerLocked forgets the calls kept to be ended at answer that
-// neither `start` nor `stop` came for within the stale timeout.
-func (m *Manager) expireAtAnswerLocked(now time.Time, lim Limits) {
-	for id, g := range m.atAnswer {
-		if now.Sub(g.Created) >= lim.StaleTimeout {
-			m.dropAtAnswerLocked(id)
+// expireAtAnswer forgets the calls kept to be ended at answer that
+// neither `start` nor `stop` came for within the stale timeout. It finds
+// and drops them a chunk at a time, as Housekeep does the table's.
+func (m *Manager) expireAtAnswer(now time.Time, lim Limits) {
+	stale := func(g *Session) bool { return now.Sub(g.Created) >= lim.StaleTimeout }
+	var due []*Session
+	m.eachChunkedIn(&m.aside, nil, func(g *Session) {
+		if stale(g) {
+			due = append(due, g)
 		}
+	}, nil)
+	for len(due) > 0 {
+		chunk := due[:min(len(due), listChunk)]
+		due = due[len(chunk):]
+		m.mu.Lock()
+		for _, g := range chunk {
+			if !m.closed && m.atAnswer[g.CallID] == g { // not answered, stopped or kept anew meanwhile
+				m.dropAtAnswerLocked(g.CallID)
+			}
+		}
+		m.mu.Unlock()
 	}
 }
 
@@ -196,7 +226,7 @@ func (m *Manager) RestoreAtAnswer(list []*Session) {
 	}
 	for _, g := range list {
 		if m.calls[g.CallID] == nil {
-			m.atAnswer[g.CallID] = g
+			m.keepAsideLocked(g)
 		}
 	}
 }
@@ -212,13 +242,7 @@ func (m *Manager) AtAnswer(callID string) (Session, bool) {
 	return *g, true
 }
 
-// EachAtAnswer calls f for a copy of every call kept to be ended when
-// answered, under the lock: f must be quick.
-func (m *Manager) EachAtAnswer(f func(s *Session)) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, g := range m.atAnswer {
-		c := *g
-		f(&c)
-	}
-}
+// EachAtAnswer calls f, outside the lock, for a copy of every call kept
+// to be ended when answered, copied in chunks as Each does (and with its
+// guarantees).
+func (m *Manager) EachAtAnswer(f func(s *Session)) { m.eachCopyIn(&m.aside, nil, f) }

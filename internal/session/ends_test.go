@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -324,4 +325,45 @@ func TestSerialForkOfACallKeptAside(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestStaleCallsKeptAsideExpireInChunks: of thousands of calls kept aside
+// to be ended at answer (Kamailio), housekeeping forgets exactly those
+// older than the stale timeout, a chunk at a time; the snapshot's walk
+// (EachAtAnswer) lists every one kept, once.
+func TestStaleCallsKeptAsideExpireInChunks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lim := Limits{Limit: 60, PrepaidLimit: NoLimit, SetupTime: time.Minute, StaleTimeout: time.Hour}
+		f := newFixture(t, lim, nil)
+		const n = 3000
+		for i := range n {
+			age := 2 * time.Minute // past the setup time: kept aside
+			if i%3 == 0 {
+				age = 50 * time.Minute // and past the stale timeout 15 minutes on
+			}
+			f.m.Init(initReq(fmt.Sprint("c", i), fmt.Sprint("u", i), ""), time.Now().Add(-age))
+		}
+		f.m.Housekeep() // keeps them aside
+		listed := map[string]int{}
+		f.m.EachAtAnswer(func(s *Session) { listed[s.CallID]++ })
+		if len(listed) != n {
+			t.Fatalf("%d kept aside listed, want %d", len(listed), n)
+		}
+		for id, k := range listed {
+			if k != 1 {
+				t.Fatalf("%s listed %d times", id, k)
+			}
+		}
+		f.m.SetNow(func() time.Time { return time.Now().Add(15 * time.Minute) })
+		f.m.Housekeep() // expires the stale ones
+		for i := range n {
+			_, kept := f.m.AtAnswer(fmt.Sprint("c", i))
+			if want := i%3 != 0; kept != want {
+				t.Fatalf("c%d kept aside: %v, want %v", i, kept, want)
+			}
+		}
+		if _, got := f.j.AtAnswer(""); got != n-n/3 {
+			t.Fatalf("%d kept aside in the journal, want %d", got, n-n/3)
+		}
+	})
 }

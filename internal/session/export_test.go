@@ -42,7 +42,7 @@ func (m *Manager) StopTimerLocked(s *Session) { m.stopTimerLocked(s) }
 func (m *Manager) OrderAndTable() (order, table int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.order.entries) - m.order.holes, len(m.calls)
+	return m.order.live, len(m.calls)
 }
 
 func (m *Manager) EachChunked(gone func() bool, visit func(s *Session), flush func()) bool {
@@ -80,4 +80,12 @@ func (m *Manager) WalkCounts() (pending, inProgress int) {
 		}
 	}, nil)
 	return pending, inProgress
+}
+
+// AsideAndKept counts the calls kept aside to be ended at answer as listed
+// for walks and as the map holds them.
+func (m *Manager) AsideAndKept() (listed, kept int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.aside.live, len(m.atAnswer)
 }

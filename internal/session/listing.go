@@ -30,42 +30,110 @@ type orderEntry struct {
 // order lists the table by a sequence number given at addition, so a walk
 // can resume after the last number it saw: a session that stays in the
 // table for a whole walk is seen exactly once, whatever is added or removed
-// meanwhile. Removal leaves a hole; holes are squeezed out once they are
-// half the slice, so the work is constant per change, amortized.
+// meanwhile. It is kept in blocks of orderBlockSize entries, each sorted by
+// number: removal leaves a hole, a block half holes is squeezed, an empty
+// one dropped. Every change costs at most one block's work (and a move of
+// the blocks' pointers, a thousandth of the table), never a pass over the
+// table: the proxy's requests change it under the manager's lock.
 type order struct {
-	last    uint64
-	entries []orderEntry
-	holes   int
+	last   uint64
+	blocks []*orderBlock
+	live   int // sessions listed
+}
+
+const orderBlockSize = 1024
+
+type orderBlock struct {
+	entries []orderEntry // at most orderBlockSize, sorted by seq
+	live    int          // entries that are not holes
 }
 
 func (o *order) add(s *Session) {
 	o.last++
 	s.seq = o.last
-	o.entries = append(o.entries, orderEntry{seq: o.last, s: s})
+	n := len(o.blocks)
+	if n == 0 || len(o.blocks[n-1].entries) == orderBlockSize {
+		o.blocks = append(o.blocks, &orderBlock{entries: make([]orderEntry, 0, orderBlockSize)})
+		n++
+	}
+	b := o.blocks[n-1]
+	b.entries = append(b.entries, orderEntry{seq: o.last, s: s})
+	b.live++
+	o.live++
 }
 
 func (o *order) remove(s *Session) {
-	i := o.find(s.seq)
-	if i == len(o.entries) || o.entries[i].s != s {
+	bi, i := o.find(s.seq)
+	if bi == len(o.blocks) {
 		return
 	}
-	o.entries[i].s = nil
-	o.holes++
-	if o.holes > 64 && o.holes > len(o.entries)/2 {
-		kept := o.entries[:0]
-		for _, e := range o.entries {
-			if e.s != nil {
-				kept = append(kept, e)
-			}
-		}
-		clear(o.entries[len(kept):])
-		o.entries, o.holes = kept, 0
+	b := o.blocks[bi]
+	if b.entries[i].s != s {
+		return
+	}
+	b.entries[i].s = nil
+	b.live--
+	o.live--
+	switch {
+	case b.live == 0:
+		o.dropBlock(bi)
+	case 2*b.live < len(b.entries):
+		o.squeeze(bi)
 	}
 }
 
-// find returns the index of the first entry numbered seq or later.
-func (o *order) find(seq uint64) int {
-	return sort.Search(len(o.entries), func(i int) bool { return o.entries[i].seq >= seq })
+// squeeze rewrites block bi without its holes, together with the block
+// after it when both fit in one: a block of a few long calls among short
+// ones neither keeps its array of holes nor stays a block of its own.
+func (o *order) squeeze(bi int) {
+	b := o.blocks[bi]
+	var next *orderBlock
+	if bi+1 < len(o.blocks) && b.live+o.blocks[bi+1].live <= orderBlockSize {
+		next = o.blocks[bi+1]
+	}
+	live := b.live
+	if next != nil {
+		live += next.live
+	}
+	size := live
+	if last := len(o.blocks) - 1; bi == last || (next != nil && bi+1 == last) {
+		size = orderBlockSize // the last block takes the additions
+	}
+	entries := appendLive(make([]orderEntry, 0, size), b.entries)
+	if next != nil {
+		entries = appendLive(entries, next.entries)
+		o.dropBlock(bi + 1)
+	}
+	b.entries, b.live = entries, live
+}
+
+func appendLive(to, from []orderEntry) []orderEntry {
+	for _, e := range from {
+		if e.s != nil {
+			to = append(to, e)
+		}
+	}
+	return to
+}
+
+func (o *order) dropBlock(bi int) {
+	o.blocks = append(o.blocks[:bi], o.blocks[bi+1:]...)
+	o.blocks[:len(o.blocks)+1][len(o.blocks)] = nil // keep no pointer past the end
+}
+
+// find returns where the first entry numbered seq or later is: its block
+// and its index there; len(o.blocks) if there is none.
+func (o *order) find(seq uint64) (block, i int) {
+	// The first block whose last entry is numbered seq or later.
+	block = sort.Search(len(o.blocks), func(k int) bool {
+		e := o.blocks[k].entries
+		return e[len(e)-1].seq >= seq
+	})
+	if block == len(o.blocks) {
+		return block, 0
+	}
+	e := o.blocks[block].entries
+	return block, sort.Search(len(e), func(k int) bool { return e[k].seq >= seq })
 }
 
 // Walk calls f, outside the lock, for a copy of every session: the table
@@ -85,8 +153,13 @@ func (m *Manager) Walk(gone func() bool, f func(s *Session)) bool {
 // eachCopy calls f, outside the lock, for a copy of every session, copied
 // listChunk sessions at a time (Walk and Each).
 func (m *Manager) eachCopy(gone func() bool, f func(s *Session)) bool {
+	return m.eachCopyIn(&m.order, gone, f)
+}
+
+// eachCopyIn is eachCopy over the sessions listed in o.
+func (m *Manager) eachCopyIn(o *order, gone func() bool, f func(s *Session)) bool {
 	buf := make([]Session, 0, listChunk)
-	return m.eachChunked(gone, func(s *Session) {
+	return m.eachChunkedIn(o, gone, func(s *Session) {
 		buf = append(buf, *s)
 		buf[len(buf)-1].timerAt = 0
 	}, func() {
@@ -168,6 +241,12 @@ func (m *Manager) releaseListing() { <-m.listing }
 // needs and keep no pointer. gone is asked between chunks; true ends the
 // walk early and eachChunked returns false.
 func (m *Manager) eachChunked(gone func() bool, visit func(s *Session), flush func()) bool {
+	return m.eachChunkedIn(&m.order, gone, visit, flush)
+}
+
+// eachChunkedIn is eachChunked over the sessions listed in o, an order the
+// manager's lock guards.
+func (m *Manager) eachChunkedIn(o *order, gone func() bool, visit func(s *Session), flush func()) bool {
 	next := uint64(1)
 	var worked time.Duration
 	for {
@@ -176,16 +255,20 @@ func (m *Manager) eachChunked(gone func() bool, visit func(s *Session), flush fu
 		}
 		began := time.Now()
 		m.mu.Lock()
-		entries := m.order.entries
-		i := m.order.find(next)
-		for scanned, visited := 0, 0; i < len(entries) && visited < listChunk && scanned < scanChunk; i, scanned = i+1, scanned+1 {
-			next = entries[i].seq + 1
-			if s := entries[i].s; s != nil {
-				visit(s)
+		blocks := o.blocks
+		bi, i := o.find(next)
+		for scanned, visited := 0, 0; bi < len(blocks) && visited < listChunk && scanned < scanChunk; scanned++ {
+			e := blocks[bi].entries[i]
+			next = e.seq + 1
+			if e.s != nil {
+				visit(e.s)
 				visited++
 			}
+			if i++; i == len(blocks[bi].entries) {
+				bi, i = bi+1, 0
+			}
 		}
-		done := i >= len(entries)
+		done := bi >= len(blocks)
 		m.mu.Unlock()
 		if flush != nil {
 			flush()

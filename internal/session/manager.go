@@ -146,6 +146,7 @@ type Manager struct {
 	// end yet (Kamailio): a late `start` ends them at once (ends.go).
 	atAnswer map[string]*Session
 	order    order // the calls again, in the order added: for listings
+	aside    order // atAnswer again, in the order kept: walked in chunks
 	closed   bool
 	recheck  rechecks
 	timers   timers
@@ -1174,11 +1175,7 @@ func (m *Manager) Housekeep() {
 			m.finish(e)
 		}
 	}
-	m.mu.Lock()
-	if !m.closed {
-		m.expireAtAnswerLocked(now, lim)
-	}
-	m.mu.Unlock()
+	m.expireAtAnswer(now, lim)
 }
 
 // housekeepDueLocked says whether housekeeping ends s: ringing past the

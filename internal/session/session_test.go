@@ -605,4 +605,7 @@ func checkCounts(t *testing.T, m *Manager) {
 	if wp, wi := m.WalkCounts(); pending != wp || inProgress != wi {
 		t.Errorf("Counts says %d ringing and %d answered; the table holds %d and %d", pending, inProgress, wp, wi)
 	}
+	if listed, kept := m.AsideAndKept(); listed != kept {
+		t.Errorf("%d calls kept aside to be ended at answer, %d listed for walks", kept, listed)
+	}
 }

@@ -23,7 +23,7 @@ import (
 // again and again until its end, and calls armed after it waited for the
 // earlier wake-up (TestWallClockStepForwardKeepsTimers).
 type timers struct {
-	heap    []timerSlot
+	heap    slots
 	base    time.Time
 	wake    *time.Timer
 	wakeSet bool  // wake is set, for wakeAt
@@ -55,19 +55,19 @@ func (m *Manager) setTimerLocked(s *Session, at, now time.Time) {
 	t := &m.timers
 	a := t.since(at, now)
 	if i := s.timerAt - 1; i >= 0 {
-		old := t.heap[i].at
-		t.heap[i].at = a
+		old := t.heap.at(i).at
+		t.heap.at(i).at = a
 		if a < old {
 			t.up(i)
 		} else {
 			t.down(i)
 		}
 	} else {
-		t.heap = append(t.heap, timerSlot{at: a, s: s})
-		s.timerAt = len(t.heap)
-		t.up(len(t.heap) - 1)
+		t.heap.push(timerSlot{at: a, s: s})
+		s.timerAt = t.heap.n
+		t.up(t.heap.n - 1)
 	}
-	if top := t.heap[0].at; !t.wakeSet || top < t.wakeAt {
+	if top := t.heap.at(0).at; !t.wakeSet || top < t.wakeAt {
 		// From the clock as it is, not now: callers read it before they
 		// took the lock (or re-armed a whole table), and a wake-up set
 		// from that is late by as much, for every call due before it
@@ -85,19 +85,15 @@ func (m *Manager) stopTimerLocked(s *Session) {
 	if i < 0 {
 		return
 	}
-	last := len(t.heap) - 1
+	last := t.heap.n - 1
 	if i != last {
 		t.swap(i, last)
 	}
-	t.heap[last] = timerSlot{}
-	t.heap = t.heap[:last]
+	t.heap.pop()
 	s.timerAt = 0
 	if i != last {
 		t.down(i)
 		t.up(i)
-	}
-	if len(t.heap) == 0 && cap(t.heap) > 1024 {
-		t.heap = nil // a table that emptied gives back its slots
 	}
 }
 
@@ -128,13 +124,13 @@ func (m *Manager) fireTimers() {
 	// it, and 100,000 calls due together took ~15 ms to pop. The wake-up
 	// set below for a top still due fires again at once for the rest.
 	var due []*Session
-	for len(t.heap) > 0 && t.heap[0].at <= now && len(due) < listChunk {
-		s := t.heap[0].s
+	for t.heap.n > 0 && t.heap.at(0).at <= now && len(due) < listChunk {
+		s := t.heap.at(0).s
 		m.stopTimerLocked(s)
 		due = append(due, s)
 	}
-	if len(t.heap) > 0 {
-		m.wakeAtLocked(t.heap[0].at, now)
+	if t.heap.n > 0 {
+		m.wakeAtLocked(t.heap.at(0).at, now)
 	}
 	m.mu.Unlock()
 	for _, s := range due {
@@ -150,13 +146,13 @@ func (m *Manager) stopAllTimersLocked() {
 	m.timers.wakeSet = false
 }
 
-func (t *timers) less(i, j int) bool { return t.heap[i].at < t.heap[j].at }
+func (t *timers) less(i, j int) bool { return t.heap.at(i).at < t.heap.at(j).at }
 
 func (t *timers) swap(i, j int) {
-	h := t.heap
-	h[i], h[j] = h[j], h[i]
-	h[i].s.timerAt = i + 1
-	h[j].s.timerAt = j + 1
+	a, b := t.heap.at(i), t.heap.at(j)
+	*a, *b = *b, *a
+	a.s.timerAt = i + 1
+	b.s.timerAt = j + 1
 }
 
 func (t *timers) up(i int) {
@@ -171,7 +167,7 @@ func (t *timers) up(i int) {
 }
 
 func (t *timers) down(i int) {
-	n := len(t.heap)
+	n := t.heap.n
 	for {
 		first := 4*i + 1
 		if first >= n {
@@ -188,5 +184,37 @@ func (t *timers) down(i int) {
 		}
 		t.swap(i, least)
 		i = least
+	}
+}
+
+// slots is the heap's array, in blocks of slotBlock: growing it adds a
+// block, where a slice would copy every slot (16 MB for a million calls)
+// under the lock the proxy's requests take.
+type slots struct {
+	blocks [][]timerSlot
+	n      int
+}
+
+const slotBlock = 4096 // a power of two
+
+func (h *slots) at(i int) *timerSlot { return &h.blocks[i/slotBlock][i%slotBlock] }
+
+func (h *slots) push(x timerSlot) {
+	if h.n == len(h.blocks)*slotBlock {
+		h.blocks = append(h.blocks, make([]timerSlot, slotBlock))
+	}
+	*h.at(h.n) = x
+	h.n++
+}
+
+// pop drops the last slot; a block two blocks' worth past the last slot
+// goes back to the collector (one is kept spare, so that a table around a
+// block's edge does not allocate one on every other call).
+func (h *slots) pop() {
+	h.n--
+	*h.at(h.n) = timerSlot{}
+	if k := len(h.blocks); k > 0 && h.n <= (k-2)*slotBlock {
+		h.blocks[k-1] = nil
+		h.blocks = h.blocks[:k-1]
 	}
 }

@@ -26,7 +26,8 @@ func (m *Manager) CheckTimers() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := &m.timers
-	for i, slot := range t.heap {
+	for i := range t.heap.n {
+		slot := t.heap.at(i)
 		if slot.s == nil {
 			return fmt.Errorf("slot %d empty", i)
 		}
@@ -36,17 +37,20 @@ func (m *Manager) CheckTimers() error {
 		if m.calls[slot.s.CallID] != slot.s {
 			return fmt.Errorf("slot %d holds %s, not in the table", i, slot.s.CallID)
 		}
-		if i > 0 && t.heap[(i-1)/4].at > slot.at {
+		if i > 0 && t.heap.at((i-1)/4).at > slot.at {
 			return fmt.Errorf("slot %d earlier than its parent", i)
 		}
 	}
 	for id, s := range m.calls {
-		if i := s.timerAt - 1; i >= 0 && (i >= len(t.heap) || t.heap[i].s != s) {
+		if i := s.timerAt - 1; i >= 0 && (i >= t.heap.n || t.heap.at(i).s != s) {
 			return fmt.Errorf("%s says slot %d, not its own", id, i)
 		}
 	}
-	if len(t.heap) > 0 && (!t.wakeSet || t.wakeAt > t.heap[0].at) && !m.closed {
-		return fmt.Errorf("wake-up at %d, after the earliest timer at %d", t.wakeAt, t.heap[0].at)
+	if t.heap.n > 0 && (!t.wakeSet || t.wakeAt > t.heap.at(0).at) && !m.closed {
+		return fmt.Errorf("wake-up at %d, after the earliest timer at %d", t.wakeAt, t.heap.at(0).at)
+	}
+	if len(t.heap.blocks) > t.heap.n/slotBlock+2 {
+		return fmt.Errorf("%d blocks of slots for %d timers", len(t.heap.blocks), t.heap.n)
 	}
 	return nil
 }
@@ -55,12 +59,12 @@ func (m *Manager) CheckTimers() error {
 // does, and returns how many timers it took off the heap.
 func (m *Manager) FireTimers() (popped int) {
 	m.mu.Lock()
-	before := len(m.timers.heap)
+	before := m.timers.heap.n
 	m.mu.Unlock()
 	m.fireTimers()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return before - len(m.timers.heap)
+	return before - m.timers.heap.n
 }
 
 // SetEndSeenAt re-arms the tracked call's timer for end as armLocked does
