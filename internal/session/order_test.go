@@ -30,7 +30,7 @@ func TestOrderBlocks(t *testing.T) {
 		}},
 		{"a long call in each thousand", func(r *rand.Rand, add func() *Session, remove func(*Session), _ func() []*Session) {
 			var short []*Session
-			for i := range 100 * orderBlockSize {
+			for i := range 40 * orderBlockSize {
 				if s := add(); i%orderBlockSize != 7 {
 					short = append(short, s)
 				}
