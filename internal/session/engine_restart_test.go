@@ -2,13 +2,18 @@ package session_test
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/dialog"
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
+	"github.com/callcontrol/callcontrol/internal/rating"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 	"github.com/callcontrol/callcontrol/internal/session"
+	"github.com/callcontrol/callcontrol/internal/session/sessiontest"
 )
 
 // restartEngine restarts d's engine: it forgets the sessions it counted
@@ -173,6 +178,39 @@ func TestEngineRestartSharesTheCredit(t *testing.T) {
 					wg.Wait()
 				})
 			})
+		}
+	}
+}
+
+// The same through the real rating client, over TCP: the engine restarts
+// (its connections closed, its sessions forgotten), and the client's
+// connection made again is all that tells the manager.
+func TestEngineRestartOverTCP(t *testing.T) {
+	e := ratingtest.New(t)
+	e.SetAccount(account, ratingtest.Account{Balance: 1.00}) // 600 s alone
+	e.SetRate("", ratingtest.PerMinute(0.10))
+	pool := rating.NewPool([]string{e.Addr()}, rating.Options{Timeout: 2 * time.Second}, nil)
+	t.Cleanup(pool.Close)
+	m := session.NewManager(session.Limits{Limit: session.NoLimit, PrepaidLimit: session.NoLimit, ProxyTimeout: 2 * time.Second,
+		SetupTime: time.Hour, StaleTimeout: time.Hour}, pool, &dialogtest.Ender[dialog.Target]{C: make(chan dialog.Target, 10)},
+		sessiontest.NewJournal(), slog.New(slog.DiscardHandler))
+	t.Cleanup(m.Shutdown)
+	d := daemon{m: m}
+	t0 := time.Now()
+	call(t, d, "c1")
+	if err := e.Restart(false); err != nil {
+		t.Fatal(err)
+	}
+	call(t, d, "c2")
+	// The credit is 600 s of one call, a second or so of it spent: the
+	// two calls share it, about 300 s each.
+	for _, id := range []string{"c1", "c2"} {
+		s, ok := m.Get(id)
+		if !ok {
+			t.Fatalf("%s not tracked", id)
+		}
+		if end := s.EndAt.Sub(t0); end < 297*time.Second || end > 302*time.Second {
+			t.Errorf("%s ends at +%v, want about +300s (600 s of credit shared by two calls)", id, end)
 		}
 	}
 }
