@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -79,13 +80,20 @@ type restartStep struct {
 	at     time.Duration
 	do     string // "call", "stop", "restart" (sessions forgotten), "reconnect" (kept)
 	callID string
+	to     string // a call's destination, the default rate's if ""
 }
+
+// dearer is a destination at twice the default price (0.20/min).
+const dearer = "sip:0044207123456@example.com"
 
 // After a restart (or a connection made again) the party's calls share
 // the time they were last given: a new call takes an even share, a call
 // that ends early gives its share back, and nobody talks past the credit
 // nor is cut well before it runs out. One price for every call (0.10/min,
-// 1.00 of credit: 600 s for one call), so the right ends are known.
+// 1.00 of credit: 600 s for one call), so the right ends are known; but
+// in the last case, where the engine kept its sessions and its answer,
+// for calls at two prices, is the end (design.md, Known limits: the even
+// share is not the end when prices differ and the engine did restart).
 func TestEngineRestartSharesTheCredit(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -93,33 +101,37 @@ func TestEngineRestartSharesTheCredit(t *testing.T) {
 		cuts  map[string]time.Duration // when each call not stopped is cut
 	}{
 		{"restart, no new call", []restartStep{
-			{0, "call", "c1"}, {100 * time.Second, "restart", ""},
+			{0, "call", "c1", ""}, {100 * time.Second, "restart", "", ""},
 		}, map[string]time.Duration{"c1": 600 * time.Second}},
 		{"connection made again, engine kept its sessions", []restartStep{
-			{0, "call", "c1"}, {100 * time.Second, "reconnect", ""}, {100 * time.Second, "call", "c2"},
+			{0, "call", "c1", ""}, {100 * time.Second, "reconnect", "", ""}, {100 * time.Second, "call", "c2", ""},
 		}, map[string]time.Duration{"c1": 350 * time.Second, "c2": 350 * time.Second}},
 		{"restart, two new calls", []restartStep{
 			// At +200 s: 600-200-100 = 300 s of credit for three calls.
-			{0, "call", "c1"}, {100 * time.Second, "restart", ""}, {100 * time.Second, "call", "c2"},
-			{200 * time.Second, "call", "c3"},
+			{0, "call", "c1", ""}, {100 * time.Second, "restart", "", ""}, {100 * time.Second, "call", "c2", ""},
+			{200 * time.Second, "call", "c3", ""},
 		}, map[string]time.Duration{"c1": 300 * time.Second, "c2": 300 * time.Second, "c3": 300 * time.Second}},
 		{"restart with two calls running, one new", []restartStep{
 			// At +100 s: 600-200 = 400 s for three calls.
-			{0, "call", "c1"}, {0, "call", "c2"}, {100 * time.Second, "restart", ""}, {100 * time.Second, "call", "c3"},
+			{0, "call", "c1", ""}, {0, "call", "c2", ""}, {100 * time.Second, "restart", "", ""}, {100 * time.Second, "call", "c3", ""},
 		}, map[string]time.Duration{"c1": 233 * time.Second, "c2": 233 * time.Second, "c3": 233 * time.Second}},
 		{"restart, the new call hangs up early: its share goes back", []restartStep{
 			// c2 talks 10 s: c1 has 590 s.
-			{0, "call", "c1"}, {100 * time.Second, "restart", ""}, {100 * time.Second, "call", "c2"},
-			{110 * time.Second, "stop", "c2"},
+			{0, "call", "c1", ""}, {100 * time.Second, "restart", "", ""}, {100 * time.Second, "call", "c2", ""},
+			{110 * time.Second, "stop", "c2", ""},
 		}, map[string]time.Duration{"c1": 590 * time.Second}},
 		{"restart, the older call hangs up early", []restartStep{
 			// c1 talks 150 s, c2 the 450 s left.
-			{0, "call", "c1"}, {100 * time.Second, "restart", ""}, {100 * time.Second, "call", "c2"},
-			{150 * time.Second, "stop", "c1"},
+			{0, "call", "c1", ""}, {100 * time.Second, "restart", "", ""}, {100 * time.Second, "call", "c2", ""},
+			{150 * time.Second, "stop", "c1", ""},
 		}, map[string]time.Duration{"c2": 550 * time.Second}},
 		{"restart near the end", []restartStep{
-			{0, "call", "c1"}, {500 * time.Second, "restart", ""}, {500 * time.Second, "call", "c2"},
+			{0, "call", "c1", ""}, {500 * time.Second, "restart", "", ""}, {500 * time.Second, "call", "c2", ""},
 		}, map[string]time.Duration{"c1": 550 * time.Second, "c2": 550 * time.Second}},
+		{"connection made again, a dearer new call: the engine's own end", []restartStep{
+			// At +100 s 0.8333 left, at 0.30/min together: 166 s.
+			{0, "call", "c1", ""}, {100 * time.Second, "reconnect", "", ""}, {100 * time.Second, "call", "c2", dearer},
+		}, map[string]time.Duration{"c1": 266 * time.Second, "c2": 266 * time.Second}},
 	}
 	for _, tc := range cases {
 		for _, interval := range []time.Duration{0, 30 * time.Second} {
@@ -127,6 +139,7 @@ func TestEngineRestartSharesTheCredit(t *testing.T) {
 				e := ratingtest.New(t)
 				e.SetAccount(account, ratingtest.Account{Balance: 1.00})
 				e.SetRate("", ratingtest.PerMinute(0.10))
+				e.SetRate("0044", ratingtest.PerMinute(0.20))
 				synctest.Test(t, func(t *testing.T) {
 					e.SetClock(time.Now)
 					rec := &cutRecorder{}
@@ -139,7 +152,7 @@ func TestEngineRestartSharesTheCredit(t *testing.T) {
 						time.Sleep(s.at - time.Since(t0))
 						switch s.do {
 						case "call":
-							call(t, d, s.callID)
+							callTo(t, d, s.callID, cmp.Or(s.to, "sip:0031650222333@example.com"))
 							started[s.callID] = s.at
 						case "stop":
 							if got := d.m.Stop(s.callID); got != session.ReplyOk {

@@ -161,8 +161,8 @@ func (m *Manager) returnShareLocked(s *Session, end time.Time) {
 		if c.Cap != NoLimit {
 			e = minTime(e, c.Answered.Add(time.Duration(c.Cap)*time.Second))
 		}
-		if !e.After(c.EndAt) {
-			continue
+		if e.Sub(c.EndAt) < time.Second {
+			continue // the engine's whole seconds: no record for less
 		}
 		m.setEndLocked(c, e)
 		c.Limit = int(math.Round(e.Sub(c.Answered).Seconds()))
