@@ -78,7 +78,7 @@ func TestEngineRestartDoesNotStretchRunningCalls(t *testing.T) {
 // restartStep is one action of a case, at a moment from the first call.
 type restartStep struct {
 	at     time.Duration
-	do     string // "call", "stop", "restart" (sessions forgotten), "reconnect" (kept)
+	do     string // "call", "ring" (init), "answer" (start), "stop", "restart" (sessions forgotten), "reconnect" (kept)
 	callID string
 	to     string // a call's destination, the default rate's if ""
 }
@@ -128,6 +128,12 @@ func TestEngineRestartSharesTheCredit(t *testing.T) {
 		{"restart near the end", []restartStep{
 			{0, "call", "c1", ""}, {500 * time.Second, "restart", "", ""}, {500 * time.Second, "call", "c2", ""},
 		}, map[string]time.Duration{"c1": 550 * time.Second, "c2": 550 * time.Second}},
+		{"restart while a new call rings: the answer at its init holds", []restartStep{
+			// Its init's answer (+100 s, the engine counting c1): 250 s
+			// each, from then for c1 (+350), from its answer for c2.
+			{0, "call", "c1", ""}, {100 * time.Second, "ring", "c2", ""}, {110 * time.Second, "restart", "", ""},
+			{120 * time.Second, "answer", "c2", ""},
+		}, map[string]time.Duration{"c1": 350 * time.Second, "c2": 370 * time.Second}},
 		{"connection made again, a dearer new call: the engine's own end", []restartStep{
 			// At +100 s 0.8333 left, at 0.30/min together: 166 s.
 			{0, "call", "c1", ""}, {100 * time.Second, "reconnect", "", ""}, {100 * time.Second, "call", "c2", dearer},
@@ -153,6 +159,17 @@ func TestEngineRestartSharesTheCredit(t *testing.T) {
 						switch s.do {
 						case "call":
 							callTo(t, d, s.callID, cmp.Or(s.to, "sip:0031650222333@example.com"))
+							started[s.callID] = s.at
+						case "ring":
+							r := &session.InitRequest{CallID: s.callID, RURI: cmp.Or(s.to, "sip:0031650222333@example.com"), Diverter: "None",
+								SourceIP: "10.0.0.1", From: "<sip:" + account + ">;tag=" + s.callID, FromTag: s.callID, Prepaid: "true"}
+							if got := d.m.Init(r, time.Now()); got != session.ReplyLimited {
+								t.Fatalf("init %s: %s", s.callID, got)
+							}
+						case "answer":
+							if got := d.m.Start(s.callID, "1:2", time.Now()); got != session.ReplyOk {
+								t.Fatalf("start %s: %s", s.callID, got)
+							}
 							started[s.callID] = s.at
 						case "stop":
 							if got := d.m.Stop(s.callID); got != session.ReplyOk {

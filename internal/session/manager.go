@@ -672,7 +672,12 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	// end no later than it said then (only sooner: an engine at the
 	// party's parallel-call maximum answers the re-ask Locked).
 	if err == nil && mt.Kind == rating.Limited {
-		m.retimeFrom(party, engine, mt.Seconds, time.Time{}, by, false, 0, engineAnswer{gen: mt.Generation, asked: s})
+		if m.retimeFrom(party, engine, mt.Seconds, time.Time{}, by, false, 0, engineAnswer{gen: mt.Generation, asked: s}) {
+			// The engine may have forgotten the party's other calls
+			// since the init: its answer then counted them, this one
+			// may not (restart.go).
+			m.holdToInitAnswer(party, engine, created, limit, capSecs, by)
+		}
 	} else {
 		if err != nil {
 			log.Warn("re-ask at start failed; the call keeps its limit", "engine", engine, "err", err)
@@ -770,19 +775,19 @@ func engineLimited(limit, cap int) bool {
 // seconds from that moment instead of from now, and the calls due within
 // spare from now are left as they are. An answer from an engine that may
 // have forgotten some of the party's calls moves no call later
-// (restart.go).
-func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Time, onlySooner bool, spare time.Duration, ans engineAnswer) {
+// (restart.go); it reports whether that was so.
+func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Time, onlySooner bool, spare time.Duration, ans engineAnswer) (mayHaveForgotten bool) {
 	now := m.now()
 	m.mu.Lock()
 	if m.closed { // a debit reply during shutdown arms nothing
 		m.mu.Unlock()
-		return
+		return false
 	}
 	if ans.asked != nil && ans.gen != 0 && m.calls[ans.asked.CallID] == ans.asked {
 		ans.asked.counted = ans.gen
 	}
 	if m.mayHaveForgottenLocked(party, engine, ans.gen, nil) {
-		onlySooner = true
+		onlySooner, mayHaveForgotten = true, true
 	}
 	var waits []Wait
 	for _, s := range m.parties[party] {
@@ -831,6 +836,7 @@ func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Ti
 	if len(waits) > 0 {
 		m.log.Info("party's calls re-timed", "party", party, "engine", engine, "seconds", seconds, "calls", len(waits))
 	}
+	return mayHaveForgotten
 }
 
 // Debited is called when a debit was delivered: the engine's reply carries

@@ -24,7 +24,10 @@ import (
 //
 //   - no answer moves a call of the party later (retimeFrom: only
 //     sooner). The engine's answers then overstate the credit, never
-//     understate it: what it forgot only lowers the balance;
+//     understate it: what it forgot only lowers the balance. A call
+//     whose init was answered before and its start after is held to the
+//     init's answer, which counted the others (holdToInitAnswer), as when
+//     the start's re-ask fails;
 //   - the party's calls share the time they were last given by the
 //     engine, as one budget of call-seconds: the remaining time of the
 //     calls running when a call is answered is split evenly between them
