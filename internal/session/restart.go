@@ -45,7 +45,7 @@ import (
 // price is the same end. Calls restored at a restart count as counted on
 // the engine's first connection of this run.
 
-// generation is the connection generation c was counted on; a call
+// generation is the connection generation s was counted on; a call
 // counted before this run's first connection counts as counted on it.
 func (s *Session) generation() uint64 { return max(s.counted, 1) }
 
