@@ -73,6 +73,11 @@ type Conn struct {
 	sem chan struct{}
 	nc  net.Conn
 	br  *bufio.Reader
+	// gen numbers nc among the connections made, from 1: one engine
+	// process answers everything on one connection, so an answer on a
+	// later one may come from an engine that restarted since, and forgot
+	// the sessions it counted (MaxTime.Generation).
+	gen uint64
 
 	mu      sync.Mutex
 	live    net.Conn // == nc, readable without sem (for Close and stats)
@@ -164,7 +169,7 @@ func (c *Conn) probe() {
 	if hung {
 		// A connect would succeed: only an answer tells it is back.
 		ctx, cancel := context.WithTimeout(c.probeCtx, c.opts.Timeout)
-		_, _ = c.roundTrip(ctx, probeRequest) // an answer clears silent
+		_, _, _ = c.roundTrip(ctx, probeRequest) // an answer clears silent
 		cancel()
 		return
 	}
@@ -224,7 +229,7 @@ func (c *Conn) MaxSessionTime(ctx context.Context, r Request) (MaxTime, error) {
 	if err != nil {
 		return MaxTime{}, err
 	}
-	reply, err := c.roundTrip(ctx, line)
+	reply, gen, err := c.roundTrip(ctx, line)
 	if err != nil {
 		return MaxTime{}, err
 	}
@@ -232,6 +237,7 @@ func (c *Conn) MaxSessionTime(ctx context.Context, r Request) (MaxTime, error) {
 	if err != nil {
 		return MaxTime{}, fmt.Errorf("rating %s: CallId %s: %w", c.addr, r.CallID, err)
 	}
+	mt.Generation = gen
 	return mt, nil
 }
 
@@ -241,7 +247,7 @@ func (c *Conn) DebitBalance(ctx context.Context, d Debit) (DebitReply, error) {
 	if err != nil {
 		return DebitReply{}, err
 	}
-	reply, err := c.roundTrip(ctx, line)
+	reply, gen, err := c.roundTrip(ctx, line)
 	if err != nil {
 		return DebitReply{}, err
 	}
@@ -249,6 +255,7 @@ func (c *Conn) DebitBalance(ctx context.Context, d Debit) (DebitReply, error) {
 	if err != nil {
 		return dr, fmt.Errorf("rating %s: CallId %s: %w", c.addr, d.CallID, err)
 	}
+	dr.Generation = gen
 	return dr, nil
 }
 
@@ -271,19 +278,20 @@ func (e *backoffError) Error() string {
 func (e *backoffError) Is(target error) bool { return target == errBackoff }
 func (e *backoffError) Unwrap() error        { return e.last }
 
-// roundTrip sends one request line and reads its reply.
-func (c *Conn) roundTrip(ctx context.Context, line string) (string, error) {
+// roundTrip sends one request line and reads its reply, and the
+// generation of the connection that carried both.
+func (c *Conn) roundTrip(ctx context.Context, line string) (string, uint64, error) {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
-		return "", c.notSent(ctx.Err())
+		return "", 0, c.notSent(ctx.Err())
 	}
 	defer func() { <-c.sem }()
 	if c.isClosed() {
-		return "", c.notSent(ErrClosed)
+		return "", 0, c.notSent(ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return "", c.notSent(err)
+		return "", 0, c.notSent(err)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -295,7 +303,7 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, error) {
 	}
 	if c.nc == nil {
 		if err := c.connect(ctx, deadline, false); err != nil {
-			return "", c.notSent(err)
+			return "", 0, c.notSent(err)
 		}
 	}
 	nc := c.nc
@@ -304,7 +312,7 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, error) {
 	if err := nc.SetDeadline(deadline); err != nil {
 		stop()
 		c.drop()
-		return "", c.notSent(err)
+		return "", 0, c.notSent(err)
 	}
 	c.log.Debug("rating request", "request", strings.TrimSuffix(line, "\n"))
 	n, err := io.WriteString(nc, line)
@@ -315,10 +323,10 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, error) {
 			err = ctx.Err()
 		}
 		if n == 0 {
-			return "", c.notSent(err)
+			return "", 0, c.notSent(err)
 		}
 		c.log.Warn("rating request partly written; connection dropped", "err", err)
-		return "", fmt.Errorf("rating %s: write: %w", c.addr, err)
+		return "", 0, fmt.Errorf("rating %s: write: %w", c.addr, err)
 	}
 	reply, err := readReply(c.br, c.opts.MaxReply)
 	if !stop() {
@@ -337,7 +345,7 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, error) {
 			level = slog.LevelDebug // the probe of a hung engine: said once, by unanswered
 		}
 		c.log.Log(context.Background(), level, "rating request sent but no complete reply; connection dropped", "request", strings.TrimSuffix(line, "\n"), "err", err)
-		return "", fmt.Errorf("rating %s: no reply: %w", c.addr, err)
+		return "", 0, fmt.Errorf("rating %s: no reply: %w", c.addr, err)
 	}
 	c.log.Debug("rating reply", "reply", reply)
 	c.mu.Lock()
@@ -347,7 +355,7 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, error) {
 	}
 	c.silent = 0
 	c.mu.Unlock()
-	return reply, nil
+	return reply, c.gen, nil
 }
 
 // unanswered counts a request sent and not answered; at silentLimit in a
@@ -434,6 +442,7 @@ func (c *Conn) connect(ctx context.Context, deadline time.Time, check bool) erro
 	c.failing, c.backoff, c.lastErr = false, 0, nil
 	c.nc, c.live = nc, nc
 	c.br = bufio.NewReaderSize(nc, 4096)
+	c.gen++
 	return nil
 }
 

@@ -15,6 +15,11 @@
 // ErrNotSent) is permanent: the values can never be sent. ErrEngine marks an
 // "Error: ..." answer from the engine.
 //
+// Every answer (MaxTime, DebitReply) carries the Generation of the
+// connection that brought it, numbered from 1 per engine: an engine that
+// restarted, forgetting the sessions it counted, shows only as a later
+// generation (the session manager holds such calls: session/restart.go).
+//
 // A DebitReply with OK false ("Failed") means nothing was debited. For a
 // debit that certainly never reached the engine (ErrNotSent earlier) and is
 // then answered Failed, re-send with Force; a debit whose fate was unknown

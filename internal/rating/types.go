@@ -16,6 +16,11 @@ type MaxTime struct {
 	Kind    Kind
 	Seconds int
 	Prepaid bool // type=prepaid (without a type line: a number means prepaid)
+	// Generation numbers the engine connection that carried the answer,
+	// from 1 (the Conn's first); 0 when not known. Answers on a later
+	// generation may come from an engine that restarted and forgot the
+	// sessions it counted before.
+	Generation uint64
 }
 
 // Request is a MaxSessionTime question.
@@ -44,6 +49,7 @@ type DebitReply struct {
 	OK             bool   // false: "Failed", nothing was debited
 	MaxSessionTime int    // the new common limit of the account's remaining calls
 	Price          string // this call's price as the engine wrote it
+	Generation     uint64 // as MaxTime's
 }
 
 // ErrNotSent marks a request that certainly never reached the engine (no

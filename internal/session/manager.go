@@ -486,6 +486,7 @@ func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
 	}
 	s.Engine = engine
 	s.Owed = c.carried != ""
+	s.counted = mt.Generation
 	switch {
 	case mt.Kind == rating.Locked:
 		log.Info("init refused: account locked", "engine", engine)
@@ -668,13 +669,16 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 		return ReplyOk
 	}
 	// Prepaid: run the clock on the limit from init until the engine has
-	// re-timed the party's calls.
+	// re-timed the party's calls; within the party's share when its
+	// engine may have forgotten the party's other calls (restart.go).
 	m.setEndLocked(s, now.Add(time.Duration(s.Limit)*time.Second))
+	shared := m.shareWithForgottenLocked(s, now)
 	wait := m.journal.Save(s)
 	req := rating.Request{CallID: s.CallID, From: s.Party, To: s.RURI, Gateway: s.SourceIP,
 		Application: s.Application, Duration: capOrDefault(s.Cap), Connected: true}
 	engine, party, limit, created, capSecs := s.Engine, s.Party, s.Limit, s.Created, s.Cap
 	m.mu.Unlock()
+	m.logShared(log, shared, party, engine, by)
 	if m.waitLogged(wait, callID, by) {
 		// No time left to re-ask: the answer at init holds the party.
 		m.holdToInitAnswer(party, engine, created, limit, capSecs, by)
@@ -694,7 +698,12 @@ func (m *Manager) Start(callID, dialogID string, received time.Time) Reply {
 	// end no later than it said then (only sooner: an engine at the
 	// party's parallel-call maximum answers the re-ask Locked).
 	if err == nil && mt.Kind == rating.Limited {
-		m.retime(party, engine, mt.Seconds, by, false)
+		if m.retimeFrom(party, engine, mt.Seconds, time.Time{}, by, false, 0, engineAnswer{gen: mt.Generation, asked: s}) {
+			// The engine may have forgotten the party's other calls
+			// since the init: its answer then counted them, this one
+			// may not (restart.go).
+			m.holdToInitAnswer(party, engine, created, limit, capSecs, by)
+		}
 	} else {
 		if err != nil {
 			log.Warn("re-ask at start failed; the call keeps its limit", "engine", engine, "err", err)
@@ -749,10 +758,19 @@ func (m *Manager) Retime(party, engine string, seconds int) {
 	m.retime(party, engine, seconds, time.Time{}, false)
 }
 
+// engineAnswer says where a number that re-times a party came from: the
+// generation of the engine connection that carried it (0: not known),
+// and the call it was asked for, if any, which that engine counts from
+// then on.
+type engineAnswer struct {
+	gen   uint64
+	asked *Session
+}
+
 // retime is Retime waiting for the records until by at the most (zero:
 // no bound). onlySooner moves no call's end later.
 func (m *Manager) retime(party, engine string, seconds int, by time.Time, onlySooner bool) {
-	m.retimeFrom(party, engine, seconds, time.Time{}, by, onlySooner, 0)
+	m.retimeFrom(party, engine, seconds, time.Time{}, by, onlySooner, 0, engineAnswer{})
 }
 
 // holdToInitAnswer brings the party's calls no later than the answer the
@@ -770,7 +788,7 @@ func (m *Manager) holdToInitAnswer(party, engine string, created time.Time, limi
 	if !engineLimited(limit, cap) {
 		return
 	}
-	m.retimeFrom(party, engine, limit, created, by, true, 0)
+	m.retimeFrom(party, engine, limit, created, by, true, 0, engineAnswer{})
 }
 
 // engineLimited reports whether a prepaid call's limit is the engine's
@@ -781,13 +799,21 @@ func engineLimited(limit, cap int) bool {
 
 // retimeFrom is retime where the calls answered before from (if set) take
 // seconds from that moment instead of from now, and the calls due within
-// spare from now are left as they are.
-func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Time, onlySooner bool, spare time.Duration) {
+// spare from now are left as they are. An answer from an engine that may
+// have forgotten some of the party's calls moves no call later
+// (restart.go); it reports whether that was so.
+func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Time, onlySooner bool, spare time.Duration, ans engineAnswer) (mayHaveForgotten bool) {
 	now := m.now()
 	m.mu.Lock()
 	if m.closed { // a debit reply during shutdown arms nothing
 		m.mu.Unlock()
-		return
+		return false
+	}
+	if ans.asked != nil && ans.gen != 0 && m.calls[ans.asked.CallID] == ans.asked {
+		ans.asked.counted = ans.gen
+	}
+	if m.mayHaveForgottenLocked(party, engine, ans.gen, nil) {
+		onlySooner, mayHaveForgotten = true, true
 	}
 	var waits []Wait
 	for _, s := range m.parties[party] {
@@ -836,6 +862,7 @@ func (m *Manager) retimeFrom(party, engine string, seconds int, from, by time.Ti
 	if len(waits) > 0 {
 		m.log.Info("party's calls re-timed", "party", party, "engine", engine, "seconds", seconds, "calls", len(waits))
 	}
+	return mayHaveForgotten
 }
 
 // Debited is called when a debit was delivered: the engine's reply carries
@@ -875,7 +902,7 @@ func (m *Manager) debitedBy(o Owed, reply rating.DebitReply, by time.Time) {
 	}
 	m.mu.Unlock()
 	if remaining {
-		m.retime(party, o.Engine, reply.MaxSessionTime, by, false)
+		m.retimeFrom(party, o.Engine, reply.MaxSessionTime, time.Time{}, by, false, 0, engineAnswer{gen: reply.Generation})
 	}
 }
 
@@ -1019,6 +1046,7 @@ func (m *Manager) endLocked(s *Session, end time.Time, bye bool, reason string) 
 // be ended when answered (keepForAnswerLocked), unless nil.
 func (m *Manager) endKeepingLocked(s *Session, end time.Time, bye bool, reason string, keep *Session) ending {
 	m.removeLocked(s)
+	m.returnShareLocked(s, end)
 	duration := 0
 	if s.InProgress() {
 		if !s.EndAt.IsZero() && end.After(s.EndAt) {

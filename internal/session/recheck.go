@@ -226,7 +226,7 @@ func (m *Manager) runProbe(p probe) {
 			// timer says 2 s or less keeps it: the probe alone may have
 			// made the 0, for a call with that much left.
 			log.Info("re-ask: the account's credit is spent or nearly; its calls past 2 s end now", "party", p.party, "engine", p.engine)
-			m.retimeFrom(p.party, p.engine, 0, time.Time{}, time.Time{}, true, minRecheckStep)
+			m.retimeFrom(p.party, p.engine, 0, time.Time{}, time.Time{}, true, minRecheckStep, engineAnswer{})
 		}
 	default:
 		// Locked (the account is at its parallel maximum), or no number:

@@ -34,6 +34,9 @@ type engineRater struct {
 	fail atomic.Bool // MaxSessionTime fails as an unreachable engine would
 	hang atomic.Bool // probes get no answer before their deadline
 	hung atomic.Int64
+	// reconnects: how many times the connection to the engine was made
+	// again (answers carry generation reconnects+1; restartEngine).
+	reconnects atomic.Uint64
 }
 
 func (r *engineRater) Pick(string) string     { return engineName }
@@ -58,16 +61,19 @@ func (r *engineRater) MaxSessionTime(ctx context.Context, _ string, q rating.Req
 	if reply == "" {
 		return rating.MaxTime{}, errors.New("no answer")
 	}
-	return rating.ParseMaxSessionTime(reply)
+	mt, err := rating.ParseMaxSessionTime(reply)
+	mt.Generation = r.reconnects.Load() + 1
+	return mt, err
 }
 
 // spool delivers each debit owed to the engine at once, in the
 // background, the reply told to the manager: the daemon's debit spool in
 // short, as sessiontest.Journal's OnDebit.
 type spool struct {
-	e  *ratingtest.Engine
-	m  *session.Manager
-	wg *sync.WaitGroup
+	e     *ratingtest.Engine
+	m     *session.Manager
+	wg    *sync.WaitGroup
+	rater *engineRater // its connection's generation, if set
 }
 
 func (s *spool) deliver(o session.Owed) {
@@ -75,9 +81,20 @@ func (s *spool) deliver(o session.Owed) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		reply := s.e.Handle(fmt.Sprintf("DebitBalance CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
-			d.CallID, d.From, d.To, d.Gateway, d.Duration, d.Application))
+		line := fmt.Sprintf("DebitBalance CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
+			d.CallID, d.From, d.To, d.Gateway, d.Duration, d.Application)
+		reply := s.e.Handle(line)
+		if reply == "Failed" && d.Duration > 0 && s.rater != nil {
+			// The engine does not know the call (it restarted): the
+			// spool sends it again with Force=1; a 0 s release it
+			// drops (debit/spool.go).
+			reply = s.e.Handle(line + " Force=1")
+			o.Debit.Force = true
+		}
 		if dr, err := rating.ParseDebit(reply); err == nil {
+			if s.rater != nil {
+				dr.Generation = s.rater.reconnects.Load() + 1
+			}
 			s.m.Debited(o, dr)
 		}
 	}()
@@ -99,7 +116,7 @@ type daemon struct {
 
 func newDaemon(e *ratingtest.Engine, interval time.Duration, cuts *cutRecorder, wg *sync.WaitGroup) daemon {
 	r := &engineRater{e: e}
-	sp := &spool{e: e, wg: wg}
+	sp := &spool{e: e, wg: wg, rater: r}
 	j := sessiontest.NewJournal()
 	j.OnDebit = sp.deliver
 	m := session.NewManager(session.Limits{Limit: session.NoLimit, PrepaidLimit: session.NoLimit,

@@ -43,6 +43,9 @@ type Session struct {
 	timerAt int       // its slot in the manager's timers (timers.go), plus 1; 0 if none
 	checkAt time.Time // next re-ask of the engine (recheck.go), zero if none
 	seq     uint64    // place in the manager's order (listing.go)
+	// counted is the generation of the engine connection on which the
+	// engine last counted the call (restart.go); 0: before this run.
+	counted uint64
 }
 
 // InProgress tells whether the call was answered.
