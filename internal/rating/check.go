@@ -62,10 +62,12 @@ func (c *Conn) check(ctx context.Context) error {
 		return ErrClosed
 	}
 	if c.nc != nil {
-		if c.reusable() {
+		ok, closed := c.reusable()
+		if ok {
 			return nil
 		}
 		c.drop()
+		c.maybeAnew = c.maybeAnew || closed
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -73,11 +74,16 @@ type Conn struct {
 	sem chan struct{}
 	nc  net.Conn
 	br  *bufio.Reader
-	// gen numbers nc among the connections made, from 1: one engine
+	// gen numbers the engine processes nc may have reached, from 1: one
 	// process answers everything on one connection, so an answer on a
-	// later one may come from an engine that restarted since, and forgot
-	// the sessions it counted (MaxTime.Generation).
-	gen uint64
+	// later connection may come from an engine that restarted since, and
+	// forgot the sessions it counted (MaxTime.Generation). It counts a
+	// connection only when the one before was closed by the engine, or a
+	// connect was refused meanwhile (restarted): not when this side
+	// dropped it, after a request went unanswered in time, to an engine
+	// that may well still count what it did.
+	gen       uint64
+	maybeAnew bool // the engine closed a connection, or refused one, since gen was counted
 
 	mu      sync.Mutex
 	live    net.Conn // == nc, readable without sem (for Close and stats)
@@ -297,9 +303,12 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, uint64, erro
 	if !ok {
 		deadline = time.Now().Add(c.opts.Timeout)
 	}
-	if c.nc != nil && !c.reusable() {
-		c.log.Debug("rating connection closed by the engine or holds stray data; reconnecting")
-		c.drop()
+	if c.nc != nil {
+		if ok, closed := c.reusable(); !ok {
+			c.log.Debug("rating connection closed by the engine or holds stray data; reconnecting")
+			c.drop()
+			c.maybeAnew = c.maybeAnew || closed
+		}
 	}
 	if c.nc == nil {
 		if err := c.connect(ctx, deadline, false); err != nil {
@@ -319,6 +328,9 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, uint64, erro
 	if err != nil {
 		stop()
 		c.drop()
+		if closedByPeer(err) {
+			c.maybeAnew = true
+		}
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
@@ -336,6 +348,9 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, uint64, erro
 	}
 	if err != nil {
 		c.drop() // a late reply must never answer the next request
+		if closedByPeer(err) {
+			c.maybeAnew = true
+		}
 		c.unanswered()
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -381,20 +396,21 @@ func (c *Conn) unanswered() {
 // reusable checks an idle connection before a request is written on it, so
 // that a connection the engine closed (e.g. it restarted) is replaced
 // before sending rather than turning the request's fate unknown.
-func (c *Conn) reusable() bool {
+func (c *Conn) reusable() (ok, closedByEngine bool) {
 	for c.br.Buffered() > 0 {
 		b, _ := c.br.Peek(1)
 		if b[0] != '\n' && b[0] != '\r' {
-			return false // unsolicited data: the framing is lost
+			return false, false // unsolicited data: the framing is lost
 		}
 		c.br.Discard(1)
 	}
 	// The last request's deadline has likely passed; an expired deadline
 	// would fail the peek itself.
 	if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
-		return false
+		return false, false
 	}
-	return peerAlive(c.nc)
+	alive := peerAlive(c.nc)
+	return alive, !alive
 }
 
 // connect dials the engine; the caller holds sem. A check (at start or
@@ -428,6 +444,9 @@ func (c *Conn) connect(ctx context.Context, deadline time.Time, check bool) erro
 			c.log.Debug("rating engine still unreachable", "err", err, "retry_in", c.backoff)
 		}
 		c.failing, c.lastErr = true, err
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			c.maybeAnew = true // nothing listens: the engine is down, and will start afresh
+		}
 		return err
 	}
 	if c.closed {
@@ -442,8 +461,17 @@ func (c *Conn) connect(ctx context.Context, deadline time.Time, check bool) erro
 	c.failing, c.backoff, c.lastErr = false, 0, nil
 	c.nc, c.live = nc, nc
 	c.br = bufio.NewReaderSize(nc, 4096)
-	c.gen++
+	if c.gen == 0 || c.maybeAnew {
+		c.gen, c.maybeAnew = c.gen+1, false
+	}
 	return nil
+}
+
+// closedByPeer reports whether a read or write failed because the engine
+// closed the connection (or its host reset it), as a restart does.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // drop closes the connection; the caller holds sem.

@@ -48,6 +48,35 @@ func TestAnswersNameTheirConnection(t *testing.T) {
 		{"a debit on it", false, func() uint64 { return debit(second.CallID, true) }, 1},
 		{"after the engine restarted", true, func() uint64 { return ask(second) }, 2},
 		{"a debit the restarted engine forgot", false, func() uint64 { return debit(testReq.CallID, false) }, 2},
+		{"after a request unanswered in time (this side dropped the connection)", false, func() uint64 {
+			eng.SetDelay(time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			_, err := c.MaxSessionTime(ctx, second)
+			cancel()
+			if err == nil {
+				t.Fatal("answered despite the delay")
+			}
+			eng.SetDelay(0)
+			return ask(second)
+		}, 2},
+		{"after the engine was down (a connect refused) and is back", false, func() uint64 {
+			eng.SetDelay(time.Second) // this side drops its connection first: only the refusal tells
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			c.MaxSessionTime(ctx, second)
+			cancel()
+			eng.SetDelay(0)
+			eng.Stop()
+			if _, err := c.MaxSessionTime(context.Background(), second); err == nil {
+				t.Fatal("answered while stopped")
+			}
+			if err := eng.Restart(true); err != nil { // even keeping its sessions: nothing here can tell
+				t.Fatal(err)
+			}
+			c.mu.Lock()
+			c.next = time.Time{} // the backoff after the refused connect
+			c.mu.Unlock()
+			return ask(second)
+		}, 3},
 	}
 	for _, s := range steps {
 		if s.restart {

@@ -16,7 +16,9 @@ import (
 // What the daemon can know: one engine process answers everything on one
 // connection, so an answer carried by a later connection to the engine
 // (rating.MaxTime.Generation) may come from an engine that restarted since
-// the calls counted on an earlier one. Every call keeps the generation of
+// the calls counted on an earlier one. (rating.Conn counts a new
+// generation only when the engine closed or refused a connection, not
+// when this side dropped one after a request went unanswered.) Every call keeps the generation of
 // the connection on which the engine last counted it (Session.counted:
 // its init's answer, or its start's re-ask). While a party's calls on an
 // engine were counted on different generations, or an answer comes on a
@@ -40,9 +42,9 @@ import (
 //
 // This lasts until the calls counted on the earlier connection end (a
 // party's calls started later are counted on the same, new one). A
-// connection dropped for another reason (a timeout, the network) looks the
-// same: the party's calls are held to the same budget, which for one
-// price is the same end. Calls restored at a restart count as counted on
+// connection the engine closed for another reason (or a reset on the
+// network) looks the same: the party's calls are held to the same budget,
+// which for one price is the same end. Calls restored at a restart count as counted on
 // the engine's first connection of this run.
 
 // generation is the connection generation s was counted on; a call
@@ -130,7 +132,7 @@ func (m *Manager) logShared(log callLog, sh sharing, party, engine string, by ti
 	for _, w := range sh.waits {
 		m.waitLogged(w, party, by)
 	}
-	log.Info("the rating engine may have restarted since the party's calls were counted (its connection was made again): the new call shares their time",
+	log.Info("the rating engine may have restarted since the party's calls were counted (it closed or refused a connection): the new call shares their time",
 		slog.String("party", party), slog.String("engine", engine), slog.Int("seconds", sh.seconds),
 		slog.Int("moved", len(sh.waits)))
 }
