@@ -2,8 +2,10 @@ package session_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/dialog"
@@ -117,45 +119,86 @@ func TestSerialForkReleaseDoesNotEndTheNewQuestion(t *testing.T) {
 
 // When that release cannot be delivered in time, the call is refused in
 // time and the release stays owed (to the spool): nothing is asked on top
-// of a question the engine may still count.
+// of a question the engine may still count. On the bubble's clock, so the
+// proxy's deadline is the code's, not the machine's scheduling.
 func TestSerialForkReleaseFailsClosed(t *testing.T) {
-	eng := ratingtest.New(t)
+	eng := ratingtest.New(t) // outside the bubble: its listener is real I/O
 	eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 10})
 	eng.SetRate("", ratingtest.PerMinute(0.1))
-	pool := rating.NewPool([]string{eng.Addr()}, rating.Options{Timeout: 2 * time.Second}, nil)
-	t.Cleanup(pool.Close)
-	j := sessiontest.NewJournal()
-	const proxyTimeout = 300 * time.Millisecond
-	m := NewManager(Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: proxyTimeout, SetupTime: time.Hour, StaleTimeout: time.Hour},
-		&poolRater{Pool: pool}, &dialogtest.Ender[dialog.Target]{C: make(chan dialog.Target, 10)}, j, slog.New(slog.DiscardHandler))
-	t.Cleanup(m.Shutdown)
+	synctest.Test(t, func(t *testing.T) {
+		eng.SetClock(time.Now)
+		const proxyTimeout = 300 * time.Millisecond // answeredWithin's
+		j := sessiontest.NewJournal()
+		m := NewManager(Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: proxyTimeout, SetupTime: time.Hour, StaleTimeout: time.Hour},
+			&inProcessPool{e: eng}, &dialogtest.Ender[dialog.Target]{C: make(chan dialog.Target, 10)}, j, slog.New(slog.DiscardHandler))
+		t.Cleanup(m.Shutdown)
 
-	first := initReq("c1", "alice", "true")
-	first.RURI = "sip:gw1@example.com"
-	if got := m.Init(first, time.Now()); got != ReplyLimited {
-		t.Fatalf("first init: %v", got)
+		first := initReq("c1", "alice", "true")
+		first.RURI = "sip:gw1@example.com"
+		if got := m.Init(first, time.Now()); got != ReplyLimited {
+			t.Fatalf("first init: %v", got)
+		}
+		eng.Hang(true) // reads the release, never answers it
+		again := initReq("c1", "alice", "true")
+		again.RURI = "sip:gw2@example.com"
+		got := answeredWithin(t, "init again with the engine hung", func() Reply { return m.Init(again, time.Now()) })
+		if got != ReplyError {
+			t.Fatalf("init again with the engine hung: %v, want Error", got)
+		}
+		if n, r := eng.Count("DebitBalance"), eng.Count("MaxSessionTime"); n != 1 || r != 1 {
+			t.Errorf("the engine got %d DebitBalance and %d MaxSessionTime, want the release tried once and nothing asked on top (requests %q)",
+				n, r, eng.Requests())
+		}
+		d := j.Debits()
+		if len(d) != 1 || d[0].Debit.CallID != "c1" || d[0].Debit.Duration != 0 || d[0].Debit.To != "sip:gw1@example.com" {
+			t.Fatalf("owed %+v, want the 0 s release of the first question", d)
+		}
+		if _, ok := m.Get("c1"); ok {
+			t.Error("c1 tracked after Error")
+		}
+		if n := j.Unsettled(); n != 0 {
+			t.Errorf("%d asked marks left", n)
+		}
+	})
+}
+
+// inProcessPool asks the fake engine in-process as rating.Pool asks it
+// over TCP, DebitBalance included (a releaser): a request the engine reads
+// and never answers waits for its deadline, as the client's does.
+type inProcessPool struct{ e *ratingtest.Engine }
+
+func (p *inProcessPool) Pick(string) string     { return engineName }
+func (p *inProcessPool) Acquire(string, string) {}
+func (p *inProcessPool) Release(string)         {}
+
+func (p *inProcessPool) MaxSessionTime(ctx context.Context, _ string, q rating.Request) (rating.MaxTime, error) {
+	line := fmt.Sprintf("MaxSessionTime CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
+		q.CallID, q.From, q.To, q.Gateway, q.Duration, q.Application)
+	if q.Connected {
+		line += " State=Connected"
 	}
-	eng.Hang(true)
-	defer eng.Hang(false)
-	again := initReq("c1", "alice", "true")
-	again.RURI = "sip:gw2@example.com"
-	received := time.Now()
-	if got := m.Init(again, received); got != ReplyError {
-		t.Fatalf("init again with the engine hung: %v, want Error", got)
+	reply, err := p.roundTrip(ctx, line)
+	if err != nil {
+		return rating.MaxTime{}, err
 	}
-	if took := time.Since(received); took >= proxyTimeout {
-		t.Errorf("answered after %v, past the proxy's %v", took, proxyTimeout)
+	return rating.ParseMaxSessionTime(reply)
+}
+
+func (p *inProcessPool) DebitBalance(ctx context.Context, _ string, d rating.Debit) (rating.DebitReply, error) {
+	reply, err := p.roundTrip(ctx, fmt.Sprintf("DebitBalance CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
+		d.CallID, d.From, d.To, d.Gateway, d.Duration, d.Application))
+	if err != nil {
+		return rating.DebitReply{}, err
 	}
-	d := j.Debits()
-	if len(d) != 1 || d[0].Debit.CallID != "c1" || d[0].Debit.Duration != 0 || d[0].Debit.To != "sip:gw1@example.com" {
-		t.Fatalf("owed %+v, want the 0 s release of the first question", d)
+	return rating.ParseDebit(reply)
+}
+
+func (p *inProcessPool) roundTrip(ctx context.Context, line string) (string, error) {
+	if reply := p.e.Handle(line); reply != "" {
+		return reply, nil
 	}
-	if _, ok := m.Get("c1"); ok {
-		t.Error("c1 tracked after Error")
-	}
-	if n := j.Unsettled(); n != 0 {
-		t.Errorf("%d asked marks left", n)
-	}
+	<-ctx.Done() // no deadline: the caller hangs, and answeredWithin says so
+	return "", fmt.Errorf("rating %s: no reply: %w", engineName, ctx.Err())
 }
 
 // A display name is a quoted string (RFC 3261 25.1) and may hold '<' or
