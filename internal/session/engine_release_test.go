@@ -141,9 +141,15 @@ func TestSerialForkReleaseFailsClosed(t *testing.T) {
 		eng.Hang(true) // reads the release, never answers it
 		again := initReq("c1", "alice", "true")
 		again.RURI = "sip:gw2@example.com"
-		got := answeredWithin(t, "init again with the engine hung", func() Reply { return m.Init(again, time.Now()) })
+		received := time.Now()
+		got := answeredWithin(t, "init again with the engine hung", func() Reply { return m.Init(again, received) })
 		if got != ReplyError {
 			t.Fatalf("init again with the engine hung: %v, want Error", got)
+		}
+		// Exact on the bubble's clock: by the budget's answer time, which
+		// keeps a margin under the proxy's timeout for the reply's write.
+		if took, budget := time.Since(received), AnswerBy(received, proxyTimeout).Sub(received); took > budget {
+			t.Errorf("answered %v after the init, past the budget's %v", took, budget)
 		}
 		if n, r := eng.Count("DebitBalance"), eng.Count("MaxSessionTime"); n != 1 || r != 1 {
 			t.Errorf("the engine got %d DebitBalance and %d MaxSessionTime, want the release tried once and nothing asked on top (requests %q)",
