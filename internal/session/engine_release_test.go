@@ -130,7 +130,7 @@ func TestSerialForkReleaseFailsClosed(t *testing.T) {
 		const proxyTimeout = 300 * time.Millisecond // answeredWithin's
 		j := sessiontest.NewJournal()
 		m := NewManager(Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: proxyTimeout, SetupTime: time.Hour, StaleTimeout: time.Hour},
-			&inProcessPool{e: eng}, &dialogtest.Ender[dialog.Target]{C: make(chan dialog.Target, 10)}, j, slog.New(slog.DiscardHandler))
+			releasingRater{&engineRater{e: eng}}, &dialogtest.Ender[dialog.Target]{C: make(chan dialog.Target, 10)}, j, slog.New(slog.DiscardHandler))
 		t.Cleanup(m.Shutdown)
 
 		first := initReq("c1", "alice", "true")
@@ -168,43 +168,19 @@ func TestSerialForkReleaseFailsClosed(t *testing.T) {
 	})
 }
 
-// inProcessPool asks the fake engine in-process as rating.Pool asks it
-// over TCP, DebitBalance included (a releaser): a request the engine reads
-// and never answers waits for its deadline, as the client's does.
-type inProcessPool struct{ e *ratingtest.Engine }
+// releasingRater is engineRater (the fake engine in-process) that also
+// debits, as rating.Pool does (a releaser): a debit the engine reads and
+// never answers waits for its deadline, as the TCP client's does.
+type releasingRater struct{ *engineRater }
 
-func (p *inProcessPool) Pick(string) string     { return engineName }
-func (p *inProcessPool) Acquire(string, string) {}
-func (p *inProcessPool) Release(string)         {}
-
-func (p *inProcessPool) MaxSessionTime(ctx context.Context, _ string, q rating.Request) (rating.MaxTime, error) {
-	line := fmt.Sprintf("MaxSessionTime CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
-		q.CallID, q.From, q.To, q.Gateway, q.Duration, q.Application)
-	if q.Connected {
-		line += " State=Connected"
-	}
-	reply, err := p.roundTrip(ctx, line)
-	if err != nil {
-		return rating.MaxTime{}, err
-	}
-	return rating.ParseMaxSessionTime(reply)
-}
-
-func (p *inProcessPool) DebitBalance(ctx context.Context, _ string, d rating.Debit) (rating.DebitReply, error) {
-	reply, err := p.roundTrip(ctx, fmt.Sprintf("DebitBalance CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
+func (r releasingRater) DebitBalance(ctx context.Context, _ string, d rating.Debit) (rating.DebitReply, error) {
+	reply := r.e.Handle(fmt.Sprintf("DebitBalance CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
 		d.CallID, d.From, d.To, d.Gateway, d.Duration, d.Application))
-	if err != nil {
-		return rating.DebitReply{}, err
+	if reply == "" {
+		<-ctx.Done() // no deadline: the caller hangs, and answeredWithin says so
+		return rating.DebitReply{}, fmt.Errorf("rating %s: no reply: %w", engineName, ctx.Err())
 	}
 	return rating.ParseDebit(reply)
-}
-
-func (p *inProcessPool) roundTrip(ctx context.Context, line string) (string, error) {
-	if reply := p.e.Handle(line); reply != "" {
-		return reply, nil
-	}
-	<-ctx.Done() // no deadline: the caller hangs, and answeredWithin says so
-	return "", fmt.Errorf("rating %s: no reply: %w", engineName, ctx.Err())
 }
 
 // A display name is a quoted string (RFC 3261 25.1) and may hold '<' or
