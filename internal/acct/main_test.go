@@ -14,10 +14,22 @@ import (
 )
 
 // testDB is the throwaway MariaDB shared by this package's tests, started
-// once in TestMain; dbErr says why there is none.
+// by the first test that needs it (needDB) and stopped by TestMain; dbErr
+// says why there is none.
+//
+// Not started up front: go test -fuzz runs TestMain in the coordinator
+// and in every fuzz worker, and the fuzz targets use no database. Each
+// worker then created and started its own server (about 15 s of CPU on
+// a loaded 2-core machine before it fuzzed anything) and, once fuzzing
+// was over, had 1 s to stop it before the coordinator killed it, taking
+// the server with it and leaving its data directory behind; the server,
+// started by the worker, also held the worker's pipes to the
+// coordinator open. A run that only fuzzes now starts none.
 var (
+	dbOnce sync.Once
 	testDB *accttest.MariaDB
 	dbErr  error
+	dbDir  string
 )
 
 func TestMain(m *testing.M) {
@@ -25,28 +37,40 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	defer func() {
+		if testDB != nil {
+			testDB.Stop()
+		}
+		if dbDir != "" {
+			os.RemoveAll(dbDir)
+		}
+	}()
+	return m.Run()
+}
+
+// startDB starts testDB, once, for the whole run.
+func startDB() {
 	if err := accttest.Available(); err != nil {
 		dbErr = fmt.Errorf("package internal/acct: %w", err)
-		return m.Run()
+		return
 	}
 	dir, err := os.MkdirTemp("", "accttest")
 	if err != nil {
 		dbErr = err
-		return m.Run()
+		return
 	}
-	defer os.RemoveAll(dir)
+	dbDir = dir
 	testDB, dbErr = accttest.StartMariaDB(dir)
 	if dbErr != nil {
 		dbErr = fmt.Errorf("package internal/acct: %w", dbErr)
-		return m.Run()
 	}
-	defer testDB.Stop()
-	return m.Run()
 }
 
-// needDB skips (or fails under CI) when there is no MariaDB.
+// needDB starts the shared MariaDB if no test did yet, and skips (or fails
+// under CI) when there is none.
 func needDB(t *testing.T) *accttest.MariaDB {
 	t.Helper()
+	dbOnce.Do(startDB)
 	accttest.Require(t, dbErr)
 	return testDB
 }

@@ -38,6 +38,10 @@ func TestByeLeavesAfterItsRecordIsWritten(t *testing.T) {
 				}
 				if how == "timer" {
 					time.Sleep(599*time.Second + 990*time.Millisecond)
+				} else {
+					// Past the second after the answer in which a terminate
+					// waits for the timer (TestTerminateJustAfterTheAnswer).
+					time.Sleep(AtAnswerDelay)
 				}
 				resume := f.j.Stall()
 				defer resume()

@@ -67,11 +67,28 @@ func (m *Manager) Terminate(callID string) TerminateResult {
 			"callid", callID, "party", party, "to", to)
 		return TerminateAtAnswer
 	}
+	now := m.now()
+	if s.InProgress() && !m.canEndEarly() && now.Before(s.Answered.Add(atAnswerDelay)) {
+		// Answered under a second ago: Kamailio may answer an end
+		// request OK and send no BYE this close to the answer
+		// (atAnswerDelay). The call is ended by its timer a second
+		// after the answer (armLocked), debited until now.
+		if s.EndAt.IsZero() || now.Before(s.EndAt) {
+			s.endByOperator = true
+			m.setEndLocked(s, now)
+		}
+		wait := m.journal.Save(s)
+		party, to := s.Party, s.RURI
+		m.mu.Unlock()
+		m.waitLogged(wait, callID, time.Time{})
+		m.log.Info("call answered under a second ago: it is ended once the proxy can end it", "callid", callID, "party", party, "to", to)
+		return TerminateRequested
+	}
 	var keep *Session
 	if !s.InProgress() {
 		keep = m.keepForAnswerLocked(s, EndAtAnswerOperator)
 	}
-	e := m.endKeepingLocked(s, m.now(), true, "operator", keep)
+	e := m.endKeepingLocked(s, now, true, "operator", keep)
 	m.mu.Unlock()
 	m.finish(e)
 	return TerminateRequested

@@ -2,8 +2,10 @@ package session_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/dialog"
@@ -117,45 +119,68 @@ func TestSerialForkReleaseDoesNotEndTheNewQuestion(t *testing.T) {
 
 // When that release cannot be delivered in time, the call is refused in
 // time and the release stays owed (to the spool): nothing is asked on top
-// of a question the engine may still count.
+// of a question the engine may still count. On the bubble's clock, so the
+// proxy's deadline is the code's, not the machine's scheduling.
 func TestSerialForkReleaseFailsClosed(t *testing.T) {
-	eng := ratingtest.New(t)
+	eng := ratingtest.New(t) // outside the bubble: its listener is real I/O
 	eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 10})
 	eng.SetRate("", ratingtest.PerMinute(0.1))
-	pool := rating.NewPool([]string{eng.Addr()}, rating.Options{Timeout: 2 * time.Second}, nil)
-	t.Cleanup(pool.Close)
-	j := sessiontest.NewJournal()
-	const proxyTimeout = 300 * time.Millisecond
-	m := NewManager(Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: proxyTimeout, SetupTime: time.Hour, StaleTimeout: time.Hour},
-		&poolRater{Pool: pool}, &dialogtest.Ender[dialog.Target]{C: make(chan dialog.Target, 10)}, j, slog.New(slog.DiscardHandler))
-	t.Cleanup(m.Shutdown)
+	synctest.Test(t, func(t *testing.T) {
+		eng.SetClock(time.Now)
+		const proxyTimeout = 300 * time.Millisecond // answeredWithin's
+		j := sessiontest.NewJournal()
+		m := NewManager(Limits{Limit: NoLimit, PrepaidLimit: NoLimit, ProxyTimeout: proxyTimeout, SetupTime: time.Hour, StaleTimeout: time.Hour},
+			releasingRater{&engineRater{e: eng}}, &dialogtest.Ender[dialog.Target]{C: make(chan dialog.Target, 10)}, j, slog.New(slog.DiscardHandler))
+		t.Cleanup(m.Shutdown)
 
-	first := initReq("c1", "alice", "true")
-	first.RURI = "sip:gw1@example.com"
-	if got := m.Init(first, time.Now()); got != ReplyLimited {
-		t.Fatalf("first init: %v", got)
+		first := initReq("c1", "alice", "true")
+		first.RURI = "sip:gw1@example.com"
+		if got := m.Init(first, time.Now()); got != ReplyLimited {
+			t.Fatalf("first init: %v", got)
+		}
+		eng.Hang(true) // reads the release, never answers it
+		again := initReq("c1", "alice", "true")
+		again.RURI = "sip:gw2@example.com"
+		received := time.Now()
+		got := answeredWithin(t, "init again with the engine hung", func() Reply { return m.Init(again, received) })
+		if got != ReplyError {
+			t.Fatalf("init again with the engine hung: %v, want Error", got)
+		}
+		// Exact on the bubble's clock: by the budget's answer time, which
+		// keeps a margin under the proxy's timeout for the reply's write.
+		if took, budget := time.Since(received), AnswerBy(received, proxyTimeout).Sub(received); took > budget {
+			t.Errorf("answered %v after the init, past the budget's %v", took, budget)
+		}
+		if n, r := eng.Count("DebitBalance"), eng.Count("MaxSessionTime"); n != 1 || r != 1 {
+			t.Errorf("the engine got %d DebitBalance and %d MaxSessionTime, want the release tried once and nothing asked on top (requests %q)",
+				n, r, eng.Requests())
+		}
+		d := j.Debits()
+		if len(d) != 1 || d[0].Debit.CallID != "c1" || d[0].Debit.Duration != 0 || d[0].Debit.To != "sip:gw1@example.com" {
+			t.Fatalf("owed %+v, want the 0 s release of the first question", d)
+		}
+		if _, ok := m.Get("c1"); ok {
+			t.Error("c1 tracked after Error")
+		}
+		if n := j.Unsettled(); n != 0 {
+			t.Errorf("%d asked marks left", n)
+		}
+	})
+}
+
+// releasingRater is engineRater (the fake engine in-process) that also
+// debits, as rating.Pool does (a releaser): a debit the engine reads and
+// never answers waits for its deadline, as the TCP client's does.
+type releasingRater struct{ *engineRater }
+
+func (r releasingRater) DebitBalance(ctx context.Context, _ string, d rating.Debit) (rating.DebitReply, error) {
+	reply := r.e.Handle(fmt.Sprintf("DebitBalance CallId=%s From=%s To=%s Gateway=%s Duration=%d Application=%s",
+		d.CallID, d.From, d.To, d.Gateway, d.Duration, d.Application))
+	if reply == "" {
+		<-ctx.Done() // no deadline: the caller hangs, and answeredWithin says so
+		return rating.DebitReply{}, fmt.Errorf("rating %s: no reply: %w", engineName, ctx.Err())
 	}
-	eng.Hang(true)
-	defer eng.Hang(false)
-	again := initReq("c1", "alice", "true")
-	again.RURI = "sip:gw2@example.com"
-	received := time.Now()
-	if got := m.Init(again, received); got != ReplyError {
-		t.Fatalf("init again with the engine hung: %v, want Error", got)
-	}
-	if took := time.Since(received); took >= proxyTimeout {
-		t.Errorf("answered after %v, past the proxy's %v", took, proxyTimeout)
-	}
-	d := j.Debits()
-	if len(d) != 1 || d[0].Debit.CallID != "c1" || d[0].Debit.Duration != 0 || d[0].Debit.To != "sip:gw1@example.com" {
-		t.Fatalf("owed %+v, want the 0 s release of the first question", d)
-	}
-	if _, ok := m.Get("c1"); ok {
-		t.Error("c1 tracked after Error")
-	}
-	if n := j.Unsettled(); n != 0 {
-		t.Errorf("%d asked marks left", n)
-	}
+	return rating.ParseDebit(reply)
 }
 
 // A display name is a quoted string (RFC 3261 25.1) and may hold '<' or

@@ -15,6 +15,7 @@ var AnswerBy = answerBy
 const (
 	ListChunk       = listChunk
 	RefusalLogEvery = refusalLogEvery
+	AtAnswerDelay   = atAnswerDelay
 )
 
 // SetRater, SetEnder, SetLog and SetNow replace a peer of a manager just

@@ -965,7 +965,9 @@ func (m *Manager) expire(s *Session) {
 		return
 	}
 	reason := "time limit"
-	if s.EndAtAnswer != "" {
+	if s.endByOperator {
+		reason = "operator"
+	} else if s.EndAtAnswer != "" {
 		reason = "ended at answer: " + s.EndAtAnswer
 	}
 	e := m.endLocked(s, s.EndAt, true, reason)

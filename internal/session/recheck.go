@@ -99,6 +99,15 @@ func (m *Manager) armLocked(s *Session, now time.Time) {
 	if !s.checkAt.IsZero() && s.checkAt.Before(at) {
 		at = s.checkAt
 	}
+	if s.InProgress() && !m.canEndEarly() {
+		// Kamailio may answer OK to an end request that arrives right
+		// at the answer and send no BYE (atAnswerDelay): a call due that
+		// soon (a limit of 0, a re-ask at start answering 0) could talk
+		// on unlimited. It is ended atAnswerDelay after the answer, as a
+		// call ordered ended while ringing is, and still debited its
+		// limit (expire ends it at EndAt).
+		at = later(at, s.Answered.Add(atAnswerDelay))
+	}
 	m.setTimerLocked(s, at, now)
 }
 
@@ -244,4 +253,11 @@ func (m *Manager) stopRechecks() {
 	m.mu.Unlock()
 	m.recheck.stop()
 	m.recheck.wg.Wait()
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -26,6 +26,11 @@ type Session struct {
 	Prepaid   bool // the limit comes from the rating engine
 	Owed      bool // the engine returned a number: exactly one debit is owed
 	HasDialog bool
+
+	// endByOperator: the timer ends the call on an operator's terminate
+	// (ends.go), not its time limit. Not saved; it fits in padding.
+	endByOperator bool
+
 	Dialog    sipdialog.ID
 	CallLimit int
 	Cap       int // prepaid: prepaid_limit or limit, NoLimit if none

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/rating"
 	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
 	. "github.com/callcontrol/callcontrol/internal/session"
@@ -362,6 +363,136 @@ func TestEveryEndDebitsOnce(t *testing.T) {
 				d := f.j.Debits()
 				if len(d) != 1 || d[0].Debit.CallID != "c1" || d[0].Debit.Duration != tt.debit {
 					t.Fatalf("debits %+v, want one of %d s", d, tt.debit)
+				}
+			})
+		})
+	}
+}
+
+// behaviour.md, "After init": the timer fires, the dialog is ended through
+// the proxy (BYE to both ends) and the limit is debited. Kamailio 5.6 may
+// answer OK to a dlg.end_dlg that arrives right at the answer and send no
+// BYE (README, "what the peers do"; ends.go atAnswerDelay, which is why a
+// call ordered ended while ringing is ended 1 s after its start): a call
+// due within that second, a limit of 0 or a prepaid re-ask at start
+// answering 0 (the party's other calls spent the credit while it rang),
+// would then be dropped from the table, debited, and talk on unlimited.
+// Its end is asked for 1 s after the answer, as for a call ordered ended
+// while ringing, and it is still debited exactly its limit. OpenSIPS
+// sends BYEs for a dialog not yet ACKed (dlg_end_dlg: only early dialogs
+// are CANCELed): its calls end at once. test/e2e TestLimitZeroCall runs
+// limit = 0 through a real Kamailio.
+func TestCallDueBeforeTheACKEndedOnceConfirmed(t *testing.T) {
+	tests := []struct {
+		name     string
+		early    bool   // OpenSIPS
+		prepaid  string // "false": postpaid with limit 0
+		reask    int    // the engine's answer at start
+		endAfter time.Duration
+		debit    int // -1: none (postpaid)
+	}{
+		{"kamailio, limit 0", false, "false", 0, AtAnswerDelay, -1},
+		{"kamailio, prepaid re-ask answers 0", false, "true", 0, AtAnswerDelay, 0},
+		{"kamailio, prepaid re-ask answers 3", false, "true", 3, 3 * time.Second, 3},
+		{"opensips, limit 0", true, "false", 0, 0, -1},
+		{"opensips, prepaid re-ask answers 0", true, "true", 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var mu sync.Mutex
+				asked := 0
+				answer := func(rating.Request) (rating.MaxTime, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					asked++
+					n := 600
+					if asked > 1 {
+						n = tt.reask
+					}
+					return rating.MaxTime{Kind: rating.Limited, Seconds: n, Prepaid: true}, nil
+				}
+				lim := Limits{Limit: 0, PrepaidLimit: NoLimit, SetupTime: 90 * time.Second, StaleTimeout: 24 * time.Hour}
+				if tt.prepaid == "true" {
+					lim.Limit = NoLimit
+				}
+				var f *fixture
+				if tt.early {
+					f = newEarlyFixture(t, lim, answer)
+				} else {
+					f = newFixture(t, lim, answer)
+				}
+				if got := f.m.Init(initReq("c1", "alice", tt.prepaid), time.Now()); got != ReplyLimited {
+					t.Fatalf("init: %s", got)
+				}
+				answered := time.Now()
+				if got := f.m.Start("c1", "1079:6296", answered); got != ReplyOk {
+					t.Fatalf("start: %s", got)
+				}
+				tg := waitEnd(t, f, 10*time.Second)
+				if took := time.Since(answered); took != tt.endAfter {
+					t.Fatalf("end asked for %v after the answer, want %v", took, tt.endAfter)
+				}
+				if tg.CallID != "c1" || tg.Dialog != (dialog.ID{Entry: 1079, ID: 6296}) {
+					t.Fatalf("ended %+v", tg)
+				}
+				synctest.Wait()
+				d := f.j.Debits()
+				switch {
+				case tt.debit < 0 && len(d) != 0:
+					t.Fatalf("debits %+v for a postpaid call", d)
+				case tt.debit >= 0 && (len(d) != 1 || d[0].Debit.Duration != tt.debit):
+					t.Fatalf("debits %+v, want one of %d s", d, tt.debit)
+				}
+			})
+		})
+	}
+}
+
+// behaviour.md, "Operator terminate": end the dialog through the proxy,
+// debit the real duration. On Kamailio an end request right at the answer
+// may be answered OK without a BYE (see
+// TestCallDueBeforeTheACKEndedOnceConfirmed): a call terminated within a
+// second of its answer would be closed here, the operator told it ended,
+// and talk on. Its end is asked for 1 s after the answer; the debit is
+// the time until the terminate.
+func TestTerminateJustAfterTheAnswer(t *testing.T) {
+	tests := []struct {
+		name     string
+		early    bool
+		after    time.Duration // from the answer to the terminate
+		endAfter time.Duration // from the answer to the end request
+	}{
+		{"kamailio, 200 ms after the answer", false, 200 * time.Millisecond, AtAnswerDelay},
+		{"kamailio, 5 s after the answer", false, 5 * time.Second, 5 * time.Second},
+		{"opensips, 200 ms after the answer", true, 200 * time.Millisecond, 200 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				lim := Limits{Limit: NoLimit, PrepaidLimit: NoLimit, SetupTime: 90 * time.Second, StaleTimeout: 24 * time.Hour}
+				f := newFixture(t, lim, limited(600))
+				if tt.early {
+					f = newEarlyFixture(t, lim, limited(600))
+				}
+				f.m.Init(initReq("c1", "alice", "true"), time.Now())
+				answered := time.Now()
+				f.m.Start("c1", "1079:6296", answered)
+				time.Sleep(tt.after)
+				if res := f.m.Terminate("c1"); res != TerminateRequested {
+					t.Fatalf("terminate: %v", res)
+				}
+				waitEnd(t, f, 10*time.Second)
+				if took := time.Since(answered); took != tt.endAfter {
+					t.Fatalf("end asked for %v after the answer, want %v", took, tt.endAfter)
+				}
+				if got := f.m.Stop("c1"); got != ReplyNotFound {
+					t.Errorf("the proxy's stop after the end: %s", got)
+				}
+				synctest.Wait()
+				want := int((tt.after + time.Second/2) / time.Second)
+				if d := f.j.Debits(); len(d) != 1 || d[0].Debit.Duration != want {
+					t.Fatalf("debits %+v, want one of %d s", d, want)
 				}
 			})
 		})
