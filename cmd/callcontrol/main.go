@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/control"
@@ -375,6 +376,13 @@ func report(e env, o *options, path string, err error) int {
 			"(control_read_group: sessions, session, parties, stats and debits only).", path, err)
 	case errors.As(err, &re):
 		code, msg = "failed", err.Error()
+	case errors.Is(err, syscall.EACCES):
+		// The socket's mode (or its directory's) keeps the caller out:
+		// the daemon may well be running, so say who may connect.
+		code, status = "denied", exitUnreachable
+		msg = fmt.Sprintf("cannot talk to callcontrold at %s: permission denied by the socket's mode or its directory's\n"+
+			"Run as root, as the daemon's user, or as a member of the daemon's [CallControl] control_group\n"+
+			"(control_read_group: sessions, session, parties, stats and debits only).", path)
 	default:
 		// No connection, or it broke: the daemon is not there for us.
 		var de *control.DialError
