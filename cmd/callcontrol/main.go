@@ -479,6 +479,10 @@ func runDebits(e env, o *options, c *control.Client, args []string) error {
 	case "retry":
 		r, err = c.DebitsRetry()
 		text = fmt.Sprintf("Asked every engine to send its oldest owed debit now; %d owed.", r.Affected)
+		if r.Affected == 0 {
+			// No engine was asked anything (there may be none configured).
+			text = "No debits owed: nothing to send."
+		}
 	case "reroute":
 		r, err = c.DebitsReroute(args[1])
 		text = fmt.Sprintf("%d debits owed to %s moved to their parties' current engines.", r.Affected, clean(args[1]))

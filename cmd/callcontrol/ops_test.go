@@ -106,3 +106,13 @@ func TestRerouteNotWrittenSaid(t *testing.T) {
 		}
 	}
 }
+
+// debits retry with nothing owed asks no engine (there may be none), and
+// says so rather than "asked every engine".
+func TestDebitsRetryWithNothingOwed(t *testing.T) {
+	sock := startDaemon(t, controltest.New(someStats))
+	code, out, errOut := runCLI("--socket", sock, "debits", "retry")
+	if code != exitOK || out != "No debits owed: nothing to send.\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
