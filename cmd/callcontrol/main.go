@@ -174,7 +174,8 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "\nOptions:\n")
 	printFlags(w, fs)
 	fmt.Fprintf(w, "\nExit status: 0 ok, 1 call or debit not found, 2 daemon unreachable or access refused,\n"+
-		"3 the daemon reported an error (e.g. reload refused), 4 reload applied except options that need a restart,\n"+
+		"3 the daemon reported an error (e.g. reload refused) or the proxy has not confirmed a terminate yet,\n"+
+		"4 reload applied except options that need a restart (or debits reroute moved some in memory only),\n"+
 		"64 usage error.\n"+
 		"Run 'callcontrol COMMAND --help' for a command's help.\n")
 }

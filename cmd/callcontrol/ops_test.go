@@ -50,6 +50,8 @@ func TestOperatorSurface(t *testing.T) {
 			stderr: `"soon" is not a duration: give seconds (5, 0.5) or a number with a unit (500ms, 5s, 1m)`},
 		{name: "help shows -j and double dashes", args: []string{"--help"}, code: exitOK, stdout: "-j, --json"},
 		{name: "help names the aliases", args: []string{"--help"}, code: exitOK, stdout: "list and show are the original"},
+		{name: "help says a terminate not confirmed exits 3", args: []string{"--help"}, code: exitOK,
+			stdout: "3 the daemon reported an error (e.g. reload refused) or the proxy has not confirmed a terminate yet"},
 		{name: "command help has its flags", args: []string{"debits", "--help"}, code: exitOK, stdout: "--yes"},
 	}
 	for _, tc := range tests {
