@@ -9,7 +9,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(GOBIN)/staticcheck)
 FUZZTIME  ?= 50000x
 
-.PHONY: all deps build run test lint unit repeat e2e fuzz initd systemd-unit deb deb-test bench clean opensips
+.PHONY: all deps build run test lint unit repeat e2e fuzz initd completion systemd-unit deb deb-test bench clean opensips
 
 all: build
 
@@ -28,7 +28,7 @@ run: build
 	$(BUILD)/callcontrold --no-fork --config-dir $(BUILD)/etc --runtime-dir $(BUILD)/run
 
 # Everything CI runs.
-test: lint unit repeat fuzz initd systemd-unit deb-test
+test: lint unit repeat fuzz initd completion systemd-unit deb-test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -66,6 +66,10 @@ fuzz:
 
 initd: build
 	test/initd_test.sh $(abspath $(BUILD))
+
+# The bash completion offers every command and option the CLI takes.
+completion: build
+	test/completion_test.sh $(abspath $(BUILD))
 
 # The systemd unit's directives and its systemd-analyze security score.
 systemd-unit:

@@ -11,10 +11,10 @@ _callcontrol() {
 		cword=$COMP_CWORD
 	}
 	local commands="sessions session terminate parties stats debits reload list show help"
-	local common="--runtime-dir --socket --json -j --timeout --help"
+	local common="--runtime-dir --config-dir --socket --json -j --timeout --help"
 
 	case $prev in
-	--runtime-dir)
+	--runtime-dir | --config-dir)
 		COMPREPLY=($(compgen -d -- "$cur"))
 		return
 		;;
@@ -40,7 +40,7 @@ _callcontrol() {
 			continue
 		fi
 		case ${words[i]} in
-		--runtime-dir | --socket | --timeout | --state) skip=1 ;;
+		--runtime-dir | --config-dir | --socket | --timeout | --state) skip=1 ;;
 		-*) ;;
 		*)
 			cmd=${words[i]}

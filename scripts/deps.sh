@@ -54,7 +54,13 @@ if ((${#missing[@]})); then
 	fi
 	trap '[ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d' EXIT
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	# --no-remove: a package the user has (a MySQL server that
+	# mariadb-server would replace, say) is never removed to make room;
+	# apt stops instead, and so does this script.
+	if ! apt-get install -y -qq --no-remove --no-install-recommends "${missing[@]}"; then
+		echo "scripts/deps.sh: apt-get install ${missing[*]} failed (its error is above). It never removes an installed package here: if one is in the way, decide yourself." >&2
+		exit 1
+	fi
 	[ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
 	trap - EXIT
 fi

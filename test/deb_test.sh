@@ -23,6 +23,16 @@ if dpkg-query -W -f='${Status}' callcontrol 2>/dev/null | grep -q installed; the
 	echo "deb_test: callcontrol is already installed here; not touching it"
 	exit 1
 fi
+# Installed from source (README): the package would start, restart and
+# stop that daemon, and purge its state and configuration. (Not
+# /var/lib/callcontrol or /run/callcontrol: a daemon run by hand with the
+# defaults makes them.)
+for f in /usr/sbin/callcontrold /usr/bin/callcontrol /etc/init.d/callcontrol /etc/callcontrol/config.ini; do
+	if [ -e "$f" ]; then
+		echo "deb_test: $f exists: callcontrol is installed here from source; not touching it"
+		exit 1
+	fi
+done
 
 tmp=$(mktemp -d /tmp/deb_test.XXXXXX)
 out=$tmp/out

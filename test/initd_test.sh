@@ -105,6 +105,13 @@ truth "control socket created" test -S "$RUNDIR/control"
 pid=$(cat "$PIDFILE")
 check 0 "start again is harmless" "$script" start
 truth "same daemon after second start" test "$(cat "$PIDFILE")" = "$pid"
+contains "start again says it was already running" "already running"
+# A second daemon started by hand with the same files is refused and
+# leaves the first's pid file: status and stop must still find the first.
+check 1 "a second daemon by hand is refused" "$DAEMON" --config-dir "$CONFDIR" --runtime-dir "$RUNDIR" --pid-file "$PIDFILE"
+contains "it says the socket is in use" "in use by another running callcontrold"
+truth "the first daemon's pid file is left alone" test "$(cat "$PIDFILE" 2>/dev/null)" = "$pid"
+truth "the first daemon still runs" alive
 check 0 "status" "$script" status
 contains "status names the pid" "running (pid $pid)"
 check 0 "sessions" "$script" sessions
@@ -148,6 +155,7 @@ truth "daemon gone, pid file removed" sh -c "! kill -0 $pid 2>/dev/null && [ ! -
 truth "control socket removed" test ! -e "$RUNDIR/control"
 check 3 "status after stop" "$script" status
 check 0 "stop when stopped is harmless" "$script" stop
+contains "stop when stopped says it was not running" "was not running"
 check 2 "sessions with the daemon down: unreachable" "$script" sessions
 contains "unreachable message names the socket" "$RUNDIR/control"
 check 7 "reload with the daemon down" "$script" reload

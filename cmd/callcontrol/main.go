@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/control"
@@ -173,7 +174,8 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "\nOptions:\n")
 	printFlags(w, fs)
 	fmt.Fprintf(w, "\nExit status: 0 ok, 1 call or debit not found, 2 daemon unreachable or access refused,\n"+
-		"3 the daemon reported an error (e.g. reload refused), 4 reload applied except options that need a restart,\n"+
+		"3 the daemon reported an error (e.g. reload refused) or the proxy has not confirmed a terminate yet,\n"+
+		"4 reload applied except options that need a restart (or debits reroute moved some in memory only),\n"+
 		"64 usage error.\n"+
 		"Run 'callcontrol COMMAND --help' for a command's help.\n")
 }
@@ -375,6 +377,13 @@ func report(e env, o *options, path string, err error) int {
 			"(control_read_group: sessions, session, parties, stats and debits only).", path, err)
 	case errors.As(err, &re):
 		code, msg = "failed", err.Error()
+	case errors.Is(err, syscall.EACCES):
+		// The socket's mode (or its directory's) keeps the caller out:
+		// the daemon may well be running, so say who may connect.
+		code, status = "denied", exitUnreachable
+		msg = fmt.Sprintf("cannot talk to callcontrold at %s: permission denied by the socket's mode or its directory's\n"+
+			"Run as root, as the daemon's user, or as a member of the daemon's [CallControl] control_group\n"+
+			"(control_read_group: sessions, session, parties, stats and debits only).", path)
 	default:
 		// No connection, or it broke: the daemon is not there for us.
 		var de *control.DialError
@@ -471,6 +480,10 @@ func runDebits(e env, o *options, c *control.Client, args []string) error {
 	case "retry":
 		r, err = c.DebitsRetry()
 		text = fmt.Sprintf("Asked every engine to send its oldest owed debit now; %d owed.", r.Affected)
+		if r.Affected == 0 {
+			// No engine was asked anything (there may be none configured).
+			text = "No debits owed: nothing to send."
+		}
 	case "reroute":
 		r, err = c.DebitsReroute(args[1])
 		text = fmt.Sprintf("%d debits owed to %s moved to their parties' current engines.", r.Affected, clean(args[1]))

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,5 +148,35 @@ func TestDaemonHangsUp(t *testing.T) {
 	code, _, errOut := runCLI("--socket", path, "stats")
 	if code != exitUnreachable || !strings.Contains(errOut, path) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// A control socket whose mode keeps the caller out (connect: EACCES) is
+// not a daemon that is down: the message says who may connect, not to
+// check that callcontrold runs. As root (the tests) connect never gets
+// EACCES, so the error is the one net.Dial returns for it.
+func TestSocketPermissionDeniedSaysWhoMayConnect(t *testing.T) {
+	path := "/run/callcontrol/control"
+	dialErr := &control.DialError{Path: path, Err: &net.OpError{Op: "dial", Net: "unix",
+		Addr: &net.UnixAddr{Name: path, Net: "unix"}, Err: os.NewSyscallError("connect", syscall.EACCES)}}
+	for _, json := range []bool{false, true} {
+		var out, errOut bytes.Buffer
+		code := report(env{stdout: &out, stderr: &errOut}, &options{json: json}, path, dialErr)
+		if code != exitUnreachable {
+			t.Fatalf("json %v: exit %d, want %d", json, code, exitUnreachable)
+		}
+		got := errOut.String()
+		if json {
+			got = out.String()
+			if !strings.Contains(got, `"code": "denied"`) {
+				t.Fatalf("json: %s", got)
+			}
+		}
+		if !strings.Contains(got, "cannot talk to callcontrold at "+path+": permission denied") || strings.Contains(got, "Check that callcontrold is running") {
+			t.Fatalf("json %v: %s", json, got)
+		}
+		if !json && !strings.Contains(got, "control_group") {
+			t.Fatalf("does not say who may connect: %s", got)
+		}
 	}
 }

@@ -50,6 +50,8 @@ func TestOperatorSurface(t *testing.T) {
 			stderr: `"soon" is not a duration: give seconds (5, 0.5) or a number with a unit (500ms, 5s, 1m)`},
 		{name: "help shows -j and double dashes", args: []string{"--help"}, code: exitOK, stdout: "-j, --json"},
 		{name: "help names the aliases", args: []string{"--help"}, code: exitOK, stdout: "list and show are the original"},
+		{name: "help says a terminate not confirmed exits 3", args: []string{"--help"}, code: exitOK,
+			stdout: "3 the daemon reported an error (e.g. reload refused) or the proxy has not confirmed a terminate yet"},
 		{name: "command help has its flags", args: []string{"debits", "--help"}, code: exitOK, stdout: "--yes"},
 	}
 	for _, tc := range tests {
@@ -104,5 +106,15 @@ func TestRerouteNotWrittenSaid(t *testing.T) {
 		if json && !strings.Contains(out, `"not_written": 1`) {
 			t.Errorf("json stdout %q: want not_written 1", out)
 		}
+	}
+}
+
+// debits retry with nothing owed asks no engine (there may be none), and
+// says so rather than "asked every engine".
+func TestDebitsRetryWithNothingOwed(t *testing.T) {
+	sock := startDaemon(t, controltest.New(someStats))
+	code, out, errOut := runCLI("--socket", sock, "debits", "retry")
+	if code != exitOK || out != "No debits owed: nothing to send.\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

@@ -109,7 +109,26 @@ func (b backend) Terminate(callID string) (control.TerminateInfo, bool) {
 	if wait == 0 {
 		wait = terminateWait
 	}
-	return terminate(b.d.sessions, b.d.state.DialogEnds(), callID, wait)
+	ti, ok := terminate(b.d.sessions, b.d.state.DialogEnds(), callID, wait)
+	if ok && ti.Outcome == control.TerminatePending {
+		ti.Detail = b.d.pendingEndDetail(ti.Detail)
+	}
+	return ti, ok
+}
+
+// pendingEndDetail says why an end is not confirmed when the daemon knows:
+// a management socket that failed its last check never got the request,
+// and "not confirmed yet" alone would send the operator looking at the
+// proxy's dialogs rather than at the socket.
+func (d *Daemon) pendingEndDetail(detail string) string {
+	d.checks.mu.Lock()
+	mgmt := d.checks.mgmt
+	d.checks.mu.Unlock()
+	if mgmt.State != control.SocketFailing {
+		return detail
+	}
+	return fmt.Sprintf("the proxy's management socket %s failed its last check (%s ago: %s); the request is kept and sent again until the proxy confirms (see callcontrol stats)",
+		mgmt.Path, time.Since(mgmt.Checked).Round(time.Second), mgmt.Cause)
 }
 
 func (b backend) Stats() control.Stats {

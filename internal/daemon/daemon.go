@@ -84,6 +84,10 @@ type Daemon struct {
 
 	stopErr  error       // what a stop could not save (state.Close)
 	stopping atomic.Bool // Stop began: readiness says so, not why
+	// wrotePid: this daemon wrote opts.PidFile, so its stop removes it. A
+	// daemon that failed to start before writing it (a second one, refused
+	// because the first serves the socket) must leave the first's alone.
+	wrotePid bool
 }
 
 // ConfigPath is where the daemon reads its configuration.
@@ -198,6 +202,7 @@ func (d *Daemon) start() (err error) {
 		if err := os.WriteFile(opts.PidFile, fmt.Appendf(nil, "%d\n", os.Getpid()), 0o644); err != nil {
 			return fmt.Errorf("pid file: %w", err)
 		}
+		d.wrotePid = true
 	}
 	warnUnsafeDirs(log, unsafeDirsToCheck(d))
 	warnReadableSecrets(log, cfg)
@@ -443,7 +448,7 @@ func (d *Daemon) stop() {
 	if d.engines != nil {
 		d.engines.close()
 	}
-	if d.opts.PidFile != "" {
+	if d.wrotePid {
 		os.Remove(d.opts.PidFile)
 	}
 }

@@ -61,6 +61,37 @@ func TestSecondDaemonSameRuntimeDirLeavesSocketsAlone(t *testing.T) {
 	}
 }
 
+// A second daemon started with the first one's --pid-file (as the init
+// script starts every daemon) and refused, because the first serves the
+// socket, must leave the pid file alone: it once removed it on its way
+// out, and the init script then took the running daemon for stopped.
+func TestRefusedSecondDaemonLeavesThePidFile(t *testing.T) {
+	e := newEnv(t, "limit = 60", "")
+	e.opts.PidFile = filepath.Join(e.opts.RuntimeDir, "callcontrold.pid")
+	e.restart()
+	want := fmt.Sprintf("%d\n", os.Getpid())
+	if b, err := os.ReadFile(e.opts.PidFile); err != nil || string(b) != want {
+		t.Fatalf("pid file of the first daemon: %q %v, want %q", b, err, want)
+	}
+	d2, err := Start(e.opts, slog.New(slog.DiscardHandler))
+	if err == nil {
+		d2.Stop()
+		t.Fatal("second daemon started")
+	}
+	if b, err := os.ReadFile(e.opts.PidFile); err != nil || string(b) != want {
+		t.Fatalf("pid file after the refused second daemon: %q %v, want %q", b, err, want)
+	}
+	if got := e.call("stop\ncallid: x"); got != "Not found" {
+		t.Fatalf("first daemon disturbed: %q", got)
+	}
+	// The daemon that wrote it still removes it when it stops.
+	e.d.Stop()
+	e.d = nil
+	if _, err := os.Stat(e.opts.PidFile); !os.IsNotExist(err) {
+		t.Fatalf("pid file after the first daemon stopped: %v", err)
+	}
+}
+
 func TestUnsafeDirectoriesWarned(t *testing.T) {
 	dir := t.TempDir()
 	open := filepath.Join(dir, "open")
