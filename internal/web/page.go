@@ -167,7 +167,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, d pa
 		if limit != defaultLimit {
 			d.Limit = limit
 		}
-		l, err := d.Filter.sessions(s.opts.Backend, limit)
+		l, err := d.Filter.sessions(r.Context(), s.opts.Backend, limit)
+		if s.clientGone(r, err) {
+			return
+		}
 		if err != nil {
 			s.log.Warn("http: page: listing sessions", "err", err)
 		}
