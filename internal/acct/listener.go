@@ -159,6 +159,12 @@ func (l *Listener) Close() error {
 }
 
 func (l *Listener) serveRADIUS(w radius.ResponseWriter, r *radius.Request) {
+	if r.Code == radius.CodeStatusServer {
+		// verifyingConn let it through: its Message-Authenticator
+		// verified.
+		l.answerStatusServer(w, r)
+		return
+	}
 	// Only accounting: IsAuthenticRequest lets Access-Request through
 	// unverified, and we have nothing to say to it.
 	if r.Code != radius.CodeAccountingRequest {
@@ -244,6 +250,14 @@ func (c *verifyingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if length, ok := signedLength(b[:n], c.secret); ok {
 			return length, addr, nil
 		}
+		if n >= 1 && radius.Code(b[0]) == radius.CodeStatusServer {
+			// A health check with the wrong secret or none: nothing
+			// is lost, and it comes every few seconds (RFC 5997
+			// section 3: silently discarded).
+			c.log.Debug("radius: dropped a Status-Server not signed with our secret (no or a wrong Message-Authenticator)",
+				"from", addr.String(), "len", n)
+			continue
+		}
 		if now := time.Now(); now.Sub(c.lastWarn) >= time.Second {
 			c.log.Warn("radius: dropped a datagram that is not an Accounting-Request signed with our secret",
 				"from", addr.String(), "len", n, "also_dropped_since_last_warning", c.suppressed)
@@ -258,13 +272,24 @@ func (c *verifyingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 // secret, and its length: octets past the Length field are padding, not
 // signed by the sender and ignored (RFC 2865 section 3); a Length past
 // the datagram's end, or under the header's 20 octets, is malformed.
+//
+// A Status-Server (RFC 5997) is signed by its Message-Authenticator
+// instead: its Request Authenticator is random, and the library lets it
+// through unverified.
 func signedLength(b, secret []byte) (int, bool) {
-	if len(b) < 20 || radius.Code(b[0]) != radius.CodeAccountingRequest {
+	if len(b) < 20 {
+		return 0, false
+	}
+	code := radius.Code(b[0])
+	if code != radius.CodeAccountingRequest && code != radius.CodeStatusServer {
 		return 0, false
 	}
 	length := int(binary.BigEndian.Uint16(b[2:4]))
 	if length < 20 || length > len(b) {
 		return 0, false
+	}
+	if code == radius.CodeStatusServer {
+		return length, validMessageAuthenticator(b[:length], secret)
 	}
 	return length, radius.IsAuthenticRequest(b[:length], secret)
 }

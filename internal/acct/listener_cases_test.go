@@ -225,6 +225,7 @@ func FuzzSignedLength(f *testing.F) {
 	f.Add(append(append([]byte(nil), signed...), 0, 0, 0))
 	f.Add(signed[:19])
 	f.Add([]byte{})
+	f.Add(mustEncodeF(f, statusServer(f, secret, true)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		length, ok := signedLength(b, []byte(secret))
 		if !ok {
@@ -232,6 +233,13 @@ func FuzzSignedLength(f *testing.F) {
 		}
 		if length < 20 || length > len(b) {
 			t.Fatalf("length %d of a %d-octet datagram", length, len(b))
+		}
+		if radius.Code(b[0]) == radius.CodeStatusServer {
+			// IsAuthenticRequest passes any Status-Server.
+			if !validMessageAuthenticator(b[:length], []byte(secret)) {
+				t.Fatalf("passed an unsigned Status-Server")
+			}
+			return
 		}
 		if !radius.IsAuthenticRequest(b[:length], []byte(secret)) {
 			t.Fatalf("passed an unsigned request")

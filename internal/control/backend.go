@@ -4,6 +4,7 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 )
@@ -174,8 +175,10 @@ type Backend interface {
 	// userPrefix ("" = all), oldest first, a chunk at a time: a listing
 	// of 1,000,000 sessions is never held whole (see writeSessions). f
 	// must keep no reference to the chunk. An error from f ends the
-	// listing and is returned.
-	Sessions(userPrefix string, f func(chunk []SessionInfo) error) error
+	// listing and is returned. When ctx is done (the asker went away),
+	// waiting for the one listing slot or walking stops, and ctx's error
+	// is returned.
+	Sessions(ctx context.Context, userPrefix string, f func(chunk []SessionInfo) error) error
 	Session(callID string) (SessionInfo, bool)
 	// Terminate ends the call through the proxy and says how far that
 	// went; false if the call is unknown.

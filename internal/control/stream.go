@@ -3,6 +3,7 @@ package control
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,7 +75,7 @@ func (s *Server) writeSessions(c net.Conn, req Request, uid int64) (err error) {
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		err = writeResponse(c, Response{Code: CodeFailed, Error: "listing sessions: " + err.Error()})
 	}()
-	err = s.backend.Sessions(req.Prefix, func(chunk []SessionInfo) error {
+	err = s.backend.Sessions(context.Background(), req.Prefix, func(chunk []SessionInfo) error {
 		for i := range chunk {
 			if !started {
 				bw.WriteString(`{"ok":true,"sessions":[`)

@@ -2,6 +2,7 @@ package control_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +30,7 @@ type generated struct {
 	done chan error
 }
 
-func (g *generated) Sessions(prefix string, f func([]control.SessionInfo) error) (err error) {
+func (g *generated) Sessions(_ context.Context, prefix string, f func([]control.SessionInfo) error) (err error) {
 	if g.done != nil {
 		defer func() { g.done <- err }()
 	}
@@ -247,7 +248,7 @@ type failing struct {
 	panics       bool
 }
 
-func (b failing) Sessions(prefix string, f func([]control.SessionInfo) error) error {
+func (b failing) Sessions(_ context.Context, prefix string, f func([]control.SessionInfo) error) error {
 	chunk := make([]control.SessionInfo, b.size)
 	for i := range chunk {
 		chunk[i] = sessionA

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -58,7 +59,9 @@ const sessionsChunk = 256
 
 // Sessions walks the table in the order sessions came (oldest first: the
 // manager restores saved ones in that order too), never holding it whole.
-func (b backend) Sessions(prefix string, f func([]control.SessionInfo) error) error {
+// An asker gone (ctx done) stops it, also while it waits for the listing
+// slot behind another listing.
+func (b backend) Sessions(ctx context.Context, prefix string, f func([]control.SessionInfo) error) error {
 	now := time.Now()
 	// Parties are folded as the engine folds them; so is the prefix,
 	// before its scheme ("SIP:" too) is cut.
@@ -72,7 +75,8 @@ func (b backend) Sessions(prefix string, f func([]control.SessionInfo) error) er
 		clear(chunk) // keep no strings of sessions gone meanwhile
 		chunk = chunk[:0]
 	}
-	b.d.sessions.Walk(func() bool { return err != nil }, func(s *session.Session) {
+	gone := func() bool { return err != nil || ctx.Err() != nil }
+	walked := b.d.sessions.Walk(gone, func(s *session.Session) {
 		if err != nil {
 			return
 		}
@@ -83,6 +87,9 @@ func (b backend) Sessions(prefix string, f func([]control.SessionInfo) error) er
 			}
 		}
 	})
+	if !walked && err == nil {
+		return ctx.Err()
+	}
 	flush()
 	return err
 }

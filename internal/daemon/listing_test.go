@@ -33,7 +33,7 @@ func TestSessionsListedInChunksOldestFirst(t *testing.T) {
 	}{{"", n}, {"u1@", (n + 1) / 3}, {"sip:U2@", n / 3}, {"nobody", 0}} {
 		var got []control.SessionInfo
 		chunks := 0
-		err := backend{e.d}.Sessions(c.prefix, func(chunk []control.SessionInfo) error {
+		err := backend{e.d}.Sessions(t.Context(), c.prefix, func(chunk []control.SessionInfo) error {
 			if len(chunk) == 0 || len(chunk) > sessionsChunk {
 				t.Errorf("%q: a chunk of %d sessions", c.prefix, len(chunk))
 			}
@@ -57,7 +57,7 @@ func TestSessionsListedInChunksOldestFirst(t *testing.T) {
 	// An error from f (a client gone, a write timed out) ends the walk.
 	stop := fmt.Errorf("client gone")
 	calls := 0
-	if err := (backend{e.d}).Sessions("", func([]control.SessionInfo) error { calls++; return stop }); err != stop || calls != 1 {
+	if err := (backend{e.d}).Sessions(t.Context(), "", func([]control.SessionInfo) error { calls++; return stop }); err != stop || calls != 1 {
 		t.Errorf("listing after its f failed: %v, f called %d times", err, calls)
 	}
 }

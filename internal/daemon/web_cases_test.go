@@ -24,7 +24,7 @@ func TestPartyPrefixSchemeAnyCase(t *testing.T) {
 	e.d.sessions.Restore(saved)
 	for _, prefix := range []string{"u1@", "sip:u1@", "SIP:u1@", "Sip:U1@Example"} {
 		n := 0
-		err := (backend{e.d}).Sessions(prefix, func(chunk []control.SessionInfo) error { n += len(chunk); return nil })
+		err := (backend{e.d}).Sessions(t.Context(), prefix, func(chunk []control.SessionInfo) error { n += len(chunk); return nil })
 		if err != nil || n != 2 {
 			t.Errorf("%q: %d sessions (%v), want 2", prefix, n, err)
 		}

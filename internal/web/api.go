@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,9 +115,12 @@ type listing struct {
 // errEnough ends a walk that has all it needs.
 var errEnough = errors.New("enough sessions")
 
-func (f filter) sessions(b control.Backend, limit int) (listing, error) {
+// sessions lists for a request: ctx is the request's, so a client that
+// goes away while the listing waits for the daemon's one listing slot (or
+// walks) stops it.
+func (f filter) sessions(ctx context.Context, b control.Backend, limit int) (listing, error) {
 	l := listing{Sessions: make([]control.SessionInfo, 0, min(limit, 256)), State: f.State}
-	err := b.Sessions(f.Party, func(chunk []control.SessionInfo) error {
+	err := b.Sessions(ctx, f.Party, func(chunk []control.SessionInfo) error {
 		for _, s := range chunk {
 			if f.State != "" && s.State != f.State {
 				continue
@@ -162,7 +166,10 @@ func (s *Server) apiSessions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, control.CodeBadRequest, err.Error())
 		return
 	}
-	l, err := filterFrom(r).sessions(s.opts.Backend, limit)
+	l, err := filterFrom(r).sessions(r.Context(), s.opts.Backend, limit)
+	if s.clientGone(r, err) {
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, control.CodeFailed, "listing sessions: "+err.Error())
 		return
@@ -208,6 +215,16 @@ func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.opts.Backend.Stats())
+}
+
+// clientGone says whether err ended a listing because the client went
+// away: nobody reads an answer, and the listing was not served.
+func (s *Server) clientGone(r *http.Request, err error) bool {
+	if err == nil || r.Context().Err() == nil {
+		return false
+	}
+	s.log.Debug("http: client went away before its listing was done", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+	return true
 }
 
 func notFound(callID string) string { return fmt.Sprintf("call id %s does not exist", callID) }

@@ -26,13 +26,18 @@ func (s *Server) assets(w http.ResponseWriter, r *http.Request) {
 	http.StripPrefix("/assets/", http.FileServerFS(sub)).ServeHTTP(w, r)
 }
 
+// timeLayout is the CLI's (cmd/callcontrol): a time says its date and
+// zone, so an operator comparing with logs, `callcontrol sessions` or
+// another host need not guess them.
+const timeLayout = "2006-01-02 15:04:05 MST"
+
 var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMap{
 	"duration": formatSeconds,
 	"clock": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"
 		}
-		return t.Local().Format("15:04:05")
+		return t.Local().Format(timeLayout)
 	},
 	"iso": func(t time.Time) string {
 		if t.IsZero() {
@@ -167,7 +172,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, d pa
 		if limit != defaultLimit {
 			d.Limit = limit
 		}
-		l, err := d.Filter.sessions(s.opts.Backend, limit)
+		l, err := d.Filter.sessions(r.Context(), s.opts.Backend, limit)
+		if s.clientGone(r, err) {
+			return
+		}
 		if err != nil {
 			s.log.Warn("http: page: listing sessions", "err", err)
 		}
@@ -176,7 +184,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, d pa
 	}
 	d.Chips = chips(d.Stats)
 	d.Count = countLine(len(d.Sessions), matched, d.Stats, d.Filter != filter{})
-	d.Now = time.Now().Format("15:04:05")
+	d.Now = time.Now().Format("15:04:05 MST")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

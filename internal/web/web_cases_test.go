@@ -302,8 +302,8 @@ type walkCounter struct {
 	passed atomic.Int64
 }
 
-func (w *walkCounter) Sessions(prefix string, f func([]control.SessionInfo) error) error {
-	return w.Backend.Sessions(prefix, func(chunk []control.SessionInfo) error {
+func (w *walkCounter) Sessions(ctx context.Context, prefix string, f func([]control.SessionInfo) error) error {
+	return w.Backend.Sessions(ctx, prefix, func(chunk []control.SessionInfo) error {
 		w.passed.Add(int64(len(chunk)))
 		return f(chunk)
 	})

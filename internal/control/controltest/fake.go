@@ -3,6 +3,7 @@
 package controltest
 
 import (
+	"context"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +25,16 @@ type Backend struct {
 	terminated    []string
 	reloads       int
 	outcome       *control.TerminateInfo
+	// listing is the one listing slot, as the daemon's session table
+	// has: one listing runs at a time.
+	listing chan struct{}
+}
+
+// HoldListing takes the listing slot, as a big listing in progress does,
+// until release is called: Sessions waits for it meanwhile.
+func (b *Backend) HoldListing() (release func()) {
+	b.listing <- struct{}{}
+	return func() { <-b.listing }
 }
 
 // SetTerminateOutcome makes Terminate of a known call answer ti instead of
@@ -36,7 +47,7 @@ func (b *Backend) SetTerminateOutcome(ti control.TerminateInfo) {
 
 // New returns a Backend holding sessions and answering stats.
 func New(stats control.Stats, sessions ...control.SessionInfo) *Backend {
-	b := &Backend{sessions: make(map[string]control.SessionInfo), stats: stats}
+	b := &Backend{sessions: make(map[string]control.SessionInfo), stats: stats, listing: make(chan struct{}, 1)}
 	for _, s := range sessions {
 		b.sessions[s.CallID] = s
 	}
@@ -55,8 +66,15 @@ func (b *Backend) SetReloadError(err error) {
 const Chunk = 2
 
 // Sessions implements control.Backend, ordered by Call-ID, Chunk sessions
-// at a time, outside the lock (as the daemon's walk calls f).
-func (b *Backend) Sessions(prefix string, f func([]control.SessionInfo) error) error {
+// at a time, outside the lock (as the daemon's walk calls f). It waits for
+// the listing slot as the daemon does: see HoldListing.
+func (b *Backend) Sessions(ctx context.Context, prefix string, f func([]control.SessionInfo) error) error {
+	select {
+	case b.listing <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-b.listing }()
 	b.mu.Lock()
 	var out []control.SessionInfo
 	for _, s := range b.sessions {

@@ -19,10 +19,24 @@
     var h = Math.floor(n / 3600), m = Math.floor(n / 60) % 60, s = n % 60;
     return h > 0 ? h + ':' + pad(m) + ':' + pad(s) : m + ':' + pad(s);
   }
+  // Times say their date and zone, as the script-less page and the CLI
+  // do: here the browser's zone, by its short name (EST, UTC) or offset
+  // (GMT+1).
+  var zoneName = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' });
+  function zone(d) {
+    var parts = zoneName.formatToParts(d);
+    for (var i = 0; i < parts.length; i++) {
+      if (parts[i].type === 'timeZoneName') return parts[i].value;
+    }
+    return '';
+  }
+  function timeOfDay(d) {
+    return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds()) + ' ' + zone(d);
+  }
   function clock(iso) {
     if (!iso) return '\u2014';
     var d = new Date(iso);
-    return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' + timeOfDay(d);
   }
   function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
   function setClass(el, cls) { if (el.className !== cls) el.className = cls; }
@@ -180,11 +194,11 @@
         render(r[0].body, at);
         renderStats(r[1], r[0].body.length, q !== '', r[0].total);
         document.querySelector('footer').classList.remove('offline');
-        setText(document.getElementById('updated'), 'Live, updated ' + new Date().toLocaleTimeString());
+        setText(document.getElementById('updated'), 'Live, updated ' + timeOfDay(new Date()));
       })
       .catch(function (err) {
         document.querySelector('footer').classList.add('offline');
-        setText(document.getElementById('updated'), 'Not updated since ' + new Date(at).toLocaleTimeString() + ': ' + err.message);
+        setText(document.getElementById('updated'), 'Not updated since ' + timeOfDay(new Date(at)) + ': ' + err.message);
       })
       .then(function () { busy = false; timer = setTimeout(refresh, REFRESH_MS); });
   }
