@@ -244,3 +244,40 @@ func TestEngineRestartOverTCP(t *testing.T) {
 		}
 	}
 }
+
+// Calls held to their cap (prepaid_limit), on a balance that covers them
+// all, share nothing after a restart: their time left is their own, not
+// the party's credit. Splitting it cut every call of a busy account short
+// of its limit after any engine restart (TestEngineOutagesAndRestart).
+func TestEngineRestartLeavesCallsAtTheirCap(t *testing.T) {
+	for _, interval := range []time.Duration{0, 30 * time.Second} {
+		t.Run(fmt.Sprintf("recheck_interval %v", interval), func(t *testing.T) {
+			e := ratingtest.New(t)
+			e.SetAccount(account, ratingtest.Account{Balance: 1000}) // 600,000 s alone
+			e.SetRate("", ratingtest.PerMinute(0.10))
+			synctest.Test(t, func(t *testing.T) {
+				e.SetClock(time.Now)
+				rec := &cutRecorder{}
+				var wg sync.WaitGroup
+				d := newDaemonCapped(e, interval, 300, rec, &wg)
+				t0 := time.Now()
+				call(t, d, "c1")
+				time.Sleep(100 * time.Second)
+				restartEngine(d, e, false)
+				call(t, d, "c2")
+				time.Sleep(time.Hour)
+				synctest.Wait()
+				for id, want := range map[string]time.Duration{"c1": 300 * time.Second, "c2": 400 * time.Second} {
+					at, ok := rec.at(id)
+					if !ok {
+						t.Errorf("%s never cut", id)
+					} else if off := at.Sub(t0) - want; off > 2*time.Second || off < -2*time.Second {
+						t.Errorf("%s cut at +%v, want at its cap, +%v", id, at.Sub(t0), want)
+					}
+				}
+				d.m.Shutdown()
+				wg.Wait()
+			})
+		})
+	}
+}

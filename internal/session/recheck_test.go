@@ -115,11 +115,16 @@ type daemon struct {
 }
 
 func newDaemon(e *ratingtest.Engine, interval time.Duration, cuts *cutRecorder, wg *sync.WaitGroup) daemon {
+	return newDaemonCapped(e, interval, session.NoLimit, cuts, wg)
+}
+
+// newDaemonCapped is newDaemon with prepaid_limit = prepaidLimit.
+func newDaemonCapped(e *ratingtest.Engine, interval time.Duration, prepaidLimit int, cuts *cutRecorder, wg *sync.WaitGroup) daemon {
 	r := &engineRater{e: e}
 	sp := &spool{e: e, wg: wg, rater: r}
 	j := sessiontest.NewJournal()
 	j.OnDebit = sp.deliver
-	m := session.NewManager(session.Limits{Limit: session.NoLimit, PrepaidLimit: session.NoLimit,
+	m := session.NewManager(session.Limits{Limit: session.NoLimit, PrepaidLimit: prepaidLimit,
 		SetupTime: 90 * time.Second, StaleTimeout: 24 * time.Hour, ProxyTimeout: 500 * time.Millisecond,
 		RecheckInterval: interval}, r, cuts, j, slog.New(slog.DiscardHandler))
 	sp.m = m

@@ -57,6 +57,15 @@ func sharesCredit(c *Session, engine string) bool {
 	return c.Prepaid && c.Owed && c.InProgress() && c.Engine == engine
 }
 
+// sharesBalance reports whether c's time left is a share of the party's
+// balance at engine: a call of the party sharing its credit whose end is
+// the engine's answer. A call held to its cap (prepaid_limit: the engine
+// answered at least that) was given no less than the balance allowed; its
+// time left is its own, not credit the party's other calls may take.
+func sharesBalance(c *Session, engine string) bool {
+	return sharesCredit(c, engine) && !c.EndAt.IsZero() && engineLimited(c.Limit, c.Cap)
+}
+
 // mayHaveForgottenLocked reports whether engine may have forgotten some of
 // party's calls there: they (with also, if set, a call just removed) were
 // counted on different connections, or the answer at hand (gen, 0 if
@@ -90,7 +99,7 @@ func (m *Manager) shareWithForgottenLocked(s *Session, now time.Time) sharing {
 	var left time.Duration
 	others := 0
 	for _, c := range m.parties[s.Party] {
-		if c == s || !sharesCredit(c, s.Engine) || c.EndAt.IsZero() {
+		if c == s || !sharesBalance(c, s.Engine) {
 			continue
 		}
 		left += max(c.EndAt.Sub(now), 0)
@@ -102,7 +111,7 @@ func (m *Manager) shareWithForgottenLocked(s *Session, now time.Time) sharing {
 	end := now.Add(left / time.Duration(others+1))
 	sh := sharing{end: end, seconds: int(math.Round(end.Sub(now).Seconds()))}
 	for _, c := range m.parties[s.Party] {
-		if !sharesCredit(c, s.Engine) || c.EndAt.IsZero() || !c.EndAt.After(end) {
+		if c != s && !sharesBalance(c, s.Engine) || c.EndAt.IsZero() || !c.EndAt.After(end) {
 			continue
 		}
 		m.setEndLocked(c, end)
@@ -142,14 +151,14 @@ func (m *Manager) logShared(log callLog, sh sharing, party, engine string, by ti
 // had left goes to the party's calls that remain, split evenly (each up to
 // its cap), as the engine would give it them; no call ends sooner for it.
 func (m *Manager) returnShareLocked(s *Session, end time.Time) {
-	if !sharesCredit(s, s.Engine) || s.EndAt.IsZero() || !end.Before(s.EndAt) ||
+	if !sharesBalance(s, s.Engine) || !end.Before(s.EndAt) ||
 		!m.mayHaveForgottenLocked(s.Party, s.Engine, 0, s) {
 		return
 	}
 	left := s.EndAt.Sub(end)
 	remaining := 0
 	for _, c := range m.parties[s.Party] {
-		if sharesCredit(c, s.Engine) && !c.EndAt.IsZero() {
+		if sharesBalance(c, s.Engine) {
 			left += max(c.EndAt.Sub(end), 0)
 			remaining++
 		}
@@ -159,7 +168,7 @@ func (m *Manager) returnShareLocked(s *Session, end time.Time) {
 	}
 	to := end.Add(left / time.Duration(remaining))
 	for _, c := range m.parties[s.Party] {
-		if !sharesCredit(c, s.Engine) || c.EndAt.IsZero() {
+		if !sharesBalance(c, s.Engine) {
 			continue
 		}
 		e := to
