@@ -20,8 +20,9 @@ import (
 // restartEngine restarts d's engine: it forgets the sessions it counted
 // (rating-protocol.md: they are the engine's own state), and d's rating
 // client makes its connection again. With keepSessions only the
-// connection is made again (a timeout, the network): the daemon cannot
-// tell the two apart.
+// connection was closed by the engine's side (a reset on the network):
+// the daemon cannot tell the two apart. (A connection this side dropped
+// after a timeout is no new generation: rating.Conn.)
 func restartEngine(d daemon, e *ratingtest.Engine, keepSessions bool) {
 	if !keepSessions {
 		e.ForgetSessions()
