@@ -172,7 +172,7 @@ func (j *Journal) RestoredSessions() (sessions, asked []*session.Session) {
 		}
 		alone = append(alone, a)
 	}
-	j.restored, j.restoredSessions = nil, nil
+	j.restored, j.restoredSessions, j.unreadable = nil, nil, 0
 	return sessions, alone
 }
 
