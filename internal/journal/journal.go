@@ -43,12 +43,18 @@ const (
 // Journal implements session.Journal. Safe for concurrent use.
 type Journal struct {
 	log      *store.Log
-	restored map[string][]byte
+	restored map[string][]byte // the records found at start other than the sessions
 	debits   *debits
 	ends     *DialogEnds // dialog end requests the proxy has not confirmed
 	logger   *slog.Logger
 	noSync   bool
 	refuse   bool // state_failure = refuse: Save fails while not durable
+
+	// restoredSessions are the sessions found at start, decoded as their
+	// records were read (restoring.go); unreadable counts those whose
+	// record does not decode. RestoredSessions hands them out.
+	restoredSessions map[string]*session.Session
+	unreadable       int
 
 	dir      string
 	repairMu sync.Mutex // one repair at a time (repair.go)
@@ -86,11 +92,14 @@ type Options struct {
 // Open opens the state directory dir and reads what it holds; the
 // Restored methods hand it out.
 func Open(dir string, opts Options, log *slog.Logger) (*Journal, error) {
-	l, restored, err := store.Open(dir, opts.Store, log)
+	r := newRestoring()
+	l, err := store.OpenReplay(dir, opts.Store, log, r.apply)
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
-	return &Journal{log: l, restored: restored, logger: log, noSync: opts.Store.NoSync, refuse: opts.RefuseNotDurable,
+	restored := r.records
+	return &Journal{log: l, restored: restored, restoredSessions: r.sessions, unreadable: len(r.unreadable),
+		logger: log, noSync: opts.Store.NoSync, refuse: opts.RefuseNotDurable,
 		lastCompact: time.Now(), dir: dir, asked: make(map[string][]byte), ends: restoreDialogEnds(restored, log),
 		unknown: unknownRecords(restored, log)}, nil
 }
@@ -125,20 +134,20 @@ func unknownRecords(restored map[string][]byte, log *slog.Logger) map[string][]b
 	return unknown
 }
 
-// RestoredSessions decodes what was found at start: the sessions, and the
-// engine questions whose answer never settled. A record that does not
-// decode is reported and skipped. Call it last of the Restored methods:
-// it lets go of what was restored.
+// RestoredSessions hands out what was found at start: the sessions
+// (decoded as they were read), and the engine questions whose answer never
+// settled. A record that does not decode is reported and skipped. Call it
+// last of the Restored methods: it lets go of what was restored.
 func (j *Journal) RestoredSessions() (sessions, asked []*session.Session) {
-	bad := 0
+	bad := j.unreadable
+	if len(j.restoredSessions) > 0 {
+		sessions = make([]*session.Session, 0, len(j.restoredSessions))
+	}
+	for _, sess := range j.restoredSessions {
+		sessions = append(sessions, sess)
+	}
 	for k, v := range j.restored {
-		var dst *[]*session.Session
-		switch {
-		case strings.HasPrefix(k, sessionPrefix):
-			dst = &sessions
-		case strings.HasPrefix(k, askedPrefix):
-			dst = &asked
-		default:
+		if !strings.HasPrefix(k, askedPrefix) {
 			continue
 		}
 		sess, err := session.Unmarshal(v)
@@ -146,7 +155,7 @@ func (j *Journal) RestoredSessions() (sessions, asked []*session.Session) {
 			bad++
 			continue
 		}
-		*dst = append(*dst, sess)
+		asked = append(asked, sess)
 	}
 	if bad > 0 {
 		j.logger.Error("state: some saved sessions could not be read and are lost", "unreadable", bad, "restored", len(sessions))
@@ -157,15 +166,13 @@ func (j *Journal) RestoredSessions() (sessions, asked []*session.Session) {
 	// a second debit, a 0 s release, for the same Call-ID.
 	alone := asked[:0]
 	for _, a := range asked {
-		if rec, ok := j.restored[sessionPrefix+a.CallID]; ok {
-			if _, err := session.Unmarshal(rec); err == nil {
-				j.Settle(a.CallID)
-				continue
-			}
+		if _, ok := j.restoredSessions[a.CallID]; ok { // its last record decoded
+			j.Settle(a.CallID)
+			continue
 		}
 		alone = append(alone, a)
 	}
-	j.restored = nil
+	j.restored, j.restoredSessions, j.unreadable = nil, nil, 0
 	return sessions, alone
 }
 

@@ -1,65 +1,89 @@
 package store
 
-// replaySnapshot applies the snapshot's frames to live, skipping damaged
-// ones: each frame is a self-contained set of puts, so one damaged frame
-// loses only its own records. After a bad frame the next good one is found
-// from the bad frame's own length when that still leads to a good frame,
-// else by scanning forward for a frame whose length and checksum hold. It
-// returns the byte ranges skipped.
-func replaySnapshot(b []byte, live map[string][]byte) (skipped [][2]int) {
+// replaySnapshot hands the snapshot's records from off on to apply, a
+// frame at a time as w reads them, skipping damaged frames: each frame
+// is a self-contained set of puts, so one damaged frame loses only its
+// own records. After a bad frame the next good one is found from the bad
+// frame's own length when that still leads to a good frame, else by
+// scanning forward for a frame whose length and checksum hold. It
+// returns the records handed over and the byte ranges skipped; an error
+// only when the file cannot be read.
+func replaySnapshot(w *window, off int64, apply func(Replayed)) (records uint64, skipped [][2]int64, err error) {
 	var scratch []rawOp
-	off := 0
-	for off < len(b) {
-		var n int
-		var err error
-		scratch, n, err = replayFrames(b[off:], scratch, live)
-		off += n
-		if err == nil {
-			return skipped
+	counted := func(r Replayed) {
+		records++
+		apply(r)
+	}
+	for off < w.size {
+		b, err := w.frameAt(off)
+		if err != nil {
+			return records, skipped, err
 		}
-		next := resync(b, off)
-		skipped = append(skipped, [2]int{off, next})
+		payload, size, ferr := readFrame(b)
+		if ferr == nil {
+			if scratch, ferr = applyOps(payload, scratch, counted); ferr == nil {
+				off += int64(size)
+				continue
+			}
+		}
+		next, err := resync(w, off)
+		if err != nil {
+			return records, skipped, err
+		}
+		skipped = append(skipped, [2]int64{off, next})
 		off = next
 	}
-	return skipped
+	return records, skipped, nil
 }
 
 // resync returns the offset of the first good frame after the bad one at
-// off, or len(b) when there is none.
-func resync(b []byte, off int) int {
-	if len(b)-off >= frameHeader {
+// off, or the file's size when there is none.
+func resync(w *window, off int64) (int64, error) {
+	hdr, err := w.at(off, frameHeader)
+	if err != nil {
+		return 0, err
+	}
+	if len(hdr) >= frameHeader {
 		// Only the payload damaged: the header's length skips it.
-		if n := int(uint32(b[off]) | uint32(b[off+1])<<8 | uint32(b[off+2])<<16 | uint32(b[off+3])<<24); n > 0 && n <= maxFrame {
-			if next := off + frameHeader + n; next < len(b) && goodFrame(b[next:]) {
-				return next
+		if n := int64(uint32(hdr[0]) | uint32(hdr[1])<<8 | uint32(hdr[2])<<16 | uint32(hdr[3])<<24); n > 0 && n <= maxFrame {
+			if next := off + frameHeader + n; next < w.size {
+				if ok, err := goodFrame(w, next); ok || err != nil {
+					return next, err
+				}
 			}
 		}
 	}
-	for p := off + 1; p+frameHeader <= len(b); p++ {
-		if goodFrame(b[p:]) {
-			return p
+	for p := off + 1; p+frameHeader <= w.size; p++ {
+		if ok, err := goodFrame(w, p); ok || err != nil {
+			return p, err
 		}
 	}
-	return len(b)
+	return w.size, nil
 }
 
-// goodFrame reports whether b starts with a frame whose length fits in b
-// and whose checksum and payload hold. The length is checked before the
-// checksum is computed, so scanning garbage is cheap.
-func goodFrame(b []byte) bool {
-	if len(b) < frameHeader {
-		return false
+// goodFrame reports whether the file has at off a frame whose length fits
+// in the file and whose checksum and payload hold. The length is checked
+// before the frame is read and its checksum computed, so scanning garbage
+// is cheap.
+func goodFrame(w *window, off int64) (bool, error) {
+	hdr, err := w.at(off, frameHeader)
+	if err != nil || len(hdr) < frameHeader {
+		return false, err
 	}
-	n := uint64(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24)
-	if n == 0 || n > uint64(len(b)-frameHeader) || n > maxFrame {
-		return false
+	n := int64(uint32(hdr[0]) | uint32(hdr[1])<<8 | uint32(hdr[2])<<16 | uint32(hdr[3])<<24)
+	if n == 0 || n > w.size-off-frameHeader || n > maxFrame {
+		return false, nil
 	}
-	payload, _, err := readFrame(b)
+	b, err := w.at(off, frameHeader+int(n))
 	if err != nil {
-		return false
+		return false, err
 	}
-	_, err = decodeOps(nil, payload)
-	return err == nil
+	payload, _, ferr := readFrame(b)
+	if ferr != nil {
+		return false, nil
+	}
+	_, ferr = decodeOps(nil, payload)
+	return ferr == nil, nil
 }
 
 // reportMissing logs the files the directory says should exist but do

@@ -3,7 +3,10 @@
 //
 // Values are opaque bytes; the owner (the session and debit packages) encodes
 // its own records. The owner keeps the live table in memory; the store only
-// makes changes durable and gives the table back at Open.
+// makes changes durable and gives the table back at Open: OpenReplay hands
+// over the ops one at a time as the files are read (the snapshot a chunk at
+// a time), so the owner decodes its table without the files or a map of
+// their records beside it.
 //
 // On disk (one directory, 0700):
 //

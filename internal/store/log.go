@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -340,21 +341,40 @@ func parseSegName(name string) (uint64, bool) {
 	return seq, err == nil
 }
 
-// Open locks dir (creating it 0700), replays the snapshot and the segments,
-// and starts the writer. It returns the live set; values alias the buffers
-// the files were read into and must not be modified. Damaged files are
-// logged and read as far as they check out; only I/O failures (and a dir
-// locked by another process) are errors.
+// Open is OpenReplay that returns the live set: every key's last value,
+// copied.
 func Open(dir string, opts Options, log *slog.Logger) (*Log, map[string][]byte, error) {
+	live := make(map[string][]byte)
+	l, err := OpenReplay(dir, opts, log, func(r Replayed) {
+		if r.Delete {
+			delete(live, string(r.Key))
+		} else {
+			live[string(r.Key)] = bytes.Clone(r.Value)
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, live, nil
+}
+
+// OpenReplay locks dir (creating it 0700), replays the snapshot and the
+// segments, and starts the writer. The replay hands every op it finds to
+// apply, in order (Replayed), as it reads them: the owner builds its own
+// table, and the files and a map of their records are never held beside
+// it. Damaged files are logged and read as far as they check out; only
+// I/O failures (and a dir locked by another process) are errors: then
+// what apply was given is to be dropped.
+func OpenReplay(dir string, opts Options, log *slog.Logger, apply func(Replayed)) (*Log, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 1 << 20
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	lockf, err := lockDir(filepath.Join(dir, lockName))
 	if err != nil {
-		return nil, nil, fmt.Errorf("store: %s: %w", dir, err)
+		return nil, fmt.Errorf("store: %s: %w", dir, err)
 	}
 	l := &Log{
 		dir: dir, opts: opts, log: log, lockf: lockf,
@@ -368,16 +388,16 @@ func Open(dir string, opts Options, log *slog.Logger) (*Log, map[string][]byte, 
 		l.flushStop = make(chan struct{})
 		l.flushDone = make(chan struct{})
 	}
-	live, maxSeq, err := l.load()
+	maxSeq, err := l.load(apply)
 	if err != nil {
 		lockf.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	// Whatever the setting now, a ring left by a NoSync log killed in
 	// this boot holds its last batches: replayed after the segments.
 	fromRing, err := readRing(dir)
 	if err == nil && len(fromRing) > 0 {
-		if _, n, rerr := replayFrames(fromRing, nil, live); rerr != nil {
+		if _, n, rerr := replayFrames(fromRing, nil, apply); rerr != nil {
 			fromRing = fromRing[:n] // cannot happen: each entry was checked
 		}
 	}
@@ -415,24 +435,24 @@ func Open(dir string, opts Options, log *slog.Logger) (*Log, map[string][]byte, 
 	if err != nil {
 		l.finishSegment()
 		lockf.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	go l.run()
 	if opts.NoSync {
 		go l.flushLoop()
 	}
-	return l, live, nil
+	return l, nil
 }
 
-func (l *Log) load() (map[string][]byte, uint64, error) {
+func (l *Log) load(apply func(Replayed)) (uint64, error) {
 	_ = os.Remove(filepath.Join(l.dir, snapTmpName)) // an unfinished Compact
-	live, base, haveBase, err := l.loadSnapshot()
+	base, haveBase, err := l.loadSnapshot(apply)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: %w", err)
+		return 0, fmt.Errorf("store: %w", err)
 	}
 	var segs []uint64
 	for _, e := range ents {
@@ -461,7 +481,7 @@ func (l *Log) load() (map[string][]byte, uint64, error) {
 		}
 		buf, err := os.ReadFile(name)
 		if err != nil {
-			return nil, 0, fmt.Errorf("store: %w", err)
+			return 0, fmt.Errorf("store: %w", err)
 		}
 		keep := oldest
 		oldest = false
@@ -485,7 +505,7 @@ func (l *Log) load() (map[string][]byte, uint64, error) {
 		}
 		var n int
 		var rerr error
-		scratch, n, rerr = replayFrames(buf[len(segMagic):], scratch, live)
+		scratch, n, rerr = replayFrames(buf[len(segMagic):], scratch, apply)
 		// A mapped segment of a daemon that was killed ends in the zeros
 		// it had reserved: its end, not damage.
 		if rerr != nil && !allZero(buf[len(segMagic)+n:]) {
@@ -493,7 +513,7 @@ func (l *Log) load() (map[string][]byte, uint64, error) {
 				"file", name, "offset", len(segMagic)+n, "size", len(buf), "err", rerr)
 		}
 	}
-	return live, maxSeq, nil
+	return maxSeq, nil
 }
 
 func allZero(b []byte) bool {
@@ -505,25 +525,17 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// replayFrames applies frames from b to live until the end or the first bad
-// frame; it returns how many bytes were good.
-func replayFrames(b []byte, scratch []rawOp, live map[string][]byte) ([]rawOp, int, error) {
+// replayFrames hands the ops of the frames in b to apply until the end or
+// the first bad frame; it returns how many bytes were good.
+func replayFrames(b []byte, scratch []rawOp, apply func(Replayed)) ([]rawOp, int, error) {
 	off := 0
 	for off < len(b) {
 		payload, size, err := readFrame(b[off:])
 		if err != nil {
 			return scratch, off, err
 		}
-		scratch, err = decodeOps(scratch[:0], payload)
-		if err != nil {
+		if scratch, err = applyOps(payload, scratch, apply); err != nil {
 			return scratch, off, err
-		}
-		for _, op := range scratch {
-			if op.kind == opDelete {
-				delete(live, string(op.key))
-			} else {
-				live[string(op.key)] = op.value
-			}
 		}
 		off += size
 	}

@@ -18,39 +18,53 @@ var snapMagic = []byte("CCSNP\x00\x00\x01")
 // only (replaySnapshot skips to the next good frame), for 8 bytes each.
 const snapHeader = 28
 
-func (l *Log) loadSnapshot() (live map[string][]byte, base uint64, haveBase bool, err error) {
+// loadSnapshot hands the snapshot's records to apply as it reads them, a
+// chunk of the file at a time: the file is never in memory whole.
+func (l *Log) loadSnapshot(apply func(Replayed)) (base uint64, haveBase bool, err error) {
 	name := filepath.Join(l.dir, snapName)
-	buf, err := os.ReadFile(name)
+	f, err := os.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return make(map[string][]byte), 0, false, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("store: %w", err)
+		return 0, false, fmt.Errorf("store: %w", err)
 	}
-	if len(buf) < snapHeader || string(buf[:8]) != string(snapMagic) ||
-		binary.LittleEndian.Uint32(buf[24:]) != crc32.Checksum(buf[:24], castagnoli) {
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, false, fmt.Errorf("store: %w", err)
+	}
+	w := &window{f: f, size: st.Size()}
+	h, err := w.at(0, snapHeader)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(h) < snapHeader || string(h[:8]) != string(snapMagic) ||
+		binary.LittleEndian.Uint32(h[24:]) != crc32.Checksum(h[:24], castagnoli) {
 		l.log.Error("store: snapshot header damaged, snapshot ignored: the records only it held are lost; replaying the segments that exist",
-			"file", name, "size", len(buf))
-		return make(map[string][]byte), 0, false, nil
+			"file", name, "size", w.size)
+		return 0, false, nil
 	}
-	base = binary.LittleEndian.Uint64(buf[8:])
-	count := binary.LittleEndian.Uint64(buf[16:])
-	live = make(map[string][]byte, min(count, uint64(len(buf))/4))
-	skipped := replaySnapshot(buf[snapHeader:], live)
+	base = binary.LittleEndian.Uint64(h[8:])
+	count := binary.LittleEndian.Uint64(h[16:])
+	restored, skipped, err := replaySnapshot(w, snapHeader, apply)
+	if err != nil {
+		return 0, false, err
+	}
 	switch {
 	case len(skipped) > 0:
-		bytes := 0
+		var bytes int64
 		for _, r := range skipped {
 			bytes += r[1] - r[0]
 		}
 		l.log.Error("store: snapshot damaged: the records in the damaged parts are lost, all others restored",
-			"file", name, "lost_records", int64(count)-int64(len(live)), "restored", len(live), "expected", count,
-			"damaged_parts", len(skipped), "damaged_bytes", bytes, "first_damage_at", snapHeader+skipped[0][0])
-	case uint64(len(live)) != count:
+			"file", name, "lost_records", int64(count)-int64(restored), "restored", restored, "expected", count,
+			"damaged_parts", len(skipped), "damaged_bytes", bytes, "first_damage_at", skipped[0][0])
+	case restored != count:
 		l.log.Error("store: snapshot record count mismatch: records lost", "file", name,
-			"lost_records", int64(count)-int64(len(live)), "restored", len(live), "expected", count)
+			"lost_records", int64(count)-int64(restored), "restored", restored, "expected", count)
 	}
-	return live, base, true, nil
+	return base, true, nil
 }
 
 // Compact starts a new segment, then calls dump, which must call put for

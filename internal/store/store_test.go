@@ -537,12 +537,12 @@ func FuzzReplay(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		live := map[string][]byte{}
-		_, n, err := replayFrames(data, nil, live)
+		_, n, err := replayFrames(data, nil, into(live))
 		if n > len(data) || (err == nil && n != len(data)) {
 			t.Fatalf("good prefix %d of %d, err %v", n, len(data), err)
 		}
 		again := map[string][]byte{}
-		if _, m, err := replayFrames(data[:n], nil, again); err != nil || m != n {
+		if _, m, err := replayFrames(data[:n], nil, into(again)); err != nil || m != n {
 			t.Fatalf("good prefix does not re-parse: %v", err)
 		}
 		if len(again) != len(live) {
