@@ -68,25 +68,41 @@ func (o *order) remove(s *Session) {
 		return
 	}
 	b := o.blocks[bi]
-	if b.entries[i].s != s {
+	if i == len(b.entries) || b.entries[i].s != s {
 		return
 	}
 	b.entries[i].s = nil
 	b.live--
 	o.live--
+	last := bi == len(o.blocks)-1
 	switch {
-	case b.live == 0:
+	case b.live == 0 && !last:
 		o.dropBlock(bi)
-	case 2*b.live < len(b.entries):
+	case b.live == 0:
+		// The last block takes the additions: its array is kept, so a
+		// table of short calls allocates nothing per call.
+		clear(b.entries)
+		b.entries = b.entries[:0]
+	case 2*b.live < len(b.entries) && (!last || len(b.entries)-b.live >= orderSqueezeMin):
 		o.squeeze(bi)
 	}
 }
+
+// orderSqueezeMin is how many holes the last block gathers before it is
+// squeezed (in place): a pass over it per that many removals.
+const orderSqueezeMin = 64
 
 // squeeze rewrites block bi without its holes, together with the block
 // after it when both fit in one: a block of a few long calls among short
 // ones neither keeps its array of holes nor stays a block of its own.
 func (o *order) squeeze(bi int) {
 	b := o.blocks[bi]
+	if bi == len(o.blocks)-1 {
+		kept := appendLive(b.entries[:0], b.entries) // in place: kept never passes the entry read
+		clear(b.entries[len(kept):])
+		b.entries = kept
+		return
+	}
 	var next *orderBlock
 	if bi+1 < len(o.blocks) && b.live+o.blocks[bi+1].live <= orderBlockSize {
 		next = o.blocks[bi+1]
@@ -96,7 +112,7 @@ func (o *order) squeeze(bi int) {
 		live += next.live
 	}
 	size := live
-	if last := len(o.blocks) - 1; bi == last || (next != nil && bi+1 == last) {
+	if next != nil && bi+1 == len(o.blocks)-1 {
 		size = orderBlockSize // the last block takes the additions
 	}
 	entries := appendLive(make([]orderEntry, 0, size), b.entries)
@@ -127,7 +143,7 @@ func (o *order) find(seq uint64) (block, i int) {
 	// The first block whose last entry is numbered seq or later.
 	block = sort.Search(len(o.blocks), func(k int) bool {
 		e := o.blocks[k].entries
-		return e[len(e)-1].seq >= seq
+		return len(e) == 0 || e[len(e)-1].seq >= seq // only the last block can be empty
 	})
 	if block == len(o.blocks) {
 		return block, 0
@@ -257,16 +273,18 @@ func (m *Manager) eachChunkedIn(o *order, gone func() bool, visit func(s *Sessio
 		m.mu.Lock()
 		blocks := o.blocks
 		bi, i := o.find(next)
-		for scanned, visited := 0, 0; bi < len(blocks) && visited < listChunk && scanned < scanChunk; scanned++ {
+		for scanned, visited := 0, 0; bi < len(blocks) && visited < listChunk && scanned < scanChunk; {
+			if i >= len(blocks[bi].entries) { // past a block's end, or the last block empty
+				bi, i = bi+1, 0
+				continue
+			}
 			e := blocks[bi].entries[i]
 			next = e.seq + 1
 			if e.s != nil {
 				visit(e.s)
 				visited++
 			}
-			if i++; i == len(blocks[bi].entries) {
-				bi, i = bi+1, 0
-			}
+			i, scanned = i+1, scanned+1
 		}
 		done := bi >= len(blocks)
 		m.mu.Unlock()

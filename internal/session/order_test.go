@@ -2,6 +2,7 @@ package session
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -75,9 +76,9 @@ func TestOrderBlocks(t *testing.T) {
 					t.Fatalf("live %d, want %d", o.live, len(want))
 				}
 				var got []*Session
-				for _, b := range o.blocks {
-					if len(b.entries) == 0 || len(b.entries) > orderBlockSize {
-						t.Fatalf("a block of %d entries", len(b.entries))
+				for k, b := range o.blocks {
+					if len(b.entries) == 0 && k != len(o.blocks)-1 || len(b.entries) > orderBlockSize {
+						t.Fatalf("block %d of %d holds %d entries", k, len(o.blocks), len(b.entries))
 					}
 					n := 0
 					for _, e := range b.entries {
@@ -161,6 +162,45 @@ func TestSlotsBlocks(t *testing.T) {
 					t.Fatalf("step %d: slot %d is %v, want %v", step, i, *h.at(i), x)
 				}
 			}
+		}
+	}
+}
+
+// TestOrderShortCallsAllocateNothing: a table of short calls (each added
+// and soon removed, as a proxy's call cycles are) reuses the last block's
+// array. A block allocated per call (16 KB, when the last call's removal
+// dropped the block) or per squeeze cost one proxy connection 5% of its
+// calls per second (scripts/bench-ab.sh).
+func TestOrderShortCallsAllocateNothing(t *testing.T) {
+	for _, tc := range []struct{ inProgress, perCall int }{
+		{1, 0}, {40, 0},
+		{1000, 128}, // calls outlive a block: a block per thousand calls, 16 bytes each
+	} {
+		inProgress := tc.inProgress
+		var o order
+		calls := make([]Session, 4096)
+		for i := range inProgress {
+			o.add(&calls[i])
+		}
+		n := inProgress
+		cycle := func() {
+			s := &calls[n%len(calls)]
+			*s = Session{}
+			o.add(s)
+			o.remove(&calls[(n-inProgress)%len(calls)]) // the oldest goes
+			n++
+		}
+		for range 2 * orderBlockSize {
+			cycle() // the blocks settle
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 20_000 {
+			cycle()
+		}
+		runtime.ReadMemStats(&after)
+		if b := after.TotalAlloc - before.TotalAlloc; b > uint64(4<<10+20_000*tc.perCall) {
+			t.Errorf("%d calls in progress: %d bytes allocated over 20,000 calls added and removed, want at most %d per call", inProgress, b, tc.perCall)
 		}
 	}
 }
