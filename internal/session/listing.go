@@ -32,7 +32,8 @@ type orderEntry struct {
 // table for a whole walk is seen exactly once, whatever is added or removed
 // meanwhile. It is kept in blocks of orderBlockSize entries, each sorted by
 // number: removal leaves a hole, a block half holes is squeezed, an empty
-// one dropped. Every change costs at most one block's work (and a move of
+// one dropped (the last one is emptied in place: it takes the additions).
+// Every change costs at most one block's work (and a move of
 // the blocks' pointers, a thousandth of the table), never a pass over the
 // table: the proxy's requests change it under the manager's lock.
 type order struct {
