@@ -56,7 +56,7 @@ unit: opensips
 # unit runs once.
 # Most tests wait on sockets and timers, not the CPU: four packages at once.
 REPEAT      ?= 20
-REPEAT_SKIP := ^(TestAccountingThroughTheDaemon|TestWebPageInBrowser|TestPollerCheck|TestPollerMissingTables|TestPollerDatabaseDown|TestPollerRun|TestListenerRadclient|TestPollerStopWithoutSessionTime|TestPollerOneBadCallIDDoesNotStopTheRest|TestPollerDailyTablesYesterday|TestPollerAllTablesMissingIsAnError|TestPollerUnixTimeStopColumn|TestSessionsOfOneMillionCanBeListed|TestPageDoesNotShowAnUnconfirmedEndAsDone|TestPageKeepsItsLimitWhenFiltering|TestPageShowsMarkupFromTheNetworkAsText|TestEnginesChipCountsIdleEnginesUp|TestMetricsFollowConventions|TestRatingEngineDownAlertIgnoresIdleEngines|TestSampleRules)$$
+REPEAT_SKIP := ^(TestAccountingThroughTheDaemon|TestWebPageInBrowser|TestPollerCheck|TestPollerMissingTables|TestPollerDatabaseDown|TestPollerRun|TestListenerRadclient|TestPollerStopWithoutSessionTime|TestPollerOneBadCallIDDoesNotStopTheRest|TestPollerDailyTablesYesterday|TestPollerAllTablesMissingIsAnError|TestPollerUnixTimeStopColumn|TestSessionsOfOneMillionCanBeListed|TestPageDoesNotShowAnUnconfirmedEndAsDone|TestPageKeepsItsLimitWhenFiltering|TestPageShowsMarkupFromTheNetworkAsText|TestEnginesChipCountsIdleEnginesUp|TestMetricsFollowConventions|TestRatingEngineDownAlertIgnoresIdleEngines|TestSampleRules|TestPageScriptTimesSayTheirZone|TestListenerStatusServerRadclient)$$
 repeat:
 	$(GO) test -short -count=$(REPEAT) -p 4 -timeout 15m -skip '$(REPEAT_SKIP)' ./internal/...
 
