@@ -154,8 +154,9 @@ func (e *env) startLogged(logs *logBuffer) {
 }
 
 // newEnvLogged is newEnv with the daemon's log kept, and the proxy's
-// management socket at kamPath (a fake Kamailio there unless noProxy).
-func newEnvLogged(t *testing.T, logs *logBuffer, sections string, noProxy bool) *env {
+// management socket at kamPath (a fake Kamailio there unless noProxy);
+// tune changes the daemon's options before it starts.
+func newEnvLogged(t *testing.T, logs *logBuffer, sections string, noProxy bool, tune ...func(*Options)) *env {
 	dir := dialogtest.SocketDir(t)
 	e := &env{t: t, dir: dir, sock: filepath.Join(dir, "run", "socket"), control: filepath.Join(dir, "run", "control")}
 	kamPath := filepath.Join(dir, "kam.sock")
@@ -168,6 +169,9 @@ func newEnvLogged(t *testing.T, logs *logBuffer, sections string, noProxy bool) 
 	}
 	e.writeConfig("limit = 60", sections)
 	e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run"), host: noDomainHost}
+	for _, f := range tune {
+		f(&e.opts)
+	}
 	e.startLogged(logs)
 	return e
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/callcontrol/callcontrol/internal/control"
 )
@@ -13,7 +14,8 @@ import (
 // confirmed yet" alone sent the operator looking at the proxy's dialogs.
 func TestTerminateNotConfirmedNamesTheFailingManagementSocket(t *testing.T) {
 	var logs logBuffer
-	e := newEnvLogged(t, &logs, "", true)
+	// Nothing can confirm: no need to wait the operator's 3 s for it.
+	e := newEnvLogged(t, &logs, "", true, func(o *Options) { o.terminateWait = 100 * time.Millisecond })
 	if st := e.checked(); st.ManagementSocket.State != control.SocketFailing {
 		t.Fatalf("management socket %+v, want failing", st.ManagementSocket)
 	}
