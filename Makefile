@@ -47,7 +47,7 @@ opensips:
 unit: opensips
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# The internal packages' tests 20 times over, to catch a test that passes
+# The internal packages' tests 15 times over, to catch a test that passes
 # by the luck of timing. Without -race (unit has it) to stay within CI's
 # time, -short (the 10,000-call recheck measurement), and without the
 # tests of real peers, which unit runs once: MariaDB, chromium, radclient,
@@ -55,7 +55,7 @@ unit: opensips
 # nor the listing of 1,000,000 sessions (2 minutes under -race), which
 # unit runs once.
 # Most tests wait on sockets and timers, not the CPU: four packages at once.
-REPEAT      ?= 20
+REPEAT      ?= 15
 REPEAT_SKIP := ^(TestAccountingThroughTheDaemon|TestWebPageInBrowser|TestPollerCheck|TestPollerMissingTables|TestPollerDatabaseDown|TestPollerRun|TestListenerRadclient|TestPollerStopWithoutSessionTime|TestPollerOneBadCallIDDoesNotStopTheRest|TestPollerDailyTablesYesterday|TestPollerAllTablesMissingIsAnError|TestPollerUnixTimeStopColumn|TestSessionsOfOneMillionCanBeListed|TestPageDoesNotShowAnUnconfirmedEndAsDone|TestPageKeepsItsLimitWhenFiltering|TestPageShowsMarkupFromTheNetworkAsText|TestEnginesChipCountsIdleEnginesUp|TestMetricsFollowConventions|TestRatingEngineDownAlertIgnoresIdleEngines|TestSampleRules|TestPageScriptTimesSayTheirZone|TestListenerStatusServerRadclient)$$
 repeat:
 	$(GO) test -short -count=$(REPEAT) -p 4 -timeout 15m -skip '$(REPEAT_SKIP)' ./internal/...
