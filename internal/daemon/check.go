@@ -59,7 +59,11 @@ func WriteCheck(w io.Writer, opts Options, r CheckResult) int {
 	if src == "" {
 		src = opts.ConfigPath() + " (absent: defaults)"
 	}
-	fmt.Fprintf(w, "callcontrold: configuration %s is valid (%d warnings)\n", src, len(r.Warnings))
+	warnings := fmt.Sprintf("%d warnings", len(r.Warnings))
+	if len(r.Warnings) == 1 {
+		warnings = "1 warning"
+	}
+	fmt.Fprintf(w, "callcontrold: configuration %s is valid (%s)\n", src, warnings)
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}

@@ -37,7 +37,7 @@ func TestCheckConfig(t *testing.T) {
 				"  [Kamailio] socket_path = /nonexistent/kamailio.sock",
 				"  [RadiusAccounting] secret = (set)"},
 			[]string{"hush", "max_connections"}},
-		{"unknown option warned", "[CallControl]\ngroup = root\nlimt = 5\n", 0, []string{"(1 warnings)", "warning: ", "limt"}, nil},
+		{"unknown option warned", "[CallControl]\ngroup = root\nlimt = 5\n", 0, []string{"(1 warning)", "warning: ", "limt"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
