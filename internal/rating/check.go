@@ -66,8 +66,7 @@ func (c *Conn) check(ctx context.Context) error {
 		if ok {
 			return nil
 		}
-		c.drop()
-		c.maybeAnew = c.maybeAnew || closed
+		c.dropClosed(closed)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {

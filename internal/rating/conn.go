@@ -306,8 +306,7 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, uint64, erro
 	if c.nc != nil {
 		if ok, closed := c.reusable(); !ok {
 			c.log.Debug("rating connection closed by the engine or holds stray data; reconnecting")
-			c.drop()
-			c.maybeAnew = c.maybeAnew || closed
+			c.dropClosed(closed)
 		}
 	}
 	if c.nc == nil {
@@ -327,10 +326,7 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, uint64, erro
 	n, err := io.WriteString(nc, line)
 	if err != nil {
 		stop()
-		c.drop()
-		if closedByPeer(err) {
-			c.maybeAnew = true
-		}
+		c.dropClosed(closedByPeer(err))
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
@@ -347,10 +343,7 @@ func (c *Conn) roundTrip(ctx context.Context, line string) (string, uint64, erro
 		c.drop()
 	}
 	if err != nil {
-		c.drop() // a late reply must never answer the next request
-		if closedByPeer(err) {
-			c.maybeAnew = true
-		}
+		c.dropClosed(closedByPeer(err)) // a late reply must never answer the next request
 		c.unanswered()
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -475,6 +468,13 @@ func closedByPeer(err error) bool {
 }
 
 // drop closes the connection; the caller holds sem.
+// dropClosed is drop, told whether the engine closed the connection: the
+// next one may then reach an engine that restarted (gen).
+func (c *Conn) dropClosed(byEngine bool) {
+	c.drop()
+	c.maybeAnew = c.maybeAnew || byEngine
+}
+
 func (c *Conn) drop() {
 	if c.nc == nil {
 		return

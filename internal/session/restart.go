@@ -111,7 +111,7 @@ func (m *Manager) shareWithForgottenLocked(s *Session, now time.Time) sharing {
 	end := now.Add(left / time.Duration(others+1))
 	sh := sharing{end: end, seconds: int(math.Round(end.Sub(now).Seconds()))}
 	for _, c := range m.parties[s.Party] {
-		if c != s && !sharesBalance(c, s.Engine) || c.EndAt.IsZero() || !c.EndAt.After(end) {
+		if (c != s && !sharesBalance(c, s.Engine)) || c.EndAt.IsZero() || !c.EndAt.After(end) {
 			continue
 		}
 		m.setEndLocked(c, end)
