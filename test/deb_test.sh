@@ -116,7 +116,28 @@ check 1 "restart with an invalid config.ini is refused" /etc/init.d/callcontrol 
 contains "restart names the error" 'limit = "soon"'
 truth "the same daemon still runs" test "$(cat /run/callcontrol/callcontrold.pid)" = "$pid"
 check 0 "and serves" callcontrol stats
+# An upgrade (here the same package again) restarts the daemon; with a
+# config.ini the new version refuses, the configure fails with the reason
+# and the running daemon is left as it is. Under systemd the restart
+# would stop it first, so the check comes before it (debian/postinst).
+check 1 "an upgrade with a config.ini the new version refuses fails to configure" dpkg -i "$deb"
+contains "the upgrade names the error" 'limit = "soon"'
+contains "the upgrade says the daemon was not restarted" "callcontrold was not (re)started"
+truth "the same daemon still runs after the refused upgrade" test "$(cat /run/callcontrol/callcontrold.pid)" = "$pid"
+truth "its process is alive" kill -0 "$pid"
+check 0 "and serves" callcontrol stats
 cp "$tmp/config.ini.good" /etc/callcontrol/config.ini
+check 0 "dpkg --configure -a, the file fixed, finishes the upgrade" dpkg --configure -a
+newpid=$(cat /run/callcontrol/callcontrold.pid 2>/dev/null)
+# A container's /usr/sbin/policy-rc.d (exit 101) forbids maintainer
+# scripts to start or restart services: then the daemon is left running.
+if [ -x /usr/sbin/policy-rc.d ] && { /usr/sbin/policy-rc.d callcontrol restart >/dev/null 2>&1; [ $? -eq 101 ]; }; then
+	truth "policy-rc.d forbids the restart: the same daemon runs on" sh -c "[ '$newpid' = '$pid' ] && kill -0 '$pid'"
+else
+	truth "the upgrade restarted the daemon" sh -c "[ -n '$newpid' ] && [ '$newpid' != '$pid' ] && ! kill -0 '$pid' 2>/dev/null && kill -0 '$newpid'"
+	pid=$newpid
+fi
+check 0 "the daemon serves after the upgrade" callcontrol stats
 check 0 "/etc/init.d/callcontrol sessions" /etc/init.d/callcontrol sessions
 contains "sessions: none" "No sessions."
 check 1 "/etc/init.d/callcontrol session of an unknown call" /etc/init.d/callcontrol session nope
