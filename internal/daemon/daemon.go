@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/callcontrol/callcontrol/internal/config"
-	"github.com/callcontrol/callcontrol/internal/debit"
 	"github.com/callcontrol/callcontrol/internal/dialog"
 	"github.com/callcontrol/callcontrol/internal/gcpace"
 	"github.com/callcontrol/callcontrol/internal/journal"
@@ -157,7 +156,7 @@ func (d *Daemon) start() (err error) {
 		return err
 	}
 	d.sessions = session.NewManager(limits(cfg), d.engines.rater(), d.dialogs, d.state, log)
-	d.state.OpenDebits(d.engines, debit.Options{Route: d.engines.route}, d.sessions.Debited)
+	d.state.OpenDebits(d.engines, d.engines.debitOptions(), d.sessions.Debited)
 	atAnswer := d.state.RestoredAtAnswer()
 	sessions, asked := d.state.RestoredSessions()
 	ringing := session.Ringing(sessions, atAnswer)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"github.com/callcontrol/callcontrol/internal/control"
+	"github.com/callcontrol/callcontrol/internal/debit"
 	"github.com/callcontrol/callcontrol/internal/rating"
 )
 
@@ -13,7 +14,18 @@ func (e *engines) route(engine, party string) string {
 	if e.pool == nil || e.pool.Configured(engine) {
 		return engine
 	}
-	return e.pool.Pick(party)
+	return e.pool.Route(party, engine)
+}
+
+// debitOptions are the spool's: a debit owed to an engine no longer
+// configured goes to the party's engine (route), and a party is held on
+// the engine its debits are owed to until they are delivered.
+func (e *engines) debitOptions() debit.Options {
+	o := debit.Options{Route: e.route}
+	if e.pool != nil {
+		o.Hold, o.Unhold = e.pool.Hold, e.pool.Unhold
+	}
+	return o
 }
 
 func (b backend) Debits() []control.DebitInfo {
@@ -47,10 +59,11 @@ func (b backend) DebitsReroute(engine string) (control.DebitsResult, error) {
 	engine = rating.NormalizeAddr(engine)
 	stayed := 0
 	r := sp.Reroute(engine, func(party string) string {
-		to := pool.Pick(party)
+		to := pool.Route(party, engine)
 		if to == engine || to == "" {
-			// The party's engine is the one being left: hash among the
-			// others is not ours to decide; leave it, and say so.
+			// The party has calls on the engine being left (their own
+			// debits will be owed there), or no other engine is
+			// configured: leave it, and say so.
 			stayed++
 			return ""
 		}

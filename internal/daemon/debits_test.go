@@ -77,3 +77,56 @@ func TestDebitOwedToRemovedEngine(t *testing.T) {
 		t.Fatalf("old engine debited %v", d)
 	}
 }
+
+// TestPartyHeldOnTheEngineItOwes: a prepaid call's debit is owed to its
+// engine, which went down. Until the engine has it, the party's next call
+// is asked of that engine, and so refused (fail closed), not rated on the
+// other engine against a balance the debit never reaches. Once an
+// operator moves the debit (`debits reroute`), the party follows it.
+func TestPartyHeldOnTheEngineItOwes(t *testing.T) {
+	engs := []*ratingtest.Engine{ratingtest.New(t), ratingtest.New(t)}
+	for _, eng := range engs {
+		eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 1})
+		eng.SetRate("0031", ratingtest.PerMinute(0.10))
+	}
+	e := newEnv(t, "", "[CDRTool]\naddress = "+engs[0].Addr()+" "+engs[1].Addr()+"\ntimeout = 300\n")
+	if got := e.call(initReq("p1", "alice")); got != "Limited" {
+		t.Fatalf("init: %q", got)
+	}
+	owed, other := engs[0], engs[1]
+	if len(owed.Requests()) == 0 {
+		owed, other = other, owed
+	}
+	e.call("start\ncallid: p1\ndialogid: 1:1")
+	time.Sleep(1100 * time.Millisecond) // a billed second
+	owed.Stop()
+	if got := e.call("stop\ncallid: p1"); got != "Ok" {
+		t.Fatal(got)
+	}
+	c := e.ctl()
+	if list, err := c.Debits(); err != nil || len(list) != 1 || list[0].Seconds != 1 || list[0].Engine != owed.Addr() {
+		t.Fatalf("debits owed: %+v, %v; want p1's second owed to %s", list, err, owed.Addr())
+	}
+
+	if got := e.call(initReq("p2", "alice")); got != "Error" {
+		t.Errorf("init of the party's next call while its debit is owed to a down engine: %q, want Error", got)
+	}
+	if reqs := other.Requests(); len(reqs) != 0 {
+		t.Errorf("the other engine was asked %q while the party owes a debit elsewhere", reqs)
+	}
+
+	r, err := c.DebitsReroute(owed.Addr())
+	if err != nil || r.Affected != 1 {
+		t.Fatalf("debits reroute %s: %+v, %v; want 1 moved", owed.Addr(), r, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(other.Debited("p1")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rerouted debit was not delivered; the other engine saw %q", other.Requests())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := e.call(initReq("p3", "alice")); got != "Limited" {
+		t.Errorf("init once the debit is with the other engine: %q, want Limited", got)
+	}
+}

@@ -188,7 +188,9 @@ func (s *Spool) move(w *worker, id uint64, to string) (bool, error) {
 	// Marked for a send to the old engine that never happened: the new
 	// engine must not take it for fate unknown.
 	e.unready()
+	s.unholdLocked(e)
 	e.o.Engine = to
+	s.holdLocked(e)
 	c := s.log.Apply(store.Put(Key(id), encode(e.o)))
 	s.queueLocked(e.o)
 	s.mu.Unlock()

@@ -28,6 +28,11 @@ type Options struct {
 	// engine ("" keeps it where it is). nil: every debit stays with its
 	// engine.
 	Route func(engine, party string) string
+	// Hold keeps a party on an engine while a debit of it that charges
+	// time is owed there (rating.Pool.Hold); Unhold ends one Hold. Both
+	// are called under the spool's lock. nil: no holds.
+	Hold   func(party, engine string)
+	Unhold func(party string)
 	// Boot is the running boot's ID, written in prepared marks (Restore);
 	// default store.BootID().
 	Boot string
@@ -78,6 +83,8 @@ type entry struct {
 	// For operators: when the last send failed, and why.
 	lastTry time.Time
 	lastErr string
+	// held: Options.Hold was called for it (on o.Engine).
+	held bool
 }
 
 type worker struct {

@@ -133,14 +133,19 @@ type rig struct {
 	stop  func()
 }
 
-func start(t *testing.T, dir string, eng Engine) *rig {
+// start opens the spool in dir with fast, or the options given.
+func start(t *testing.T, dir string, eng Engine, opts ...Options) *rig {
 	t.Helper()
+	o := fast
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	l, live, err := store.Open(dir, store.Options{NoSync: true}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{dir: dir, log: l, done: &doneLog{}}
-	r.spool = New(l, eng, Restore(live, store.BootID(), quiet()), fast, r.done.add, quiet())
+	r.spool = New(l, eng, Restore(live, store.BootID(), quiet()), o, r.done.add, quiet())
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() { r.spool.Run(ctx); close(ran) }()

@@ -57,6 +57,7 @@ func (s *Spool) walk(visit func(e *entry, sending bool), flush func()) {
 func (s *Spool) addLocked(e *entry) {
 	id := e.o.ID
 	s.recs[id] = e
+	s.holdLocked(e)
 	if n := len(s.order); n == 0 || s.order[n-1] < id {
 		s.order = append(s.order, id) // the rule: IDs are handed out growing
 		return
@@ -73,6 +74,9 @@ func (s *Spool) addLocked(e *entry) {
 // are squeezed out once they are half of it, so the work is constant per
 // debit, amortized.
 func (s *Spool) deleteLocked(id uint64) {
+	if e := s.recs[id]; e != nil {
+		s.unholdLocked(e)
+	}
 	delete(s.recs, id)
 	if holes := len(s.order) - len(s.recs); holes > 64 && holes > len(s.order)/2 {
 		kept := s.order[:0]
@@ -82,5 +86,22 @@ func (s *Spool) deleteLocked(id uint64) {
 			}
 		}
 		s.order = kept
+	}
+}
+
+// holdLocked holds e's party on e's engine while e is owed, if e charges
+// time (a 0 s debit only releases what the engine counts: the party's
+// balance is the same on every engine).
+func (s *Spool) holdLocked(e *entry) {
+	if s.opts.Hold != nil && !e.held && e.o.Debit.Duration > 0 {
+		s.opts.Hold(e.o.Debit.From, e.o.Engine)
+		e.held = true
+	}
+}
+
+func (s *Spool) unholdLocked(e *entry) {
+	if e.held {
+		s.opts.Unhold(e.o.Debit.From)
+		e.held = false
 	}
 }

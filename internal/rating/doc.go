@@ -31,6 +31,8 @@
 //	eng := p.Pick(party)                 // "" when no engine is configured
 //	mt, err := p.MaxSessionTime(ctx, eng, rating.Request{...})
 //	p.Acquire(party, eng)                // per tracked call; Release(party) when it ends
+//	p.Hold(party, eng)                   // per debit owed there; Unhold(party) once it is not
+//	to := p.Route(party, eng)            // where a debit owed to an engine being left goes
 //	dr, err := p.DebitBalance(ctx, eng, rating.Debit{...})
 //	up, total := p.Connected()
 //	p.SetAddrs(newAddrs)                 // at reload

@@ -36,6 +36,10 @@ type affinity struct {
 	// is tracked (Acquire): a second call of the party in that window
 	// must not be picked afresh onto another engine (a second balance).
 	asking int
+	// owed: debits of the party owed to the engine (Hold). Until the
+	// engine has them, its balance there is the party's true one: a call
+	// rated elsewhere meanwhile would be let talk what they owe.
+	owed int
 }
 
 // NewPool returns a pool over the engines at addrs (host[:port] each).
@@ -104,21 +108,54 @@ func (p *Pool) configuredLocked(a string) bool {
 }
 
 // Pick returns the engine for a billing party: the one its tracked calls
-// use, else a healthy configured engine chosen by hashing the party (so
-// concurrent first calls of one party agree), else any configured engine.
-// It returns "" when no engine is configured. An unhealthy engine it
-// passes over is probed in the background (Conn.probeIfDue): new parties
-// are what it is needed for again.
+// or owed debits use, else a healthy configured engine chosen by hashing
+// the party (so concurrent first calls of one party agree), else any
+// configured engine. It returns "" when no engine is configured. An
+// unhealthy engine it passes over is probed in the background
+// (Conn.probeIfDue): new parties are what it is needed for again.
 func (p *Pool) Pick(party string) string {
 	p.mu.Lock()
 	if a := p.parties[party]; a != nil {
 		p.mu.Unlock()
 		return a.engine
 	}
-	addrs := p.addrs
-	conns := make([]*Conn, len(addrs))
-	for i, a := range addrs {
-		conns[i] = p.conns[a]
+	p.mu.Unlock()
+	return p.pickAmong(party, "")
+}
+
+// Route names the engine a debit of party owed to from goes to instead,
+// when from is being left (removed from the configuration, or an
+// operator's reroute): the party's engine if it is another one, from
+// itself while the party has calls there (they are rated there to their
+// end), else the engine Pick would give a new party with from left out.
+// "" when there is none.
+func (p *Pool) Route(party, from string) string {
+	from = NormalizeAddr(from)
+	p.mu.Lock()
+	a := p.parties[party]
+	switch {
+	case a != nil && a.engine != from:
+		p.mu.Unlock()
+		return a.engine
+	case a != nil && (a.calls > 0 || a.asking > 0):
+		p.mu.Unlock()
+		return from
+	}
+	p.mu.Unlock()
+	return p.pickAmong(party, from)
+}
+
+// pickAmong is Pick's choice among the configured engines other than
+// except, ignoring the party's own engine.
+func (p *Pool) pickAmong(party, except string) string {
+	p.mu.Lock()
+	addrs := make([]string, 0, len(p.addrs))
+	conns := make([]*Conn, 0, len(p.addrs))
+	for _, a := range p.addrs {
+		if a != except {
+			addrs = append(addrs, a)
+			conns = append(conns, p.conns[a])
+		}
 	}
 	p.mu.Unlock()
 
@@ -208,6 +245,46 @@ func (p *Pool) Acquire(party, engine string) {
 	a.calls++
 }
 
+// Hold keeps party on engine while a debit of it is owed there (the debit
+// spool calls it for each debit that charges time, Unhold once it is
+// delivered, dropped or moved): its next call is rated against the
+// balance that will carry the debit, and with that engine down it is
+// refused, as a call of a party with calls there would be. A party with
+// calls or inits on another engine stays there; one held there by debits
+// alone follows the newest (an operator's reroute moves them one by one).
+func (p *Pool) Hold(party, engine string) {
+	if engine == "" {
+		return
+	}
+	engine = NormalizeAddr(engine)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.parties[party]
+	if a == nil {
+		p.parties[party] = &affinity{engine: engine, owed: 1}
+		p.refs[engine]++
+		return
+	}
+	a.owed++
+	if a.engine != engine && a.calls == 0 && a.asking == 0 {
+		p.unrefLocked(a.engine)
+		a.engine = engine
+		p.refs[engine]++
+	}
+}
+
+// Unhold ends one Hold of party.
+func (p *Pool) Unhold(party string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.parties[party]
+	if a == nil || a.owed == 0 {
+		return
+	}
+	a.owed--
+	p.forgetIfUnusedLocked(party, a)
+}
+
 // Release forgets one tracked call of party.
 func (p *Pool) Release(party string) {
 	p.mu.Lock()
@@ -220,20 +297,26 @@ func (p *Pool) Release(party string) {
 	p.forgetIfUnusedLocked(party, a)
 }
 
-// forgetIfUnusedLocked drops the party's affinity once no call and no
-// init holds it, and its engine's connection once nothing uses a removed
-// engine.
+// forgetIfUnusedLocked drops the party's affinity once no call, no init
+// and no owed debit holds it, and its engine's connection once nothing
+// uses a removed engine.
 func (p *Pool) forgetIfUnusedLocked(party string, a *affinity) {
-	if a.calls > 0 || a.asking > 0 {
+	if a.calls > 0 || a.asking > 0 || a.owed > 0 {
 		return
 	}
 	delete(p.parties, party)
-	if p.refs[a.engine]--; p.refs[a.engine] > 0 {
+	p.unrefLocked(a.engine)
+}
+
+// unrefLocked drops one party's reference to engine, and the engine's
+// connection once nothing uses a removed engine.
+func (p *Pool) unrefLocked(engine string) {
+	if p.refs[engine]--; p.refs[engine] > 0 {
 		return
 	}
-	delete(p.refs, a.engine)
-	if !p.closed && p.conns[a.engine] != nil && !p.configuredLocked(a.engine) {
-		p.retireLocked(a.engine)
+	delete(p.refs, engine)
+	if !p.closed && p.conns[engine] != nil && !p.configuredLocked(engine) {
+		p.retireLocked(engine)
 	}
 }
 

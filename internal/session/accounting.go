@@ -36,7 +36,7 @@ func (m *Manager) EndUnseen(callID, fromTag string, seconds int) bool {
 	if seconds < 0 {
 		e = m.endLocked(s, m.now(), false, "accounting: terminated")
 	} else {
-		m.removeLocked(s)
+		m.untrackLocked(s)
 		if !s.InProgress() {
 			seconds = 0
 		}
@@ -44,6 +44,7 @@ func (m *Manager) EndUnseen(callID, fromTag string, seconds int) bool {
 			seconds = s.Limit
 		}
 		e = m.finishLocked(s, seconds, false, "accounting: terminated")
+		m.releaseEngineLocked(s) // once the debit is owed
 	}
 	m.mu.Unlock()
 	m.finish(e)

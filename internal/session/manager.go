@@ -1047,7 +1047,8 @@ func (m *Manager) endLocked(s *Session, end time.Time, bye bool, reason string) 
 // endKeepingLocked is endLocked that also journals keep, s kept aside to
 // be ended when answered (keepForAnswerLocked), unless nil.
 func (m *Manager) endKeepingLocked(s *Session, end time.Time, bye bool, reason string, keep *Session) ending {
-	m.removeLocked(s)
+	m.untrackLocked(s)
+	defer m.releaseEngineLocked(s) // once the debit is owed
 	m.returnShareLocked(s, end)
 	duration := 0
 	if s.InProgress() {
@@ -1142,6 +1143,16 @@ func (m *Manager) answerLocked(s *Session, at time.Time) {
 }
 
 func (m *Manager) removeLocked(s *Session) {
+	m.untrackLocked(s)
+	m.releaseEngineLocked(s)
+}
+
+// untrackLocked is removeLocked but for the party's hold on its engine:
+// a call that ends owing a debit lets go of it (releaseEngineLocked) only
+// once the debit is owed, which holds the party there in turn
+// (rating.Pool.Hold): in between, a call of the party could be rated on
+// another engine, against a balance the debit never reaches.
+func (m *Manager) untrackLocked(s *Session) {
 	delete(m.calls, s.CallID)
 	if s.InProgress() {
 		m.answered--
@@ -1162,6 +1173,9 @@ func (m *Manager) removeLocked(s *Session) {
 	} else {
 		m.parties[s.Party] = calls
 	}
+}
+
+func (m *Manager) releaseEngineLocked(s *Session) {
 	if s.Engine != "" && m.rater != nil {
 		m.rater.Release(s.Party)
 	}
