@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -318,6 +319,12 @@ func (d *Daemon) Reload() ([]string, error) {
 	lim.RefuseNotDurable = d.state.RefuseNotDurable() // state_failure applies at restart, with sync
 	d.sessions.SetLimits(lim)
 	d.engines.reload(cfg)
+	if sp := d.state.Spool(); sp != nil && !slices.Equal(old.CDRTool.Addresses, cfg.CDRTool.Addresses) {
+		// Debits owed to a removed engine move to their party's engine at
+		// their next try: now, not after their backoff, as the party's
+		// calls are held on the removed engine until they do.
+		sp.RetryNow()
+	}
 	for _, w := range changed {
 		d.log.Warn("reload: this option changes only at restart", "option", w)
 	}

@@ -10,7 +10,8 @@ import (
 // TestDebitOwedToRemovedEngine: the engine goes down before a prepaid
 // call ends; the debit is owed to it and listed with the last error. A
 // reload that replaces the engine sends it to the party's current engine,
-// which does not know the call: it is forced there, once.
+// which does not know the call: it is forced there, once; and the party
+// follows it there.
 func TestDebitOwedToRemovedEngine(t *testing.T) {
 	oldEng := ratingtest.New(t)
 	oldEng.SetAccount("alice@example.com", ratingtest.Account{Balance: 1})
@@ -53,7 +54,7 @@ func TestDebitOwedToRemovedEngine(t *testing.T) {
 	if _, err := e.ctl().Reload(); err != nil {
 		t.Fatal(err)
 	}
-	c.DebitsRetry()
+	// The reload itself cuts the debit's backoff short: no retry asked.
 	// The engine applies the debit before the daemon reads its reply and
 	// lets the debit go: wait for the daemon's list to empty.
 	deadline = time.Now().Add(20 * time.Second)
@@ -75,6 +76,9 @@ func TestDebitOwedToRemovedEngine(t *testing.T) {
 	}
 	if d := oldEng.Debited("p1"); len(d) != 0 {
 		t.Fatalf("old engine debited %v", d)
+	}
+	if got := e.call(initReq("p2", "alice")); got != "Limited" {
+		t.Errorf("the party's next call, its debit with the new engine: %q", got)
 	}
 }
 
