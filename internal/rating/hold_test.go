@@ -72,6 +72,16 @@ func TestPoolHoldsAPartyOnTheEngineItOwes(t *testing.T) {
 		t.Errorf("after every hold ended: %d parties, %d engine refs kept", n, refs)
 	}
 
+	// A call restored on another engine than the one its party's debits
+	// are owed to: the party joins its call.
+	p.Hold(party, eng)
+	p.Acquire(party, alt)
+	if got := p.Pick(party); got != alt {
+		t.Errorf("party with a debit on %s and a call acquired on %s picked %s", eng, alt, got)
+	}
+	p.Release(party)
+	p.Unhold(party)
+
 	// With one engine, nothing to route to.
 	one := NewPool([]string{a.Addr()}, Options{}, testLog(t))
 	t.Cleanup(one.Close)

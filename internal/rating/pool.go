@@ -225,7 +225,8 @@ func score(party, engine string) uint64 {
 
 // Acquire records one more tracked call of party on engine. A party has one
 // engine: a call acquired on another one is counted on the first (and
-// logged, as it means the caller did not use Pick).
+// logged, as it means the caller did not use Pick), unless only owed
+// debits held the party there (a call restored at start).
 func (p *Pool) Acquire(party, engine string) {
 	if engine == "" {
 		return
@@ -239,7 +240,16 @@ func (p *Pool) Acquire(party, engine string) {
 		p.refs[engine]++
 		return
 	}
-	if a.engine != engine {
+	switch {
+	case a.engine == engine:
+	case a.calls == 0 && a.asking == 0:
+		// Held by owed debits alone (Hold): the party's calls are counted
+		// where they are, and its next ones must join them. Only calls
+		// restored beside debits owed elsewhere get here.
+		p.unrefLocked(a.engine)
+		a.engine = engine
+		p.refs[engine]++
+	default:
 		p.log.Warn("rating: party acquired on a second engine; keeping the first", "party", party, "engine", a.engine, "other", engine)
 	}
 	a.calls++
