@@ -93,7 +93,8 @@ func TestPartyHeldOnTheEngineItOwes(t *testing.T) {
 		eng.SetAccount("alice@example.com", ratingtest.Account{Balance: 1})
 		eng.SetRate("0031", ratingtest.PerMinute(0.10))
 	}
-	e := newEnv(t, "", "[CDRTool]\naddress = "+engs[0].Addr()+" "+engs[1].Addr()+"\ntimeout = 300\n")
+	var logs logBuffer
+	e := newEnvLogged(t, &logs, "[CDRTool]\naddress = "+engs[0].Addr()+" "+engs[1].Addr()+"\ntimeout = 300\n", false)
 	if got := e.call(initReq("p1", "alice")); got != "Limited" {
 		t.Fatalf("init: %q", got)
 	}
@@ -118,12 +119,20 @@ func TestPartyHeldOnTheEngineItOwes(t *testing.T) {
 	if reqs := other.Requests(); len(reqs) != 0 {
 		t.Errorf("the other engine was asked %q while the party owes a debit elsewhere", reqs)
 	}
+	// The refusal says why no other engine was asked.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(logs.lines("INFO", "init refused", "callid=p2", "debits_owed=1", "engine="+owed.Addr(), "debits reroute")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no INFO line for p2's refusal naming the debit owed to %s", owed.Addr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	r, err := c.DebitsReroute(owed.Addr())
 	if err != nil || r.Affected != 1 {
 		t.Fatalf("debits reroute %s: %+v, %v; want 1 moved", owed.Addr(), r, err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for len(other.Debited("p1")) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the rerouted debit was not delivered; the other engine saw %q", other.Requests())

@@ -61,6 +61,7 @@ func (e *engines) Reserve(party string) string  { return e.pool.Reserve(party) }
 func (e *engines) Unreserve(party string)       { e.pool.Unreserve(party) }
 func (e *engines) Acquire(party, engine string) { e.pool.Acquire(party, engine) }
 func (e *engines) Release(party string)         { e.pool.Release(party) }
+func (e *engines) Owed(party string) int        { return e.pool.Owed(party) }
 func (e *engines) MaxSessionTime(ctx context.Context, engine string, r rating.Request) (rating.MaxTime, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(e.timeout.Load()))
 	defer cancel()

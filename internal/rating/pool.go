@@ -295,6 +295,16 @@ func (p *Pool) Unhold(party string) {
 	p.forgetIfUnusedLocked(party, a)
 }
 
+// Owed counts the debits holding party on its engine (Hold).
+func (p *Pool) Owed(party string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a := p.parties[party]; a != nil {
+		return a.owed
+	}
+	return 0
+}
+
 // Release forgets one tracked call of party.
 func (p *Pool) Release(party string) {
 	p.mu.Lock()

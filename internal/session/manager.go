@@ -425,7 +425,7 @@ func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
 		if strings.EqualFold(r.Prepaid, "true") {
 			// Fail closed: the proxy says the caller pays as they go, and
 			// nothing here can tell how long they may talk.
-			m.refuseUnrated(log, "", errNoEngine)
+			m.refuseUnrated(log, c.party, "", errNoEngine)
 			return letGoOf(ReplyError, c.carried)
 		}
 		return initDecision{}
@@ -460,7 +460,7 @@ func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
 		// engine): a crash from here on releases it at the next start.
 		if err := m.releaseEarlier(c.releaseFirst, by); err != nil {
 			m.waitLogged(asked, r.CallID, by)
-			m.refuseUnrated(log, engine, err)
+			m.refuseUnrated(log, c.party, engine, err)
 			m.journal.Release(r.CallID, c.releaseFirst) // owed durably; clears the mark
 			c.releaseFirst = nil
 			return answer(ReplyError)
@@ -475,7 +475,7 @@ func (m *Manager) rate(c *initCall, r *InitRequest, log callLog) initDecision {
 	// which decides the answer.
 	m.waitLogged(asked, r.CallID, by)
 	if err != nil {
-		m.refuseUnrated(log, engine, err)
+		m.refuseUnrated(log, c.party, engine, err)
 		if errors.Is(err, rating.ErrNotSent) {
 			// The engine never saw it: nothing to release but what an
 			// earlier init of this call left (carried over).

@@ -37,11 +37,31 @@ func (m *Manager) PrepaidRefused() uint64 { return m.unrated.count.Load() }
 // refuseUnrated records and logs an init refused because the engine could
 // not rate it: an INFO line for the call, and at most one ERROR line per
 // cause every refusalLogEvery, naming the cause and what to check.
-func (m *Manager) refuseUnrated(log callLog, engine string, err error) {
+func (m *Manager) refuseUnrated(log callLog, party, engine string, err error) {
 	m.unrated.count.Add(1)
 	cause := rating.Cause(err)
+	if h, ok := m.rater.(owedHolder); ok && engine != "" {
+		if n := h.Owed(party); n > 0 {
+			// Why no other engine was asked: operators see it here first.
+			log.Info("init refused: the call cannot be rated, and its party stays on this engine while debits are owed to it (callcontrol debits reroute ENGINE moves them)",
+				"engine", engine, "debits_owed", n, "cause", cause, "err", err)
+			m.paceRefusalLine(log, cause, err, engine)
+			return
+		}
+	}
 	log.Info("init refused: the call cannot be rated", "engine", engine, "cause", cause, "err", err)
+	m.paceRefusalLine(log, cause, err, engine)
+}
 
+// owedHolder is a Rater that holds a party on the engine it owes debits
+// to (rating.Pool.Hold), and counts them.
+type owedHolder interface {
+	Owed(party string) int
+}
+
+// paceRefusalLine logs at most one ERROR line per cause every
+// refusalLogEvery.
+func (m *Manager) paceRefusalLine(log callLog, cause string, err error, engine string) {
 	now := m.now()
 	r := &m.unrated
 	r.mu.Lock()
