@@ -246,9 +246,7 @@ func (p *Pool) Acquire(party, engine string) {
 		// Held by owed debits alone (Hold): the party's calls are counted
 		// where they are, and its next ones must join them. Only calls
 		// restored beside debits owed elsewhere get here.
-		p.unrefLocked(a.engine)
-		a.engine = engine
-		p.refs[engine]++
+		p.moveLocked(a, engine)
 	default:
 		p.log.Warn("rating: party acquired on a second engine; keeping the first", "party", party, "engine", a.engine, "other", engine)
 	}
@@ -277,10 +275,15 @@ func (p *Pool) Hold(party, engine string) {
 	}
 	a.owed++
 	if a.engine != engine && a.calls == 0 && a.asking == 0 {
-		p.unrefLocked(a.engine)
-		a.engine = engine
-		p.refs[engine]++
+		p.moveLocked(a, engine)
 	}
+}
+
+// moveLocked puts a party's affinity on another engine.
+func (p *Pool) moveLocked(a *affinity, engine string) {
+	p.unrefLocked(a.engine)
+	a.engine = engine
+	p.refs[engine]++
 }
 
 // Unhold ends one Hold of party.
