@@ -3,7 +3,6 @@ package control
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,12 +59,24 @@ func (s *Server) writeSessions(c net.Conn, req Request, uid int64) (err error) {
 	var elem bytes.Buffer
 	enc := json.NewEncoder(&elem) // escapes as json.Marshal does: the same bytes as a reply built whole
 	started, n := false, 0
+	ctx, stop := s.watchHangup(c)
+	defer stop()
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("control command panicked", "cmd", req.Cmd, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			err = errors.New("internal error")
 		}
 		if err == nil {
+			return
+		}
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// Nobody to answer: the client closed its end, or the
+			// daemon stops (and closes the connection).
+			why := "client went away"
+			if s.ctx.Err() != nil {
+				why = "control socket closing"
+			}
+			s.log.Debug("control: sessions listing given up: "+why, "uid", uid, "listed", n)
 			return
 		}
 		if written {
@@ -75,7 +86,7 @@ func (s *Server) writeSessions(c net.Conn, req Request, uid int64) (err error) {
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		err = writeResponse(c, Response{Code: CodeFailed, Error: "listing sessions: " + err.Error()})
 	}()
-	err = s.backend.Sessions(context.Background(), req.Prefix, func(chunk []SessionInfo) error {
+	err = s.backend.Sessions(ctx, req.Prefix, func(chunk []SessionInfo) error {
 		for i := range chunk {
 			if !started {
 				bw.WriteString(`{"ok":true,"sessions":[`)

@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"errors"
 	"net"
-	"syscall"
 
 	"github.com/callcontrol/callcontrol/internal/unixsock"
 )
@@ -16,25 +14,9 @@ func clientOf(c net.Conn) *Client {
 	if !ok {
 		return &Client{}
 	}
-	cl := &Client{}
+	cl := &Client{gone: func() bool { return unixsock.PeerGone(uc, false) }}
 	if cred, err := unixsock.PeerCred(uc); err == nil {
 		cl.Cred = &cred
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return cl
-	}
-	buf := make([]byte, 1)
-	cl.gone = func() bool {
-		gone := false
-		raw.Read(func(fd uintptr) bool {
-			// Peek without waiting: 0 bytes is the client's end of
-			// stream; EAGAIN (nothing yet) or data means it is there.
-			n, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			gone = (n == 0 && err == nil) || (err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR))
-			return true
-		})
-		return gone
 	}
 	return cl
 }

@@ -1,6 +1,7 @@
 // Package unixsock reclaims the path of a Unix socket before a server binds
 // it: a socket file left by a dead process is removed, one a live process
-// still serves is never stolen. It also reads a peer's credentials.
+// still serves is never stolen. It also reads a peer's credentials, and
+// tells whether a peer hung up.
 package unixsock
 
 import (

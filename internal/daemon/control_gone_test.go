@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
+	"github.com/callcontrol/callcontrol/internal/logfmt"
+	"github.com/callcontrol/callcontrol/internal/session"
+)
+
+// An operator's `callcontrol sessions` waiting for the table's one listing
+// slot (another listing runs) gives up when the operator goes away
+// (Ctrl-C): the control socket notices the hang-up while the listing
+// waits, and the daemon does not wait to list the table for nobody.
+func TestControlListingStopsWaitingWhenTheOperatorGoes(t *testing.T) {
+	logs := &logBuffer{}
+	dir := dialogtest.SocketDir(t)
+	e := &env{t: t, dir: dir, sock: filepath.Join(dir, "run", "socket"), control: filepath.Join(dir, "run", "control")}
+	e.kam = dialogtest.NewKamailio(t, filepath.Join(dir, "kam.sock"))
+	e.writeConfig("limit = 3600", "")
+	e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run"), host: noDomainHost}
+	d, err := Start(e.opts, slog.New(logfmt.New(logs, logfmt.Options{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.d = d
+	t.Cleanup(func() { e.d.Stop() })
+	e.d.sessions.Restore([]*session.Session{{CallID: "1@gone", Party: "sip:u@example.com", RURI: "sip:d@example.com",
+		Limit: session.NoLimit, Cap: session.NoLimit, Created: time.Now().Add(-time.Minute)}})
+
+	// A listing that holds the slot until told to go on.
+	holding, goOn := make(chan struct{}), make(chan struct{})
+	first := make(chan bool, 1)
+	go func() {
+		first <- e.d.sessions.Walk(nil, func(*session.Session) {
+			close(holding)
+			<-goOn
+		})
+	}()
+	<-holding
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(goOn)
+		}
+	}
+	defer release()
+
+	conn, err := net.Dial("unix", e.control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte("{\"cmd\":\"sessions\"}\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitLog := func(what string, words ...string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); len(logs.lines("DEBUG", words...)) == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not logged after 20 s; debug lines:\n%s", what, strings.Join(logs.lines("DEBUG"), "\n"))
+			}
+		}
+	}
+	waitLog("the listing asked for", "control: sessions")
+	conn.Close()
+	// Logged only once the backend's Sessions returned: the slot is still
+	// held, so it gave up waiting.
+	waitLog("the listing given up", "sessions listing given up: client went away")
+
+	release()
+	if !<-first {
+		t.Error("the listing that held the slot was cut short")
+	}
+	if got, err := e.ctl().Sessions(""); err != nil || len(got) != 1 {
+		t.Errorf("the next listing: %+v, %v", got, err)
+	}
+}
