@@ -103,7 +103,7 @@ func TestPartyHeldOnTheEngineItOwes(t *testing.T) {
 		owed, other = other, owed
 	}
 	e.call("start\ncallid: p1\ndialogid: 1:1")
-	time.Sleep(1100 * time.Millisecond) // a billed second
+	time.Sleep(600 * time.Millisecond) // rounded, a billed second
 	owed.Stop()
 	if got := e.call("stop\ncallid: p1"); got != "Ok" {
 		t.Fatal(got)
