@@ -19,25 +19,6 @@ import (
 	"github.com/callcontrol/callcontrol/internal/control/controltest"
 )
 
-// listingWatch tells a test when a listing asked the backend, and what the
-// backend's Sessions returned.
-type listingWatch struct {
-	*controltest.Backend
-	entered  chan struct{}
-	returned chan error
-}
-
-func newListingWatch(b *controltest.Backend) *listingWatch {
-	return &listingWatch{Backend: b, entered: make(chan struct{}, 8), returned: make(chan error, 8)}
-}
-
-func (w *listingWatch) Sessions(ctx context.Context, prefix string, f func([]control.SessionInfo) error) error {
-	w.entered <- struct{}{}
-	err := w.Backend.Sessions(ctx, prefix, f)
-	w.returned <- err
-	return err
-}
-
 // within is what ch gives, failing t unless it comes within 20 s.
 func within[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
@@ -108,7 +89,7 @@ func TestSessionsListingStopsWaitingWhenTheClientGoes(t *testing.T) {
 	for _, sent := range []string{"{\"cmd\":\"sessions\"}\n", "{\"cmd\":\"sessions\"}\n{\"cmd\":\"stats\"}\n"} {
 		t.Run(fmt.Sprintf("%d requests", strings.Count(sent, "\n")), func(t *testing.T) {
 			fake := controltest.New(stats, sessionA)
-			w := newListingWatch(fake)
+			w := controltest.NewListingWatch(fake)
 			logs := &lockedBuffer{}
 			s := newServer(t, w, logs)
 			serve(s)
@@ -122,9 +103,9 @@ func TestSessionsListingStopsWaitingWhenTheClientGoes(t *testing.T) {
 			if _, err := conn.Write([]byte(sent)); err != nil {
 				t.Fatal(err)
 			}
-			within(t, w.entered, "the listing asked the backend")
+			within(t, w.Entered, "the listing asked the backend")
 			conn.Close()
-			if err := within(t, w.returned, "the listing of a client gone stopped waiting for the slot"); !errors.Is(err, context.Canceled) {
+			if err := within(t, w.Returned, "the listing of a client gone stopped waiting for the slot"); !errors.Is(err, context.Canceled) {
 				t.Fatalf("the listing of a client gone returned %v, want its context canceled", err)
 			}
 			// The watch of the client is over with its listing.
@@ -137,8 +118,8 @@ func TestSessionsListingStopsWaitingWhenTheClientGoes(t *testing.T) {
 			if got, err := c.Sessions(""); err != nil || len(got) != 1 || got[0].CallID != sessionA.CallID {
 				t.Fatalf("the next listing: %+v, %v", got, err)
 			}
-			within(t, w.entered, "the next listing asked the backend")
-			if err := within(t, w.returned, "the next listing"); err != nil {
+			within(t, w.Entered, "the next listing asked the backend")
+			if err := within(t, w.Returned, "the next listing"); err != nil {
 				t.Fatalf("the next listing returned %v", err)
 			}
 			eventually(t, "the listing logged as given up", func() bool {
@@ -156,7 +137,7 @@ func TestSessionsListingStopsWaitingWhenTheClientGoes(t *testing.T) {
 // listing waits for the slot and is answered whole, then the next reply.
 func TestSessionsListingOfAClientThatStoppedSendingGoesOn(t *testing.T) {
 	fake := controltest.New(stats, sessionA, sessionB)
-	w := newListingWatch(fake)
+	w := controltest.NewListingWatch(fake)
 	logs := &lockedBuffer{}
 	s := newServer(t, w, logs)
 	release := sync.OnceFunc(fake.HoldListing())
@@ -176,7 +157,7 @@ func TestSessionsListingOfAClientThatStoppedSendingGoesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	serve(s)
-	within(t, w.entered, "the listing asked the backend")
+	within(t, w.Entered, "the listing asked the backend")
 	// Waiting on the socket: it looked, and did not take the client for
 	// gone.
 	eventually(t, "the client watched while the listing waits for the slot", func() bool {
@@ -184,7 +165,7 @@ func TestSessionsListingOfAClientThatStoppedSendingGoesOn(t *testing.T) {
 		return len(st) == 1 && strings.HasPrefix(st[0], "IO wait")
 	})
 	select {
-	case err := <-w.returned:
+	case err := <-w.Returned:
 		t.Fatalf("the listing gave up (%v) though its client still reads", err)
 	default:
 	}
@@ -200,7 +181,7 @@ func TestSessionsListingOfAClientThatStoppedSendingGoesOn(t *testing.T) {
 	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, `{"ok":true,"stats":`) {
 		t.Fatalf("the next reply: %q, %v", line, err)
 	}
-	if err := within(t, w.returned, "the listing"); err != nil {
+	if err := within(t, w.Returned, "the listing"); err != nil {
 		t.Fatalf("the listing returned %v", err)
 	}
 	// The stats reply came after the listing's end: its watch is over.
@@ -216,7 +197,7 @@ func TestSessionsListingOfAClientThatStoppedSendingGoesOn(t *testing.T) {
 // not wait for the big listing ahead of it.
 func TestCloseEndsAListingWaitingForTheSlot(t *testing.T) {
 	fake := controltest.New(stats, sessionA)
-	w := newListingWatch(fake)
+	w := controltest.NewListingWatch(fake)
 	s := newServer(t, w, &lockedBuffer{})
 	serve(s)
 	release := fake.HoldListing()
@@ -227,11 +208,11 @@ func TestCloseEndsAListingWaitingForTheSlot(t *testing.T) {
 	}
 	defer conn.Close()
 	fmt.Fprintf(conn, "{\"cmd\":\"sessions\"}\n")
-	within(t, w.entered, "the listing asked the backend")
+	within(t, w.Entered, "the listing asked the backend")
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	within(t, closed, "Close with a listing waiting for the slot returned")
-	if err := within(t, w.returned, "the listing"); !errors.Is(err, context.Canceled) {
+	if err := within(t, w.Returned, "the listing"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("the listing returned %v, want its context canceled", err)
 	}
 	if st := hangupWatches(); len(st) != 0 {

@@ -234,20 +234,8 @@ func (p *Pool) Acquire(party, engine string) {
 	engine = NormalizeAddr(engine)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	a := p.parties[party]
-	if a == nil {
-		p.parties[party] = &affinity{engine: engine, calls: 1}
-		p.refs[engine]++
-		return
-	}
-	switch {
-	case a.engine == engine:
-	case a.calls == 0 && a.asking == 0:
-		// Held by owed debits alone (Hold): the party's calls are counted
-		// where they are, and its next ones must join them. Only calls
-		// restored beside debits owed elsewhere get here.
-		p.moveLocked(a, engine)
-	default:
+	a := p.affinityLocked(party, engine)
+	if a.engine != engine {
 		p.log.Warn("rating: party acquired on a second engine; keeping the first", "party", party, "engine", a.engine, "other", engine)
 	}
 	a.calls++
@@ -267,16 +255,25 @@ func (p *Pool) Hold(party, engine string) {
 	engine = NormalizeAddr(engine)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.affinityLocked(party, engine).owed++
+}
+
+// affinityLocked is the party's affinity for a call or debit on engine:
+// made there if the party has none; moved there if only owed debits hold
+// it elsewhere (a call restored beside debits owed to another engine
+// joins the calls it is counted with, and a reroute's debits move their
+// party one by one); else the party's own, on its engine.
+func (p *Pool) affinityLocked(party, engine string) *affinity {
 	a := p.parties[party]
-	if a == nil {
-		p.parties[party] = &affinity{engine: engine, owed: 1}
+	switch {
+	case a == nil:
+		a = &affinity{engine: engine}
+		p.parties[party] = a
 		p.refs[engine]++
-		return
-	}
-	a.owed++
-	if a.engine != engine && a.calls == 0 && a.asking == 0 {
+	case a.engine != engine && a.calls == 0 && a.asking == 0:
 		p.moveLocked(a, engine)
 	}
+	return a
 }
 
 // moveLocked puts a party's affinity on another engine.

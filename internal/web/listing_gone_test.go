@@ -11,24 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callcontrol/callcontrol/internal/control"
 	"github.com/callcontrol/callcontrol/internal/control/controltest"
 )
-
-// listingWatch tells a test when a listing asked the backend, and what the
-// backend's Sessions returned.
-type listingWatch struct {
-	*controltest.Backend
-	entered  chan struct{}
-	returned chan error
-}
-
-func (w *listingWatch) Sessions(ctx context.Context, prefix string, f func([]control.SessionInfo) error) error {
-	w.entered <- struct{}{}
-	err := w.Backend.Sessions(ctx, prefix, f)
-	w.returned <- err
-	return err
-}
 
 // syncLog is a logger's output, read while the server writes it.
 type syncLog struct {
@@ -53,7 +37,7 @@ func (l *syncLog) String() string {
 // is not logged as a failed listing: nobody is there to answer.
 func TestListingStopsWaitingWhenTheClientGoes(t *testing.T) {
 	fake := fakeBackend()
-	w := &listingWatch{Backend: fake, entered: make(chan struct{}, 8), returned: make(chan error, 8)}
+	w := controltest.NewListingWatch(fake)
 	logs := &syncLog{}
 	s, err := New(Options{Listen: "127.0.0.1:0", Backend: w,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -82,10 +66,10 @@ func TestListingStopsWaitingWhenTheClientGoes(t *testing.T) {
 				t.Errorf("%s: answered %s while the listing slot was held", path, resp.Status)
 			}
 		}()
-		<-w.entered // waiting for the slot
+		<-w.Entered // waiting for the slot
 		cancel()    // the client goes away
 		select {
-		case err := <-w.returned:
+		case err := <-w.Returned:
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("%s: the listing returned %v, want the request's context canceled", path, err)
 			}
@@ -110,8 +94,8 @@ func TestListingStopsWaitingWhenTheClientGoes(t *testing.T) {
 	// The slot was not taken by the listings given up: the next one runs.
 	release()
 	resp, body := do(t, ts, req{method: "GET", path: "/api/v1/sessions"})
-	<-w.entered
-	if err := <-w.returned; err != nil || resp.StatusCode != 200 || !strings.Contains(body, `"call_id"`) {
+	<-w.Entered
+	if err := <-w.Returned; err != nil || resp.StatusCode != 200 || !strings.Contains(body, `"call_id"`) {
 		t.Fatalf("after the slot was released: %d %v %.200s", resp.StatusCode, err, body)
 	}
 }

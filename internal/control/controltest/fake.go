@@ -216,3 +216,24 @@ func (b *Backend) DebitsDrop(callID string) (control.DebitsResult, error) {
 	b.debits = kept
 	return control.DebitsResult{Affected: n}, nil
 }
+
+// ListingWatch is a Backend that tells a test when a listing asked it
+// (Entered) and what its Sessions returned (Returned).
+type ListingWatch struct {
+	*Backend
+	Entered  chan struct{}
+	Returned chan error
+}
+
+// NewListingWatch watches the listings of b.
+func NewListingWatch(b *Backend) *ListingWatch {
+	return &ListingWatch{Backend: b, Entered: make(chan struct{}, 8), Returned: make(chan error, 8)}
+}
+
+// Sessions implements control.Backend: b's, announced and reported.
+func (w *ListingWatch) Sessions(ctx context.Context, prefix string, f func([]control.SessionInfo) error) error {
+	w.Entered <- struct{}{}
+	err := w.Backend.Sessions(ctx, prefix, f)
+	w.Returned <- err
+	return err
+}
