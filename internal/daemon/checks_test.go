@@ -55,8 +55,9 @@ func fakeHost(name string, hosts map[string]string, reverse map[string][]string)
 
 // logBuffer collects a daemon's log lines.
 type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	debug bool // keep debug lines too
 }
 
 func (l *logBuffer) Write(p []byte) (int, error) {
@@ -86,7 +87,11 @@ next:
 }
 
 func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(logfmt.New(l, logfmt.Options{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if l.debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(logfmt.New(l, logfmt.Options{Level: level}))
 }
 
 func TestDefaultEngineAddress(t *testing.T) {

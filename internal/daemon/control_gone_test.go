@@ -1,15 +1,11 @@
 package daemon
 
 import (
-	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/callcontrol/callcontrol/internal/dialog/dialogtest"
-	"github.com/callcontrol/callcontrol/internal/logfmt"
 	"github.com/callcontrol/callcontrol/internal/session"
 )
 
@@ -18,18 +14,8 @@ import (
 // (Ctrl-C): the control socket notices the hang-up while the listing
 // waits, and the daemon does not wait to list the table for nobody.
 func TestControlListingStopsWaitingWhenTheOperatorGoes(t *testing.T) {
-	logs := &logBuffer{}
-	dir := dialogtest.SocketDir(t)
-	e := &env{t: t, dir: dir, sock: filepath.Join(dir, "run", "socket"), control: filepath.Join(dir, "run", "control")}
-	e.kam = dialogtest.NewKamailio(t, filepath.Join(dir, "kam.sock"))
-	e.writeConfig("limit = 3600", "")
-	e.opts = Options{ConfigDir: dir, RuntimeDir: filepath.Join(dir, "run"), host: noDomainHost}
-	d, err := Start(e.opts, slog.New(logfmt.New(logs, logfmt.Options{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.d = d
-	t.Cleanup(func() { e.d.Stop() })
+	logs := &logBuffer{debug: true}
+	e := newEnvLogged(t, logs, "", false)
 	e.d.sessions.Restore([]*session.Session{{CallID: "1@gone", Party: "sip:u@example.com", RURI: "sip:d@example.com",
 		Limit: session.NoLimit, Cap: session.NoLimit, Created: time.Now().Add(-time.Minute)}})
 
