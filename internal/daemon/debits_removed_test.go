@@ -1,0 +1,53 @@
+package daemon
+
+import (
+	"testing"
+	"time"
+
+	"github.com/callcontrol/callcontrol/internal/rating/ratingtest"
+)
+
+// TestRemovedEngineDebitsMoveBehindOneThatStays: a reload removes a down
+// engine. The oldest debit owed to it is alice's, whose other call is
+// still in progress there, so it stays (Pool.Route). bob's debit, queued
+// behind it, must still move to the remaining engine at once, and bob
+// with it: held on the removed, down engine, bob's every call would be
+// refused for as long as alice's call lasts.
+func TestRemovedEngineDebitsMoveBehindOneThatStays(t *testing.T) {
+	oldEng, newEng := ratingtest.New(t), ratingtest.New(t)
+	for _, eng := range []*ratingtest.Engine{oldEng, newEng} {
+		for _, who := range []string{"alice@example.com", "bob@example.com"} {
+			eng.SetAccount(who, ratingtest.Account{Balance: 1})
+		}
+		eng.SetRate("0031", ratingtest.PerMinute(0.10))
+	}
+	e := newEnv(t, "", "[CDRTool]\naddress = "+oldEng.Addr()+"\ntimeout = 300\n")
+	for _, c := range [][2]string{{"a1", "alice"}, {"a2", "alice"}, {"b1", "bob"}} {
+		if got := e.call(initReq(c[0], c[1])); got != "Limited" {
+			t.Fatalf("init %s: %q", c[0], got)
+		}
+		e.call("start\ncallid: " + c[0] + "\ndialogid: 1:" + c[0])
+	}
+	time.Sleep(600 * time.Millisecond) // rounded, a billed second
+	oldEng.Stop()
+	for _, id := range []string{"a1", "b1"} { // alice's debit first: the head
+		if got := e.call("stop\ncallid: " + id); got != "Ok" {
+			t.Fatalf("stop %s: %q", id, got)
+		}
+	}
+	e.writeConfig("", "[CDRTool]\naddress = "+newEng.Addr()+"\ntimeout = 300\n")
+	if _, err := e.ctl().Reload(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(newEng.Debited("b1")) == 0 {
+		if time.Now().After(deadline) {
+			list, _ := e.ctl().Debits()
+			t.Fatalf("bob's debit not moved to the remaining engine; owed: %+v", list)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := e.call(initReq("b2", "bob")); got != "Limited" {
+		t.Errorf("bob's next call, his debit with the remaining engine: %q, want Limited", got)
+	}
+}
