@@ -49,9 +49,13 @@ func (e *engines) leaveRemovedEngines(sp *debit.Spool) {
 			}
 			return ""
 		})
-		if r.Moved > 0 || r.Err != nil {
+		if r.Moved > 0 {
 			e.log.Warn("debits owed to an engine no longer configured moved to their party's engine",
-				"engine", engine, "moved", r.Moved, "in_flight", r.InFlight, "not_written", r.NotWritten, "err", r.Err)
+				"engine", engine, "moved", r.Moved, "in_flight", r.InFlight)
+		}
+		if r.Err != nil {
+			e.log.Error("debits owed to an engine no longer configured moved in memory only: their records could not be written (the state log is failing)",
+				"engine", engine, "not_written", r.NotWritten, "err", r.Err)
 		}
 	}
 }

@@ -12,8 +12,15 @@ import (
 // still in progress there, so it stays (Pool.Route). bob's debit, queued
 // behind it, must still move to the remaining engine at once, and bob
 // with it: held on the removed, down engine, bob's every call would be
-// refused for as long as alice's call lasts.
+// refused for as long as alice's call lasts. The same when the engine is
+// left out of the configuration across a restart.
 func TestRemovedEngineDebitsMoveBehindOneThatStays(t *testing.T) {
+	for _, how := range []string{"reload", "restart"} {
+		t.Run(how, func(t *testing.T) { testRemovedEngineDebitsMove(t, how) })
+	}
+}
+
+func testRemovedEngineDebitsMove(t *testing.T, how string) {
 	oldEng, newEng := ratingtest.New(t), ratingtest.New(t)
 	for _, eng := range []*ratingtest.Engine{oldEng, newEng} {
 		for _, who := range []string{"alice@example.com", "bob@example.com"} {
@@ -36,7 +43,9 @@ func TestRemovedEngineDebitsMoveBehindOneThatStays(t *testing.T) {
 		}
 	}
 	e.writeConfig("", "[CDRTool]\naddress = "+newEng.Addr()+"\ntimeout = 300\n")
-	if _, err := e.ctl().Reload(); err != nil {
+	if how == "restart" {
+		e.restart()
+	} else if _, err := e.ctl().Reload(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
