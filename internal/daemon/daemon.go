@@ -273,6 +273,9 @@ func (d *Daemon) housekeeping(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 			d.sessions.Housekeep()
 			d.state.MaybeCompact(d.sessions)
+			// A call on a removed engine that ended since: its debit is
+			// queued there behind any that must stay (leaveRemovedEngines).
+			d.engines.leaveRemovedEngines(d.state.Spool())
 		}
 	}
 }
