@@ -166,6 +166,9 @@ func (d *Daemon) start() (err error) {
 	d.sessions.RestoreAtAnswer(atAnswer)
 	d.sessions.ExpectMissedAnswers(ringing)
 	d.sessions.ReleaseAsked(asked)
+	// Debits owed to an engine the configuration no longer names move
+	// now, beside the restored calls that keep theirs there (Pool.Route).
+	d.engines.leaveRemovedEngines(d.state.Spool())
 	// Only now: a debit's reply re-times the party's calls, restored above.
 	d.state.DeliverDebits()
 
@@ -270,6 +273,9 @@ func (d *Daemon) housekeeping(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 			d.sessions.Housekeep()
 			d.state.MaybeCompact(d.sessions)
+			// A call on a removed engine that ended since: its debit is
+			// queued there behind any that must stay (leaveRemovedEngines).
+			d.engines.leaveRemovedEngines(d.state.Spool())
 		}
 	}
 }
@@ -322,7 +328,9 @@ func (d *Daemon) Reload() ([]string, error) {
 	if sp := d.state.Spool(); sp != nil && !slices.Equal(old.CDRTool.Addresses, cfg.CDRTool.Addresses) {
 		// Debits owed to a removed engine move to their party's engine at
 		// their next try: now, not after their backoff, as the party's
-		// calls are held on the removed engine until they do.
+		// calls are held on the removed engine until they do: every one
+		// of them, not only each queue's head (leaveRemovedEngines).
+		d.engines.leaveRemovedEngines(sp)
 		sp.RetryNow()
 	}
 	for _, w := range changed {

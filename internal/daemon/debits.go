@@ -28,6 +28,38 @@ func (e *engines) debitOptions() debit.Options {
 	return o
 }
 
+// leaveRemovedEngines moves the debits owed to engines no longer
+// configured to their party's engine (Pool.Route) now, each one, at start
+// and at a reload. The spool's own Route moves only the head of an
+// engine's queue at each try: behind a head that must stay (its party has
+// calls in progress on the removed engine), the parties of the debits
+// queued after it would stay held on the removed engine, their calls
+// refused while it is down, for as long as that call lasts.
+func (e *engines) leaveRemovedEngines(sp *debit.Spool) {
+	if sp == nil || e.pool == nil {
+		return
+	}
+	for _, engine := range sp.Engines() {
+		if e.pool.Configured(engine) {
+			continue
+		}
+		r := sp.Reroute(engine, func(party string) string {
+			if to := e.pool.Route(party, engine); to != engine {
+				return to
+			}
+			return ""
+		})
+		if r.Moved > 0 {
+			e.log.Warn("debits owed to an engine no longer configured moved to their party's engine",
+				"engine", engine, "moved", r.Moved, "in_flight", r.InFlight)
+		}
+		if r.Err != nil {
+			e.log.Error("debits owed to an engine no longer configured moved in memory only: their records could not be written (the state log is failing)",
+				"engine", engine, "not_written", r.NotWritten, "err", r.Err)
+		}
+	}
+}
+
 func (b backend) Debits() []control.DebitInfo {
 	sp := b.d.state.Spool()
 	if sp == nil {

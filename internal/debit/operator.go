@@ -118,6 +118,20 @@ func (s *Spool) Reroute(engine string, route func(party string) string) Rerouted
 	return r
 }
 
+// Engines lists the engines debits are queued for, for a caller that
+// reroutes those of engines no longer configured (at start and reload).
+func (s *Spool) Engines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for name, w := range s.workers {
+		if w.q.n > 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // Drop forgets the debits owed for callID, durably: the engine is never
 // asked for them. It returns how many were dropped.
 func (s *Spool) Drop(callID string) (int, error) {

@@ -91,9 +91,11 @@ func (s *Spool) deleteLocked(id uint64) {
 
 // holdLocked holds e's party on e's engine while e is owed, if e charges
 // time (a 0 s debit only releases what the engine counts: the party's
-// balance is the same on every engine).
+// balance is the same on every engine). One without an engine holds
+// nothing (rating.Pool.Hold ignores it), so it is not marked held: its
+// Unhold would let go of another debit's hold of the party.
 func (s *Spool) holdLocked(e *entry) {
-	if s.opts.Hold != nil && !e.held && e.o.Debit.Duration > 0 {
+	if s.opts.Hold != nil && !e.held && e.o.Debit.Duration > 0 && e.o.Engine != "" {
 		s.opts.Hold(e.o.Debit.From, e.o.Engine)
 		e.held = true
 	}

@@ -40,6 +40,10 @@ type affinity struct {
 	// engine has them, its balance there is the party's true one: a call
 	// rated elsewhere meanwhile would be let talk what they owe.
 	owed int
+	// owedOn: the engine of the newest Hold. A debit held while calls or
+	// inits keep the party on another engine is owed there; once they
+	// end, the party follows it (followDebitsLocked).
+	owedOn string
 }
 
 // NewPool returns a pool over the engines at addrs (host[:port] each).
@@ -211,6 +215,7 @@ func (p *Pool) Unreserve(party string) {
 		return
 	}
 	a.asking--
+	p.followDebitsLocked(a)
 	p.forgetIfUnusedLocked(party, a)
 }
 
@@ -246,7 +251,8 @@ func (p *Pool) Acquire(party, engine string) {
 // delivered, dropped or moved): its next call is rated against the
 // balance that will carry the debit, and with that engine down it is
 // refused, as a call of a party with calls there would be. A party with
-// calls or inits on another engine stays there; one held there by debits
+// calls or inits on another engine stays there until they end, then
+// follows its newest debit (followDebitsLocked); one held there by debits
 // alone follows the newest (an operator's reroute moves them one by one).
 func (p *Pool) Hold(party, engine string) {
 	if engine == "" {
@@ -255,7 +261,20 @@ func (p *Pool) Hold(party, engine string) {
 	engine = NormalizeAddr(engine)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.affinityLocked(party, engine).owed++
+	a := p.affinityLocked(party, engine)
+	a.owed++
+	a.owedOn = engine
+}
+
+// followDebitsLocked moves a party that only owed debits hold now to the
+// engine of its newest one, when its last call or init on another engine
+// ended: an operator's reroute while an init asked, or a call restored
+// beside debits owed elsewhere. Held on the engine they left, its calls
+// would be refused there (or rated against a balance without them).
+func (p *Pool) followDebitsLocked(a *affinity) {
+	if a.calls == 0 && a.asking == 0 && a.owed > 0 && a.owedOn != "" && a.owedOn != a.engine {
+		p.moveLocked(a, a.owedOn)
+	}
 }
 
 // affinityLocked is the party's affinity for a call or debit on engine:
@@ -314,6 +333,7 @@ func (p *Pool) Release(party string) {
 		return
 	}
 	a.calls--
+	p.followDebitsLocked(a)
 	p.forgetIfUnusedLocked(party, a)
 }
 
