@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/callcontrol/callcontrol/internal/session"
 )
 
 // An operator's `callcontrol sessions` waiting for the table's one listing
@@ -16,27 +14,7 @@ import (
 func TestControlListingStopsWaitingWhenTheOperatorGoes(t *testing.T) {
 	logs := &logBuffer{debug: true}
 	e := newEnvLogged(t, logs, "", false)
-	e.d.sessions.Restore([]*session.Session{{CallID: "1@gone", Party: "sip:u@example.com", RURI: "sip:d@example.com",
-		Limit: session.NoLimit, Cap: session.NoLimit, Created: time.Now().Add(-time.Minute)}})
-
-	// A listing that holds the slot until told to go on.
-	holding, goOn := make(chan struct{}), make(chan struct{})
-	first := make(chan bool, 1)
-	go func() {
-		first <- e.d.sessions.Walk(nil, func(*session.Session) {
-			close(holding)
-			<-goOn
-		})
-	}()
-	<-holding
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			close(goOn)
-		}
-	}
-	defer release()
+	release := holdListingSlot(t, e)
 
 	conn, err := net.Dial("unix", e.control)
 	if err != nil {
@@ -59,8 +37,7 @@ func TestControlListingStopsWaitingWhenTheOperatorGoes(t *testing.T) {
 	// held, so it gave up waiting.
 	waitLog("the listing given up", "sessions listing given up: client went away")
 
-	release()
-	if !<-first {
+	if !release() {
 		t.Error("the listing that held the slot was cut short")
 	}
 	if got, err := e.ctl().Sessions(""); err != nil || len(got) != 1 {

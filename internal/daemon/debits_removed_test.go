@@ -51,14 +51,19 @@ func testRemovedEngineDebitsMove(t *testing.T, how string) {
 	} else if _, err := e.ctl().Reload(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(newEng.Debited("b1")) == 0 {
-		if time.Now().After(deadline) {
-			list, _ := e.ctl().Debits()
-			t.Fatalf("bob's debit not moved to the remaining engine; owed: %+v", list)
+	// delivered waits for callID's debit to reach the remaining engine.
+	delivered := func(callID, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(newEng.Debited(callID)) == 0 {
+			if time.Now().After(deadline) {
+				list, _ := e.ctl().Debits()
+				t.Fatalf("%s not moved; owed: %+v", what, list)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	delivered("b1", "bob's debit to the remaining engine")
 	if got := e.call(initReq("b2", "bob")); got != "Limited" {
 		t.Errorf("bob's next call, his debit with the remaining engine: %q, want Limited", got)
 	}
@@ -66,14 +71,7 @@ func testRemovedEngineDebitsMove(t *testing.T, how string) {
 	if got := e.call("stop\ncallid: c1"); got != "Ok" {
 		t.Fatalf("stop c1: %q", got)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for len(newEng.Debited("c1")) == 0 {
-		if time.Now().After(deadline) {
-			list, _ := e.ctl().Debits()
-			t.Fatalf("carol's debit, owed to the removed engine after it left, not moved; owed: %+v", list)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	delivered("c1", "carol's debit, owed to the removed engine after it left,")
 	if got := e.call(initReq("c2", "carol")); got != "Limited" {
 		t.Errorf("carol's next call: %q, want Limited", got)
 	}
