@@ -153,18 +153,18 @@ func (p *Pool) Route(party, from string) string {
 // except, ignoring the party's own engine.
 func (p *Pool) pickAmong(party, except string) string {
 	p.mu.Lock()
-	addrs := make([]string, 0, len(p.addrs))
-	conns := make([]*Conn, 0, len(p.addrs))
-	for _, a := range p.addrs {
-		if a != except {
-			addrs = append(addrs, a)
-			conns = append(conns, p.conns[a])
-		}
+	addrs := p.addrs // SetAddrs replaces the slice, never writes into it
+	conns := make([]*Conn, len(addrs))
+	for i, a := range addrs {
+		conns[i] = p.conns[a]
 	}
 	p.mu.Unlock()
 
 	best, bestHealthy, bestScore := "", false, uint64(0)
 	for i, a := range addrs {
+		if a == except {
+			continue
+		}
 		h := conns[i].Healthy()
 		if !h {
 			conns[i].probeIfDue()
